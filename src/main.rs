@@ -1,1 +1,58 @@
-fn main() {}
+//! The `feedbench` command line: a thin layer over the server, load generator and report
+//! crates. Each subcommand lives in its own module and returns the process exit code.
+//!
+//! Exit codes: 0 success; 1 a run that failed or was interrupted, or a regression found by
+//! `compare`; 2 a usage or input error (the message goes to stderr, prefixed `feedbench: `).
+
+mod serve_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Compare what short-polling, long-polling, WebSocket and SSE cost for one data feed, and
+/// how fast each delivers.
+///
+/// Exit codes: 0 success; 1 run failed or interrupted, or compare found a regression;
+/// 2 usage or input error.
+#[derive(Parser, Debug)]
+#[command(name = "feedbench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the data feed over every transport.
+    Serve(serve_cmd::ServeArgs),
+}
+
+fn main() {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => serve_cmd::execute(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("feedbench: {err:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,1 +1,148 @@
-//! placeholder
+//! feedbench-server: one data feed, published from one in-memory hub, served over HTTP
+//! short-polling (`/poll`), long-polling (`/longpoll`), WebSocket (`/ws`) and Server-Sent
+//! Events (`/sse`), so that the only thing that differs between transports is the transport.
+//!
+//! `start` binds, spawns the accept loop on the current tokio runtime and the publisher on
+//! its own thread, and returns a [`ServerHandle`] to read the address from and to stop the
+//! server with. PROTOCOL.md at the repository root is the wire contract.
+
+mod app;
+mod config;
+mod control;
+mod error;
+pub mod event;
+mod follow;
+pub mod hub;
+mod listener;
+mod observe;
+pub mod poll;
+pub mod process;
+mod publisher;
+pub mod query;
+mod respond;
+mod routes;
+mod sse;
+pub mod stats;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{ServerConfig, MAX_PAYLOAD_BYTES, MAX_RATE_HZ, MAX_RETAIN};
+pub use error::ServerError;
+pub use hub::{FeedConfig, Hub};
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    app: Arc<app::App>,
+    publisher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The hub, for tests and benches that publish by hand or read the feed.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.app.hub
+    }
+
+    /// The server's `/stats` document, read in-process.
+    pub fn stats(&self) -> serde_json::Value {
+        observe::stats_json(&self.app)
+    }
+
+    /// Starts a graceful shutdown: stop accepting, answer parked long-polls, close
+    /// WebSockets with 1001, end SSE streams, and let connections finish.
+    pub fn shutdown(&self) {
+        self.app.shutdown.cancel();
+    }
+
+    /// A token that is cancelled when the server shuts down; cancelling it shuts it down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.app.shutdown.clone()
+    }
+
+    /// Waits until every connection and task has ended (call `shutdown` first) and the
+    /// publisher thread has stopped.
+    pub async fn wait(mut self) {
+        self.app.shutdown.cancelled().await;
+        self.app.tracker.close();
+        self.app.tracker.wait().await;
+        self.app.hub.stop_publishing();
+        if let Some(p) = self.publisher.take() {
+            // Joining a thread blocks; it only has to notice the stop flag, which is quick.
+            let _ = tokio::task::spawn_blocking(move || p.join()).await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.app.shutdown.cancel();
+        self.app.hub.stop_publishing();
+    }
+}
+
+/// Binds `config.addr` and starts serving on the current tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
+    config.validate()?;
+    if let Err(e) = process::raise_nofile_limit() {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
+    let listener = bind(config.addr)?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Io {
+        context: "cannot read the bound address",
+        source,
+    })?;
+    let hub = Arc::new(Hub::new(
+        FeedConfig {
+            rate_hz: config.rate_hz,
+            payload_bytes: config.payload_bytes,
+        },
+        config.retain,
+    ));
+    let app = Arc::new(app::App {
+        hub: hub.clone(),
+        stats: Arc::new(stats::Stats::default()),
+        ws_config: app::ws_config(config.max_frame_bytes),
+        config,
+        shutdown: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        started: Instant::now(),
+    });
+    let publisher = publisher::spawn(hub).map_err(|source| ServerError::Io {
+        context: "cannot start the publisher thread",
+        source,
+    })?;
+    app.tracker
+        .spawn(listener::accept_loop(app.clone(), listener));
+    tracing::info!(%addr, "listening");
+    Ok(ServerHandle {
+        addr,
+        app,
+        publisher: Some(publisher),
+    })
+}
+
+fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    let bind_err = |source| ServerError::Bind { addr, source };
+    let socket = socket.map_err(bind_err)?;
+    socket.set_reuseaddr(true).map_err(bind_err)?;
+    socket.bind(addr).map_err(bind_err)?;
+    // A deep backlog so a burst of thousands of connects is not dropped by the kernel.
+    socket.listen(4096).map_err(bind_err)
+}

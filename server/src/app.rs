@@ -1,0 +1,42 @@
+//! The state every connection and handler shares.
+
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::hub::Hub;
+use crate::stats::Stats;
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct App {
+    /// The feed.
+    pub hub: Arc<Hub>,
+    /// Counters for `/stats` and `/metrics`.
+    pub stats: Arc<Stats>,
+    /// The configuration the server started with.
+    pub config: ServerConfig,
+    /// Cancelled once, when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Every task the server spawns (connections, WebSockets, SSE feeders).
+    pub tracker: TaskTracker,
+    /// Per-connection WebSocket limits and buffer sizes.
+    pub ws_config: WebSocketConfig,
+    /// When the server started, for `uptime_s`.
+    pub started: std::time::Instant,
+}
+
+/// WebSocket settings with small, explicit buffers: tungstenite's defaults allocate
+/// 128 KiB read buffers per connection, which would dominate the cost of an idle socket.
+pub fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(Some(max_frame_bytes))
+        .max_frame_size(Some(max_frame_bytes))
+        .accept_unmasked_frames(false)
+}

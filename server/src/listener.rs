@@ -1,0 +1,117 @@
+//! The accept loop and the per-connection task.
+//!
+//! Invariants:
+//! - At most `max_connections` connections are served at once; one more is answered with a
+//!   503 (best effort, never blocking) and closed at once, and counted as refused.
+//! - Accept errors never spin: descriptor exhaustion backs off and is logged once per burst.
+//! - Every connection runs under the server's `TaskTracker` and shuts down gracefully when
+//!   the token is cancelled: hyper finishes the response in flight (parked long-polls and
+//!   SSE streams end themselves on the same token), bounded by `shutdown_grace`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::app::App;
+use crate::routes;
+use crate::stats::{ConnTag, Counted, GaugeGuard};
+
+/// What a refused connection is told.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 38\r\nconnection: close\r\n\r\n{\"error\":\"too many open connections\"}";
+
+/// Back-off after an accept error that more attempts cannot fix at once (no descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts until shutdown.
+pub async fn accept_loop(app: Arc<App>, listener: TcpListener) {
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = app.shutdown.cancelled() => break,
+            res = listener.accept() => res,
+        };
+        match accepted {
+            Ok((stream, peer)) => admit(&app, stream, peer),
+            Err(e) => on_accept_error(&app, &e, &mut last_error_log).await,
+        }
+    }
+    tracing::debug!("accept loop stopped");
+}
+
+fn admit(app: &Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    let open = app.stats.open_total.load(Relaxed);
+    if open >= app.config.max_connections as i64 {
+        app.stats.refused.fetch_add(1, Relaxed);
+        // Best effort: a fresh socket's send buffer takes this at once; if not, just close.
+        let _ = stream.try_write(REFUSED);
+        return;
+    }
+    app.stats.accepted.fetch_add(1, Relaxed);
+    let _ = stream.set_nodelay(true);
+    app.tracker
+        .spawn(serve_connection(app.clone(), stream, peer));
+}
+
+async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant>) {
+    app.stats.accept_errors.fetch_add(1, Relaxed);
+    let out_of_fds = matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
+    let quiet = last_log.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+    if !quiet {
+        tracing::warn!(
+            "accept failed: {e}{}",
+            if out_of_fds { " (backing off)" } else { "" }
+        );
+        *last_log = Some(Instant::now());
+    }
+    if out_of_fds {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+        }
+    }
+}
+
+async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    let _open = GaugeGuard::new(&app.stats.open_total);
+    let tag = Arc::new(ConnTag::new(app.stats.clone()));
+    let io = TokioIo::new(Counted::new(stream, tag.clone()));
+    let svc_app = app.clone();
+    let svc_tag = tag.clone();
+    let service = service_fn(move |req| routes::handle(svc_app.clone(), svc_tag.clone(), req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config.header_timeout)
+        .max_buf_size(app.config.max_header_bytes.max(8192))
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        res = conn.as_mut() => res,
+        _ = tag.kill.notified() => {
+            tracing::debug!(%peer, "connection dropped (slow consumer)");
+            Ok(())
+        }
+        _ = app.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(app.config.shutdown_grace, conn.as_mut()).await {
+                Ok(res) => res,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+    app.stats.closed.fetch_add(1, Relaxed);
+}

@@ -1,0 +1,258 @@
+//! `GET /stats` (JSON) and `GET /metrics` (Prometheus text): the server's own view of the
+//! feed, its connections, its socket bytes and its process costs.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::process;
+use crate::respond::{self, Body};
+use crate::stats::{Class, Endpoint};
+
+/// The whole `/stats` document.
+pub fn stats_json(app: &App) -> Value {
+    let s = &app.stats;
+    let feed = app.hub.feed();
+    let g = |a: &std::sync::atomic::AtomicI64| a.load(Relaxed).max(0);
+    let total = g(&s.open_total);
+    let (ws, sse, parked, active) = (
+        g(&s.open_ws),
+        g(&s.open_sse),
+        g(&s.parked),
+        g(&s.http_active),
+    );
+    let idle = (total - ws - sse - parked - active).max(0);
+    let mut bytes = serde_json::Map::new();
+    for class in Class::ALL {
+        let b = &s.bytes[class as usize];
+        bytes.insert(
+            class.key().into(),
+            json!({"in": b.bytes_in.load(Relaxed), "out": b.bytes_out.load(Relaxed)}),
+        );
+    }
+    let (tin, tout) = s.total_bytes();
+    bytes.insert("total".into(), json!({"in": tin, "out": tout}));
+    let mut requests = serde_json::Map::new();
+    for (i, ep) in Endpoint::ALL.iter().enumerate() {
+        requests.insert(ep.key().into(), json!(s.requests[i].load(Relaxed)));
+    }
+    json!({
+        "feed": {"rate_hz": feed.rate_hz, "payload_bytes": feed.payload_bytes, "retain": app.hub.retain(), "ws_queue": app.config.ws_queue},
+        "head_seq": app.hub.head(),
+        "events_published": app.hub.published(),
+        "uptime_s": app.started.elapsed().as_secs_f64(),
+        "connections": {
+            "open": {"ws": ws, "sse": sse, "long_poll_parked": parked, "http_idle": idle, "http_active": active, "total": total},
+            "accepted": s.accepted.load(Relaxed),
+            "refused": s.refused.load(Relaxed),
+            "closed": s.closed.load(Relaxed),
+            "accept_errors": s.accept_errors.load(Relaxed),
+            "max": app.config.max_connections,
+            "slow_consumer_closed": {"ws": s.slow_ws.load(Relaxed), "sse": s.slow_sse.load(Relaxed)},
+            "ws_protocol_errors": s.ws_protocol_errors.load(Relaxed),
+        },
+        "bytes": bytes,
+        "requests": requests,
+        "process": process::sample(),
+    })
+}
+
+/// `GET /stats`.
+pub fn stats(app: &App) -> Response<Body> {
+    respond::json(StatusCode::OK, stats_json(app).to_string())
+}
+
+/// `GET /metrics`.
+pub fn metrics(app: &App) -> Response<Body> {
+    let mut resp = Response::new(respond::full(metrics_text(&stats_json(app))));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}
+
+fn one(v: &Value) -> Vec<(String, &Value)> {
+    vec![(String::new(), v)]
+}
+
+/// Renders the `/stats` document as Prometheus text exposition.
+pub fn metrics_text(st: &Value) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, &Value)]| {
+        let _ = writeln!(
+            out,
+            "# HELP feedbench_{name} {help}\n# TYPE feedbench_{name} {kind}"
+        );
+        for (labels, v) in samples {
+            let _ = writeln!(
+                out,
+                "feedbench_{name}{labels} {}",
+                v.as_f64().unwrap_or(0.0)
+            );
+        }
+    };
+    metric(
+        "feed_rate_hz",
+        "gauge",
+        "Configured feed rate in events per second.",
+        &one(&st["feed"]["rate_hz"]),
+    );
+    metric(
+        "feed_payload_bytes",
+        "gauge",
+        "Configured event payload length in bytes.",
+        &one(&st["feed"]["payload_bytes"]),
+    );
+    metric(
+        "head_seq",
+        "gauge",
+        "Sequence number of the newest event.",
+        &one(&st["head_seq"]),
+    );
+    metric(
+        "events_published_total",
+        "counter",
+        "Events published.",
+        &one(&st["events_published"]),
+    );
+    let c = &st["connections"];
+    let open: Vec<_> = ["ws", "sse", "long_poll_parked", "http_idle", "http_active"]
+        .iter()
+        .map(|k| (format!("{{state=\"{k}\"}}"), &c["open"][*k]))
+        .collect();
+    metric(
+        "connections_open",
+        "gauge",
+        "Open connections by state.",
+        &open,
+    );
+    metric(
+        "connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        &one(&c["accepted"]),
+    );
+    metric(
+        "connections_refused_total",
+        "counter",
+        "Connections refused over max-connections.",
+        &one(&c["refused"]),
+    );
+    metric(
+        "connections_closed_total",
+        "counter",
+        "Connections that ended.",
+        &one(&c["closed"]),
+    );
+    metric(
+        "accept_errors_total",
+        "counter",
+        "Errors from accept().",
+        &one(&c["accept_errors"]),
+    );
+    let slow: Vec<_> = ["ws", "sse"]
+        .iter()
+        .map(|k| {
+            (
+                format!("{{transport=\"{k}\"}}"),
+                &c["slow_consumer_closed"][*k],
+            )
+        })
+        .collect();
+    metric(
+        "slow_consumers_closed_total",
+        "counter",
+        "Push consumers closed for falling behind.",
+        &slow,
+    );
+    let mut bytes = Vec::new();
+    for class in Class::ALL {
+        for dir in ["in", "out"] {
+            bytes.push((
+                format!("{{transport=\"{}\",direction=\"{dir}\"}}", class.key()),
+                &st["bytes"][class.key()][dir],
+            ));
+        }
+    }
+    metric(
+        "socket_bytes_total",
+        "counter",
+        "Bytes moved on client sockets, by transport and direction.",
+        &bytes,
+    );
+    let reqs: Vec<_> = Endpoint::ALL
+        .iter()
+        .map(|e| {
+            (
+                format!("{{endpoint=\"{}\"}}", e.key()),
+                &st["requests"][e.key()],
+            )
+        })
+        .collect();
+    metric(
+        "requests_total",
+        "counter",
+        "HTTP requests by endpoint.",
+        &reqs,
+    );
+    let p = &st["process"];
+    metric(
+        "process_cpu_seconds_total",
+        "counter",
+        "CPU seconds (user + system).",
+        &one(&json!(
+            p["cpu_user_s"].as_f64().unwrap_or(0.0) + p["cpu_sys_s"].as_f64().unwrap_or(0.0)
+        )),
+    );
+    metric(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident set size.",
+        &one(&p["rss_bytes"]),
+    );
+    metric(
+        "process_resident_memory_peak_bytes",
+        "gauge",
+        "Peak resident set size.",
+        &one(&p["rss_peak_bytes"]),
+    );
+    metric(
+        "process_open_fds",
+        "gauge",
+        "Open file descriptors.",
+        &one(&p["open_fds"]),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_text_has_help_type_and_samples() {
+        let st = json!({
+            "feed": {"rate_hz": 10.0, "payload_bytes": 64}, "head_seq": 5, "events_published": 5,
+            "connections": {"open": {"ws": 2, "sse": 0, "long_poll_parked": 0, "http_idle": 1, "http_active": 0},
+                "accepted": 3, "refused": 0, "closed": 0, "accept_errors": 0, "slow_consumer_closed": {"ws": 1, "sse": 0}},
+            "bytes": {"ws": {"in": 7, "out": 9}}, "requests": {"ws": 2},
+            "process": {"cpu_user_s": 1.5, "cpu_sys_s": 0.5, "rss_bytes": 100, "rss_peak_bytes": 200, "open_fds": 9}
+        });
+        let text = metrics_text(&st);
+        assert!(
+            text.contains("# TYPE feedbench_head_seq gauge\nfeedbench_head_seq 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("feedbench_connections_open{state=\"ws\"} 2\n"));
+        assert!(
+            text.contains("feedbench_socket_bytes_total{transport=\"ws\",direction=\"out\"} 9\n")
+        );
+        assert!(text.contains("feedbench_slow_consumers_closed_total{transport=\"ws\"} 1\n"));
+        assert!(text.contains("feedbench_process_cpu_seconds_total 2\n"));
+    }
+}

@@ -1,0 +1,393 @@
+//! Server-wide counters: connections, requests, slow consumers and socket bytes by
+//! transport, read by `GET /stats` and `GET /metrics`.
+//!
+//! Byte accounting is at the socket: every accepted stream is wrapped in `Counted`, which
+//! adds what `read`/`write` actually moved. A connection's bytes belong to the transport
+//! class of the request it is serving ([`ConnTag::classify`]); bytes read before the first
+//! request is routed wait in the tag and move to the class when it is known (or to `other`
+//! when the connection closes unrouted). So once a transport's connections have closed, its
+//! counters equal, byte for byte, what its clients wrote and read.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+/// Transport classes for byte accounting, in the order of `Stats::bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Class {
+    /// `GET /poll`.
+    ShortPoll = 0,
+    /// `GET /longpoll`.
+    LongPoll = 1,
+    /// `GET /ws` and the WebSocket that follows.
+    Ws = 2,
+    /// `GET /sse`.
+    Sse = 3,
+    /// Everything else (control, stats, metrics, errors, unrouted connections).
+    Other = 4,
+}
+
+impl Class {
+    /// All classes, in index order.
+    pub const ALL: [Class; 5] = [
+        Class::ShortPoll,
+        Class::LongPoll,
+        Class::Ws,
+        Class::Sse,
+        Class::Other,
+    ];
+
+    /// The spelling in `/stats` and `/metrics`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Class::ShortPoll => "short_poll",
+            Class::LongPoll => "long_poll",
+            Class::Ws => "ws",
+            Class::Sse => "sse",
+            Class::Other => "other",
+        }
+    }
+}
+
+const UNCLASSIFIED: u8 = u8::MAX;
+
+/// Endpoints counted in `requests`, in the order of `Stats::requests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/poll`
+    Poll,
+    /// `/longpoll`
+    LongPoll,
+    /// `/ws`
+    Ws,
+    /// `/sse`
+    Sse,
+    /// `/control/feed`
+    Control,
+    /// `/stats`
+    Stats,
+    /// `/metrics`
+    Metrics,
+    /// `/healthz`
+    Healthz,
+    /// Anything else (404s).
+    Other,
+}
+
+impl Endpoint {
+    /// All endpoints, in index order.
+    pub const ALL: [Endpoint; 9] = [
+        Endpoint::Poll,
+        Endpoint::LongPoll,
+        Endpoint::Ws,
+        Endpoint::Sse,
+        Endpoint::Control,
+        Endpoint::Stats,
+        Endpoint::Metrics,
+        Endpoint::Healthz,
+        Endpoint::Other,
+    ];
+
+    /// The spelling in `/stats` and `/metrics`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Endpoint::Poll => "poll",
+            Endpoint::LongPoll => "longpoll",
+            Endpoint::Ws => "ws",
+            Endpoint::Sse => "sse",
+            Endpoint::Control => "control",
+            Endpoint::Stats => "stats",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
+/// Bytes in and out for one class.
+#[derive(Debug, Default)]
+pub struct ByteCounts {
+    /// Bytes read from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_out: AtomicU64,
+}
+
+/// Gauges and counters shared by every connection.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted and served.
+    pub accepted: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub refused: AtomicU64,
+    /// Served connections that have ended.
+    pub closed: AtomicU64,
+    /// Accept errors (descriptor exhaustion and the like).
+    pub accept_errors: AtomicU64,
+    /// Connections open now.
+    pub open_total: AtomicI64,
+    /// WebSockets open now.
+    pub open_ws: AtomicI64,
+    /// SSE streams open now.
+    pub open_sse: AtomicI64,
+    /// Long-polls parked now.
+    pub parked: AtomicI64,
+    /// HTTP requests being handled now (not parked, not streaming).
+    pub http_active: AtomicI64,
+    /// WebSockets closed with 1013 for falling too far behind.
+    pub slow_ws: AtomicU64,
+    /// SSE streams ended for falling too far behind.
+    pub slow_sse: AtomicU64,
+    /// WebSockets closed because the client broke the protocol.
+    pub ws_protocol_errors: AtomicU64,
+    /// Bytes by class, indexed by `Class as usize`.
+    pub bytes: [ByteCounts; 5],
+    /// Requests by endpoint, indexed like `Endpoint::ALL`.
+    pub requests: [AtomicU64; 9],
+}
+
+impl Stats {
+    /// Counts one request to `endpoint`.
+    pub fn count_request(&self, endpoint: Endpoint) {
+        let i = Endpoint::ALL
+            .iter()
+            .position(|e| *e == endpoint)
+            .unwrap_or(8);
+        self.requests[i].fetch_add(1, Relaxed);
+    }
+
+    /// Total bytes in and out over all classes.
+    pub fn total_bytes(&self) -> (u64, u64) {
+        self.bytes.iter().fold((0, 0), |(i, o), b| {
+            (i + b.bytes_in.load(Relaxed), o + b.bytes_out.load(Relaxed))
+        })
+    }
+}
+
+/// A gauge increment that is undone when dropped, so every exit path (including a client
+/// that disconnects and makes hyper drop the handler) keeps the gauge true.
+#[derive(Debug)]
+pub struct GaugeGuard<'a>(&'a AtomicI64);
+
+impl<'a> GaugeGuard<'a> {
+    /// Adds one to `gauge` until the guard is dropped.
+    pub fn new(gauge: &'a AtomicI64) -> Self {
+        gauge.fetch_add(1, Relaxed);
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Per-connection state shared between the socket wrapper and the request handlers.
+#[derive(Debug)]
+pub struct ConnTag {
+    class: AtomicU8,
+    pending_in: AtomicU64,
+    pending_out: AtomicU64,
+    stats: Arc<Stats>,
+    /// Woken to drop the connection at once (a slow SSE consumer whose socket is stuck).
+    pub kill: Notify,
+}
+
+impl ConnTag {
+    /// A tag for a new, not yet routed connection.
+    pub fn new(stats: Arc<Stats>) -> ConnTag {
+        ConnTag {
+            class: AtomicU8::new(UNCLASSIFIED),
+            pending_in: AtomicU64::new(0),
+            pending_out: AtomicU64::new(0),
+            stats,
+            kill: Notify::new(),
+        }
+    }
+
+    /// Attributes this connection's bytes to `class` from now on, including bytes read
+    /// while it was not yet routed.
+    pub fn classify(&self, class: Class) {
+        self.class.store(class as u8, Relaxed);
+        self.flush(class);
+    }
+
+    fn class(&self) -> Option<Class> {
+        Class::ALL
+            .get(usize::from(self.class.load(Relaxed)))
+            .copied()
+    }
+
+    fn flush(&self, class: Class) {
+        let b = &self.stats.bytes[class as usize];
+        let i = self.pending_in.swap(0, Relaxed);
+        let o = self.pending_out.swap(0, Relaxed);
+        if i > 0 {
+            b.bytes_in.fetch_add(i, Relaxed);
+        }
+        if o > 0 {
+            b.bytes_out.fetch_add(o, Relaxed);
+        }
+    }
+
+    fn add(&self, n: usize, inbound: bool) {
+        if n == 0 {
+            return;
+        }
+        let n = n as u64;
+        match self.class() {
+            Some(class) => {
+                let b = &self.stats.bytes[class as usize];
+                let counter = if inbound { &b.bytes_in } else { &b.bytes_out };
+                counter.fetch_add(n, Relaxed);
+                // A racing classify may have left a few bytes pending; move them now.
+                if self.pending_in.load(Relaxed) | self.pending_out.load(Relaxed) != 0 {
+                    self.flush(class);
+                }
+            }
+            None => {
+                let counter = if inbound {
+                    &self.pending_in
+                } else {
+                    &self.pending_out
+                };
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
+    /// Moves anything still pending to the connection's class (or `other`); called when
+    /// the connection ends.
+    pub fn finish(&self) {
+        self.flush(self.class().unwrap_or(Class::Other));
+    }
+}
+
+/// A stream that counts the bytes it moves into its connection's tag.
+#[derive(Debug)]
+pub struct Counted<S> {
+    inner: S,
+    tag: Arc<ConnTag>,
+}
+
+impl<S> Counted<S> {
+    /// Wraps `inner`, counting into `tag`.
+    pub fn new(inner: S, tag: Arc<ConnTag>) -> Self {
+        Counted { inner, tag }
+    }
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        self.tag.finish();
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            self.tag.add(buf.filled().len() - before, true);
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            self.tag.add(n, false);
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            self.tag.add(n, false);
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(stats: &Stats, class: Class) -> (u64, u64) {
+        let b = &stats.bytes[class as usize];
+        (b.bytes_in.load(Relaxed), b.bytes_out.load(Relaxed))
+    }
+
+    #[test]
+    fn unrouted_bytes_move_to_the_class_when_known() {
+        let stats = Arc::new(Stats::default());
+        let tag = ConnTag::new(stats.clone());
+        tag.add(100, true);
+        assert_eq!(bytes(&stats, Class::Ws), (0, 0));
+        tag.classify(Class::Ws);
+        tag.add(7, false);
+        tag.add(3, true);
+        assert_eq!(bytes(&stats, Class::Ws), (103, 7));
+        tag.finish();
+        assert_eq!(stats.total_bytes(), (103, 7));
+    }
+
+    #[test]
+    fn never_routed_connection_counts_as_other() {
+        let stats = Arc::new(Stats::default());
+        let tag = ConnTag::new(stats.clone());
+        tag.add(5, true);
+        tag.finish();
+        assert_eq!(bytes(&stats, Class::Other), (5, 0));
+    }
+
+    #[tokio::test]
+    async fn counted_stream_counts_exactly() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stats = Arc::new(Stats::default());
+        let tag = Arc::new(ConnTag::new(stats.clone()));
+        tag.classify(Class::ShortPoll);
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut counted = Counted::new(a, tag);
+        counted.write_all(b"hello").await.unwrap();
+        b.write_all(b"worlds!").await.unwrap();
+        let mut buf = [0u8; 7];
+        counted.read_exact(&mut buf).await.unwrap();
+        drop(counted);
+        assert_eq!(bytes(&stats, Class::ShortPoll), (7, 5));
+    }
+}

@@ -1,0 +1,706 @@
+//! End-to-end tests of the feed server with real clients over loopback: the same events on
+//! every transport, cursor rules, bad input, slow consumers, parked long-polls, exact byte
+//! accounting and graceful shutdown.
+
+mod util;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use util::{eventually, get, start, stat, CountingStream, Http, BOUND};
+
+type WsClient = tokio_tungstenite::WebSocketStream<CountingStream>;
+
+async fn ws_connect(addr: std::net::SocketAddr, path: &str) -> WsClient {
+    let stream = CountingStream::connect(addr).await;
+    let url = format!("ws://{addr}{path}");
+    let (ws, resp) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("ws handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+async fn next_text(ws: &mut WsClient) -> String {
+    loop {
+        let msg = tokio::time::timeout(BOUND, ws.next())
+            .await
+            .expect("ws read timed out");
+        match msg.expect("ws ended").expect("ws error") {
+            Message::Text(t) => return t.as_str().to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+fn event_jsons(server: &feedbench_server::ServerHandle, after: u64) -> Vec<String> {
+    let batch = server.hub().read_after(after, 10_000);
+    batch
+        .events
+        .iter()
+        .map(|e| e.json.as_str().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn same_events_byte_for_byte_on_every_transport() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1_000], 16); // seq 1: before anyone subscribes
+
+    let mut ws = ws_connect(addr, "/ws?after=1").await;
+    let mut sse = Http::connect(addr).await;
+    sse.send("GET", "/sse?after=1", "", b"").await;
+    let (status, headers) = sse.read_head().await;
+    assert_eq!(status, 200);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "text/event-stream"));
+    let mut lp = Http::connect(addr).await;
+    lp.send("GET", "/longpoll?after=1", "", b"").await;
+    eventually("long-poll parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+
+    server.hub().publish(&[2_000, 3_000, 4_000], 16);
+    let want = event_jsons(&server, 1);
+    assert_eq!(want.len(), 3);
+
+    let mut got_ws = Vec::new();
+    for _ in 0..3 {
+        got_ws.push(next_text(&mut ws).await);
+    }
+    assert_eq!(got_ws, want);
+
+    for (i, json) in want.iter().enumerate() {
+        let chunk = sse.read_chunk().await.expect("sse chunk");
+        assert_eq!(
+            String::from_utf8(chunk).unwrap(),
+            format!("id: {}\ndata: {json}\n\n", i + 2)
+        );
+    }
+
+    // The long-poll woke on the first publish; it may hold 1 or all 3 events. Follow the
+    // cursor with short polls until it reaches seq 4.
+    let first = lp.read_response().await;
+    assert_eq!(first.status, 200);
+    let mut got_poll: Vec<serde_json::Value> = Vec::new();
+    let mut body = first.json();
+    loop {
+        for ev in body["events"].as_array().unwrap() {
+            got_poll.push(ev.clone());
+        }
+        let next = body["next"].as_u64().unwrap();
+        if next == 4 {
+            break;
+        }
+        body = lp.get(&format!("/poll?after={next}")).await.json();
+    }
+    let want_values: Vec<serde_json::Value> = want
+        .iter()
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert_eq!(got_poll, want_values);
+    // Parsed values hide key order and spacing; the raw poll body shows them byte for byte.
+    let raw = get(addr, "/poll?after=1").await;
+    let expect = format!(
+        "{{\"events\":[{}],\"next\":4,\"missed\":0}}",
+        want.join(",")
+    );
+    assert_eq!(raw.header("content-type"), Some("application/json"));
+    assert_eq!(String::from_utf8(raw.body).unwrap(), expect);
+}
+
+#[tokio::test]
+async fn cursor_rules_with_a_tiny_ring() {
+    let server = start(|c| {
+        c.retain = 3;
+        c.ws_queue = 3;
+    })
+    .await;
+    let addr = server.local_addr();
+    let r = get(addr, "/poll").await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"events": [], "next": 0, "missed": 0})
+    );
+    server.hub().publish(&[1, 2, 3, 4, 5], 16); // ring holds 3, 4, 5
+    let body = get(addr, "/poll").await.json();
+    assert_eq!(
+        (
+            body["events"].as_array().unwrap().len(),
+            body["next"].as_u64()
+        ),
+        (0, Some(5))
+    );
+    let body = get(addr, "/poll?after=0").await.json();
+    let seqs: Vec<u64> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        (seqs, body["next"].as_u64(), body["missed"].as_u64()),
+        (vec![3, 4, 5], Some(5), Some(2))
+    );
+    let body = get(addr, "/poll?after=3&limit=1").await.json();
+    assert_eq!(
+        (
+            body["events"][0]["seq"].as_u64(),
+            body["next"].as_u64(),
+            body["missed"].as_u64()
+        ),
+        (Some(4), Some(4), Some(0))
+    );
+    let body = get(addr, "/poll?after=5").await.json();
+    assert_eq!(
+        body,
+        serde_json::json!({"events": [], "next": 5, "missed": 0})
+    );
+    let r = get(addr, "/poll?after=6").await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("ahead of the newest event (5)"));
+}
+
+#[tokio::test]
+async fn long_poll_wakes_on_publish_and_times_out() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1], 16);
+
+    // Times out: 200 with no events, after at least timeout_ms.
+    let t0 = std::time::Instant::now();
+    let body = get(addr, "/longpoll?after=1&timeout_ms=200").await.json();
+    let waited = t0.elapsed();
+    assert_eq!(
+        body,
+        serde_json::json!({"events": [], "next": 1, "missed": 0})
+    );
+    assert!(
+        waited >= Duration::from_millis(200),
+        "answered after {waited:?}"
+    );
+
+    // Wakes on publish, well before its timeout.
+    let mut lp = Http::connect(addr).await;
+    lp.send("GET", "/longpoll?after=1&timeout_ms=60000", "", b"")
+        .await;
+    eventually("parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    server.hub().publish(&[2], 16);
+    let body = lp.read_response().await.json();
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(body["events"][0]["seq"].as_u64(), Some(2));
+    assert_eq!(stat(&server, "/connections/open/long_poll_parked"), 0);
+
+    // Without a cursor it waits for the next event from now.
+    lp.send("GET", "/longpoll?timeout_ms=60000", "", b"").await;
+    eventually("parked again", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    server.hub().publish(&[3], 16);
+    let body = lp.read_response().await.json();
+    assert_eq!(
+        (body["events"][0]["seq"].as_u64(), body["next"].as_u64()),
+        (Some(3), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn bad_inputs_get_4xx_with_a_json_error() {
+    let server = start(|c| c.control_token = Some("s3cret".into())).await;
+    let addr = server.local_addr();
+    // (method, path, extra headers, body, status, substring of the error)
+    let cases: &[(&str, &str, &str, &str, u16, &str)] = &[
+        ("GET", "/poll?after=abc", "", "", 400, "after must be an unsigned integer"),
+        ("GET", "/poll?after=-1", "", "", 400, "after must be an unsigned integer"),
+        ("GET", "/poll?limit=0", "", "", 400, "limit must be in 1..=10000"),
+        ("GET", "/poll?limit=10001", "", "", 400, "limit must be in 1..=10000"),
+        ("GET", "/poll?afterr=1", "", "", 400, "unknown query parameter 'afterr'"),
+        ("GET", "/poll?after=1&after=2", "", "", 400, "more than once"),
+        ("GET", "/poll?timeout_ms=5", "", "", 400, "unknown query parameter 'timeout_ms'"),
+        ("GET", "/longpoll?timeout_ms=999999", "", "", 400, "timeout_ms must be in 0..=120000"),
+        ("GET", "/longpoll?after=99", "", "", 400, "ahead of the newest event"),
+        ("GET", "/nope", "", "", 404, "no such path: /nope"),
+        ("POST", "/poll", "", "", 405, "method not allowed"),
+        ("DELETE", "/control/feed", "", "", 405, "GET, PUT"),
+        ("GET", "/ws", "", "", 400, "not a WebSocket upgrade"),
+        ("GET", "/ws", "connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n", "", 400, "Sec-WebSocket-Key header missing"),
+        ("GET", "/ws", "connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 8\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 400, "Sec-WebSocket-Version must be 13"),
+        ("POST", "/ws", "", "", 405, "method not allowed"),
+        ("GET", "/sse?after=x", "", "", 400, "after must be an unsigned integer"),
+        ("GET", "/sse", "last-event-id: nope\r\n", "", 400, "Last-Event-ID"),
+        ("GET", "/stats?x=1", "", "", 400, "this endpoint takes none"),
+        ("PUT", "/control/feed", "", "{\"rate_hz\":1}", 401, "Bearer"),
+        ("PUT", "/control/feed", "authorization: Bearer wrong\r\n", "{\"rate_hz\":1}", 401, "Bearer"),
+        ("PUT", "/control/feed", "authorization: Bearer s3cret\r\n", "{\"rate_hz\":", 400, "bad control JSON"),
+        ("PUT", "/control/feed", "authorization: Bearer s3cret\r\n", "{\"rate\":1}", 400, "unknown field `rate`"),
+        ("PUT", "/control/feed", "authorization: Bearer s3cret\r\n", "{}", 400, "give rate_hz, payload_bytes or both"),
+        ("PUT", "/control/feed", "authorization: Bearer s3cret\r\n", "{\"rate_hz\":-1}", 400, "rate_hz must be"),
+        ("PUT", "/control/feed", "authorization: Bearer s3cret\r\n", "{\"payload_bytes\":99999999}", 400, "payload_bytes must be"),
+        ("PUT", "/control/feed", "authorization: Bearer s3cret\r\n", "{\"rate_hz\":\"fast\"}", 400, "bad control JSON"),
+    ];
+    for (method, path, extra, body, status, needle) in cases {
+        let mut c = Http::connect(addr).await;
+        c.send(method, path, extra, body.as_bytes()).await;
+        let r = c.read_response().await;
+        assert_eq!(
+            r.status,
+            *status,
+            "{method} {path} {body}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let err = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            err.contains(needle),
+            "{method} {path} {body}: error {err:?} lacks {needle:?}"
+        );
+    }
+    // The control endpoint still works with the token, and the feed did not change before.
+    assert_eq!(
+        get(addr, "/control/feed").await.json(),
+        serde_json::json!({"rate_hz": 0.0, "payload_bytes": 16})
+    );
+    let mut c = Http::connect(addr).await;
+    c.send(
+        "PUT",
+        "/control/feed",
+        "authorization: Bearer s3cret\r\n",
+        br#"{"payload_bytes":32}"#,
+    )
+    .await;
+    let r = c.read_response().await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            200,
+            serde_json::json!({"rate_hz": 0.0, "payload_bytes": 32})
+        )
+    );
+    // A body over the limit is refused with 413.
+    let mut c = Http::connect(addr).await;
+    let big = vec![b' '; 70 * 1024];
+    c.send(
+        "PUT",
+        "/control/feed",
+        "authorization: Bearer s3cret\r\n",
+        &big,
+    )
+    .await;
+    assert_eq!(c.read_response().await.status, 413);
+    // Healthz, metrics.
+    assert_eq!(get(addr, "/healthz").await.status, 200);
+    let m = get(addr, "/metrics").await;
+    assert!(String::from_utf8(m.body)
+        .unwrap()
+        .contains("feedbench_requests_total{endpoint=\"control\"}"));
+}
+
+#[tokio::test]
+async fn control_changes_the_feed_without_resetting_seq() {
+    let server = start(|c| c.rate_hz = 0.0).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1, 2], 16);
+    let mut c = Http::connect(addr).await;
+    c.send(
+        "PUT",
+        "/control/feed",
+        "",
+        br#"{"rate_hz":200,"payload_bytes":5}"#,
+    )
+    .await;
+    assert_eq!(c.read_response().await.status, 200);
+    eventually("events at the new rate", || async {
+        server.hub().head() >= 5
+    })
+    .await;
+    let body = get(addr, "/poll?after=2&limit=1").await.json();
+    assert_eq!(body["events"][0]["seq"].as_u64(), Some(3));
+    assert_eq!(body["events"][0]["data"].as_str().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn slow_ws_consumer_is_closed_while_a_healthy_one_keeps_up() {
+    let server = start(|c| {
+        c.ws_queue = 64;
+        c.retain = 10_000;
+    })
+    .await;
+    let addr = server.local_addr();
+    let mut slow = ws_connect(addr, "/ws").await;
+    let mut healthy = ws_connect(addr, "/ws").await;
+    eventually("both sockets open", || async {
+        stat(&server, "/connections/open/ws") == 2
+    })
+    .await;
+
+    // 16 KiB events fill the slow client's socket buffers quickly.
+    let payload = 16 * 1024;
+    let mut received = 0u64;
+    let mut published = 0u64;
+    for _round in 0..200 {
+        server.hub().publish(&[1; 20], payload);
+        published += 20;
+        for _ in 0..20 {
+            let text = next_text(&mut healthy).await;
+            received += 1;
+            assert!(
+                text.starts_with(&format!("{{\"seq\":{received},")),
+                "healthy got {}",
+                &text[..20]
+            );
+        }
+        if stat(&server, "/connections/slow_consumer_closed/ws") == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        stat(&server, "/connections/slow_consumer_closed/ws"),
+        1,
+        "slow consumer never closed after {published} events"
+    );
+    // The slow client now reads: it finds events in order and then a 1013 close.
+    let mut last_seq = 0;
+    let close = loop {
+        match tokio::time::timeout(BOUND, slow.next())
+            .await
+            .expect("slow read timed out")
+        {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                let seq = v["seq"].as_u64().unwrap();
+                assert_eq!(seq, last_seq + 1);
+                last_seq = seq;
+            }
+            Some(Ok(Message::Close(frame))) => break frame,
+            other => panic!("slow client got {other:?} after seq {last_seq}"),
+        }
+    };
+    let frame = close.expect("close frame with a code");
+    assert_eq!(frame.code, CloseCode::Again);
+    assert_eq!(frame.reason.as_str(), "slow consumer");
+    assert!(last_seq < published);
+    // The healthy one still receives.
+    server.hub().publish(&[1], 16);
+    let text = next_text(&mut healthy).await;
+    assert!(text.starts_with(&format!("{{\"seq\":{},", published + 1)));
+    eventually("slow socket gone", || async {
+        stat(&server, "/connections/open/ws") == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_sse_consumer_is_ended() {
+    let server = start(|c| {
+        c.ws_queue = 64;
+        c.retain = 10_000;
+    })
+    .await;
+    let addr = server.local_addr();
+    let mut slow = Http::connect(addr).await;
+    slow.send("GET", "/sse", "", b"").await;
+    assert_eq!(slow.read_head().await.0, 200);
+    eventually("sse open", || async {
+        stat(&server, "/connections/open/sse") == 1
+    })
+    .await;
+    for _ in 0..400 {
+        server.hub().publish(&[1; 10], 16 * 1024);
+        if stat(&server, "/connections/slow_consumer_closed/sse") == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(stat(&server, "/connections/slow_consumer_closed/sse"), 1);
+    assert!(slow.closed_by_server().await);
+    eventually("sse gauge back to 0", || async {
+        stat(&server, "/connections/open/sse") == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn parked_long_poll_of_a_vanished_client_leaves_no_waiter() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut c = Http::connect(addr).await;
+        c.send("GET", "/longpoll?timeout_ms=120000", "", b"").await;
+        clients.push(c);
+    }
+    eventually("20 parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 20
+    })
+    .await;
+    drop(clients);
+    eventually("no parked waiters", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 0
+    })
+    .await;
+    eventually("connections closed", || async {
+        stat(&server, "/connections/open/total") == 0
+    })
+    .await;
+}
+
+/// Waits until the server has finished `n` connections, then compares one class's counters
+/// with the client's own counts.
+async fn assert_bytes_match(
+    server: &feedbench_server::ServerHandle,
+    class: &str,
+    closed: u64,
+    written: u64,
+    read: u64,
+) {
+    eventually("connections finished", || async {
+        stat(server, "/connections/closed") >= closed
+    })
+    .await;
+    let st = server.stats();
+    assert_eq!(
+        st["bytes"][class]["in"].as_u64(),
+        Some(written),
+        "{class} in: {st}"
+    );
+    assert_eq!(
+        st["bytes"][class]["out"].as_u64(),
+        Some(read),
+        "{class} out: {st}"
+    );
+}
+
+#[tokio::test]
+async fn stats_byte_counters_equal_the_clients_counts() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1, 2, 3], 100);
+
+    // short-poll: keep-alive, three requests.
+    let mut c = Http::connect(addr).await;
+    for path in ["/poll?after=0", "/poll?after=2", "/poll"] {
+        assert_eq!(c.get(path).await.status, 200);
+    }
+    let counts = c.stream.counts.clone();
+    drop(c);
+    assert_bytes_match(
+        &server,
+        "short_poll",
+        1,
+        counts.written.load(Relaxed),
+        counts.read.load(Relaxed),
+    )
+    .await;
+
+    // long-poll: one parked then woken.
+    let mut c = Http::connect(addr).await;
+    c.send("GET", "/longpoll?after=3", "", b"").await;
+    eventually("parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    server.hub().publish(&[4], 100);
+    assert_eq!(c.read_response().await.status, 200);
+    let counts = c.stream.counts.clone();
+    drop(c);
+    assert_bytes_match(
+        &server,
+        "long_poll",
+        2,
+        counts.written.load(Relaxed),
+        counts.read.load(Relaxed),
+    )
+    .await;
+
+    // ws: replay, live events, a ping, a client text message, and a clean close.
+    let mut ws = ws_connect(addr, "/ws?after=2").await;
+    let counts = ws.get_ref().counts.clone();
+    next_text(&mut ws).await;
+    next_text(&mut ws).await;
+    ws.send(Message::Ping(vec![1, 2, 3].into())).await.unwrap();
+    ws.send(Message::Text("ignored".into())).await.unwrap();
+    server.hub().publish(&[5], 100);
+    let mut got_pong = false;
+    loop {
+        match tokio::time::timeout(BOUND, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Pong(p) => got_pong = p.as_ref() == [1, 2, 3],
+            Message::Text(t) if t.as_str().starts_with("{\"seq\":5,") => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    if !got_pong {
+        match tokio::time::timeout(BOUND, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Pong(p) => assert_eq!(p.as_ref(), [1, 2, 3]),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+    }
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = tokio::time::timeout(BOUND, ws.next()).await.unwrap() {}
+    drop(ws);
+    assert_bytes_match(
+        &server,
+        "ws",
+        3,
+        counts.written.load(Relaxed),
+        counts.read.load(Relaxed),
+    )
+    .await;
+
+    // sse: two events then the client leaves.
+    let mut c = Http::connect(addr).await;
+    c.send("GET", "/sse?after=3", "", b"").await;
+    c.read_head().await;
+    c.read_chunk().await.unwrap();
+    c.read_chunk().await.unwrap();
+    let counts = c.stream.counts.clone();
+    drop(c);
+    assert_bytes_match(
+        &server,
+        "sse",
+        4,
+        counts.written.load(Relaxed),
+        counts.read.load(Relaxed),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ws_steady_state_bytes_per_event_are_exact() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let mut ws = ws_connect(addr, "/ws").await;
+    eventually("ws open", || async {
+        stat(&server, "/connections/open/ws") == 1
+    })
+    .await;
+    let counts = ws.get_ref().counts.clone();
+    for (payload, header) in [(16usize, 2u64), (200, 4), (70_000, 10)] {
+        let before = counts.read.load(Relaxed);
+        server.hub().publish(&[1_700_000_000_000_000_000], payload);
+        let text = next_text(&mut ws).await;
+        let after = counts.read.load(Relaxed);
+        assert_eq!(
+            after - before,
+            text.len() as u64 + header,
+            "payload {payload}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_answers_closes_and_ends_everything() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1], 16);
+    let mut ws = ws_connect(addr, "/ws").await;
+    let mut sse = Http::connect(addr).await;
+    sse.send("GET", "/sse", "", b"").await;
+    sse.read_head().await;
+    let mut lp = Http::connect(addr).await;
+    lp.send("GET", "/longpoll?after=1&timeout_ms=120000", "", b"")
+        .await;
+    let mut idle = Http::connect(addr).await;
+    assert_eq!(idle.get("/healthz").await.status, 200);
+    eventually("all open", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+            && stat(&server, "/connections/open/ws") == 1
+            && stat(&server, "/connections/open/sse") == 1
+    })
+    .await;
+
+    let t0 = std::time::Instant::now();
+    server.shutdown();
+    // Parked long-poll: answered at once with no events.
+    let r = lp.read_response().await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            200,
+            serde_json::json!({"events": [], "next": 1, "missed": 0})
+        )
+    );
+    // WebSocket: 1001.
+    match tokio::time::timeout(BOUND, ws.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a 1001 close, got {other:?}"),
+    }
+    // SSE: the chunked body ends cleanly.
+    assert_eq!(sse.read_chunk().await, None);
+    assert!(idle.closed_by_server().await);
+    tokio::time::timeout(Duration::from_secs(2), server.wait())
+        .await
+        .expect("server stops within 2 s");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // Nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused_and_counted() {
+    let server = start(|c| c.max_connections = 3).await;
+    let addr = server.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = Http::connect(addr).await;
+        assert_eq!(c.get("/healthz").await.status, 200);
+        held.push(c);
+    }
+    let mut extra = Http::connect(addr).await;
+    let (status, _) = extra.read_head().await;
+    assert_eq!(status, 503);
+    assert!(extra.closed_by_server().await);
+    assert_eq!(stat(&server, "/connections/refused"), 1);
+    // Existing clients are unaffected; after one leaves, a new one gets in.
+    assert_eq!(held[0].get("/healthz").await.status, 200);
+    drop(held.pop());
+    eventually("a slot frees", || async {
+        stat(&server, "/connections/open/total") == 2
+    })
+    .await;
+    assert_eq!(get(addr, "/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn slowloris_header_is_cut_off_by_the_header_timeout() {
+    let server = start(|c| c.header_timeout = Duration::from_millis(300)).await;
+    let addr = server.local_addr();
+    let mut c = Http::connect(addr).await;
+    c.send_raw(b"GET /poll HTTP/1.1\r\nhost: t\r\nx-slow: ")
+        .await;
+    let t0 = std::time::Instant::now();
+    assert!(c.closed_by_server().await);
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+}
