@@ -11,7 +11,7 @@ mod config;
 mod control;
 mod error;
 pub mod event;
-mod follow;
+pub mod follow;
 pub mod hub;
 mod listener;
 mod observe;
