@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::routes;
-use crate::stats::{ConnTag, Counted, GaugeGuard};
+use crate::stats::{ConnTag, Counted};
 
 /// What a refused connection is told.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 38\r\nconnection: close\r\n\r\n{\"error\":\"too many open connections\"}";
@@ -54,6 +54,9 @@ fn admit(app: &Arc<App>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     app.stats.accepted.fetch_add(1, Relaxed);
+    // Undone by `ConnTag::finish` when the socket is dropped, which for a WebSocket is when
+    // the upgraded connection ends, not when hyper hands it over.
+    app.stats.open_total.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
     app.tracker
         .spawn(serve_connection(app.clone(), stream, peer));
@@ -82,7 +85,6 @@ async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant
 }
 
 async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
-    let _open = GaugeGuard::new(&app.stats.open_total);
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
     let io = TokioIo::new(Counted::new(stream, tag.clone()));
     let svc_app = app.clone();
@@ -113,5 +115,4 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended with an error: {e}");
     }
-    app.stats.closed.fetch_add(1, Relaxed);
 }

@@ -130,7 +130,7 @@ pub struct Stats {
     pub closed: AtomicU64,
     /// Accept errors (descriptor exhaustion and the like).
     pub accept_errors: AtomicU64,
-    /// Connections open now.
+    /// Connections open now (incremented on accept, decremented when the socket drops).
     pub open_total: AtomicI64,
     /// WebSockets open now.
     pub open_ws: AtomicI64,
@@ -263,8 +263,8 @@ impl ConnTag {
         }
     }
 
-    /// Moves anything still pending to the connection's class (or `other`); called when
-    /// the connection ends.
+    /// Moves anything still pending to the connection's class (or `other`); called once,
+    /// when the connection's socket is dropped.
     pub fn finish(&self) {
         self.flush(self.class().unwrap_or(Class::Other));
     }
@@ -287,6 +287,11 @@ impl<S> Counted<S> {
 impl<S> Drop for Counted<S> {
     fn drop(&mut self) {
         self.tag.finish();
+        // The socket is closed now: this is the one place a connection stops being open,
+        // whether hyper served it to the end or handed it to a WebSocket task.
+        let stats = &self.tag.stats;
+        stats.open_total.fetch_sub(1, Relaxed);
+        stats.closed.fetch_add(1, Relaxed);
     }
 }
 
@@ -387,7 +392,12 @@ mod tests {
         b.write_all(b"worlds!").await.unwrap();
         let mut buf = [0u8; 7];
         counted.read_exact(&mut buf).await.unwrap();
+        stats.open_total.fetch_add(1, Relaxed);
         drop(counted);
         assert_eq!(bytes(&stats, Class::ShortPoll), (7, 5));
+        assert_eq!(
+            (stats.open_total.load(Relaxed), stats.closed.load(Relaxed)),
+            (0, 1)
+        );
     }
 }
