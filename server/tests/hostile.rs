@@ -1,0 +1,246 @@
+//! The server under hostile input: fuzzed query strings and request targets, malformed
+//! WebSocket frames, and clients that vanish mid-poll in bulk.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use feedbench_server::poll::parse_params;
+use feedbench_server::query::Query;
+use proptest::prelude::*;
+use util::{eventually, start, stat, Http};
+
+/// Query-like strings: known and unknown names, numbers of every size, escapes and junk.
+fn query_strategy() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        Just("after".to_string()),
+        Just("limit".to_string()),
+        Just("timeout_ms".to_string()),
+        "[a-z_%0-9]{0,8}",
+    ];
+    let value = prop_oneof![
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        "[0-9]{0,30}",
+        "%[0-9a-fA-FxX]{0,2}",
+        ".{0,12}",
+    ];
+    prop::collection::vec((name, value, any::<bool>()), 0..5).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(n, v, with_eq)| if with_eq { format!("{n}={v}") } else { n })
+            .collect::<Vec<_>>()
+            .join("&")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// 100,000 cases: parsing never panics, and what it accepts is within the documented
+    /// ranges.
+    #[test]
+    fn query_parsing_never_panics(raw in query_strategy(), long in any::<bool>()) {
+        if let Ok(p) = parse_params(Some(&raw), long) {
+            prop_assert!((1..=10_000).contains(&p.limit));
+            prop_assert!(p.timeout <= Duration::from_millis(120_000));
+        }
+        let _ = Query::parse(Some(&raw), &["after"]);
+    }
+}
+
+/// Request targets aimed at the router: real paths, near misses and junk.
+fn target_strategy() -> impl Strategy<Value = String> {
+    let path = prop_oneof![
+        Just("/poll"),
+        Just("/longpoll"),
+        Just("/sse"),
+        Just("/ws"),
+        Just("/stats"),
+        Just("/metrics"),
+        Just("/healthz"),
+        Just("/control/feed"),
+        Just("/"),
+        Just("/poll/"),
+        Just("//poll"),
+        Just("/POLL"),
+    ];
+    (path, query_strategy(), any::<bool>()).prop_map(|(p, q, with_q)| {
+        if with_q {
+            format!("{p}?{q}")
+        } else {
+            p.to_string()
+        }
+    })
+}
+
+#[test]
+fn routing_fuzz_over_http_answers_every_request_sanely() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = start(|_| {}).await;
+        server.hub().publish(&[1, 2, 3], 8);
+        let addr = server.local_addr();
+        let mut runner = TestRunner::deterministic();
+        let methods = ["GET", "HEAD", "POST", "PUT", "DELETE"];
+        let mut client = Http::connect(addr).await;
+        for i in 0..3_000usize {
+            let target = target_strategy().new_tree(&mut runner).unwrap().current();
+            let method = methods[i % methods.len()];
+            // GET and HEAD on the push and long-poll paths park or stream by design; other
+            // methods there must get a 405 at once.
+            let holds = ["/longpoll", "/sse", "/ws"]
+                .iter()
+                .any(|p| target.starts_with(p));
+            if holds && matches!(method, "GET" | "HEAD") {
+                continue;
+            }
+            // A client sends the request target percent-encoded (RFC 3986); bytes outside
+            // its character set are hyper's to refuse (a bare 400 before routing).
+            let target: String = target
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            if method == "HEAD" {
+                // A HEAD response has headers only; check its status on a fresh connection.
+                let mut c = Http::connect(addr).await;
+                c.send(method, &target, "", b"").await;
+                let (status, _) = c.read_head().await;
+                assert!(
+                    matches!(status, 200 | 400 | 404 | 405),
+                    "{method} {target} -> {status}"
+                );
+                continue;
+            }
+            client.send(method, &target, "", b"").await;
+            let r = client.read_response().await;
+            assert!(
+                matches!(r.status, 200 | 400 | 404 | 405),
+                "{method} {target} -> {}",
+                r.status
+            );
+            if r.status >= 400 {
+                assert!(
+                    !r.body.is_empty(),
+                    "{method} {target} -> {} with an empty body",
+                    r.status
+                );
+                assert!(r.json()["error"].is_string(), "{method} {target}");
+            }
+        }
+        // Still healthy.
+        assert_eq!(util::get(addr, "/healthz").await.status, 200);
+    });
+}
+
+/// Sends a WebSocket handshake over a blocking socket, then `frame`, and returns the close
+/// code the server answers with.
+fn ws_close_code_after(addr: std::net::SocketAddr, frame: &[u8]) -> Option<u16> {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    s.write_all(frame).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (out.len() >= 4 && out[0] == 0x88).then(|| u16::from_be_bytes([out[2], out[3]]))
+}
+
+fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n < 65_536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&key);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_websocket_frames_close_with_the_right_code() {
+    let server = start(|c| c.max_frame_bytes = 1_000).await;
+    let addr = server.local_addr();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("reserved opcode 3", masked(0x3, b"hi"), 1002),
+        ("unmasked client frame", vec![0x81, 2, b'h', b'i'], 1002),
+        ("frame over --max-frame", masked(0x1, &[b'x'; 2_000]), 1009),
+        ("invalid UTF-8 text", masked(0x1, &[0xff, 0xfe]), 1007),
+        ("client close", masked(0x8, &1000u16.to_be_bytes()), 1000),
+    ];
+    for (what, frame, want) in cases {
+        let got = tokio::task::spawn_blocking(move || ws_close_code_after(addr, &frame))
+            .await
+            .unwrap();
+        assert_eq!(got, Some(want), "{what}");
+    }
+    assert_eq!(stat(&server, "/connections/ws_protocol_errors"), 4);
+    eventually("all closed", || async {
+        stat(&server, "/connections/open/total") == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn long_poll_churn_leaves_no_waiters() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let n = 2_000;
+    for round in 0..2 {
+        let mut clients = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut c = Http::connect(addr).await;
+            c.send("GET", "/longpoll?timeout_ms=120000", "", b"").await;
+            clients.push(c);
+        }
+        eventually("all parked", || async {
+            stat(&server, "/connections/open/long_poll_parked") == n as u64
+        })
+        .await;
+        drop(clients);
+        eventually("no waiters left", || async {
+            stat(&server, "/connections/open/long_poll_parked") == 0
+        })
+        .await;
+        eventually("no connections left", || async {
+            stat(&server, "/connections/open/total") == 0
+        })
+        .await;
+        assert_eq!(
+            stat(&server, "/connections/closed"),
+            ((round + 1) * n) as u64
+        );
+    }
+    // The feed still reaches a new long-poll.
+    let mut c = Http::connect(addr).await;
+    c.send("GET", "/longpoll?timeout_ms=5000", "", b"").await;
+    eventually("parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    server.hub().publish(&[1], 8);
+    assert_eq!(c.read_response().await.json()["next"].as_u64(), Some(1));
+}
