@@ -4,17 +4,22 @@
 //! Exit codes: 0 success; 1 a run that failed or was interrupted, or a regression found by
 //! `compare`; 2 a usage or input error (the message goes to stderr, prefixed `feedbench: `).
 
+mod compare_cmd;
+mod report_cmd;
 mod serve_cmd;
 
 use clap::{Parser, Subcommand};
 
 /// Compare what short-polling, long-polling, WebSocket and SSE cost for one data feed, and
 /// how fast each delivers.
-///
-/// Exit codes: 0 success; 1 run failed or interrupted, or compare found a regression;
-/// 2 usage or input error.
 #[derive(Parser, Debug)]
-#[command(name = "feedbench", version, about, long_about = None)]
+#[command(
+    name = "feedbench",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 run failed or interrupted, or compare found a regression; 2 usage or input error."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +29,10 @@ struct Cli {
 enum Command {
     /// Serve the data feed over every transport.
     Serve(serve_cmd::ServeArgs),
+    /// Turn results files into charts, an HTML page and a Markdown summary.
+    Report(report_cmd::ReportArgs),
+    /// Compare a candidate's results with a baseline's; exit 1 on a regression.
+    Compare(compare_cmd::CompareArgs),
 }
 
 fn main() {
@@ -38,6 +47,8 @@ fn main() {
     };
     let result = match cli.command {
         Command::Serve(args) => serve_cmd::execute(args),
+        Command::Report(args) => report_cmd::execute(args),
+        Command::Compare(args) => compare_cmd::execute(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -127,3 +127,80 @@ fn bad_flags_exit_two_with_a_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn out_of_descriptors_backs_off_logs_once_and_recovers() {
+    // A hard limit of 64 descriptors: the server cannot raise it, and runs out after a few
+    // dozen connections.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 64 && exec {} serve --addr 127.0.0.1:0 --rate 0",
+                env!("CARGO_BIN_EXE_feedbench")
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bash");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("feedbench listening on http://")
+        .expect("first line")
+        .to_string();
+    // The kernel completes handshakes into the listen backlog even when accept() fails.
+    let mut clients: Vec<TcpStream> = (0..120)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    for c in &mut clients {
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+            .unwrap();
+    }
+    // Give the accept loop a second of exhaustion to spin in, if it were going to.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(clients);
+    // Recovers: a new client is served (bounded wait while the backlog drains).
+    let t0 = Instant::now();
+    let stats = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "server did not recover"
+        );
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(b"GET /stats HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut resp = String::new();
+        if s.read_to_string(&mut resp).is_ok() && resp.starts_with("HTTP/1.1 200") {
+            let body = resp.split("\r\n\r\n").nth(1).unwrap().to_string();
+            break serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let errors = stats["connections"]["accept_errors"].as_u64().unwrap();
+    assert!(errors >= 1, "no accept errors recorded: {stats}");
+    // Backing off 50 ms per failure: a second of exhaustion is at most ~20 failures, not
+    // the millions a spinning loop would rack up, and little CPU.
+    assert!(errors <= 60, "accept loop spun: {errors} errors");
+    let cpu = stats["process"]["cpu_user_s"].as_f64().unwrap()
+        + stats["process"]["cpu_sys_s"].as_f64().unwrap();
+    assert!(cpu < 0.5, "server used {cpu} s of CPU");
+    signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(5))
+        .expect("exit")
+        .success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(err.matches("accept failed").count(), 1, "stderr: {err}");
+    assert!(err.contains("(backing off)"), "{err}");
+}

@@ -1,0 +1,114 @@
+//! Chart 6: requests per delivered event and the share of empty polls vs event rate, for
+//! the polling transports.
+//!
+//! One figure per (clients, payload) that has polling scenarios; the two panels side by
+//! side, a row per dataset.
+
+use std::collections::BTreeSet;
+
+use crate::charts::panel::{Dash, Figure, Panel, TickFormat};
+use crate::charts::{
+    all_variants, line_legend, line_panels, series_for, AxisSpec, ChartFigure, ChartKind, LineSpec,
+    NO_DATA,
+};
+use crate::format;
+use crate::group::{Dataset, Group, Load};
+
+/// Plans one figure per (clients, payload) with polling scenarios.
+pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
+    let variants: Vec<_> = all_variants(datasets)
+        .into_iter()
+        .filter(|v| v.transport.is_polling())
+        .collect();
+    if variants.is_empty() {
+        return Vec::new();
+    }
+    let slices: BTreeSet<(u64, u64)> = datasets
+        .iter()
+        .flat_map(|d| d.groups.iter())
+        .filter(|g| g.key.variant.transport.is_polling())
+        .map(|g| (g.key.load.clients, g.key.load.payload_bytes))
+        .collect();
+    let per_event = [LineSpec {
+        suffix: "",
+        dash: Dash::Solid,
+        metric: |s| Some(s.requests.per_event),
+    }];
+    let empty = [LineSpec {
+        suffix: "",
+        dash: Dash::Solid,
+        metric: |s| s.empty_poll_share(),
+    }];
+    let rate_axis = AxisSpec {
+        desc: "event rate (events/s, log scale)",
+        log: true,
+        ticks: TickFormat::Number,
+        fixed: None,
+
+        label_data: true,
+    };
+    let per_event_axis = AxisSpec {
+        desc: "requests per delivered event (log scale)",
+        log: true,
+        ticks: TickFormat::Number,
+        fixed: None,
+
+        label_data: false,
+    };
+    let share_axis = AxisSpec {
+        desc: "empty polls (% of requests)",
+        log: false,
+        ticks: TickFormat::Share,
+        fixed: Some((0.0, 1.05)),
+
+        label_data: false,
+    };
+    let rate_of = |g: &Group| Some(g.key.load.rate_hz()).filter(|r| *r > 0.0);
+    slices
+        .into_iter()
+        .map(|(clients, payload_bytes)| {
+            let in_slice = |l: &Load| l.clients == clients && l.payload_bytes == payload_bytes;
+            let left_series = datasets
+                .iter()
+                .map(|d| series_for(d, &variants, &in_slice, &rate_of, true, &per_event))
+                .collect();
+            let right_series = datasets
+                .iter()
+                .map(|d| series_for(d, &variants, &in_slice, &rate_of, true, &empty))
+                .collect();
+            let left = line_panels(
+                datasets,
+                left_series,
+                &rate_axis,
+                &per_event_axis,
+                "requests per delivered event; whiskers min–max",
+                NO_DATA,
+            );
+            let right = line_panels(
+                datasets,
+                right_series,
+                &rate_axis,
+                &share_axis,
+                "share of empty polls; whiskers min–max",
+                NO_DATA,
+            );
+            let rows: Vec<Vec<(u32, Panel)>> = left
+                .into_iter()
+                .zip(right)
+                .map(|(l, r)| vec![(2, l), (2, r)])
+                .collect();
+            ChartFigure {
+                kind: ChartKind::Polling,
+                stem: format!("polling-c{clients}-s{payload_bytes}"),
+                figure: Figure {
+                    title: format!(
+                        "Polling efficiency vs event rate at {} clients, {payload_bytes} B payload",
+                        format::thousands(clients)
+                    ),
+                    legend: line_legend(&variants, &rows, &[]),
+                    rows,
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,290 @@
+//! Findings and warnings: what the data says, in plain sentences.
+//!
+//! Findings compare transports at each load point (bytes, latency, server CPU) and sum up
+//! polling waste, memory and event accounting. Warnings collect whatever the runs carried
+//! that makes their figures less trustworthy: the load generator's own warnings, missed
+//! or duplicated events, errors, failed connections, scenarios that did not complete.
+//! Every number is the median over repeats.
+
+use crate::format;
+use crate::group::{Dataset, Group, Load};
+use crate::results::{RunStatus, Scenario};
+
+/// The findings for one dataset, grouped under a heading per load point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Findings {
+    /// Sentences about the whole run.
+    pub overall: Vec<String>,
+    /// `(load described, sentences)` for each load point with two or more variants.
+    pub per_load: Vec<(String, Vec<String>)>,
+}
+
+/// Computes the findings for a dataset.
+pub fn findings(dataset: &Dataset) -> Findings {
+    let mut loads: Vec<Load> = dataset.groups.iter().map(|g| g.key.load).collect();
+    loads.sort();
+    loads.dedup();
+    let per_load = loads
+        .iter()
+        .filter_map(|load| {
+            let groups: Vec<&Group> = dataset
+                .groups
+                .iter()
+                .filter(|g| g.key.load == *load)
+                .collect();
+            let sentences = load_findings(load, &groups);
+            (!sentences.is_empty()).then(|| (load.describe(), sentences))
+        })
+        .collect();
+    let mut overall = Vec::new();
+    overall.extend(polling_findings(dataset));
+    overall.extend(memory_finding(dataset));
+    overall.push(accounting_finding(dataset));
+    Findings { overall, per_load }
+}
+
+/// A label and a median for each group that has the metric.
+fn medians<'a>(
+    groups: &[&'a Group],
+    metric: impl Fn(&Scenario) -> Option<f64>,
+) -> Vec<(&'a Group, f64)> {
+    let mut v: Vec<(&Group, f64)> = groups
+        .iter()
+        .filter_map(|g| g.spread(&metric).map(|s| (*g, s.median)))
+        .filter(|(_, m)| m.is_finite())
+        .collect();
+    v.sort_by(|a, b| a.1.total_cmp(&b.1));
+    v
+}
+
+/// "N× fewer" for a ratio, with one decimal below 10.
+fn times(ratio: f64) -> String {
+    if ratio >= 10.0 {
+        format!("{}×", format::thousands(ratio.round() as u64))
+    } else {
+        format!("{:.1}×", ratio)
+    }
+}
+
+/// Short phrase for a load: `100 clients and 10 events/s`.
+fn at(load: &Load) -> String {
+    format!(
+        "{} clients and {}",
+        format::thousands(load.clients),
+        format::rate(load.rate_hz())
+    )
+}
+
+/// Bytes, latency and CPU comparisons at one load point.
+fn load_findings(load: &Load, groups: &[&Group]) -> Vec<String> {
+    let mut out = Vec::new();
+    if groups.len() < 2 {
+        return out;
+    }
+    let bytes = medians(groups, |s| Some(s.bytes.per_event).filter(|b| *b > 0.0));
+    if let (Some((best, b)), Some((worst, w))) = (bytes.first(), bytes.last()) {
+        if w / b >= 1.05 {
+            out.push(format!(
+                "At {}, {} used {} fewer bytes per event than {} ({} vs {}).",
+                at(load),
+                best.key.variant,
+                times(w / b),
+                worst.key.variant,
+                format::bytes(*b),
+                format::bytes(*w)
+            ));
+        } else {
+            out.push(format!(
+                "At {}, all transports used about the same bytes per event ({}).",
+                at(load),
+                format::bytes(*b)
+            ));
+        }
+    }
+    let p50 = medians(groups, |s| Some(s.latency_us.p50));
+    let p99 = |g: &Group| {
+        g.spread(|s| Some(s.latency_us.p99))
+            .map(|s| s.median)
+            .unwrap_or(f64::NAN)
+    };
+    if let (Some((fast, f)), Some((slow, s))) = (p50.first(), p50.last()) {
+        out.push(format!(
+            "{} delivered fastest (p50 {}, p99 {}); {} slowest (p50 {}, p99 {}).",
+            fast.key.variant,
+            format::micros(*f),
+            format::micros(p99(fast)),
+            slow.key.variant,
+            format::micros(*s),
+            format::micros(p99(slow))
+        ));
+    }
+    let cpu = medians(groups, Scenario::server_cpu_ms_per_1k_events);
+    if let (Some((cheap, c)), Some((dear, d))) = (cpu.first(), cpu.last()) {
+        if d / c.max(f64::MIN_POSITIVE) >= 1.2 {
+            out.push(format!(
+                "The server spent {} ms of CPU per 1,000 events for {} and {} ms for {} ({} as much).",
+                format::sig3(*c),
+                cheap.key.variant,
+                format::sig3(*d),
+                dear.key.variant,
+                times(d / c.max(f64::MIN_POSITIVE))
+            ));
+        }
+    }
+    out
+}
+
+/// Requests per event and empty polls at each polling variant's worst load.
+fn polling_findings(dataset: &Dataset) -> Vec<String> {
+    let mut variants: Vec<_> = dataset
+        .groups
+        .iter()
+        .map(|g| g.key.variant)
+        .filter(|v| v.transport.is_polling())
+        .collect();
+    variants.dedup();
+    variants
+        .iter()
+        .filter_map(|variant| {
+            let groups: Vec<&Group> = dataset
+                .groups
+                .iter()
+                .filter(|g| g.key.variant == *variant)
+                .collect();
+            let worst = medians(&groups, |s| Some(s.requests.per_event)).pop()?;
+            let (group, per_event) = worst;
+            let empty = group
+                .spread(Scenario::empty_poll_share)
+                .map(|s| s.median)
+                .unwrap_or(0.0);
+            let noun = if format::sig3(per_event) == "1" {
+                "request"
+            } else {
+                "requests"
+            };
+            Some(format!(
+                "{} sent up to {} {noun} per delivered event (at {}), {} of them empty.",
+                variant,
+                format::sig3(per_event),
+                at(&group.key.load),
+                format::percent(empty)
+            ))
+        })
+        .collect()
+}
+
+/// Peak server RSS across variants at the largest client count.
+fn memory_finding(dataset: &Dataset) -> Option<String> {
+    let clients = dataset.groups.iter().map(|g| g.key.load.clients).max()?;
+    let groups: Vec<&Group> = dataset
+        .groups
+        .iter()
+        .filter(|g| g.key.load.clients == clients)
+        .collect();
+    // One figure per variant: its highest median RSS over the loads at this client count.
+    let mut per_variant: Vec<(String, f64)> = Vec::new();
+    for (g, rss) in medians(&groups, |s| {
+        s.server.as_ref().map(|v| v.rss_peak_bytes as f64)
+    }) {
+        let label = g.key.variant.label();
+        match per_variant.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, r)) => *r = r.max(rss),
+            None => per_variant.push((label, rss)),
+        }
+    }
+    per_variant.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (low, high) = (per_variant.first()?, per_variant.last()?);
+    if per_variant.len() < 2 {
+        return None;
+    }
+    Some(format!(
+        "With {} clients connected, the server's peak memory ranged from {} ({}) to {} ({}).",
+        format::thousands(clients),
+        format::bytes(low.1),
+        low.0,
+        format::bytes(high.1),
+        high.0
+    ))
+}
+
+/// Whether every event arrived exactly once and in order.
+fn accounting_finding(dataset: &Dataset) -> String {
+    let all = dataset.groups.iter().flat_map(|g| g.repeats.iter());
+    let (mut missed, mut dup, mut ooo, mut delivered) = (0u64, 0u64, 0u64, 0u64);
+    for s in all {
+        missed += s.events.missed;
+        dup += s.events.duplicates;
+        ooo += s.events.out_of_order;
+        delivered += s.events.delivered;
+    }
+    if missed + dup + ooo == 0 {
+        format!(
+            "All {} deliveries arrived exactly once and in order: no event was missed, duplicated or reordered.",
+            format::thousands(delivered)
+        )
+    } else {
+        format!(
+            "Of {} deliveries, {} events were missed, {} duplicated and {} out of order (see warnings).",
+            format::thousands(delivered),
+            format::thousands(missed),
+            format::thousands(dup),
+            format::thousands(ooo)
+        )
+    }
+}
+
+/// Every warning the run carried, one sentence each, prefixed with the scenario.
+pub fn warnings(dataset: &Dataset) -> Vec<String> {
+    let r = &dataset.results;
+    let mut out = Vec::new();
+    if r.status != RunStatus::Complete {
+        let why = r.status_message.as_deref().unwrap_or("no reason given");
+        out.push(format!("The run is {}: {why}.", r.status.as_str()));
+    }
+    for s in &r.scenarios {
+        let who = format!("{} repeat {}", s.name, s.repeat);
+        if s.status != RunStatus::Complete {
+            out.push(format!("{who}: scenario {}.", s.status.as_str()));
+        }
+        for w in &s.warnings {
+            out.push(format!("{who}: {w}"));
+        }
+        let e = &s.events;
+        if e.missed > 0 {
+            out.push(format!(
+                "{who}: {} of {} deliveries missed.",
+                format::thousands(e.missed),
+                format::thousands(e.expected)
+            ));
+        }
+        if e.duplicates > 0 || e.out_of_order > 0 {
+            out.push(format!(
+                "{who}: {} duplicated and {} out-of-order deliveries.",
+                e.duplicates, e.out_of_order
+            ));
+        }
+        if s.connections.failed > 0 {
+            out.push(format!(
+                "{who}: {} of {} connections failed.",
+                s.connections.failed, s.connections.target
+            ));
+        }
+        let errors: u64 = s.errors.values().sum();
+        if errors > 0 {
+            let kinds: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            out.push(format!("{who}: {errors} errors ({}).", kinds.join(", ")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_rounds_sensibly() {
+        assert_eq!(times(2.345), "2.3×");
+        assert_eq!(times(23.4), "23×");
+    }
+}

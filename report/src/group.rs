@@ -1,0 +1,364 @@
+//! Groups a results file's scenarios into repeat sets and summarises repeats.
+//!
+//! A [`ScenarioKey`] is everything that defines what was measured (transport and
+//! parameters) apart from the repeat index, so it is what charts aggregate over and what
+//! `compare` matches on. A [`Variant`] is one legend entry (a transport, with the poll
+//! interval for short-poll); a [`Load`] is one point on a chart's axis (clients, rate,
+//! payload). Repeats are summarised as a [`Spread`]: median with min and max.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use crate::format;
+use crate::results::{Params, Results, RunStatus, Scenario, Transport};
+
+/// A rate in milli-events per second, so that keys can be compared exactly.
+fn rate_mhz(rate_hz: f64) -> u64 {
+    (rate_hz * 1_000.0).round().max(0.0) as u64
+}
+
+/// A duration in ms, so that keys can be compared exactly.
+fn secs_to_ms(secs: f64) -> u64 {
+    (secs * 1_000.0).round().max(0.0) as u64
+}
+
+/// One legend entry: a transport, with its poll interval and connection policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Variant {
+    /// The transport.
+    pub transport: Transport,
+    /// Short-poll interval; `None` for the other transports.
+    pub poll_interval_ms: Option<u64>,
+    /// Whether polling clients reused their connection.
+    pub keepalive: bool,
+}
+
+impl Variant {
+    /// The legend label: `ws`, `short-poll (1 s)`, `short-poll (1 s, no keep-alive)`.
+    pub fn label(&self) -> String {
+        let mut extras = Vec::new();
+        if let Some(ms) = self.poll_interval_ms {
+            extras.push(format::interval_ms(ms));
+        }
+        if !self.keepalive && self.transport.is_polling() {
+            extras.push("no keep-alive".to_string());
+        }
+        if extras.is_empty() {
+            self.transport.as_str().to_string()
+        } else {
+            format!("{} ({})", self.transport, extras.join(", "))
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// One load point: how many clients, how fast, how big.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Load {
+    /// Concurrent clients.
+    pub clients: u64,
+    /// Events per second × 1,000.
+    pub rate_mhz: u64,
+    /// Event payload size.
+    pub payload_bytes: u64,
+}
+
+impl Load {
+    /// Events per second.
+    pub fn rate_hz(&self) -> f64 {
+        self.rate_mhz as f64 / 1_000.0
+    }
+
+    /// A phrase naming the load: `100 clients, 10 events/s, 64 B payload`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} clients, {}, {} B payload",
+            format::thousands(self.clients),
+            format::rate(self.rate_hz()),
+            self.payload_bytes
+        )
+    }
+
+    /// A file-name fragment: `c100-r10-s64`.
+    pub fn slug(&self) -> String {
+        format!(
+            "c{}-r{}-s{}",
+            self.clients,
+            slug_number(self.rate_hz()),
+            self.payload_bytes
+        )
+    }
+}
+
+/// Spells a number for a file name: `10`, `0.5`.
+pub fn slug_number(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// What a scenario measured, apart from its repeat index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScenarioKey {
+    /// The legend entry.
+    pub variant: Variant,
+    /// The load point.
+    pub load: Load,
+    /// Measure window, ms.
+    pub duration_ms: u64,
+    /// Warm-up, ms.
+    pub warmup_ms: u64,
+}
+
+impl ScenarioKey {
+    /// The key of a scenario's parameters.
+    pub fn of(transport: Transport, params: &Params) -> ScenarioKey {
+        ScenarioKey {
+            variant: Variant {
+                transport,
+                poll_interval_ms: params.poll_interval_ms,
+                keepalive: params.keepalive,
+            },
+            load: Load {
+                clients: params.clients,
+                rate_mhz: rate_mhz(params.rate_hz),
+                payload_bytes: params.payload_bytes,
+            },
+            duration_ms: secs_to_ms(params.duration_s),
+            warmup_ms: secs_to_ms(params.warmup_s),
+        }
+    }
+
+    /// A readable name: `ws at 100 clients, 10 events/s, 64 B payload`.
+    pub fn describe(&self) -> String {
+        format!("{} at {}", self.variant.label(), self.load.describe())
+    }
+
+    /// A compact, stable name: `ws-c100-r10-s64`, `short-poll-c100-r10-s64-i1000`.
+    ///
+    /// It follows the load generator's scenario names, and adds the window only when it is
+    /// needed to tell keys apart (see [`Dataset::short_name`]).
+    pub fn slug(&self) -> String {
+        let mut s = format!("{}-{}", self.variant.transport, self.load.slug());
+        if let Some(ms) = self.variant.poll_interval_ms {
+            s.push_str(&format!("-i{ms}"));
+        }
+        if !self.variant.keepalive && self.variant.transport.is_polling() {
+            s.push_str("-nokeepalive");
+        }
+        s
+    }
+}
+
+/// Median, min and max of one metric over a scenario's repeats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The median (mean of the middle two for an even count).
+    pub median: f64,
+    /// The smallest repeat.
+    pub min: f64,
+    /// The largest repeat.
+    pub max: f64,
+    /// How many repeats.
+    pub n: usize,
+}
+
+impl Spread {
+    /// Summarises values, ignoring non-finite ones; `None` when none is left.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            n,
+        })
+    }
+
+    /// The range relative to the median, (max − min) / median; 0 for a zero median.
+    pub fn relative_range(&self) -> f64 {
+        if self.median == 0.0 {
+            0.0
+        } else {
+            (self.max - self.min) / self.median.abs()
+        }
+    }
+}
+
+/// The repeats of one scenario key.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// What they measured.
+    pub key: ScenarioKey,
+    /// The load generator's scenario name (from the first repeat).
+    pub name: String,
+    /// Every repeat, in file order, whatever its status.
+    pub repeats: Vec<Scenario>,
+}
+
+impl Group {
+    /// Repeats that can be charted: not failed and with something delivered.
+    pub fn usable(&self) -> impl Iterator<Item = &Scenario> {
+        self.repeats
+            .iter()
+            .filter(|s| s.status != RunStatus::Failed && s.events.delivered > 0)
+    }
+
+    /// Repeats that ran to the end; the only ones `compare` judges.
+    pub fn complete(&self) -> impl Iterator<Item = &Scenario> {
+        self.repeats
+            .iter()
+            .filter(|s| s.status == RunStatus::Complete)
+    }
+
+    /// The spread of a metric over the usable repeats.
+    pub fn spread(&self, metric: impl Fn(&Scenario) -> Option<f64>) -> Option<Spread> {
+        Spread::of(self.usable().filter_map(metric))
+    }
+}
+
+/// One results file with its scenarios grouped, as reports and compare use it.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// A short label for legends and headings: `baseline`, a run directory's name.
+    pub label: String,
+    /// The parsed file.
+    pub results: Results,
+    /// Repeat groups, sorted by key.
+    pub groups: Vec<Group>,
+}
+
+impl Dataset {
+    /// Groups a file's scenarios by key.
+    pub fn new(label: impl Into<String>, results: Results) -> Dataset {
+        let mut by_key: BTreeMap<ScenarioKey, Group> = BTreeMap::new();
+        for scenario in &results.scenarios {
+            let key = ScenarioKey::of(scenario.transport, &scenario.params);
+            by_key
+                .entry(key)
+                .or_insert_with(|| Group {
+                    key,
+                    name: scenario.name.clone(),
+                    repeats: Vec::new(),
+                })
+                .repeats
+                .push(scenario.clone());
+        }
+        Dataset {
+            label: label.into(),
+            results,
+            groups: by_key.into_values().collect(),
+        }
+    }
+
+    /// Adds another file's scenarios as further repeats (e.g. interleaved CI rounds).
+    pub fn merge(&mut self, other: Results) {
+        let mut all = std::mem::take(&mut self.results.scenarios);
+        all.extend(other.scenarios);
+        self.results.scenarios = all;
+        *self = Dataset::new(std::mem::take(&mut self.label), self.results.clone());
+    }
+
+    /// The group for a key, if this file measured it.
+    pub fn group(&self, key: &ScenarioKey) -> Option<&Group> {
+        self.groups
+            .binary_search_by(|g| g.key.cmp(key))
+            .ok()
+            .map(|i| &self.groups[i])
+    }
+
+    /// A short name for a group: the key's slug, plus the window when two keys differ
+    /// only by it.
+    pub fn short_name(&self, key: &ScenarioKey) -> String {
+        let clash = self
+            .groups
+            .iter()
+            .filter(|g| g.key.variant == key.variant && g.key.load == key.load)
+            .count()
+            > 1;
+        if clash {
+            format!(
+                "{}-d{}",
+                key.slug(),
+                slug_number(key.duration_ms as f64 / 1e3)
+            )
+        } else {
+            key.slug()
+        }
+    }
+}
+
+/// A default label for a results file: its run directory's name when the file is
+/// `results.json`, else the file stem.
+pub fn default_label(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "results".to_string());
+    if stem == "results" {
+        if let Some(dir) = path.parent().and_then(Path::file_name) {
+            return dir.to_string_lossy().into_owned();
+        }
+    }
+    stem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_takes_median_min_max() {
+        let s = Spread::of([3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        let s = Spread::of([4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(s.median, 2.5);
+        assert!(Spread::of([f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn variant_labels_use_user_spellings() {
+        let v = Variant {
+            transport: Transport::ShortPoll,
+            poll_interval_ms: Some(1_000),
+            keepalive: true,
+        };
+        assert_eq!(v.label(), "short-poll (1 s)");
+        let v = Variant {
+            transport: Transport::ShortPoll,
+            poll_interval_ms: Some(100),
+            keepalive: false,
+        };
+        assert_eq!(v.label(), "short-poll (100 ms, no keep-alive)");
+        let v = Variant {
+            transport: Transport::Ws,
+            poll_interval_ms: None,
+            keepalive: true,
+        };
+        assert_eq!(v.label(), "ws");
+    }
+
+    #[test]
+    fn default_label_prefers_the_run_directory() {
+        assert_eq!(
+            default_label(Path::new("bench-results/quick-2025/results.json")),
+            "quick-2025"
+        );
+        assert_eq!(default_label(Path::new("/tmp/baseline.json")), "baseline");
+    }
+}

@@ -1,0 +1,112 @@
+//! `summary.md`: run details, findings, warnings and the per-scenario table, in Markdown.
+
+use std::fmt::Write as _;
+
+use crate::charts::RenderedChart;
+use crate::findings::{findings, warnings};
+use crate::group::Dataset;
+use crate::table;
+
+/// Escapes the characters that would break a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// One line describing where and how a dataset was measured.
+pub fn run_line(d: &Dataset) -> String {
+    let r = &d.results;
+    let sha = r
+        .tool
+        .git_sha
+        .as_deref()
+        .map(|s| &s[..s.len().min(12)])
+        .unwrap_or("unknown");
+    format!(
+        "suite `{}`, {} → {}, status {}; feedbench {} ({sha}); {} ({} cores, {}), kernel {}; target {}{}",
+        r.suite,
+        r.started_at,
+        r.finished_at,
+        r.status.as_str(),
+        r.tool.version,
+        r.host.cpu_model,
+        r.host.cores,
+        crate::format::bytes(r.host.memory_bytes as f64),
+        r.host.kernel,
+        r.target,
+        if r.embedded_server { " (embedded server)" } else { "" }
+    )
+}
+
+/// Renders the whole summary.
+pub fn render(
+    title: &str,
+    datasets: &[Dataset],
+    charts: &[RenderedChart],
+    comparison: Option<&str>,
+) -> String {
+    let mut md = String::new();
+    // Writing to a String cannot fail, so the results of writeln! are ignored below.
+    let _ = writeln!(md, "# {title}\n");
+    for d in datasets {
+        let heading = if datasets.len() > 1 {
+            format!(" — {}", d.label)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(md, "## Findings{heading}\n");
+        let _ = writeln!(md, "Run: {}.\n", run_line(d));
+        let f = findings(d);
+        for s in &f.overall {
+            let _ = writeln!(md, "- {s}");
+        }
+        let _ = writeln!(md);
+        for (load, sentences) in &f.per_load {
+            let _ = writeln!(md, "**At {load}:**\n");
+            for s in sentences {
+                let _ = writeln!(md, "- {s}");
+            }
+            let _ = writeln!(md);
+        }
+        let w = warnings(d);
+        let _ = writeln!(md, "## Warnings{heading}\n");
+        if w.is_empty() {
+            let _ = writeln!(md, "None: no scenario carried a warning.\n");
+        } else {
+            for s in &w {
+                let _ = writeln!(md, "- {s}");
+            }
+            let _ = writeln!(md);
+        }
+    }
+    if let Some(comparison) = comparison {
+        let _ = writeln!(md, "## Comparison\n\n{comparison}");
+    }
+    for d in datasets {
+        let heading = if datasets.len() > 1 {
+            format!(" — {}", d.label)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(md, "## Scenarios{heading}\n");
+        let _ = writeln!(md, "Medians over repeats.\n");
+        let _ = writeln!(md, "| {} |", table::HEADINGS.join(" | "));
+        let align: Vec<&str> = (0..table::HEADINGS.len())
+            .map(|i| if table::is_numeric(i) { "---:" } else { "---" })
+            .collect();
+        let _ = writeln!(md, "| {} |", align.join(" | "));
+        for row in table::rows(d) {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "## Charts\n");
+    for c in charts {
+        let _ = writeln!(
+            md,
+            "- [{}]({}.svg) ([PNG]({}.png))",
+            c.title, c.stem, c.stem
+        );
+    }
+    md
+}

@@ -1,0 +1,83 @@
+//! The per-scenario table shared by `summary.md` and `index.html`: one row per scenario
+//! key, medians over repeats.
+
+use crate::format;
+use crate::group::{Dataset, Group, Spread};
+use crate::results::Scenario;
+
+/// Column headings.
+pub const HEADINGS: [&str; 13] = [
+    "transport",
+    "clients",
+    "rate",
+    "payload",
+    "repeats",
+    "p50 latency",
+    "p99 latency",
+    "bytes/event",
+    "overhead",
+    "requests/event",
+    "empty polls",
+    "server CPU/1k events",
+    "server peak RSS",
+];
+
+/// Columns that hold numbers (right-aligned).
+pub fn is_numeric(column: usize) -> bool {
+    column >= 1
+}
+
+/// One row of formatted cells per group.
+pub fn rows(dataset: &Dataset) -> Vec<[String; 13]> {
+    dataset.groups.iter().map(row).collect()
+}
+
+fn cell(
+    group: &Group,
+    metric: impl Fn(&Scenario) -> Option<f64>,
+    fmt: impl Fn(f64) -> String,
+) -> String {
+    match group.spread(metric) {
+        Some(Spread { median, .. }) => fmt(median),
+        None => "–".to_string(),
+    }
+}
+
+fn row(g: &Group) -> [String; 13] {
+    let polling = g.key.variant.transport.is_polling();
+    let usable = g.usable().count();
+    let repeats = if usable == g.repeats.len() {
+        usable.to_string()
+    } else {
+        format!("{usable} of {}", g.repeats.len())
+    };
+    [
+        g.key.variant.label(),
+        format::thousands(g.key.load.clients),
+        format::rate(g.key.load.rate_hz()),
+        format!("{} B", g.key.load.payload_bytes),
+        repeats,
+        cell(g, |s| Some(s.latency_us.p50), format::micros),
+        cell(g, |s| Some(s.latency_us.p99), format::micros),
+        cell(g, |s| Some(s.bytes.per_event), format::bytes),
+        cell(g, |s| Some(s.bytes.overhead_ratio), format::percent),
+        if polling {
+            cell(g, |s| Some(s.requests.per_event), format::sig3)
+        } else {
+            "–".to_string()
+        },
+        if polling {
+            cell(g, Scenario::empty_poll_share, format::percent)
+        } else {
+            "–".to_string()
+        },
+        cell(g, Scenario::server_cpu_ms_per_1k_events, |v| {
+            format!("{} ms", format::sig3(v))
+        }),
+        cell(
+            g,
+            |s| s.server.as_ref().map(|v| v.rss_peak_bytes as f64),
+            format::bytes,
+        ),
+    ]
+}
