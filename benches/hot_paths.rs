@@ -32,7 +32,13 @@ fn encode_event(c: &mut Criterion) {
 }
 
 fn poll_response(c: &mut Criterion) {
-    let hub = Hub::new(FeedConfig { rate_hz: 0.0, payload_bytes: 64 }, 10_000);
+    let hub = Hub::new(
+        FeedConfig {
+            rate_hz: 0.0,
+            payload_bytes: 64,
+        },
+        10_000,
+    );
     hub.publish(&vec![TS; 2_000], 64);
     let mut g = c.benchmark_group("poll_response");
     for n in [1u64, 100, 1_000] {
@@ -57,11 +63,15 @@ fn push_frames(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             let frame = Frame::message(ev.json_bytes(), OpCode::Data(Data::Text), true);
-            frame.format(&mut out).expect("writing into a Vec cannot fail");
+            frame
+                .format(&mut out)
+                .expect("writing into a Vec cannot fail");
             black_box(out.len())
         })
     });
-    g.bench_function("sse", |b| b.iter(|| black_box(encode_sse(ev.seq, ev.json.as_str()))));
+    g.bench_function("sse", |b| {
+        b.iter(|| black_box(encode_sse(ev.seq, ev.json.as_str())))
+    });
     g.finish();
 }
 
@@ -70,9 +80,16 @@ fn hub_fan_out(c: &mut Criterion) {
     let mut g = c.benchmark_group("hub_fan_out");
     g.throughput(Throughput::Elements(SUBSCRIBERS as u64));
     g.bench_function("10000_subscribers", |b| {
-        let hub = Hub::new(FeedConfig { rate_hz: 0.0, payload_bytes: 64 }, 100_000);
-        let mut followers: Vec<Follower> =
-            (0..SUBSCRIBERS).map(|_| Follower::new(&hub, None, 4_096)).collect();
+        let hub = Hub::new(
+            FeedConfig {
+                rate_hz: 0.0,
+                payload_bytes: 64,
+            },
+            100_000,
+        );
+        let mut followers: Vec<Follower> = (0..SUBSCRIBERS)
+            .map(|_| Follower::new(&hub, None, 4_096))
+            .collect();
         b.iter(|| {
             hub.publish(&[TS], 64);
             let mut delivered = 0usize;
@@ -92,7 +109,10 @@ fn histogram_record(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1_000));
     g.bench_function("1000_values", |b| {
         b.iter_batched_ref(
-            || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            || {
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                    .expect("valid bounds")
+            },
             |h| {
                 for i in 0..1_000u64 {
                     h.record(black_box(50 + i * 37)).expect("in range");
@@ -107,15 +127,25 @@ fn histogram_record(c: &mut Criterion) {
 fn client_parse(c: &mut Criterion) {
     let ev = Event::new(123_456, TS, 64);
     let json = ev.json.as_str().as_bytes().to_vec();
-    let hub = Hub::new(FeedConfig { rate_hz: 0.0, payload_bytes: 64 }, 1_000);
+    let hub = Hub::new(
+        FeedConfig {
+            rate_hz: 0.0,
+            payload_bytes: 64,
+        },
+        1_000,
+    );
     hub.publish(&vec![TS; 100], 64);
     let body = feedbench_server::poll::encode_body(&hub.read_after(0, 100), 0);
     let mut g = c.benchmark_group("client_parse");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("event", |b| b.iter(|| black_box(feedbench_loadgen::event::parse_event(black_box(&json)))));
+    g.bench_function("event", |b| {
+        b.iter(|| black_box(feedbench_loadgen::event::parse_event(black_box(&json))))
+    });
     g.throughput(Throughput::Elements(100));
     g.bench_function("poll_body_100", |b| {
-        b.iter(|| black_box(feedbench_loadgen::event::parse_poll_body(black_box(&body)).map(|p| p.next)))
+        b.iter(|| {
+            black_box(feedbench_loadgen::event::parse_poll_body(black_box(&body)).map(|p| p.next))
+        })
     });
     g.finish();
 }

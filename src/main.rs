@@ -5,7 +5,9 @@
 //! `compare`; 2 a usage or input error (the message goes to stderr, prefixed `feedbench: `).
 
 mod compare_cmd;
+mod load_cmd;
 mod report_cmd;
+mod run_cmd;
 mod serve_cmd;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +38,10 @@ struct Cli {
 enum Command {
     /// Serve the data feed over every transport.
     Serve(serve_cmd::ServeArgs),
+    /// Run one scenario against a running server and write its results file.
+    Load(load_cmd::LoadArgs),
+    /// Run a benchmark suite (quick, standard or a TOML file) and write results and a report.
+    Run(run_cmd::RunArgs),
     /// Turn results files into charts, an HTML page and a Markdown summary.
     Report(report_cmd::ReportArgs),
     /// Compare a candidate's results with a baseline's; exit 1 on a regression.
@@ -54,6 +60,8 @@ fn main() {
     };
     let result = match cli.command {
         Command::Serve(args) => serve_cmd::execute(args),
+        Command::Load(args) => load_cmd::execute(args),
+        Command::Run(args) => run_cmd::execute(args),
         Command::Report(args) => report_cmd::execute(args),
         Command::Compare(args) => compare_cmd::execute(args),
     };

@@ -1,1 +1,44 @@
-//! placeholder
+//! feedbench's load generator: drives short-poll, long-poll, WebSocket and SSE clients
+//! against a feed server and measures what each transport costs.
+//!
+//! Bird's-eye view: a [`scenario`] spawns client tasks ([`short_poll`], [`long_poll`],
+//! [`ws`], [`sse`]) in groups that own their histograms ([`client`]); every socket is a
+//! [`counting::CountingStream`], every event goes through sequence [`accounting`]; the
+//! scenario samples the server's `/stats` ([`stats`]) and the process's own CPU
+//! ([`sysinfo`]) and turns it all into a [`results::ScenarioResult`]. A [`runner`] runs a
+//! list of scenarios (from a [`suite`] file or one `feedbench load`) and keeps the results
+//! file current; [`embedded`] starts the server as a child process for `feedbench run`.
+//!
+//! Invariants: receive timestamps are taken when bytes are read, before parsing; bytes
+//! are counted at the socket API, never reconstructed; a failed request is data (counted
+//! by kind), only setup errors abort.
+
+pub mod accounting;
+pub mod client;
+pub mod clock;
+pub mod counting;
+pub mod embedded;
+pub mod event;
+pub mod http;
+pub mod limits;
+pub mod long_poll;
+pub mod polling;
+pub mod progress;
+pub mod results;
+pub mod rng;
+pub mod runner;
+pub mod scenario;
+pub mod schema;
+pub mod short_poll;
+pub mod sse;
+pub mod sse_parser;
+pub mod stats;
+pub mod suite;
+pub mod sysinfo;
+pub mod ws;
+
+pub use client::Target;
+pub use results::{Results, ScenarioResult, Status};
+pub use runner::{run, RunConfig};
+pub use scenario::{run_scenario, RunSignals, ScenarioSpec, Transport};
+pub use suite::Suite;

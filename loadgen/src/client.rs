@@ -1,0 +1,500 @@
+//! What every client shares: its context, connection helper, and per-group statistics.
+//!
+//! Clients run in groups: one tokio task drives up to [`GROUP_SIZE`] client futures and
+//! owns one [`GroupStats`] (histograms and counters) that those futures record into, so a
+//! thousand clients cost a few dozen histograms rather than thousands. The lock around a
+//! group's stats is never contended across threads (one task polls all its futures) and
+//! never held across an `.await`. Groups hand their stats back when they end and the
+//! scenario merges them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounting::SeqSet;
+use crate::counting::{ByteCounts, CountingStream, Window};
+use crate::event::EventHead;
+use crate::http::io_error_kind;
+use crate::scenario::Transport;
+
+/// Clients driven by one task.
+pub const GROUP_SIZE: usize = 32;
+/// Highest value the histograms track: 60 s in µs.
+pub const HIST_MAX_US: u64 = 60_000_000;
+/// How long a TCP connect may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A latency histogram in µs, 1 µs to 60 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that `new_with_bounds` accepts (low >= 1, high >= 2 * low,
+    // sigfig <= 5), so this cannot fail.
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// Where the clients connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The resolved socket address.
+    pub addr: SocketAddr,
+    /// The `host[:port]` for `Host` headers and WebSocket URLs.
+    pub host: String,
+    /// Bearer token for `PUT /control/feed`, if the server wants one.
+    pub control_token: Option<String>,
+}
+
+impl Target {
+    /// Parses an `http://host:port` URL (a trailing `/` is allowed; nothing else).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!("target {url:?} must start with http:// (https is not supported)")
+        })?;
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(format!(
+                "target {url:?} must be http://HOST:PORT without a path"
+            ));
+        }
+        let with_port = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host.to_string()
+        } else {
+            format!("{host}:80")
+        };
+        use std::net::ToSocketAddrs;
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve target {url:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("target {url:?} resolves to no address"))?;
+        Ok(Self {
+            addr,
+            host: host.to_string(),
+            control_token: None,
+        })
+    }
+
+    /// The target as a URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.host)
+    }
+}
+
+/// Per-client settings.
+#[derive(Debug, Clone)]
+pub struct ClientParams {
+    /// The transport.
+    pub transport: Transport,
+    /// Short-poll interval.
+    pub poll_interval: Duration,
+    /// Keep connections alive between polls.
+    pub keepalive: bool,
+    /// Seed for short-poll phases.
+    pub seed: u64,
+}
+
+/// What every client of a scenario shares.
+#[derive(Debug)]
+pub struct ClientCtx {
+    /// Where to connect.
+    pub target: Target,
+    /// Client settings.
+    pub params: ClientParams,
+    /// The measure window.
+    pub window: Arc<Window>,
+    /// Cancelled to end the clients (disconnect phase).
+    pub stop: CancellationToken,
+    /// Live counters for the controller and progress display.
+    pub live: Arc<LiveStats>,
+    /// Bounds connects in flight, so a burst does not overflow the server's backlog.
+    pub connect_limit: Semaphore,
+    /// Origin of the short-poll schedules.
+    pub epoch: Instant,
+}
+
+/// Live per-client state the controller reads.
+#[derive(Debug, Default)]
+pub struct ClientLive {
+    /// Highest seq received (0: none yet).
+    pub highest: AtomicU64,
+    /// 1 once the client has connected at least once.
+    pub ready: AtomicU64,
+}
+
+/// Counters shared by all clients, read by the controller and the progress display.
+#[derive(Debug)]
+pub struct LiveStats {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Most connections open at once.
+    pub peak_open: AtomicU64,
+    /// Clients that have connected at least once.
+    pub ready: AtomicU64,
+    /// Events received in the window so far.
+    pub delivered: AtomicU64,
+    /// Errors so far.
+    pub errors: AtomicU64,
+    /// Recent in-window latencies, merged in batches by the groups.
+    pub latency: Mutex<Histogram<u64>>,
+    /// One entry per client.
+    pub clients: Vec<ClientLive>,
+}
+
+impl LiveStats {
+    /// Live stats for `n_clients` clients.
+    pub fn new(n_clients: usize) -> Self {
+        Self {
+            open: AtomicU64::new(0),
+            peak_open: AtomicU64::new(0),
+            ready: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency: Mutex::new(new_histogram()),
+            clients: (0..n_clients).map(|_| ClientLive::default()).collect(),
+        }
+    }
+
+    /// How many clients have received seq `target` or later.
+    pub fn caught_up(&self, target: u64) -> usize {
+        self.clients
+            .iter()
+            .filter(|c| c.highest.load(Ordering::Relaxed) >= target)
+            .count()
+    }
+}
+
+/// Marks a connection open for as long as it lives.
+#[derive(Debug)]
+pub struct OpenGuard<'a>(&'a LiveStats);
+
+impl<'a> OpenGuard<'a> {
+    fn new(live: &'a LiveStats) -> Self {
+        let now = live.open.fetch_add(1, Ordering::Relaxed) + 1;
+        live.peak_open.fetch_max(now, Ordering::Relaxed);
+        Self(live)
+    }
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Statistics of one group of clients (merged over groups for the scenario).
+#[derive(Debug)]
+pub struct GroupStats {
+    /// Delivery latency of in-window events, µs.
+    pub latency: Histogram<u64>,
+    /// Request latency of in-window polls, µs.
+    pub request_latency: Histogram<u64>,
+    /// Time to connect, µs.
+    pub connect: Histogram<u64>,
+    /// Short-poll lateness of timer wake-ups against the schedule, µs.
+    pub schedule_lag: Histogram<u64>,
+    /// Latencies not yet merged into the live histogram.
+    recent: Histogram<u64>,
+    recent_since: Instant,
+    /// Event JSON bytes received during the window.
+    pub payload_bytes: u64,
+    /// Events received during the window (the byte figures' denominator).
+    pub window_events: u64,
+    /// In-window events received again.
+    pub duplicates: u64,
+    /// In-window events received after a later seq.
+    pub out_of_order: u64,
+    /// Sum of the server's `missed` fields.
+    pub server_missed: u64,
+    /// Requests sent during the window.
+    pub requests_sent: u64,
+    /// Requests sent overall.
+    pub requests_total: u64,
+    /// In-window responses without events.
+    pub empty: u64,
+    /// Short-poll ticks skipped because a response came late.
+    pub missed_ticks: u64,
+    /// Connections established.
+    pub opened: u64,
+    /// Connection attempts that failed.
+    pub failed: u64,
+    /// Bytes of all connections that ended.
+    pub bytes: ByteCounts,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Per-client seqs received in the window.
+    pub seqs: Vec<SeqSet>,
+}
+
+impl GroupStats {
+    /// Empty stats.
+    pub fn new() -> Self {
+        Self {
+            latency: new_histogram(),
+            request_latency: new_histogram(),
+            connect: new_histogram(),
+            schedule_lag: new_histogram(),
+            recent: new_histogram(),
+            recent_since: Instant::now(),
+            payload_bytes: 0,
+            window_events: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            server_missed: 0,
+            requests_sent: 0,
+            requests_total: 0,
+            empty: 0,
+            missed_ticks: 0,
+            opened: 0,
+            failed: 0,
+            bytes: ByteCounts::default(),
+            errors: BTreeMap::new(),
+            seqs: Vec::new(),
+        }
+    }
+
+    /// Merges `other` into `self`.
+    pub fn merge(&mut self, other: GroupStats) {
+        // `add` fails only when the source holds values beyond our bounds; all histograms
+        // share the same bounds and every value was clamped on record.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.request_latency.add(&other.request_latency);
+        let _ = self.connect.add(&other.connect);
+        let _ = self.schedule_lag.add(&other.schedule_lag);
+        self.payload_bytes += other.payload_bytes;
+        self.window_events += other.window_events;
+        self.duplicates += other.duplicates;
+        self.out_of_order += other.out_of_order;
+        self.server_missed += other.server_missed;
+        self.requests_sent += other.requests_sent;
+        self.requests_total += other.requests_total;
+        self.empty += other.empty;
+        self.missed_ticks += other.missed_ticks;
+        self.opened += other.opened;
+        self.failed += other.failed;
+        self.bytes.add(&other.bytes);
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.seqs.extend(other.seqs);
+    }
+
+    fn flush_recent(&mut self, live: &LiveStats) {
+        if self.recent.is_empty() {
+            return;
+        }
+        if let Ok(mut h) = live.latency.lock() {
+            let _ = h.add(&self.recent);
+        }
+        self.recent.reset();
+        self.recent_since = Instant::now();
+    }
+}
+
+impl Default for GroupStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Records into `h`, clamping to the histogram's range.
+pub fn record_us(h: &mut Histogram<u64>, us: u64) {
+    h.saturating_record(us.clamp(1, HIST_MAX_US));
+}
+
+/// One client's own state plus a handle to its group's stats.
+#[derive(Debug)]
+pub struct ClientState<'g> {
+    /// Index of the client in the scenario.
+    pub index: usize,
+    group: &'g Mutex<GroupStats>,
+    ctx: &'g ClientCtx,
+    seen: SeqSet,
+    highest: u64,
+}
+
+impl<'g> ClientState<'g> {
+    /// State for client `index`.
+    pub fn new(index: usize, ctx: &'g ClientCtx, group: &'g Mutex<GroupStats>) -> Self {
+        Self {
+            index,
+            group,
+            ctx,
+            seen: SeqSet::new(),
+            highest: 0,
+        }
+    }
+
+    /// The highest seq received so far (the cursor), 0 if none.
+    pub fn highest(&self) -> u64 {
+        self.highest
+    }
+
+    /// Runs `f` on the group's stats.
+    pub fn with_stats<R>(&self, f: impl FnOnce(&mut GroupStats) -> R) -> R {
+        // A poisoned lock means another client future panicked while recording; its
+        // numbers are lost either way, so keep recording into what is there.
+        let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    /// Accounts one received event: `json_len` bytes of event JSON read at `recv_ns`.
+    pub fn on_event(&mut self, ev: EventHead, json_len: usize, recv_ns: u64) {
+        let window = &self.ctx.window;
+        let received_in_window = window.contains(recv_ns);
+        let mut latency_us = None;
+        let (mut duplicate, mut out_of_order) = (false, false);
+        if window.contains(ev.ts) {
+            match self.seen.insert(ev.seq) {
+                Some(false) => duplicate = true,
+                _ => {
+                    out_of_order = ev.seq < self.highest;
+                    latency_us = Some(recv_ns.saturating_sub(ev.ts) / 1000);
+                }
+            }
+        }
+        if ev.seq > self.highest {
+            self.highest = ev.seq;
+            self.ctx.live.clients[self.index]
+                .highest
+                .store(ev.seq, Ordering::Relaxed);
+        }
+        if !received_in_window && latency_us.is_none() && !duplicate {
+            return;
+        }
+        let live = &self.ctx.live;
+        self.with_stats(|g| {
+            if received_in_window {
+                g.payload_bytes += json_len as u64;
+                g.window_events += 1;
+            }
+            g.duplicates += duplicate as u64;
+            g.out_of_order += out_of_order as u64;
+            if let Some(us) = latency_us {
+                record_us(&mut g.latency, us);
+                record_us(&mut g.recent, us);
+                live.delivered.fetch_add(1, Ordering::Relaxed);
+                if g.recent_since.elapsed() > Duration::from_millis(250) {
+                    g.flush_recent(live);
+                }
+            }
+        });
+    }
+
+    /// Counts an error of `kind`.
+    pub fn error(&self, kind: &str) {
+        self.ctx.live.errors.fetch_add(1, Ordering::Relaxed);
+        self.with_stats(|g| *g.errors.entry(kind.to_string()).or_default() += 1);
+    }
+
+    /// Adds the bytes of a finished connection.
+    pub fn add_bytes(&self, counts: &ByteCounts) {
+        self.with_stats(|g| g.bytes.add(counts));
+    }
+
+    /// Marks the client ready (connected at least once).
+    pub fn mark_ready(&self) {
+        let me = &self.ctx.live.clients[self.index];
+        if me.ready.swap(1, Ordering::Relaxed) == 0 {
+            self.ctx.live.ready.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Opens a TCP connection to the target, counting it; `None` (error counted) on failure.
+    pub async fn connect(&self) -> Option<(CountingStream<TcpStream>, OpenGuard<'g>, Instant)> {
+        let ctx = self.ctx;
+        // The semaphore is never closed, so acquire cannot fail.
+        let _permit = ctx.connect_limit.acquire().await.ok()?;
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ctx.target.addr)).await;
+        let stream = match result {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                self.connect_failed(match io_error_kind(&e) {
+                    "connect_refused" => "connect_refused",
+                    "addr_not_available" => "connect_no_local_port",
+                    _ => "connect_other",
+                });
+                return None;
+            }
+            Err(_) => {
+                self.connect_failed("connect_timeout");
+                return None;
+            }
+        };
+        // Events are small and latency-critical: never let Nagle hold a request back.
+        let _ = stream.set_nodelay(true);
+        self.with_stats(|g| g.opened += 1);
+        let guard = OpenGuard::new(&ctx.live);
+        Some((
+            CountingStream::new(stream, ctx.window.clone()),
+            guard,
+            started,
+        ))
+    }
+
+    /// Records a connect time measured from `started` (TCP plus the transport's handshake).
+    pub fn connected(&self, started: Instant) {
+        let us = started.elapsed().as_micros() as u64;
+        self.with_stats(|g| record_us(&mut g.connect, us));
+        self.mark_ready();
+    }
+
+    fn connect_failed(&self, kind: &str) {
+        self.with_stats(|g| g.failed += 1);
+        self.error(kind);
+    }
+
+    /// Hands the client's seq set to the group when it ends.
+    pub fn finish(self) {
+        let seen = self.seen;
+        let group = self.group;
+        let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
+        g.seqs.push(seen);
+        g.flush_recent(&self.ctx.live);
+    }
+
+    /// The shared context.
+    pub fn ctx(&self) -> &'g ClientCtx {
+        self.ctx
+    }
+}
+
+/// Sleeps for a reconnect back-off after `failures` consecutive failures; returns `false`
+/// if the client was stopped meanwhile.
+pub async fn backoff(ctx: &ClientCtx, failures: u32) -> bool {
+    let ms = (50u64 << failures.min(5)).min(1000);
+    tokio::select! {
+        _ = ctx.stop.cancelled() => false,
+        _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        let t = Target::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(t.host, "127.0.0.1:8080");
+        assert_eq!(t.url(), "http://127.0.0.1:8080");
+        assert!(Target::parse("https://x:1")
+            .unwrap_err()
+            .contains("http://"));
+        assert!(Target::parse("http://127.0.0.1:1/x")
+            .unwrap_err()
+            .contains("without a path"));
+        assert_eq!(Target::parse("http://127.0.0.1").unwrap().addr.port(), 80);
+    }
+}

@@ -1,0 +1,505 @@
+//! A small HTTP/1.1 client for the polling transports and the SSE stream.
+//!
+//! Hand-written over a [`CountingStream`] rather than hyper's client so that every byte is
+//! accounted exactly and a request costs one `write` and as few `read`s as the kernel
+//! allows. It speaks just what feedbench needs: `GET`/`PUT` with a small body, response
+//! heads parsed with `httparse`, bodies framed by `Content-Length`, chunked transfer
+//! encoding, or the end of the connection. The chunked decoder is incremental so the SSE
+//! client can feed a never-ending body through it.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::counting::CountingStream;
+
+/// Largest response head accepted.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest response body accepted (a poll answer with 10,000 large events fits).
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// Why an HTTP exchange failed; [`HttpError::kind`] names it for the error counts.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the connection before the response was complete.
+    #[error("connection closed before the response was complete")]
+    Closed,
+    /// The response is not valid HTTP/1.1 or breaks a limit.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+}
+
+impl HttpError {
+    /// A short stable name for the error counts in results.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HttpError::Io(e) => io_error_kind(e),
+            HttpError::Closed => "closed",
+            HttpError::BadResponse(_) => "bad_response",
+        }
+    }
+}
+
+/// A short stable name for an I/O error.
+pub fn io_error_kind(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "connect_refused",
+        K::ConnectionReset => "connection_reset",
+        K::ConnectionAborted => "connection_aborted",
+        K::BrokenPipe => "broken_pipe",
+        K::TimedOut => "timeout",
+        K::UnexpectedEof => "closed",
+        K::AddrNotAvailable => "addr_not_available",
+        _ => "io_other",
+    }
+}
+
+/// How a response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// `Content-Length: N`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the server closes the connection.
+    UntilClose,
+    /// No body (1xx, 204, 304).
+    Empty,
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    /// Status code.
+    pub status: u16,
+    /// Body framing.
+    pub framing: BodyFraming,
+    /// Whether the connection stays open after this response.
+    pub keep_alive: bool,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// Bytes the head took on the wire.
+    pub head_len: usize,
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The head.
+    pub head: ResponseHead,
+    /// The decoded body.
+    pub body: Bytes,
+    /// Unix ns of the read that completed the response.
+    pub recv_ns: u64,
+}
+
+/// Parses a response head from the start of `buf`; `Ok(None)` if more bytes are needed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD_BYTES {
+                return Err(HttpError::BadResponse("response head too large".into()));
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(HttpError::BadResponse(format!("unparsable head: {e}"))),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut keep_alive = resp.version == Some(1);
+    let mut content_length = None;
+    let mut chunked = false;
+    let mut content_type = None;
+    for h in resp.headers.iter() {
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| HttpError::BadResponse(format!("header {} is not utf-8", h.name)))?
+            .trim();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = value
+                .parse::<u64>()
+                .map_err(|_| HttpError::BadResponse(format!("bad content-length {value:?}")))?;
+            content_length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value.to_string());
+        }
+    }
+    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
+        BodyFraming::Empty
+    } else if chunked {
+        BodyFraming::Chunked
+    } else if let Some(n) = content_length {
+        BodyFraming::Length(n)
+    } else {
+        keep_alive = false;
+        BodyFraming::UntilClose
+    };
+    Ok(Some(ResponseHead {
+        status,
+        framing,
+        keep_alive,
+        content_type,
+        head_len,
+    }))
+}
+
+/// Incremental decoder for `Transfer-Encoding: chunked`.
+#[derive(Debug, Default)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Expecting a chunk-size line.
+    #[default]
+    Size,
+    /// Inside a chunk, this many data bytes to go.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk, expecting trailer lines up to an empty line.
+    Trailer,
+    /// The body is complete.
+    Done,
+}
+
+impl ChunkedDecoder {
+    /// A decoder at the start of a body.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the terminating chunk and trailer have been seen.
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Decodes as much of `input` as possible, consuming it and appending data to `out`.
+    /// Returns whether the body is complete; bytes after the body stay in `input`.
+    pub fn decode(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, HttpError> {
+        loop {
+            match self.state {
+                ChunkState::Done => return Ok(true),
+                ChunkState::Size => {
+                    let Some(line) = take_line(input)? else {
+                        return Ok(false);
+                    };
+                    let text = std::str::from_utf8(&line)
+                        .map_err(|_| HttpError::BadResponse("chunk size is not ascii".into()))?;
+                    let hex = text.split(';').next().unwrap_or("").trim();
+                    let size = u64::from_str_radix(hex, 16)
+                        .map_err(|_| HttpError::BadResponse(format!("bad chunk size {hex:?}")))?;
+                    self.state = if size == 0 {
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    if input.is_empty() {
+                        return Ok(false);
+                    }
+                    let n = (left as usize).min(input.len());
+                    out.extend_from_slice(&input[..n]);
+                    input.advance(n);
+                    let left = left - n as u64;
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    if input.len() < 2 {
+                        return Ok(false);
+                    }
+                    if &input[..2] != b"\r\n" {
+                        return Err(HttpError::BadResponse(
+                            "chunk data not followed by CRLF".into(),
+                        ));
+                    }
+                    input.advance(2);
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailer => {
+                    let Some(line) = take_line(input)? else {
+                        return Ok(false);
+                    };
+                    if line.is_empty() {
+                        self.state = ChunkState::Done;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Takes one CRLF-terminated line (without the CRLF) off the front of `input`.
+fn take_line(input: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
+    match input.windows(2).position(|w| w == b"\r\n") {
+        Some(i) => {
+            let line = input.split_to(i);
+            input.advance(2);
+            Ok(Some(line))
+        }
+        None if input.len() > 4096 => Err(HttpError::BadResponse("chunk line too long".into())),
+        None => Ok(None),
+    }
+}
+
+/// One HTTP/1.1 connection.
+#[derive(Debug)]
+pub struct HttpConn<S> {
+    stream: CountingStream<S>,
+    buf: BytesMut,
+    host: String,
+    request: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
+    /// Wraps a connected stream; `host` goes into the `Host` header.
+    pub fn new(stream: CountingStream<S>, host: &str) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(8 * 1024),
+            host: host.to_string(),
+            request: Vec::with_capacity(256),
+        }
+    }
+
+    /// The counting stream.
+    pub fn stream(&self) -> &CountingStream<S> {
+        &self.stream
+    }
+
+    /// The counting stream, mutably (to end setup).
+    pub fn stream_mut(&mut self) -> &mut CountingStream<S> {
+        &mut self.stream
+    }
+
+    /// Bytes read but not consumed yet.
+    pub fn buffered(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Writes a request. `extra_headers` are complete `Name: value\r\n` lines.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        extra_headers: &str,
+        body: &[u8],
+    ) -> Result<(), HttpError> {
+        use std::io::Write as _;
+        self.request.clear();
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            self.request,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra_headers}",
+            self.host
+        );
+        if !body.is_empty() || method != "GET" {
+            let _ = write!(self.request, "Content-Length: {}\r\n", body.len());
+        }
+        self.request.extend_from_slice(b"\r\n");
+        self.request.extend_from_slice(body);
+        self.stream.write_all(&self.request).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// Reads more bytes into the buffer; returns how many (0 at end of stream).
+    pub async fn read_more(&mut self) -> Result<usize, HttpError> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        Ok(self.stream.read_buf(&mut self.buf).await?)
+    }
+
+    /// Reads a response head, leaving any body bytes in the buffer.
+    pub async fn read_head(&mut self) -> Result<ResponseHead, HttpError> {
+        loop {
+            if let Some(head) = parse_head(&self.buf)? {
+                self.buf.advance(head.head_len);
+                return Ok(head);
+            }
+            if self.read_more().await? == 0 {
+                return Err(HttpError::Closed);
+            }
+        }
+    }
+
+    /// Reads the complete body framed as `head` says.
+    pub async fn read_body(&mut self, head: &ResponseHead) -> Result<Bytes, HttpError> {
+        match head.framing {
+            BodyFraming::Empty => Ok(Bytes::new()),
+            BodyFraming::Length(n) => {
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= MAX_BODY_BYTES)
+                    .ok_or_else(|| {
+                        HttpError::BadResponse(format!("body of {n} bytes is too large"))
+                    })?;
+                while self.buf.len() < n {
+                    if self.read_more().await? == 0 {
+                        return Err(HttpError::Closed);
+                    }
+                }
+                Ok(self.buf.split_to(n).freeze())
+            }
+            BodyFraming::Chunked => {
+                let mut decoder = ChunkedDecoder::new();
+                let mut out = BytesMut::new();
+                while !decoder.decode(&mut self.buf, &mut out)? {
+                    if out.len() > MAX_BODY_BYTES {
+                        return Err(HttpError::BadResponse("chunked body too large".into()));
+                    }
+                    if self.read_more().await? == 0 {
+                        return Err(HttpError::Closed);
+                    }
+                }
+                Ok(out.freeze())
+            }
+            BodyFraming::UntilClose => {
+                while self.read_more().await? > 0 {
+                    if self.buf.len() > MAX_BODY_BYTES {
+                        return Err(HttpError::BadResponse("body too large".into()));
+                    }
+                }
+                Ok(self.buf.split().freeze())
+            }
+        }
+    }
+
+    /// Sends a `GET` and reads the whole response.
+    pub async fn get(&mut self, path: &str, extra_headers: &str) -> Result<Response, HttpError> {
+        self.send("GET", path, extra_headers, &[]).await?;
+        self.read_response().await
+    }
+
+    /// Reads one complete response.
+    pub async fn read_response(&mut self) -> Result<Response, HttpError> {
+        let head = self.read_head().await?;
+        let body = self.read_body(&head).await?;
+        Ok(Response {
+            head,
+            body,
+            recv_ns: self.stream.last_read_ns(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+
+    use crate::counting::Window;
+
+    #[test]
+    fn parses_heads() {
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\n\r\n{\"a\":1}";
+        let head = parse_head(raw).unwrap().unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.framing, BodyFraming::Length(12));
+        assert!(head.keep_alive);
+        assert_eq!(head.content_type.as_deref(), Some("application/json"));
+        assert_eq!(head.head_len, raw.len() - 7);
+
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le")
+            .unwrap()
+            .is_none());
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, BodyFraming::Chunked);
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.framing, BodyFraming::UntilClose);
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, BodyFraming::Empty);
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 abc\r\n\r\n"),
+            Err(HttpError::BadResponse(_))
+        ));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
+            Err(HttpError::BadResponse(m)) if m.contains("content-length")
+        ));
+    }
+
+    #[test]
+    fn decodes_chunks_incrementally() {
+        let wire = b"5;ext=1\r\nhello\r\nb\r\n world!!!!!\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        // Feed the body one byte at a time: the decoder must not care where reads split.
+        let mut dec = ChunkedDecoder::new();
+        let mut input = BytesMut::new();
+        let mut out = BytesMut::new();
+        let mut done_at = None;
+        for (i, b) in wire.iter().enumerate() {
+            input.extend_from_slice(&[*b]);
+            if dec.decode(&mut input, &mut out).unwrap() {
+                done_at = Some(i);
+                break;
+            }
+        }
+        assert_eq!(&out[..], b"hello world!!!!!");
+        assert_eq!(done_at, Some(wire.len() - 5));
+        assert!(dec.is_done());
+
+        let mut bad = BytesMut::from(&b"zz\r\n"[..]);
+        assert!(ChunkedDecoder::new().decode(&mut bad, &mut out).is_err());
+        let mut bad = BytesMut::from(&b"2\r\nabXY"[..]);
+        assert!(ChunkedDecoder::new().decode(&mut bad, &mut out).is_err());
+    }
+
+    #[tokio::test]
+    async fn exchanges_over_a_stream() {
+        let (a, mut server) = tokio::io::duplex(4096);
+        let mut conn = HttpConn::new(CountingStream::new(a, Arc::new(Window::new())), "h:1");
+        let responder = tokio::spawn(async move {
+            let mut req = vec![0u8; 1024];
+            let n = server.read(&mut req).await.unwrap();
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+                .await
+                .unwrap();
+            server.write_all(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n").await.unwrap();
+            String::from_utf8(req[..n].to_vec()).unwrap()
+        });
+        let r = conn.get("/poll?after=1", "").await.unwrap();
+        assert_eq!((r.head.status, &r.body[..]), (200, &b"abc"[..]));
+        let r = conn.read_response().await.unwrap();
+        assert_eq!((r.head.status, &r.body[..]), (404, &b"no"[..]));
+        let request = "GET /poll?after=1 HTTP/1.1\r\nHost: h:1\r\n\r\n";
+        assert_eq!(responder.await.unwrap(), request);
+        let c = conn.stream().counts();
+        assert_eq!(c.total_up(), request.len() as u64);
+        assert_eq!(c.total_down(), 41 + 66);
+    }
+}

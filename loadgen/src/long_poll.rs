@@ -1,0 +1,146 @@
+//! The long-poll client: `GET /longpoll?after=CURSOR` again as soon as each answer arrives.
+//!
+//! The first request has no cursor: the server holds it until the event after the current
+//! head (setup). Every request, the first included, is a `/longpoll`, so the server counts
+//! all of a client's bytes in its `long_poll` class. A parked request
+//! is abandoned on stop by half-closing, so the server's answer, if any, is still read and
+//! counted.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::client::{backoff, record_us, ClientState};
+use crate::clock::unix_nanos;
+use crate::polling::{self, PollConn};
+
+/// The `timeout_ms` the client asks for.
+pub const LONGPOLL_TIMEOUT_MS: u64 = 30_000;
+/// How long past `timeout_ms` the client waits before giving up on an answer.
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs one long-poll client until stopped.
+pub async fn run(st: &mut ClientState<'_>) {
+    let ctx = st.ctx();
+    let mut conn: Option<PollConn<'_>> = None;
+    let mut cursor: Option<u64> = None;
+    let mut failures = 0u32;
+    while !ctx.stop.is_cancelled() {
+        if failures > 0 && !backoff(ctx, failures).await {
+            break;
+        }
+        if conn.is_none() {
+            conn = polling::open(st).await;
+            if conn.is_none() {
+                failures += 1;
+                continue;
+            }
+            if cursor.is_some() {
+                if let Some(c) = conn.as_mut() {
+                    c.http.stream_mut().end_setup();
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match long_poll_once(st, c, cursor).await {
+            Exchange::Answered { next, keep_alive } => {
+                if cursor.is_none() {
+                    // The first answer ends setup: the request that subscribed from the
+                    // head and the wait for the first event.
+                    if let Some(c) = conn.as_mut() {
+                        c.http.stream_mut().end_setup();
+                    }
+                }
+                cursor = Some(next);
+                failures = 0;
+                if !keep_alive {
+                    if let Some(c) = conn.take() {
+                        polling::close(st, c).await;
+                    }
+                }
+            }
+            Exchange::Failed(kind) => {
+                st.error(&kind);
+                drop_conn(st, &mut conn);
+                failures += 1;
+            }
+            Exchange::Stopped => break,
+        }
+    }
+    if let Some(c) = conn {
+        polling::close(st, c).await;
+    }
+}
+
+/// How one long-poll exchange ended.
+enum Exchange {
+    /// An answer arrived.
+    Answered {
+        /// The new cursor.
+        next: u64,
+        /// Whether the server keeps the connection open.
+        keep_alive: bool,
+    },
+    /// The exchange failed with this error kind; the connection is unusable.
+    Failed(String),
+    /// The client was stopped while waiting.
+    Stopped,
+}
+
+/// One long-poll; without a cursor it subscribes from the current head (the server then
+/// waits for the next event).
+async fn long_poll_once(
+    st: &mut ClientState<'_>,
+    c: &mut PollConn<'_>,
+    after: Option<u64>,
+) -> Exchange {
+    let ctx = st.ctx();
+    let in_window = ctx.window.contains(unix_nanos());
+    st.with_stats(|g| {
+        g.requests_total += 1;
+        g.requests_sent += in_window as u64;
+    });
+    let started = Instant::now();
+    let path = match after {
+        Some(after) => format!("/longpoll?after={after}&timeout_ms={LONGPOLL_TIMEOUT_MS}"),
+        None => format!("/longpoll?timeout_ms={LONGPOLL_TIMEOUT_MS}"),
+    };
+    if let Err(e) = c.http.send("GET", &path, "", &[]).await {
+        return Exchange::Failed(e.kind().to_string());
+    }
+    let wait = Duration::from_millis(LONGPOLL_TIMEOUT_MS) + ANSWER_GRACE;
+    let resp = tokio::select! {
+        _ = ctx.stop.cancelled() => return Exchange::Stopped,
+        r = tokio::time::timeout(wait, c.http.read_response()) => match r {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Exchange::Failed(e.kind().to_string()),
+            Err(_) => return Exchange::Failed("timeout".into()),
+        },
+    };
+    if in_window {
+        let us = started.elapsed().as_micros() as u64;
+        st.with_stats(|g| record_us(&mut g.request_latency, us));
+    }
+    if resp.head.status != 200 {
+        // Back off rather than hammering a server that refuses long-polls.
+        return Exchange::Failed(format!("http_{}", resp.head.status));
+    }
+    let answer = match polling::apply_answer(st, &resp) {
+        Ok(a) => a,
+        Err(kind) => return Exchange::Failed(kind.to_string()),
+    };
+    if answer.n_events == 0 && in_window {
+        st.with_stats(|g| g.empty += 1);
+    }
+    let next = answer.next.max(after.unwrap_or(0));
+    Exchange::Answered {
+        next,
+        keep_alive: resp.head.keep_alive,
+    }
+}
+
+fn drop_conn<'g>(st: &ClientState<'g>, conn: &mut Option<PollConn<'g>>) {
+    if let Some(c) = conn.take() {
+        polling::discard(st, c);
+    }
+}

@@ -1,0 +1,114 @@
+//! What short-poll and long-poll share: a counted keep-alive connection, the subscribe
+//! request, and applying a poll answer to the client's accounting.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::client::{ClientState, OpenGuard};
+use crate::clock::unix_nanos;
+use crate::event::{parse_event, parse_poll_body};
+use crate::http::{HttpConn, Response};
+
+/// How long a goodbye (half-close, then read to the end) may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// An open HTTP connection of a polling client.
+#[derive(Debug)]
+pub struct PollConn<'g> {
+    /// The connection.
+    pub http: HttpConn<TcpStream>,
+    _open: OpenGuard<'g>,
+}
+
+impl<'g> PollConn<'g> {
+    /// Wraps an HTTP connection and its open-connection guard.
+    pub fn new(http: HttpConn<TcpStream>, open: OpenGuard<'g>) -> Self {
+        Self { http, _open: open }
+    }
+}
+
+/// Connects; `None` if it failed (already counted). The connection is in setup mode.
+pub async fn open<'g>(st: &ClientState<'g>) -> Option<PollConn<'g>> {
+    let (stream, guard, started) = st.connect().await?;
+    st.connected(started);
+    Some(PollConn {
+        http: HttpConn::new(stream, &st.ctx().target.host),
+        _open: guard,
+    })
+}
+
+/// Ends a connection politely so both sides count the same bytes: half-close, read what
+/// the server still sends until it closes (bounded), then account the bytes.
+pub async fn close(st: &ClientState<'_>, mut conn: PollConn<'_>) {
+    let drain = async {
+        conn.http.stream_mut().shutdown().await.ok()?;
+        while conn.http.read_more().await.ok()? > 0 {
+            // A response to a request the server was still holding lands here; it is
+            // counted but no longer accounted as events.
+            conn.http.buffered().clear();
+        }
+        Some(())
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+    st.add_bytes(&conn.http.stream().counts());
+}
+
+/// Drops a broken connection, keeping its byte counts.
+pub fn discard(st: &ClientState<'_>, conn: PollConn<'_>) {
+    st.add_bytes(&conn.http.stream().counts());
+}
+
+/// What a poll answer held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The server's `next` cursor.
+    pub next: u64,
+    /// Events in the answer.
+    pub n_events: usize,
+}
+
+/// Applies a `200` poll answer: accounts every event at the response's receive time.
+/// Returns the error kind if the body is not a poll answer.
+pub fn apply_answer(st: &mut ClientState<'_>, resp: &Response) -> Result<Answer, &'static str> {
+    let body = parse_poll_body(&resp.body).map_err(|_| "bad_body")?;
+    for raw in &body.events {
+        let json = raw.get().as_bytes();
+        let ev = parse_event(json).map_err(|_| "bad_event")?;
+        st.on_event(ev, json.len(), resp.recv_ns);
+    }
+    if body.missed > 0 {
+        st.with_stats(|g| g.server_missed += body.missed);
+    }
+    Ok(Answer {
+        next: body.next,
+        n_events: body.events.len(),
+    })
+}
+
+/// Sends `GET /poll` without a cursor to learn the feed head (the setup exchange) and ends
+/// setup on success. Returns the head seq.
+pub async fn subscribe(
+    st: &mut ClientState<'_>,
+    conn: &mut PollConn<'_>,
+    extra_headers: &str,
+) -> Result<u64, String> {
+    st.with_stats(|g| g.requests_total += 1);
+    let resp = conn
+        .http
+        .get("/poll", extra_headers)
+        .await
+        .map_err(|e| e.kind().to_string())?;
+    if resp.head.status != 200 {
+        return Err(format!("http_{}", resp.head.status));
+    }
+    let answer = apply_answer(st, &resp).map_err(str::to_string)?;
+    conn.http.stream_mut().end_setup();
+    Ok(answer.next)
+}
+
+/// Whether `unix_nanos()` now is in the window (request accounting).
+pub fn now_in_window(st: &ClientState<'_>) -> bool {
+    st.ctx().window.contains(unix_nanos())
+}

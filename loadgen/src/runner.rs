@@ -1,0 +1,183 @@
+//! Running a list of scenarios against one target and keeping the results file current.
+//!
+//! The results file is rewritten atomically after every scenario, so a run that is killed
+//! outright still leaves the scenarios it finished; Ctrl-C and a dead server end the run
+//! with status `interrupted` or `failed` and a final write.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use crate::client::Target;
+use crate::clock::rfc3339;
+use crate::progress::Progress;
+use crate::results::{write_json_atomic, CpuSets, Results, Status, SCHEMA_VERSION};
+use crate::scenario::{run_scenario, RunSignals, ScenarioError, ScenarioSpec};
+use crate::{limits, sysinfo};
+
+/// What to run and where to write it.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The `suite` field (`load` for a single scenario).
+    pub suite: String,
+    /// Scenario runs in order, each with its repeat index.
+    pub runs: Vec<(ScenarioSpec, u32)>,
+    /// The server.
+    pub target: Target,
+    /// The results file.
+    pub results_path: PathBuf,
+    /// Whether the server was started by feedbench.
+    pub embedded_server: bool,
+    /// CPU sets, when pinned.
+    pub cpu_sets: Option<CpuSets>,
+}
+
+/// Runs every scenario of `cfg`, writing results after each. Errors only for problems
+/// found before anything ran (capacity) or when the results file cannot be written; a
+/// failed or interrupted run is an `Ok` with that status.
+pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Results> {
+    let most_clients = cfg.runs.iter().map(|(s, _)| s.n_clients).max().unwrap_or(0);
+    limits::check_capacity(most_clients as u64).map_err(anyhow::Error::msg)?;
+    let mut results = Results {
+        schema_version: SCHEMA_VERSION,
+        status: Status::Complete,
+        status_message: None,
+        tool: sysinfo::tool(),
+        host: sysinfo::host(),
+        suite: cfg.suite.clone(),
+        started_at: rfc3339(SystemTime::now()),
+        finished_at: rfc3339(SystemTime::now()),
+        target: cfg.target.url(),
+        embedded_server: cfg.embedded_server,
+        cpu_sets: cfg.cpu_sets.clone(),
+        scenarios: Vec::new(),
+    };
+    write(&cfg.results_path, &mut results)?;
+    let progress = Progress::new(cfg.runs.len());
+    for (spec, repeat) in &cfg.runs {
+        if signals.status() != Status::Complete {
+            break;
+        }
+        match run_scenario(&cfg.target, spec, *repeat, signals, &progress).await {
+            Ok(result) => results.scenarios.push(result),
+            Err(e @ ScenarioError::Control(_)) => {
+                signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
+            }
+            Err(e @ ScenarioError::Capacity(_)) => {
+                signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
+            }
+        }
+        write(&cfg.results_path, &mut results)?;
+    }
+    progress.finish();
+    results.status = signals.status();
+    results.status_message = match results.status {
+        Status::Complete => None,
+        Status::Interrupted => Some("interrupted by signal".into()),
+        Status::Failed => signals.failure(),
+    };
+    write(&cfg.results_path, &mut results)?;
+    Ok(results)
+}
+
+fn write(path: &Path, results: &mut Results) -> anyhow::Result<()> {
+    results.finished_at = rfc3339(SystemTime::now());
+    write_json_atomic(path, results)
+        .with_context(|| format!("cannot write results to {}", path.display()))
+}
+
+/// The process exit code for a run's status: 0 complete, 1 interrupted or failed.
+pub fn exit_code(status: Status) -> i32 {
+    match status {
+        Status::Complete => 0,
+        Status::Interrupted | Status::Failed => 1,
+    }
+}
+
+/// Points `link` (e.g. `bench-results/latest`) at `dir`, replacing it atomically. The link
+/// is relative when `dir` is a sibling of it.
+pub fn update_latest_link(link: &Path, dir: &Path) -> std::io::Result<()> {
+    let target = match (link.parent(), dir.parent(), dir.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => PathBuf::from(name),
+        _ => std::path::absolute(dir)?,
+    };
+    let tmp = link.with_file_name(format!(".latest.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&target, &tmp)?;
+    std::fs::rename(&tmp, link)
+}
+
+/// A short table of the results for stdout.
+pub fn summary_table(results: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<36} {:>3} {:<11} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>7} {:>7}",
+        "scenario",
+        "rep",
+        "status",
+        "p50 ms",
+        "p99 ms",
+        "delivered",
+        "missed",
+        "B/event",
+        "req/ev",
+        "srv cpu",
+        "lg cpu"
+    );
+    for s in &results.scenarios {
+        let _ = writeln!(
+            out,
+            "{:<36} {:>3} {:<11} {:>9.2} {:>9.2} {:>9} {:>8} {:>9.1} {:>8.2} {:>6.2}s {:>6.0}%",
+            s.name,
+            s.repeat,
+            s.status.as_str(),
+            s.latency_us.p50 as f64 / 1000.0,
+            s.latency_us.p99 as f64 / 1000.0,
+            s.events.delivered,
+            s.events.missed,
+            s.bytes.per_event,
+            s.requests.per_event,
+            s.server.as_ref().map_or(0.0, |v| v.cpu_s),
+            s.loadgen.cpu_util * 100.0,
+        );
+    }
+    let warnings: usize = results.scenarios.iter().map(|s| s.warnings.len()).sum();
+    let _ = write!(out, "status: {}", results.status.as_str());
+    if let Some(m) = &results.status_message {
+        let _ = write!(out, " ({m})");
+    }
+    if warnings > 0 {
+        let _ = write!(out, "; {warnings} warnings in the results file");
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_link_is_replaced() {
+        let root = std::env::temp_dir().join(format!("fb-latest-{}", std::process::id()));
+        let (a, b) = (root.join("run-a"), root.join("run-b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let link = root.join("latest");
+        update_latest_link(&link, &a).unwrap();
+        update_latest_link(&link, &b).unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), PathBuf::from("run-b"));
+        assert_eq!(
+            std::fs::canonicalize(&link).unwrap(),
+            std::fs::canonicalize(&b).unwrap()
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(
+            (exit_code(Status::Complete), exit_code(Status::Failed)),
+            (0, 1)
+        );
+    }
+}

@@ -1,0 +1,853 @@
+//! One scenario: phases, measurement, and the numbers that come out.
+//!
+//! Phases: *connect* (clients start spread over the ramp), *warm-up* (nothing recorded),
+//! *measure* (the [`Window`] is fixed; server and load-generator figures are taken at its
+//! start and end and sampled in between), *drain* (bounded wait until every client has
+//! received the last event published in the window), *disconnect* (clients close politely
+//! so both sides count the same bytes). Then the server's byte counters are compared with
+//! the clients' counts. Ctrl-C or a dead server cuts the phases short; what was measured
+//! is still turned into a result, with the matching status.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounting::{totals, window_range};
+use crate::client::{
+    ClientCtx, ClientParams, ClientState, GroupStats, LiveStats, Target, GROUP_SIZE,
+};
+use crate::clock::{rfc3339, unix_nanos};
+use crate::counting::Window;
+use crate::results::{
+    ByteFigures, Connections, Events, Loadgen, Params, Requests, ScenarioResult, ServerFigures,
+    ServerSample, Status, Summary,
+};
+use crate::stats::{ServerStats, StatsClient};
+use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
+
+/// Connects in flight at once.
+const CONNECTS_IN_FLIGHT: usize = 256;
+/// How long after the ramp the connect phase waits for stragglers.
+const CONNECT_GRACE: Duration = Duration::from_secs(10);
+/// How long the clients may take to disconnect.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server's byte counters may take to settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Consecutive failed `/stats` fetches after which the server is taken for dead.
+const STATS_FAILURES_FATAL: u32 = 3;
+/// Load-generator CPU utilisation above which figures are flagged.
+const LOADGEN_BOUND_UTIL: f64 = 0.85;
+
+/// A transport, spelled `short-poll`, `long-poll`, `ws`, `sse` for users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// `GET /poll` on a schedule.
+    ShortPoll,
+    /// `GET /longpoll` back to back.
+    LongPoll,
+    /// WebSocket.
+    Ws,
+    /// Server-Sent Events.
+    Sse,
+}
+
+impl Transport {
+    /// All transports.
+    pub const ALL: [Transport; 4] = [
+        Transport::ShortPoll,
+        Transport::LongPoll,
+        Transport::Ws,
+        Transport::Sse,
+    ];
+
+    /// The user-facing name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::ShortPoll => "short-poll",
+            Transport::LongPoll => "long-poll",
+            Transport::Ws => "ws",
+            Transport::Sse => "sse",
+        }
+    }
+
+    /// The server's `/stats` byte-counter class for this transport.
+    pub fn stats_class(self) -> &'static str {
+        match self {
+            Transport::ShortPoll => "short_poll",
+            Transport::LongPoll => "long_poll",
+            Transport::Ws => "ws",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown transport {s:?} (expected short-poll, long-poll, ws or sse)")
+            })
+    }
+}
+
+/// Everything that defines one scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioSpec {
+    /// Transport.
+    pub transport: Transport,
+    /// Concurrent clients.
+    pub n_clients: usize,
+    /// Feed rate, events/s.
+    pub rate_hz: f64,
+    /// Event `data` length.
+    pub payload_bytes: usize,
+    /// Short-poll interval (ignored by other transports).
+    pub poll_interval: Duration,
+    /// Measure window.
+    pub duration: Duration,
+    /// Warm-up.
+    pub warmup: Duration,
+    /// Time over which clients connect (0: as fast as the connect limit allows).
+    pub ramp: Duration,
+    /// Keep-alive between polls.
+    pub keepalive: bool,
+    /// Seed for short-poll phases.
+    pub seed: u64,
+    /// Set the feed with `PUT /control/feed` first.
+    pub control: bool,
+}
+
+impl ScenarioSpec {
+    /// The group key, e.g. `ws-c100-r10-s64` or `short-poll-c100-r10-s64-i1000`
+    /// (`-noka` when keep-alive is off).
+    pub fn name(&self) -> String {
+        let mut name = format!(
+            "{}-c{}-r{}-s{}",
+            self.transport,
+            self.n_clients,
+            format_rate(self.rate_hz),
+            self.payload_bytes
+        );
+        if self.transport == Transport::ShortPoll {
+            name.push_str(&format!("-i{}", self.poll_interval.as_millis()));
+        }
+        if !self.keepalive && self.transport == Transport::ShortPoll {
+            name.push_str("-noka");
+        }
+        name
+    }
+
+    /// The bounded drain wait: long enough for the slowest transport to fetch the window's
+    /// last event.
+    pub fn drain_limit(&self) -> Duration {
+        match self.transport {
+            Transport::ShortPoll => (self.poll_interval * 2).max(Duration::from_secs(2)),
+            _ => Duration::from_secs(2),
+        }
+    }
+
+    /// A rough wall-clock estimate of one run of this scenario.
+    pub fn estimated_duration(&self) -> Duration {
+        let drain = match self.transport {
+            Transport::ShortPoll => self.poll_interval,
+            _ => Duration::from_millis(100),
+        };
+        // Connecting, settling byte counters and writing results: about half a second.
+        self.ramp + self.warmup + self.duration + drain + Duration::from_millis(500)
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            clients: self.n_clients as u64,
+            rate_hz: self.rate_hz,
+            payload_bytes: self.payload_bytes as u64,
+            poll_interval_ms: (self.transport == Transport::ShortPoll)
+                .then_some(self.poll_interval.as_millis() as u64),
+            duration_s: self.duration.as_secs_f64(),
+            warmup_s: self.warmup.as_secs_f64(),
+            keepalive: self.keepalive,
+            ramp_s: self.ramp.as_secs_f64(),
+            seed: self.seed,
+        }
+    }
+}
+
+fn format_rate(rate: f64) -> String {
+    if rate.fract() == 0.0 {
+        format!("{}", rate as u64)
+    } else {
+        format!("{rate}")
+    }
+}
+
+/// Why a scenario could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The clients would not fit (descriptors, ports).
+    #[error("{0}")]
+    Capacity(String),
+    /// `PUT /control/feed` failed.
+    #[error("cannot set the feed with PUT /control/feed (use --no-control for a server you don't control): {0}")]
+    Control(String),
+}
+
+/// Signals shared by a whole run: Ctrl-C and server failure.
+#[derive(Debug, Default)]
+pub struct RunSignals {
+    /// Cancelled on Ctrl-C / SIGTERM.
+    pub interrupt: CancellationToken,
+    failed: CancellationToken,
+    failure: Mutex<Option<String>>,
+}
+
+impl RunSignals {
+    /// Fresh signals.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the run failed with `message` (the first message wins).
+    pub fn fail(&self, message: impl Into<String>) {
+        let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(message.into());
+        }
+        self.failed.cancel();
+    }
+
+    /// The failure message, if the run failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Resolves when the run is interrupted or failed.
+    pub async fn aborted(&self) {
+        tokio::select! {
+            _ = self.interrupt.cancelled() => {}
+            _ = self.failed.cancelled() => {}
+        }
+    }
+
+    /// The status the run has so far.
+    pub fn status(&self) -> Status {
+        if self.failed.is_cancelled() {
+            Status::Failed
+        } else if self.interrupt.is_cancelled() {
+            Status::Interrupted
+        } else {
+            Status::Complete
+        }
+    }
+}
+
+/// Server and load-generator readings at the window's edges.
+#[derive(Debug, Default)]
+struct Readings {
+    window_start: Option<(u64, Instant)>,
+    window_end_ns: Option<u64>,
+    server_start: Option<ServerStats>,
+    server_end: Option<ServerStats>,
+    cpu_start: f64,
+    cpu_end: f64,
+    drain_missing: Option<(usize, u64)>,
+}
+
+/// Runs one scenario against `target`.
+pub async fn run_scenario(
+    target: &Target,
+    spec: &ScenarioSpec,
+    repeat: u32,
+    signals: &RunSignals,
+    progress: &Progress,
+) -> Result<ScenarioResult, ScenarioError> {
+    limits::check_capacity(spec.n_clients as u64).map_err(ScenarioError::Capacity)?;
+    let started_at = rfc3339(SystemTime::now());
+    let mut stats = StatsClient::new(target);
+    if spec.control {
+        stats
+            .set_feed(spec.rate_hz, spec.payload_bytes)
+            .await
+            .map_err(|e| ScenarioError::Control(e.to_string()))?;
+    }
+    let server_before = stats.fetch().await.ok();
+
+    let ctx = Arc::new(ClientCtx {
+        target: target.clone(),
+        params: ClientParams {
+            transport: spec.transport,
+            poll_interval: spec.poll_interval,
+            keepalive: spec.keepalive,
+            seed: spec.seed,
+        },
+        window: Arc::new(Window::new()),
+        stop: CancellationToken::new(),
+        live: Arc::new(LiveStats::new(spec.n_clients)),
+        connect_limit: Semaphore::new(CONNECTS_IN_FLIGHT),
+        epoch: Instant::now(),
+    });
+    progress.start_scenario(&spec.name(), repeat, spec.n_clients, ctx.live.clone());
+    let groups = spawn_groups(&ctx, spec);
+
+    let mut readings = Readings::default();
+    let mut samples = Vec::new();
+    let mut monitor = StatsClient::new(target);
+    tokio::select! {
+        _ = run_phases(&ctx, spec, &mut stats, &mut readings, progress) => {}
+        _ = monitor_server(&mut monitor, &ctx, server_before.is_some(), &mut samples, signals) => {}
+        _ = signals.aborted() => {}
+    }
+    let aborted = signals.status() != Status::Complete;
+    if aborted {
+        finish_cut_short(&ctx, &mut stats, &mut readings, signals.status()).await;
+    }
+
+    progress.phase("disconnect");
+    ctx.stop.cancel();
+    let (group, lost_groups) = join_groups(groups).await;
+    let status = signals.status();
+    let mut server_after = None;
+    if server_before.is_some() && status == Status::Complete {
+        server_after =
+            settle_server_bytes(&mut stats, spec.transport, server_before.as_ref(), &group).await;
+    }
+    let mut result = build_result(spec, repeat, started_at, &ctx, &readings, &group, samples);
+    result.status = status;
+    result.status_message = match status {
+        Status::Complete => None,
+        Status::Interrupted => Some("interrupted".into()),
+        Status::Failed => signals.failure(),
+    };
+    add_server_figures(
+        &mut result,
+        spec.transport,
+        &readings,
+        server_before.as_ref(),
+        server_after.as_ref(),
+        &group,
+    );
+    if lost_groups > 0 {
+        result.warnings.push(format!(
+            "{lost_groups} client groups did not stop in time; their numbers are missing"
+        ));
+    }
+    progress.finish_scenario(&result);
+    Ok(result)
+}
+
+fn spawn_groups(ctx: &Arc<ClientCtx>, spec: &ScenarioSpec) -> Vec<JoinHandle<GroupStats>> {
+    let n = spec.n_clients;
+    (0..n)
+        .step_by(GROUP_SIZE)
+        .map(|first| {
+            let ctx = ctx.clone();
+            let ramp = spec.ramp;
+            tokio::spawn(async move {
+                run_group(&ctx, first..(first + GROUP_SIZE).min(n), ramp, n).await
+            })
+        })
+        .collect()
+}
+
+async fn run_group(
+    ctx: &ClientCtx,
+    clients: std::ops::Range<usize>,
+    ramp: Duration,
+    n_clients: usize,
+) -> GroupStats {
+    let stats = Mutex::new(GroupStats::new());
+    let futures = clients.map(|index| {
+        let stats = &stats;
+        async move {
+            let start_at = ctx.epoch + ramp.mul_f64(index as f64 / n_clients as f64);
+            let mut st = ClientState::new(index, ctx, stats);
+            tokio::select! {
+                _ = ctx.stop.cancelled() => {}
+                _ = tokio::time::sleep_until(start_at) => run_client(&mut st).await,
+            }
+            st.finish();
+        }
+    });
+    futures_util::future::join_all(futures).await;
+    stats.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn run_client(st: &mut ClientState<'_>) {
+    match st.ctx().params.transport {
+        Transport::ShortPoll => short_poll::run(st).await,
+        Transport::LongPoll => long_poll::run(st).await,
+        Transport::Ws => ws::run(st).await,
+        Transport::Sse => sse::run(st).await,
+    }
+}
+
+/// Connect, warm-up, measure, drain. Returns when the drain is over.
+async fn run_phases(
+    ctx: &ClientCtx,
+    spec: &ScenarioSpec,
+    stats: &mut StatsClient,
+    readings: &mut Readings,
+    progress: &Progress,
+) {
+    progress.phase("connect");
+    let connect_deadline = Instant::now() + spec.ramp + CONNECT_GRACE;
+    let n = spec.n_clients as u64;
+    while ctx.live.ready.load(Ordering::Relaxed) < n && Instant::now() < connect_deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    progress.phase("warm-up");
+    tokio::time::sleep(spec.warmup).await;
+
+    progress.phase("measure");
+    readings.server_start = stats.fetch().await.ok();
+    readings.cpu_start = sysinfo::process_cpu_s();
+    let start_ns = unix_nanos();
+    let start = Instant::now();
+    let end_ns = start_ns + spec.duration.as_nanos() as u64;
+    ctx.window.set(start_ns, end_ns);
+    readings.window_start = Some((start_ns, start));
+    tokio::time::sleep_until(start + spec.duration).await;
+    readings.cpu_end = sysinfo::process_cpu_s();
+    readings.window_end_ns = Some(end_ns);
+    readings.server_end = stats.fetch().await.ok();
+
+    progress.phase("drain");
+    // The last event in the window is at most the head right after it; without /stats,
+    // the highest seq any client has seen stands in.
+    let target_seq = match &readings.server_end {
+        Some(s) => s.head_seq,
+        None => ctx
+            .live
+            .clients
+            .iter()
+            .map(|c| c.highest.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0),
+    };
+    let ready = ctx.live.ready.load(Ordering::Relaxed) as usize;
+    let drain_deadline = Instant::now() + spec.drain_limit();
+    loop {
+        let caught_up = ctx.live.caught_up(target_seq);
+        if caught_up >= ready {
+            break;
+        }
+        if Instant::now() >= drain_deadline {
+            readings.drain_missing = Some((ready - caught_up, target_seq));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Closes the window at the moment of interruption and takes the end readings.
+async fn finish_cut_short(
+    ctx: &ClientCtx,
+    stats: &mut StatsClient,
+    readings: &mut Readings,
+    status: Status,
+) {
+    if readings.window_start.is_some() && readings.window_end_ns.is_none() {
+        let now = unix_nanos();
+        ctx.window.close_at(now);
+        readings.window_end_ns = Some(now);
+        readings.cpu_end = sysinfo::process_cpu_s();
+        if status != Status::Failed {
+            readings.server_end = tokio::time::timeout(Duration::from_secs(1), stats.fetch())
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+    }
+}
+
+/// Samples `/stats` every half second (recording samples during the window) and fails the
+/// run when the server stops answering. Never returns unless the server is gone.
+async fn monitor_server(
+    monitor: &mut StatsClient,
+    ctx: &ClientCtx,
+    has_stats: bool,
+    samples: &mut Vec<(u64, ServerStats)>,
+    signals: &RunSignals,
+) {
+    if !has_stats {
+        return std::future::pending().await;
+    }
+    let mut failures = 0u32;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        match monitor.fetch().await {
+            Ok(s) => {
+                failures = 0;
+                let now = unix_nanos();
+                if ctx.window.contains(now) {
+                    samples.push((now, s));
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures >= STATS_FAILURES_FATAL {
+                    signals.fail(format!("the server stopped answering /stats: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the groups to end; returns their merged stats and how many did not end.
+async fn join_groups(groups: Vec<JoinHandle<GroupStats>>) -> (GroupStats, usize) {
+    let mut merged = GroupStats::new();
+    let mut lost = 0;
+    let deadline = Instant::now() + DISCONNECT_TIMEOUT;
+    for mut handle in groups {
+        match tokio::time::timeout_at(deadline, &mut handle).await {
+            Ok(Ok(g)) => merged.merge(g),
+            Ok(Err(_)) => lost += 1,
+            Err(_) => {
+                handle.abort();
+                lost += 1;
+            }
+        }
+    }
+    (merged, lost)
+}
+
+/// Polls `/stats` until the server's counters for the transport's class (since
+/// `before`) equal the clients' totals, or stop changing; returns the last snapshot.
+async fn settle_server_bytes(
+    stats: &mut StatsClient,
+    transport: Transport,
+    before: Option<&ServerStats>,
+    group: &GroupStats,
+) -> Option<ServerStats> {
+    let before = before?.class_bytes(transport.stats_class());
+    let want = (group.bytes.total_up(), group.bytes.total_down());
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let mut last: Option<ServerStats> = None;
+    let mut unchanged = 0;
+    loop {
+        let now = stats.fetch().await.ok()?;
+        let b = now.class_bytes(transport.stats_class());
+        let got = (
+            b.bytes_in - before.bytes_in.min(b.bytes_in),
+            b.bytes_out - before.bytes_out.min(b.bytes_out),
+        );
+        if got == want {
+            return Some(now);
+        }
+        let same = last
+            .as_ref()
+            .is_some_and(|l| l.class_bytes(transport.stats_class()) == b);
+        unchanged = if same { unchanged + 1 } else { 0 };
+        // Connections land in the counters when the server finishes them; a second of no
+        // change with everything closed means they have all landed.
+        if unchanged >= 10 || Instant::now() >= deadline {
+            return Some(now);
+        }
+        last = Some(now);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn build_result(
+    spec: &ScenarioSpec,
+    repeat: u32,
+    started_at: String,
+    ctx: &ClientCtx,
+    readings: &Readings,
+    g: &GroupStats,
+    samples: Vec<(u64, ServerStats)>,
+) -> ScenarioResult {
+    let range = window_range(&g.seqs);
+    let t = totals(range, spec.n_clients as u64, &g.seqs);
+    let measured_s = match (readings.window_start, readings.window_end_ns) {
+        (Some((start, _)), Some(end)) => end.saturating_sub(start) as f64 / 1e9,
+        _ => 0.0,
+    };
+    let up = g.bytes.up[1];
+    let down = g.bytes.down[1];
+    let per = |x: u64| {
+        if g.window_events > 0 {
+            x as f64 / g.window_events as f64
+        } else {
+            0.0
+        }
+    };
+    let overhead_ratio = if g.payload_bytes > 0 {
+        (up + down) as f64 / g.payload_bytes as f64 - 1.0
+    } else {
+        0.0
+    };
+    let polling = matches!(spec.transport, Transport::ShortPoll | Transport::LongPoll);
+    let cores = sysinfo::allowed_cpus().len().max(1) as u64;
+    let cpu_s = (readings.cpu_end - readings.cpu_start).max(0.0);
+    let cpu_util = if measured_s > 0.0 {
+        cpu_s / (measured_s * cores as f64)
+    } else {
+        0.0
+    };
+    let mut result = ScenarioResult {
+        name: spec.name(),
+        transport: spec.transport,
+        repeat,
+        status: Status::Complete,
+        status_message: None,
+        started_at,
+        params: spec.params(),
+        measured_s,
+        latency_us: Summary::of(&g.latency),
+        request_latency_us: polling.then(|| Summary::of(&g.request_latency)),
+        events: Events {
+            published: t.published,
+            expected: t.expected,
+            delivered: t.delivered,
+            missed: t.missed,
+            duplicates: g.duplicates,
+            out_of_order: g.out_of_order,
+            server_missed: g.server_missed,
+            first_seq: range.map(|r| r.0),
+            last_seq: range.map(|r| r.1),
+        },
+        bytes: ByteFigures {
+            up,
+            down,
+            setup_up: g.bytes.setup_up,
+            setup_down: g.bytes.setup_down,
+            payload: g.payload_bytes,
+            events: g.window_events,
+            per_event: per(up + down),
+            per_event_up: per(up),
+            per_event_down: per(down),
+            overhead_ratio,
+            total_up: g.bytes.total_up(),
+            total_down: g.bytes.total_down(),
+        },
+        requests: Requests {
+            sent: g.requests_sent,
+            empty: g.empty,
+            per_event: per(g.requests_sent),
+            missed_ticks: g.missed_ticks,
+            total: g.requests_total,
+            schedule_lag_p99_us: if g.schedule_lag.is_empty() {
+                0
+            } else {
+                g.schedule_lag.value_at_quantile(0.99)
+            },
+        },
+        connections: Connections {
+            target: spec.n_clients as u64,
+            opened: g.opened,
+            peak_open: ctx.live.peak_open.load(Ordering::Relaxed),
+            failed: g.failed,
+            connect_us: Summary::of(&g.connect),
+        },
+        server: None,
+        loadgen: Loadgen {
+            cpu_s,
+            cpu_util,
+            cores,
+        },
+        errors: g.errors.clone(),
+        warnings: Vec::new(),
+    };
+    result.warnings = warnings(spec, ctx, readings, g, &result);
+    if let Some((start_ns, _)) = readings.window_start {
+        result.server = Some(ServerFigures {
+            cpu_s: 0.0,
+            rss_start_bytes: 0,
+            rss_end_bytes: 0,
+            rss_peak_bytes: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            class: spec.transport.stats_class().into(),
+            slow_consumer_closed: 0,
+            samples: server_samples(start_ns, readings.server_start.as_ref(), &samples),
+        });
+    }
+    result
+}
+
+fn server_samples(
+    start_ns: u64,
+    first: Option<&ServerStats>,
+    samples: &[(u64, ServerStats)],
+) -> Vec<ServerSample> {
+    let Some(first) = first else {
+        return Vec::new();
+    };
+    samples
+        .iter()
+        .map(|(t, s)| ServerSample {
+            t_s: t.saturating_sub(start_ns) as f64 / 1e9,
+            cpu_s: (s.cpu_s() - first.cpu_s()).max(0.0),
+            rss_bytes: s.process.rss_bytes,
+            open_connections: s.open_total(),
+        })
+        .collect()
+}
+
+fn warnings(
+    spec: &ScenarioSpec,
+    ctx: &ClientCtx,
+    readings: &Readings,
+    g: &GroupStats,
+    r: &ScenarioResult,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    let bound = "figures are load-generator bound and understate the server";
+    if r.loadgen.cpu_util > LOADGEN_BOUND_UTIL {
+        w.push(format!(
+            "load generator used {:.0}% of its {} cores: {bound}",
+            r.loadgen.cpu_util * 100.0,
+            r.loadgen.cores
+        ));
+    }
+    if spec.transport == Transport::ShortPoll {
+        let limit_us = (spec.poll_interval.as_micros() as u64 / 10).max(10_000);
+        if r.requests.schedule_lag_p99_us > limit_us {
+            w.push(format!(
+                "clients fell behind their poll schedule (p99 timer lateness {} µs): {bound}",
+                r.requests.schedule_lag_p99_us
+            ));
+        }
+    }
+    let ready = ctx.live.ready.load(Ordering::Relaxed);
+    if ready < spec.n_clients as u64 {
+        w.push(format!(
+            "only {ready} of {} clients ever connected",
+            spec.n_clients
+        ));
+    }
+    if let Some((missing, seq)) = readings.drain_missing {
+        w.push(format!(
+            "drain timed out after {:?}: {missing} clients had not received seq {seq}",
+            spec.drain_limit()
+        ));
+    }
+    if readings.server_start.is_none() {
+        w.push("server /stats unavailable: no server CPU, memory or byte figures".into());
+    }
+    if g.window_events == 0 && r.measured_s > 0.0 {
+        w.push("no events were received during the measure window".into());
+    }
+    w
+}
+
+fn add_server_figures(
+    result: &mut ScenarioResult,
+    transport: Transport,
+    readings: &Readings,
+    before: Option<&ServerStats>,
+    after: Option<&ServerStats>,
+    g: &GroupStats,
+) {
+    let (Some(start), Some(fig)) = (readings.server_start.as_ref(), result.server.as_mut()) else {
+        result.server = None;
+        return;
+    };
+    let end = readings.server_end.as_ref().unwrap_or(start);
+    fig.cpu_s = (end.cpu_s() - start.cpu_s()).max(0.0);
+    fig.rss_start_bytes = start.process.rss_bytes;
+    fig.rss_end_bytes = end.process.rss_bytes;
+    fig.rss_peak_bytes = fig
+        .samples
+        .iter()
+        .map(|s| s.rss_bytes)
+        .chain([start.process.rss_bytes, end.process.rss_bytes])
+        .max()
+        .unwrap_or(0);
+    let class = transport.stats_class();
+    let closed = |s: &ServerStats| {
+        s.connections
+            .slow_consumer_closed
+            .get(class)
+            .copied()
+            .unwrap_or(0)
+    };
+    if let (Some(b), Some(a)) = (before, after) {
+        let (bb, ab) = (b.class_bytes(class), a.class_bytes(class));
+        fig.bytes_in = ab.bytes_in.saturating_sub(bb.bytes_in);
+        fig.bytes_out = ab.bytes_out.saturating_sub(bb.bytes_out);
+        fig.slow_consumer_closed = closed(a).saturating_sub(closed(b));
+        let (up, down) = (g.bytes.total_up(), g.bytes.total_down());
+        if (fig.bytes_in, fig.bytes_out) != (up, down) {
+            result.warnings.push(format!(
+                "server byte counters ({class}) disagree with the clients: server read {} / wrote {}, clients wrote {up} / read {down}",
+                fig.bytes_in, fig.bytes_out
+            ));
+        }
+    } else {
+        result
+            .warnings
+            .push("server byte counters unavailable after the run: not compared".into());
+    }
+    if fig.slow_consumer_closed > 0 {
+        result.warnings.push(format!(
+            "the server closed {} slow consumers",
+            fig.slow_consumer_closed
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(transport: Transport) -> ScenarioSpec {
+        ScenarioSpec {
+            transport,
+            n_clients: 100,
+            rate_hz: 10.0,
+            payload_bytes: 64,
+            poll_interval: Duration::from_secs(1),
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            ramp: Duration::ZERO,
+            keepalive: true,
+            seed: 1,
+            control: true,
+        }
+    }
+
+    #[test]
+    fn names_scenarios() {
+        assert_eq!(spec(Transport::Ws).name(), "ws-c100-r10-s64");
+        assert_eq!(
+            spec(Transport::ShortPoll).name(),
+            "short-poll-c100-r10-s64-i1000"
+        );
+        let mut s = spec(Transport::ShortPoll);
+        s.keepalive = false;
+        s.rate_hz = 0.5;
+        assert_eq!(s.name(), "short-poll-c100-r0.5-s64-i1000-noka");
+        assert_eq!(spec(Transport::Sse).params().poll_interval_ms, None);
+        assert_eq!(
+            spec(Transport::ShortPoll).params().poll_interval_ms,
+            Some(1000)
+        );
+        assert_eq!("long-poll".parse::<Transport>(), Ok(Transport::LongPoll));
+        assert!("websocket".parse::<Transport>().is_err());
+    }
+}

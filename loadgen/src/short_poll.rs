@@ -1,0 +1,180 @@
+//! The short-poll client: `GET /poll?after=CURSOR` on a fixed schedule.
+//!
+//! Client *i* polls at `epoch + phase_i + k·P` for k = 0, 1, 2, …, with `phase_i` drawn
+//! from the seeded PRNG over one interval so polls don't arrive in lockstep. A response
+//! that arrives after the next tick was due sends the next poll at once; the ticks that
+//! passed meanwhile are counted as missed, and request latency is recorded with
+//! coordinated-omission correction (`record_correct` with the interval), so a slow server
+//! cannot hide behind the polls it prevented. The first poll has no cursor: it learns the
+//! head and is setup.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::client::{record_us, ClientState, HIST_MAX_US};
+use crate::clock::unix_nanos;
+use crate::polling::{self, PollConn};
+use crate::rng::SplitMix64;
+
+/// Longest a poll may take before it counts as a timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The phase offset of client `index` as a fraction of the interval.
+pub fn phase_fraction(seed: u64, index: usize) -> f64 {
+    // Consecutive SplitMix64 seeds give independent streams; one draw per client.
+    SplitMix64::new(seed.wrapping_add(index as u64)).next_f64()
+}
+
+/// Runs one short-poll client until stopped.
+pub async fn run(st: &mut ClientState<'_>) {
+    let ctx = st.ctx();
+    let interval = ctx.params.poll_interval;
+    let origin = ctx.epoch + interval.mul_f64(phase_fraction(ctx.params.seed, st.index));
+    let mut conn: Option<PollConn<'_>> = None;
+    let mut cursor: Option<u64> = None;
+    let mut tick: u64 = 0;
+    loop {
+        let due = origin + interval * tick as u32;
+        if due > Instant::now() {
+            tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                _ = tokio::time::sleep_until(due) => {}
+            }
+            if polling::now_in_window(st) {
+                let lag_us = due.elapsed().as_micros() as u64;
+                st.with_stats(|g| record_us(&mut g.schedule_lag, lag_us));
+            }
+        } else if ctx.stop.is_cancelled() {
+            break;
+        }
+        poll_once(st, &mut conn, &mut cursor).await;
+        // Index of the latest tick due by now: if it is past ours, the response was slow.
+        let latest_due = (Instant::now().saturating_duration_since(origin).as_nanos()
+            / interval.as_nanos().max(1)) as u64;
+        if latest_due > tick {
+            if polling::now_in_window(st) {
+                st.with_stats(|g| g.missed_ticks += latest_due - tick - 1);
+            }
+            tick = latest_due;
+        } else {
+            tick += 1;
+        }
+    }
+    if let Some(c) = conn {
+        polling::close(st, c).await;
+    }
+}
+
+/// Sends one poll (connecting first if needed) and applies the answer.
+async fn poll_once<'g>(
+    st: &mut ClientState<'g>,
+    conn: &mut Option<PollConn<'g>>,
+    cursor: &mut Option<u64>,
+) {
+    let ctx = st.ctx();
+    let keepalive = ctx.params.keepalive;
+    let headers = if keepalive {
+        ""
+    } else {
+        "Connection: close\r\n"
+    };
+    if conn.is_none() {
+        let Some(mut c) = polling::open(st).await else {
+            return;
+        };
+        if cursor.is_some() {
+            // Only the very first exchange is setup; later connections of a
+            // no-keep-alive client are the steady-state cost of that mode.
+            c.http.stream_mut().end_setup();
+        }
+        *conn = Some(c);
+    }
+    let Some(c) = conn.as_mut() else { return };
+    let Some(after) = *cursor else {
+        match polling::subscribe(st, c, headers).await {
+            Ok(head) => *cursor = Some(head),
+            Err(kind) => {
+                st.error(&kind);
+                if let Some(c) = conn.take() {
+                    polling::discard(st, c);
+                }
+                return;
+            }
+        }
+        if !keepalive {
+            if let Some(c) = conn.take() {
+                polling::close(st, c).await;
+            }
+        }
+        return;
+    };
+    let in_window = ctx.window.contains(unix_nanos());
+    st.with_stats(|g| {
+        g.requests_total += 1;
+        g.requests_sent += in_window as u64;
+    });
+    let started = Instant::now();
+    let path = format!("/poll?after={after}");
+    let result = tokio::time::timeout(REQUEST_TIMEOUT, c.http.get(&path, headers)).await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    let resp = match result {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return fail(st, conn, e.kind()),
+        Err(_) => return fail(st, conn, "timeout"),
+    };
+    if in_window {
+        let interval_us = ctx.params.poll_interval.as_micros() as u64;
+        st.with_stats(|g| {
+            let _ = g
+                .request_latency
+                .record_correct(elapsed_us.clamp(1, HIST_MAX_US), interval_us.max(1));
+        });
+    }
+    if resp.head.status != 200 {
+        st.error(&format!("http_{}", resp.head.status));
+    } else {
+        match polling::apply_answer(st, &resp) {
+            Ok(answer) => {
+                *cursor = Some(answer.next.max(after));
+                if answer.n_events == 0 && in_window {
+                    st.with_stats(|g| g.empty += 1);
+                }
+            }
+            Err(kind) => st.error(kind),
+        }
+    }
+    if !keepalive || !resp.head.keep_alive {
+        if let Some(c) = conn.take() {
+            polling::close(st, c).await;
+        }
+    }
+}
+
+fn fail<'g>(st: &ClientState<'g>, conn: &mut Option<PollConn<'g>>, kind: &str) {
+    st.error(kind);
+    if let Some(c) = conn.take() {
+        polling::discard(st, c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_over_the_interval() {
+        let mut phases: Vec<f64> = (0..1000).map(|i| phase_fraction(42, i)).collect();
+        assert_eq!(phases[3], phase_fraction(42, 3));
+        assert_ne!(phases[3], phase_fraction(43, 3));
+        phases.sort_by(f64::total_cmp);
+        // Every tenth of the interval gets roughly a tenth of the clients.
+        for k in 0..10 {
+            let n = phases
+                .iter()
+                .filter(|&&p| p >= k as f64 / 10.0 && p < (k + 1) as f64 / 10.0)
+                .count();
+            assert!((60..140).contains(&n), "decile {k}: {n}");
+        }
+    }
+}

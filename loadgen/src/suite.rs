@@ -1,0 +1,388 @@
+//! Suite files: a TOML matrix of scenarios, validated before anything runs.
+//!
+//! ```toml
+//! name = "quick"            # optional, defaults to the file name
+//! repeat = 3                # runs of each scenario, interleaved (default 3)
+//! duration = "3s"           # measure window
+//! warmup = "1s"
+//! ramp = "0s"               # optional, time over which clients connect
+//! seed = 1                  # optional, short-poll phases
+//! keepalive = true          # optional, short-poll keep-alive
+//! control = true            # optional, set the feed with PUT /control/feed
+//!
+//! [matrix]
+//! transports = ["short-poll", "long-poll", "ws", "sse"]
+//! clients = [50]
+//! rate_hz = [20]
+//! payload_bytes = [64]
+//! poll_interval = ["500ms"] # required with short-poll, refused without it
+//! ```
+//!
+//! Unknown keys and wrong types are refused by serde (`deny_unknown_fields`); bad values
+//! and impossible combinations by [`validate`]. Every message names the file and the key.
+//! Repeats are interleaved: all scenarios once, then all again, so slow drift of the
+//! machine spreads over every scenario instead of biasing one.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::scenario::{ScenarioSpec, Transport};
+
+/// The built-in `quick` suite.
+pub const QUICK: &str = include_str!("../../suites/quick.toml");
+/// The built-in `standard` suite.
+pub const STANDARD: &str = include_str!("../../suites/standard.toml");
+
+const MAX_CLIENTS: usize = 100_000;
+const MAX_RATE_HZ: f64 = 1_000_000.0;
+const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+const MAX_REPEAT: u32 = 100;
+
+/// A suite file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The file could not be read.
+    #[error("cannot read suite file {file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid suite.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    name: Option<String>,
+    repeat: Option<u32>,
+    duration: String,
+    warmup: String,
+    ramp: Option<String>,
+    seed: Option<u64>,
+    keepalive: Option<bool>,
+    control: Option<bool>,
+    matrix: Matrix,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Matrix {
+    transports: Vec<Transport>,
+    clients: Vec<usize>,
+    rate_hz: Vec<f64>,
+    payload_bytes: Vec<usize>,
+    poll_interval: Option<Vec<String>>,
+}
+
+/// A validated suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Suite name (results directory prefix and the `suite` field).
+    pub name: String,
+    /// Where it came from (a path, or `builtin:NAME`).
+    pub source: String,
+    /// Runs of each scenario.
+    pub repeat: u32,
+    /// The scenarios, in matrix order.
+    pub scenarios: Vec<ScenarioSpec>,
+}
+
+impl Suite {
+    /// Resolves `--suite`: `quick` and `standard` are built in, anything else is a path.
+    pub fn load(arg: &str) -> Result<Suite, SuiteError> {
+        match arg {
+            "quick" => Suite::parse(QUICK, "builtin:quick", "quick"),
+            "standard" => Suite::parse(STANDARD, "builtin:standard", "standard"),
+            path => {
+                let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+                    file: path.to_string(),
+                    source,
+                })?;
+                let stem = Path::new(path)
+                    .file_stem()
+                    .map_or("suite".into(), |s| s.to_string_lossy().into_owned());
+                Suite::parse(&text, path, &stem)
+            }
+        }
+    }
+
+    /// Parses and validates suite text; `file` names it in messages.
+    pub fn parse(text: &str, file: &str, default_name: &str) -> Result<Suite, SuiteError> {
+        let invalid = |message: String| SuiteError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        let raw: SuiteFile =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+        validate(raw, default_name).map_err(invalid).map(|mut s| {
+            s.source = file.to_string();
+            s
+        })
+    }
+
+    /// Every run in order: repeat 0 of every scenario, then repeat 1, and so on.
+    pub fn runs(&self) -> Vec<(ScenarioSpec, u32)> {
+        (0..self.repeat)
+            .flat_map(|r| self.scenarios.iter().map(move |s| (s.clone(), r)))
+            .collect()
+    }
+
+    /// A rough wall-clock estimate of the whole suite.
+    pub fn estimated_duration(&self) -> Duration {
+        self.scenarios
+            .iter()
+            .map(ScenarioSpec::estimated_duration)
+            .sum::<Duration>()
+            * self.repeat
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| {
+        format!("key `{key}`: {text:?} is not a duration like \"500ms\" or \"30s\": {e}")
+    })
+}
+
+fn check_unique<T: PartialEq + std::fmt::Debug>(key: &str, values: &[T]) -> Result<(), String> {
+    if values.is_empty() {
+        return Err(format!("key `{key}`: needs at least one value"));
+    }
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(format!("key `{key}`: {v:?} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
+    let name = raw.name.unwrap_or_else(|| default_name.to_string());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "key `name`: {name:?} must be non-empty letters, digits, '-' or '_'"
+        ));
+    }
+    let repeat = raw.repeat.unwrap_or(3);
+    if !(1..=MAX_REPEAT).contains(&repeat) {
+        return Err(format!(
+            "key `repeat`: {repeat} must be between 1 and {MAX_REPEAT}"
+        ));
+    }
+    let measure = duration("duration", &raw.duration)?;
+    if measure.is_zero() {
+        return Err("key `duration`: must be longer than 0s".into());
+    }
+    let warmup = duration("warmup", &raw.warmup)?;
+    let ramp = raw
+        .ramp
+        .as_deref()
+        .map(|r| duration("ramp", r))
+        .transpose()?
+        .unwrap_or(Duration::ZERO);
+    let m = raw.matrix;
+    check_unique("matrix.transports", &m.transports)?;
+    check_unique("matrix.clients", &m.clients)?;
+    check_unique("matrix.rate_hz", &m.rate_hz)?;
+    check_unique("matrix.payload_bytes", &m.payload_bytes)?;
+    if let Some(&c) = m.clients.iter().find(|&&c| c == 0 || c > MAX_CLIENTS) {
+        return Err(format!(
+            "key `matrix.clients`: {c} must be between 1 and {MAX_CLIENTS}"
+        ));
+    }
+    if let Some(&r) = m.rate_hz.iter().find(|&&r| !(r > 0.0 && r <= MAX_RATE_HZ)) {
+        return Err(format!("key `matrix.rate_hz`: {r} must be above 0 and at most {MAX_RATE_HZ} (a paused feed has nothing to measure)"));
+    }
+    if let Some(&p) = m.payload_bytes.iter().find(|&&p| p > MAX_PAYLOAD_BYTES) {
+        return Err(format!(
+            "key `matrix.payload_bytes`: {p} is above the limit of {MAX_PAYLOAD_BYTES}"
+        ));
+    }
+    let has_short_poll = m.transports.contains(&Transport::ShortPoll);
+    let intervals = match (m.poll_interval, has_short_poll) {
+        (None, true) => return Err("key `matrix.poll_interval`: required when `matrix.transports` has short-poll".into()),
+        (Some(_), false) => {
+            return Err("key `matrix.poll_interval`: only applies to short-poll, which `matrix.transports` does not list".into())
+        }
+        (None, false) => Vec::new(),
+        (Some(list), true) => {
+            check_unique("matrix.poll_interval", &list)?;
+            list.iter().map(|t| duration("matrix.poll_interval", t)).collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    for &p in &intervals {
+        if p < Duration::from_millis(1) {
+            return Err(format!(
+                "key `matrix.poll_interval`: {p:?} must be at least 1ms"
+            ));
+        }
+        if measure < p * 2 {
+            return Err(format!(
+                "key `matrix.poll_interval`: {} is more than half of `duration` ({}); every client must poll at least twice in the window",
+                humantime::format_duration(p),
+                humantime::format_duration(measure)
+            ));
+        }
+    }
+    let base = ScenarioSpec {
+        transport: Transport::Ws,
+        n_clients: 1,
+        rate_hz: 1.0,
+        payload_bytes: 0,
+        poll_interval: Duration::from_secs(1),
+        duration: measure,
+        warmup,
+        ramp,
+        keepalive: raw.keepalive.unwrap_or(true),
+        seed: raw.seed.unwrap_or(1),
+        control: raw.control.unwrap_or(true),
+    };
+    let mut scenarios = Vec::new();
+    for &transport in &m.transports {
+        for &n_clients in &m.clients {
+            for &rate_hz in &m.rate_hz {
+                for &payload_bytes in &m.payload_bytes {
+                    let spec = ScenarioSpec {
+                        transport,
+                        n_clients,
+                        rate_hz,
+                        payload_bytes,
+                        ..base.clone()
+                    };
+                    if transport == Transport::ShortPoll {
+                        scenarios.extend(intervals.iter().map(|&poll_interval| ScenarioSpec {
+                            poll_interval,
+                            ..spec.clone()
+                        }));
+                    } else {
+                        scenarios.push(spec);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Suite {
+        name,
+        source: String::new(),
+        repeat,
+        scenarios,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+repeat = 2
+duration = "4s"
+warmup = "1s"
+[matrix]
+transports = ["short-poll", "ws"]
+clients = [10, 20]
+rate_hz = [5]
+payload_bytes = [64]
+poll_interval = ["1s", "500ms"]
+"#;
+
+    fn err(text: &str) -> String {
+        Suite::parse(text, "s.toml", "s").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn expands_and_interleaves() {
+        let s = Suite::parse(GOOD, "s.toml", "mysuite").unwrap();
+        assert_eq!(s.name, "mysuite");
+        // short-poll: 2 clients × 2 intervals; ws: 2 clients.
+        assert_eq!(s.scenarios.len(), 6);
+        let runs = s.runs();
+        assert_eq!(runs.len(), 12);
+        assert_eq!((runs[0].1, runs[6].1), (0, 1));
+        assert_eq!(runs[0].0, runs[6].0);
+        assert_eq!(runs[0].0.name(), "short-poll-c10-r5-s64-i1000");
+        assert!(s.estimated_duration() > Duration::from_secs(60));
+    }
+
+    #[test]
+    fn refuses_bad_files_naming_file_and_key() {
+        let e = err(&GOOD.replace("repeat = 2", "repeat = 2\nrepeats = 3"));
+        assert!(
+            e.starts_with("s.toml: ") && e.contains("unknown field `repeats`"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("clients = [10, 20]", "clients = [10, 20]\nclient = [1]"));
+        assert!(e.contains("unknown field `client`"), "{e}");
+        let e = err(&GOOD.replace("\"ws\"", "\"websocket\""));
+        assert!(e.contains("unknown variant `websocket`"), "{e}");
+        let e = err(&GOOD.replace("[10, 20]", "[0]"));
+        assert!(
+            e.contains("key `matrix.clients`: 0 must be between 1"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("[10, 20]", "[10, 10]"));
+        assert!(
+            e.contains("key `matrix.clients`: 10 is listed twice"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("rate_hz = [5]", "rate_hz = [0]"));
+        assert!(e.contains("key `matrix.rate_hz`"), "{e}");
+        let e = err(&GOOD.replace("\"4s\"", "\"4 parsecs\""));
+        assert!(e.contains("key `duration`"), "{e}");
+        let e = err(&GOOD.replace("\"1s\", \"500ms\"", "\"3s\""));
+        assert!(
+            e.contains("key `matrix.poll_interval`") && e.contains("more than half of `duration`"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("poll_interval = [\"1s\", \"500ms\"]", ""));
+        assert!(e.contains("key `matrix.poll_interval`: required"), "{e}");
+        let e = err(&GOOD.replace("\"short-poll\", ", ""));
+        assert!(e.contains("only applies to short-poll"), "{e}");
+        let e = err(&GOOD.replace("repeat = 2", "repeat = 0"));
+        assert!(e.contains("key `repeat`"), "{e}");
+        let e = err(&GOOD.replace("clients = [10, 20]", "clients = \"many\""));
+        assert!(e.contains("clients"), "{e}");
+        let e = err(&GOOD.replace("duration = \"4s\"\n", ""));
+        assert!(e.contains("missing field `duration`"), "{e}");
+        let e = Suite::load("/nonexistent/suite.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot read suite file /nonexistent/suite.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn builtin_suites_are_valid_and_quick_is_quick() {
+        let quick = Suite::load("quick").unwrap();
+        let transports: std::collections::BTreeSet<_> =
+            quick.scenarios.iter().map(|s| s.transport).collect();
+        assert_eq!(transports.len(), 4);
+        assert!(
+            quick.estimated_duration() <= Duration::from_secs(90),
+            "{:?}",
+            quick.estimated_duration()
+        );
+        let standard = Suite::load("standard").unwrap();
+        assert_eq!(standard.repeat, 3);
+        // clients 4 × rates 3 × payloads 2 × (2 short-poll intervals + 3 other transports).
+        assert_eq!(standard.scenarios.len(), 4 * 3 * 2 * 5);
+        // The duration the comment at the top of standard.toml states.
+        let secs = standard.estimated_duration().as_secs_f64();
+        assert!((secs - 7480.8).abs() < 1.0, "{secs}");
+    }
+}

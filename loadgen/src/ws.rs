@@ -1,0 +1,147 @@
+//! The WebSocket client: one connection per client, reading one text message per event.
+//!
+//! tokio-tungstenite runs over the [`CountingStream`](crate::counting::CountingStream), so
+//! frame headers, the handshake and the close handshake are all counted. Buffers are small
+//! and set explicitly: thousands of clients each reading ~100-byte messages do not need
+//! tungstenite's 128 KiB defaults, and writes (close and pong frames only) go out at once.
+//! A message's receive time is the time of the read that completed it. A connection that
+//! drops is re-opened with `?after=CURSOR`, so the server replays what the client missed.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{client_async_with_config, WebSocketStream};
+
+use crate::client::{backoff, ClientState};
+use crate::counting::CountingStream;
+use crate::event::parse_event;
+use crate::http::io_error_kind;
+
+/// How long the upgrade may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the close handshake may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+type Ws = WebSocketStream<CountingStream<TcpStream>>;
+
+/// The client's WebSocket configuration.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20))
+}
+
+/// A short stable name for a WebSocket error.
+pub fn ws_error_kind(e: &WsError) -> String {
+    match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => "closed".into(),
+        WsError::Io(e) => io_error_kind(e).into(),
+        WsError::Http(resp) => format!("http_{}", resp.status().as_u16()),
+        WsError::Protocol(_) => "ws_protocol".into(),
+        WsError::Capacity(_) => "ws_capacity".into(),
+        WsError::Utf8(_) => "ws_utf8".into(),
+        _ => "ws_other".into(),
+    }
+}
+
+/// How a connection's read loop ended.
+enum End {
+    Stopped,
+    Lost(String),
+}
+
+/// Runs one WebSocket client until stopped.
+pub async fn run(st: &mut ClientState<'_>) {
+    let ctx = st.ctx();
+    let mut failures = 0u32;
+    while !ctx.stop.is_cancelled() {
+        if failures > 0 && !backoff(ctx, failures).await {
+            break;
+        }
+        let Some((stream, _open, started)) = st.connect().await else {
+            failures += 1;
+            continue;
+        };
+        let url = match st.highest() {
+            0 => format!("ws://{}/ws", ctx.target.host),
+            after => format!("ws://{}/ws?after={after}", ctx.target.host),
+        };
+        let handshake = tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, client_async_with_config(url, stream, Some(ws_config()))) => r,
+        };
+        let mut ws = match handshake {
+            Ok(Ok((ws, _response))) => ws,
+            Ok(Err(e)) => {
+                st.error(&ws_error_kind(&e));
+                failures += 1;
+                continue;
+            }
+            Err(_) => {
+                st.error("handshake_timeout");
+                failures += 1;
+                continue;
+            }
+        };
+        st.connected(started);
+        ws.get_mut().end_setup();
+        failures = 0;
+        match read_events(st, &mut ws).await {
+            End::Stopped => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, say_goodbye(&mut ws)).await;
+                st.add_bytes(&ws.get_ref().counts());
+                break;
+            }
+            End::Lost(kind) => {
+                st.error(&kind);
+                // Finish the close handshake the server started so both sides count it.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, read_to_end(&mut ws)).await;
+                st.add_bytes(&ws.get_ref().counts());
+                failures += 1;
+            }
+        }
+    }
+}
+
+async fn read_events(st: &mut ClientState<'_>, ws: &mut Ws) -> End {
+    let ctx = st.ctx();
+    loop {
+        let msg = tokio::select! {
+            _ = ctx.stop.cancelled() => return End::Stopped,
+            m = ws.next() => m,
+        };
+        let json: &[u8] = match &msg {
+            Some(Ok(Message::Text(t))) => t.as_bytes(),
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                return End::Lost(format!("ws_close_{code}"));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return End::Lost(ws_error_kind(e)),
+            None => return End::Lost("closed".into()),
+        };
+        let recv_ns = ws.get_ref().last_read_ns();
+        match parse_event(json) {
+            Ok(ev) => st.on_event(ev, json.len(), recv_ns),
+            Err(_) => st.error("bad_event"),
+        }
+    }
+}
+
+/// Sends a close frame and reads until the server's close and end of stream.
+async fn say_goodbye(ws: &mut Ws) {
+    if ws.close(None).await.is_ok() {
+        read_to_end(ws).await;
+    }
+}
+
+async fn read_to_end(ws: &mut Ws) {
+    while let Some(Ok(_)) = ws.next().await {}
+}

@@ -1,0 +1,248 @@
+//! Tests that prove the numbers: real clients against a real in-process server.
+
+mod util;
+
+use std::time::Duration;
+
+use feedbench_loadgen::counting::{CountingStream, Window};
+use feedbench_loadgen::http::{BodyFraming, HttpConn};
+use feedbench_loadgen::results::{CpuSets, Status};
+use feedbench_loadgen::{RunConfig, RunSignals, Transport};
+use util::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_frames_cost_exactly_two_or_four_bytes() {
+    let server = start_server(100_000).await;
+    for (payload, header) in [(64usize, 2u64), (400, 4)] {
+        let mut s = spec(Transport::Ws, 5, 20.0, Duration::from_millis(1500));
+        s.payload_bytes = payload;
+        let r = run(&server, &s).await;
+        assert_lossless(&r);
+        assert_bytes_match_server(&r);
+        let b = &r.bytes;
+        assert!(b.events > 0);
+        assert_eq!(b.up, 0, "a ws client sends nothing in steady state");
+        assert_eq!(b.down - b.payload, header * b.events, "{b:?}");
+        assert!(r.latency_us.p50 < 10_000, "{:?}", r.latency_us);
+        assert!(r.request_latency_us.is_none());
+    }
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_bytes_are_exactly_the_framing() {
+    let server = start_server(100_000).await;
+    // How does the server frame the stream? Chunked adds `HEX\r\n` … `\r\n` per event.
+    let stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let mut probe = HttpConn::new(CountingStream::new(stream, Window::new().into()), "x");
+    probe.send("GET", "/sse", "", &[]).await.unwrap();
+    let framing = probe.read_head().await.unwrap().framing;
+    drop(probe);
+
+    let r = run(
+        &server,
+        &spec(Transport::Sse, 5, 20.0, Duration::from_millis(1500)),
+    )
+    .await;
+    assert_lossless(&r);
+    assert_bytes_match_server(&r);
+    let (first, last) = (r.events.first_seq.unwrap(), r.events.last_seq.unwrap());
+    let d = digits(first);
+    assert_eq!(d, digits(last + 5), "test assumes one seq width");
+    let b = &r.bytes;
+    let json_len = b.payload / b.events;
+    assert_eq!(json_len * b.events, b.payload);
+    // `id: SEQ\ndata: JSON\n\n`
+    let frame = "id: \ndata: \n\n".len() as u64 + d + json_len;
+    let chunk = match framing {
+        BodyFraming::Chunked => format!("{frame:x}").len() as u64 + 4,
+        _ => 0,
+    };
+    assert_eq!(
+        b.down,
+        b.events * (frame + chunk),
+        "{b:?} framing {framing:?}"
+    );
+    assert_eq!(b.up, 0);
+    assert!(r.latency_us.p50 < 10_000, "{:?}", r.latency_us);
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_poll_latency_is_half_the_interval() {
+    let server = start_server(100_000).await;
+    let interval = Duration::from_millis(200);
+    let mut s = spec(Transport::ShortPoll, 10, 50.0, Duration::from_secs(3));
+    s.poll_interval = interval;
+    let r = run(&server, &s).await;
+    assert_lossless(&r);
+    assert_bytes_match_server(&r);
+    let half_us = interval.as_micros() as f64 / 2.0;
+    let mean = r.latency_us.mean;
+    assert!(
+        (mean - half_us).abs() <= 0.2 * half_us,
+        "mean {mean} µs vs P/2 {half_us} µs"
+    );
+    let slack_us = 50_000;
+    assert!(
+        r.latency_us.max <= interval.as_micros() as u64 + slack_us,
+        "{:?}",
+        r.latency_us
+    );
+    // About 15 polls per client in 3 s; each answers at once.
+    let req = r.request_latency_us.as_ref().unwrap();
+    assert!(
+        r.requests.sent >= 10 * 14 && r.requests.sent <= 10 * 16,
+        "{:?}",
+        r.requests
+    );
+    assert!(req.p50 < 10_000, "{req:?}");
+    assert_eq!(r.requests.missed_ticks, 0);
+    assert!(r.bytes.setup_up > 0 && r.bytes.up > 0 && r.bytes.overhead_ratio > 0.0);
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_poll_without_keepalive_matches_the_server() {
+    let server = start_server(100_000).await;
+    let mut s = spec(Transport::ShortPoll, 4, 20.0, Duration::from_secs(1));
+    s.keepalive = false;
+    let r = run(&server, &s).await;
+    assert_lossless(&r);
+    assert_bytes_match_server(&r);
+    // One connection per poll.
+    assert!(
+        r.connections.opened >= r.requests.total,
+        "{:?} {:?}",
+        r.connections,
+        r.requests
+    );
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_is_fast_and_lossless() {
+    let server = start_server(100_000).await;
+    let r = run(
+        &server,
+        &spec(Transport::LongPoll, 5, 20.0, Duration::from_millis(1500)),
+    )
+    .await;
+    assert_lossless(&r);
+    assert_bytes_match_server(&r);
+    assert!(r.latency_us.p50 < 10_000, "{:?}", r.latency_us);
+    // Roughly one request per event per client at this rate.
+    assert!(
+        r.requests.per_event > 0.5 && r.requests.per_event <= 1.5,
+        "{:?}",
+        r.requests
+    );
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_ring_and_slow_polls_report_missed_events() {
+    let server = start_server(5).await;
+    let mut s = spec(Transport::ShortPoll, 2, 100.0, Duration::from_secs(2));
+    s.poll_interval = Duration::from_millis(500);
+    let r = run(&server, &s).await;
+    let e = &r.events;
+    // Each poll finds ~50 new events but only the last 5 are retained.
+    assert!(e.server_missed > 0, "{e:?}");
+    assert!(e.missed >= e.expected / 2, "{e:?}");
+    assert_eq!(e.delivered + e.missed, e.expected);
+    assert_eq!(e.duplicates, 0);
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_fails_the_scenario() {
+    let server = start_server(100_000).await;
+    let signals = RunSignals::new();
+    let spec = spec(Transport::Ws, 3, 20.0, Duration::from_secs(30));
+    let target = target(&server);
+    let progress = feedbench_loadgen::progress::Progress::hidden();
+    let run = feedbench_loadgen::run_scenario(&target, &spec, 0, &signals, &progress);
+    let kill = async {
+        // Wait (bounded) until the clients are connected, then stop the server.
+        for _ in 0..500 {
+            if server.stats()["connections"]["open"]["ws"].as_u64() == Some(3) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.shutdown();
+    };
+    let (r, ()) = tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(run, kill) })
+        .await
+        .unwrap();
+    let r = r.unwrap();
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.status_message.as_deref().unwrap_or("").contains("/stats"),
+        "{:?}",
+        r.status_message
+    );
+    assert!(!r.errors.is_empty());
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_files_follow_the_schema() {
+    let server = start_server(100_000).await;
+    let dir = std::env::temp_dir().join(format!("fb-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = RunConfig {
+        suite: "test".into(),
+        runs: vec![
+            (
+                spec(Transport::ShortPoll, 2, 20.0, Duration::from_millis(500)),
+                0,
+            ),
+            (spec(Transport::Sse, 2, 20.0, Duration::from_millis(500)), 0),
+        ],
+        target: target(&server),
+        results_path: dir.join("results.json"),
+        embedded_server: false,
+        cpu_sets: Some(CpuSets {
+            server: Some("0".into()),
+            loadgen: Some("1".into()),
+        }),
+    };
+    let results = feedbench_loadgen::run(&cfg, &RunSignals::new())
+        .await
+        .unwrap();
+    assert_eq!(results.status, Status::Complete);
+    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench-results/schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg.results_path).unwrap()).unwrap();
+    let errors = feedbench_loadgen::schema::validate(&written, &schema);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(written["scenarios"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        written["scenarios"][1]["params"]["poll_interval_ms"],
+        serde_json::Value::Null
+    );
+    // The hdr field decodes to the same counts.
+    let back: feedbench_loadgen::Results = serde_json::from_value(written).unwrap();
+    assert_eq!(
+        back.scenarios[0].latency_us.histogram().unwrap().len(),
+        back.scenarios[0].latency_us.count
+    );
+
+    // An interrupted run still writes a valid file.
+    let signals = RunSignals::new();
+    signals.interrupt.cancel();
+    let results = feedbench_loadgen::run(&cfg, &signals).await.unwrap();
+    assert_eq!(results.status, Status::Interrupted);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg.results_path).unwrap()).unwrap();
+    assert!(feedbench_loadgen::schema::validate(&written, &schema).is_empty());
+    assert_eq!(written["status"], "interrupted");
+    std::fs::remove_dir_all(&dir).unwrap();
+    stop_server(server).await;
+}

@@ -1,0 +1,133 @@
+//! `feedbench load`: one scenario against a running server, results to a JSON file.
+//!
+//! A thin layer over `feedbench_loadgen`: parse and check the flags, build a runtime, run
+//! the scenario with Ctrl-C/SIGTERM wired to "stop and save", print the summary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use feedbench_loadgen::runner::{exit_code, summary_table};
+use feedbench_loadgen::{RunConfig, RunSignals, ScenarioSpec, Target, Transport};
+
+/// Run one scenario against a running server and write its results file.
+///
+/// Exit codes: 0 complete; 1 the run failed (server died, feed could not be set) or was
+/// interrupted (results are saved either way, with that status); 2 usage or input error.
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub target: String,
+    /// Transport: short-poll, long-poll, ws or sse.
+    #[arg(long)]
+    pub transport: Transport,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 10)]
+    pub clients: usize,
+    /// Feed rate in events per second (set on the server unless --no-control).
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Length of each event's data filler in bytes (set on the server unless --no-control).
+    #[arg(long, default_value_t = 64)]
+    pub payload_bytes: usize,
+    /// Measure window, e.g. 30s.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Warm-up before measuring (not recorded), e.g. 2s.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Short-poll interval, e.g. 1s or 100ms (short-poll only).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// Open a new connection for every short poll.
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Don't set the feed with PUT /control/feed (a server whose feed you don't control);
+    /// --rate and --payload-bytes then only label the results.
+    #[arg(long)]
+    pub no_control: bool,
+    /// Bearer token for PUT /control/feed.
+    #[arg(long, env = "FEEDBENCH_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+    /// Seed for the short-poll clients' phases.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Time over which the clients connect, e.g. 5s (0: as fast as possible).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub ramp: Duration,
+    /// Results file (JSON, schema 1), written atomically.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Checks flag values that clap cannot.
+fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
+    anyhow::ensure!(args.clients >= 1, "--clients must be at least 1");
+    anyhow::ensure!(
+        args.rate.is_finite() && args.rate > 0.0,
+        "--rate must be above 0 (a paused feed has nothing to measure)"
+    );
+    anyhow::ensure!(
+        !args.duration.is_zero(),
+        "--duration must be longer than 0s"
+    );
+    if args.transport == Transport::ShortPoll {
+        anyhow::ensure!(
+            args.poll_interval >= Duration::from_millis(1),
+            "--poll-interval must be at least 1ms"
+        );
+        anyhow::ensure!(
+            args.duration >= args.poll_interval * 2,
+            "--duration ({}) must be at least twice --poll-interval ({}) so every client polls in the window",
+            humantime::format_duration(args.duration),
+            humantime::format_duration(args.poll_interval)
+        );
+    }
+    Ok(ScenarioSpec {
+        transport: args.transport,
+        n_clients: args.clients,
+        rate_hz: args.rate,
+        payload_bytes: args.payload_bytes,
+        poll_interval: args.poll_interval,
+        duration: args.duration,
+        warmup: args.warmup,
+        ramp: args.ramp,
+        keepalive: !args.no_keepalive,
+        seed: args.seed,
+        control: !args.no_control,
+    })
+}
+
+/// Runs `feedbench load`; returns the exit code.
+pub fn execute(args: LoadArgs) -> anyhow::Result<i32> {
+    let spec = spec_from(&args)?;
+    let mut target = Target::parse(&args.target).map_err(anyhow::Error::msg)?;
+    target.control_token = args.control_token.clone();
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let signals = Arc::new(RunSignals::new());
+        let watcher = tokio::spawn(crate::run_cmd::interrupt_on_signal(signals.clone()));
+        let cfg = RunConfig {
+            suite: "load".into(),
+            runs: vec![(spec, 0)],
+            target,
+            results_path: args.out.clone(),
+            embedded_server: false,
+            cpu_sets: None,
+        };
+        let results = feedbench_loadgen::run(&cfg, &signals).await;
+        watcher.abort();
+        let results = results?;
+        print!("{}", summary_table(&results));
+        eprintln!("results: {}", args.out.display());
+        Ok(exit_code(results.status))
+    })
+}

@@ -1,0 +1,198 @@
+//! `feedbench run`: a whole suite, against a given server or one started for the run.
+//!
+//! Without `--target` it starts `feedbench serve --addr 127.0.0.1:0` (this same binary) as
+//! a child, pinned apart from the load generator on machines with two or more CPUs, and
+//! stops it at the end. Results go to `DIR/results.json`; `bench-results/latest` points at
+//! the newest run; then the report is written next to the results.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use feedbench_loadgen::clock::compact_utc;
+use feedbench_loadgen::embedded::EmbeddedServer;
+use feedbench_loadgen::results::CpuSets;
+use feedbench_loadgen::runner::{exit_code, summary_table, update_latest_link};
+use feedbench_loadgen::sysinfo::{allowed_cpus, format_cpu_list, pin_current_thread, split_cpus};
+use feedbench_loadgen::{RunConfig, RunSignals, Suite, Target};
+
+/// Where results go by default.
+const RESULTS_ROOT: &str = "bench-results";
+
+/// Run a benchmark suite and write its results and report.
+///
+/// Without --target, feedbench starts its own server (`feedbench serve`) on a free loopback
+/// port, pins server and load generator to separate CPUs (unless --no-pin), and stops the
+/// server at the end. Ctrl-C stops the run and saves what was measured.
+///
+/// Exit codes: 0 complete; 1 the run failed (e.g. the server died) or was interrupted
+/// (results are saved either way, with that status); 2 usage or input error (e.g. an
+/// invalid suite file).
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Suite: quick, standard, or the path of a suite TOML file.
+    #[arg(long, default_value = "quick")]
+    pub suite: String,
+    /// Measure this server (e.g. http://127.0.0.1:8080) instead of starting one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Output directory [default: bench-results/SUITE-UTCTIMESTAMP].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Don't write the report after the results.
+    #[arg(long)]
+    pub no_report: bool,
+    /// Don't pin the embedded server and the load generator to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Bearer token for PUT /control/feed on the target.
+    #[arg(long, env = "FEEDBENCH_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+}
+
+/// Cancels `signals.interrupt` on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn interrupt_on_signal(signals: Arc<RunSignals>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+    signals.interrupt.cancel();
+}
+
+/// Runs `feedbench run`; returns the exit code.
+pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
+    let suite = Suite::load(&args.suite)?;
+    let target = match &args.target {
+        Some(url) => {
+            let mut t = Target::parse(url).map_err(anyhow::Error::msg)?;
+            t.control_token = args.control_token.clone();
+            Some(t)
+        }
+        None => None,
+    };
+    let default_out = args.out.is_none();
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        Path::new(RESULTS_ROOT).join(format!("{}-{}", suite.name, compact_utc(SystemTime::now())))
+    });
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+
+    // Pin before the runtime exists, so every runtime thread inherits the load generator's
+    // set; the server child gets its own set in its pre-exec hook.
+    let cpus = if target.is_none() && !args.no_pin {
+        split_cpus(&allowed_cpus())
+    } else {
+        None
+    };
+    if let Some((_, loadgen_cpus)) = &cpus {
+        pin_current_thread(loadgen_cpus).context("cannot pin the load generator")?;
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some((_, loadgen_cpus)) = &cpus {
+        builder.worker_threads(loadgen_cpus.len());
+    }
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_suite(args, suite, target, out_dir, default_out, cpus))
+}
+
+async fn run_suite(
+    args: RunArgs,
+    suite: Suite,
+    target: Option<Target>,
+    out_dir: PathBuf,
+    default_out: bool,
+    cpus: Option<(Vec<usize>, Vec<usize>)>,
+) -> anyhow::Result<i32> {
+    let signals = Arc::new(RunSignals::new());
+    let interrupts = tokio::spawn(interrupt_on_signal(signals.clone()));
+    let (target, server) = match target {
+        Some(t) => (t, None),
+        None => {
+            let exe = std::env::current_exe().context("cannot find the feedbench executable")?;
+            let server = EmbeddedServer::start(&exe, cpus.as_ref().map(|c| c.0.clone())).await?;
+            let t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
+            (t, Some(server))
+        }
+    };
+    let server_watch = server.as_ref().map(|s| {
+        let (exited, status, pid, signals) =
+            (s.exited.clone(), s.status_handle(), s.pid, signals.clone());
+        tokio::spawn(async move {
+            exited.cancelled().await;
+            let how = status
+                .lock()
+                .ok()
+                .and_then(|s| *s)
+                .map_or("unknown status".to_string(), |s| s.to_string());
+            signals.fail(format!(
+                "the embedded server (pid {pid}) exited unexpectedly ({how})"
+            ));
+        })
+    });
+    let results_path = out_dir.join("results.json");
+    let cfg = RunConfig {
+        suite: suite.name.clone(),
+        runs: suite.runs(),
+        target,
+        results_path: results_path.clone(),
+        embedded_server: server.is_some(),
+        cpu_sets: cpus.as_ref().map(|(s, l)| CpuSets {
+            server: Some(format_cpu_list(s)),
+            loadgen: Some(format_cpu_list(l)),
+        }),
+    };
+    eprintln!(
+        "feedbench: suite {} ({}): {} runs, about {}; results in {}",
+        suite.name,
+        suite.source,
+        cfg.runs.len(),
+        humantime::format_duration(std::time::Duration::from_secs(
+            suite.estimated_duration().as_secs()
+        )),
+        out_dir.display()
+    );
+    let results = feedbench_loadgen::run(&cfg, &signals).await;
+    if let Some(w) = server_watch {
+        w.abort();
+    }
+    if let Some(s) = server {
+        s.stop().await;
+    }
+    interrupts.abort();
+    let results = results?;
+    if default_out || out_dir.parent().is_some_and(|p| p.ends_with(RESULTS_ROOT)) {
+        let link = out_dir.parent().unwrap_or(Path::new(".")).join("latest");
+        if let Err(e) = update_latest_link(&link, &out_dir) {
+            tracing::warn!("cannot update {}: {e}", link.display());
+        }
+    }
+    print!("{}", summary_table(&results));
+    eprintln!("results: {}", results_path.display());
+    let mut code = exit_code(results.status);
+    if !args.no_report {
+        // The results are safe on disk; a report that cannot be written fails the run
+        // (exit 1) rather than counting as a usage error.
+        match crate::report_cmd::write_report_for_run(&results_path, &out_dir) {
+            Ok(report) => eprintln!("report: {}", report.display()),
+            Err(e) => {
+                eprintln!("feedbench: cannot write the report: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
