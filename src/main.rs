@@ -34,13 +34,18 @@ struct Cli {
     command: Command,
 }
 
+/// Exit codes of `load` and `run`.
+const RUN_EXIT_CODES: &str = "Exit codes: 0 every scenario complete; 1 the run failed (e.g. the server died) or was interrupted (results are saved with that status); 2 usage or input error (nothing ran).";
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the data feed over every transport.
     Serve(serve_cmd::ServeArgs),
     /// Run one scenario against a running server and write its results file.
+    #[command(after_help = RUN_EXIT_CODES)]
     Load(load_cmd::LoadArgs),
     /// Run a benchmark suite (quick, standard or a TOML file) and write results and a report.
+    #[command(after_help = RUN_EXIT_CODES)]
     Run(run_cmd::RunArgs),
     /// Turn results files into charts, an HTML page and a Markdown summary.
     Report(report_cmd::ReportArgs),
