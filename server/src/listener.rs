@@ -7,6 +7,9 @@
 //! - Every connection runs under the server's `TaskTracker` and shuts down gracefully when
 //!   the token is cancelled: hyper finishes the response in flight (parked long-polls and
 //!   SSE streams end themselves on the same token), bounded by `shutdown_grace`.
+//! - A connection serving an SSE stream is closed at once, and counted, when the stream
+//!   falls more than `ws_queue` events behind: the connection task itself watches the lag,
+//!   because hyper stops polling the body while the client's socket is stuck.
 
 use std::io;
 use std::net::SocketAddr;
@@ -100,8 +103,9 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     tokio::pin!(conn);
     let result = tokio::select! {
         res = conn.as_mut() => res,
-        _ = tag.kill.notified() => {
-            tracing::debug!(%peer, "connection dropped (slow consumer)");
+        behind = push_lag(&app, &tag) => {
+            app.stats.slow_sse.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, behind, "closing slow sse consumer");
             Ok(())
         }
         _ = app.shutdown.cancelled() => {
@@ -114,5 +118,27 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     };
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+}
+
+/// Resolves, with how far behind it is, when this connection's push stream falls more than
+/// `ws_queue` events behind the head; pends forever on a connection that never streams.
+/// It runs in the connection's own task, so a publish wakes that task once for both this
+/// check and the body.
+async fn push_lag(app: &App, tag: &ConnTag) -> u64 {
+    tag.pushing.notified().await;
+    let queue = app.config.ws_queue as u64;
+    let mut head_rx = app.hub.subscribe();
+    loop {
+        let behind = head_rx
+            .borrow_and_update()
+            .saturating_sub(tag.push_cursor());
+        if behind > queue {
+            return behind;
+        }
+        if head_rx.changed().await.is_err() {
+            // The hub outlives every connection, so this is unreachable; never resolve.
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -4,31 +4,31 @@
 //! `id: SEQ\ndata: JSON\n\n` (the bytes made once at publish time). A cursor comes from
 //! `?after=SEQ` or, as browsers send it on reconnect, the `Last-Event-ID` header.
 //!
-//! A feeder task moves events from the ring into a small channel that the response body
-//! drains. A consumer more than `ws_queue` events behind is ended: the feeder counts it and
-//! wakes the connection's kill switch, because a stuck socket would never let hyper reach
-//! the end of the body. At shutdown the feeder drops its sender and the stream ends cleanly.
+//! The response body reads the ring itself through a [`Follower`]: no task and no channel
+//! per stream, so an idle stream costs its body's few words plus hyper's connection. A
+//! consumer more than `ws_queue` events behind is ended by closing its connection: the body
+//! records in the connection's tag the last event it handed to hyper, and the connection
+//! task watches the head against it (`listener::push_lag`), because a stuck socket makes
+//! hyper stop polling the body, which then could notice nothing. At shutdown the body ends
+//! and hyper finishes the chunked response cleanly (`0\r\n\r\n`).
 
-use std::pin::Pin;
+use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 use crate::app::App;
+use crate::event::Event;
 use crate::follow::{Follower, Next};
 use crate::query::Query;
 use crate::respond::{self, Body};
-use crate::stats::{ConnTag, GaugeGuard};
-
-/// Events buffered between the feeder and the body, on top of the ring-based queue.
-const CHANNEL_EVENTS: usize = 16;
+use crate::stats::ConnTag;
 
 /// The cursor from `?after=` or `Last-Event-ID` (the query wins).
 fn cursor<B>(req: &Request<B>) -> Result<Option<u64>, String> {
@@ -62,10 +62,18 @@ pub fn stream<B>(app: &Arc<App>, req: &Request<B>, tag: Arc<ConnTag>) -> Respons
             ),
         );
     }
-    let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
     let follower = Follower::new(&app.hub, after, app.config.ws_queue);
-    app.tracker.spawn(feed(app.clone(), tx, follower, tag));
-    let mut resp = Response::new(SseBody { rx }.boxed());
+    tag.start_push(follower.cursor);
+    let stream = Stream {
+        head_rx: app.hub.subscribe(),
+        app: app.clone(),
+        tag,
+        follower,
+        batch: Vec::new().into_iter(),
+    };
+    app.stats.open_sse.fetch_add(1, Relaxed);
+    let chunks = futures_util::stream::unfold(stream, next_chunk);
+    let mut resp = Response::new(StreamBody::new(chunks).boxed());
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -73,68 +81,57 @@ pub fn stream<B>(app: &Arc<App>, req: &Request<B>, tag: Arc<ConnTag>) -> Respons
     resp
 }
 
-/// Moves events into the body's channel until the client leaves, falls too far behind, or
-/// the server shuts down.
-async fn feed(app: Arc<App>, tx: mpsc::Sender<Bytes>, mut follower: Follower, tag: Arc<ConnTag>) {
-    let _open = GaugeGuard::new(&app.stats.open_sse);
-    let mut head_rx = app.hub.subscribe();
+/// One SSE stream's state, owned by its response body. Dropping it (the stream ended, or
+/// hyper dropped the body because the client left or the connection was closed) is the
+/// one place the open-SSE gauge goes down.
+struct Stream {
+    app: Arc<App>,
+    tag: Arc<ConnTag>,
+    follower: Follower,
+    head_rx: watch::Receiver<u64>,
+    /// Events read from the ring but not yet handed to hyper, oldest first.
+    batch: std::vec::IntoIter<Event>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.app.stats.open_sse.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The next chunk of the body: one event's SSE frame, or the end of the stream at shutdown.
+async fn next_chunk(mut s: Stream) -> Option<(Result<Frame<Bytes>, Infallible>, Stream)> {
     loop {
-        head_rx.borrow_and_update();
-        let events = match follower.next(&app.hub) {
-            Next::TooSlow { behind } => return too_slow(&app, &tag, behind),
-            Next::Send(events) => events,
+        if s.app.shutdown.is_cancelled() {
+            return None;
+        }
+        if let Some(ev) = s.batch.next() {
+            s.tag.pushed(ev.seq);
+            return Some((Ok(Frame::data(ev.sse)), s));
+        }
+        // Let the spent batch's allocation go before waiting, so an idle stream holds none.
+        s.batch = Vec::new().into_iter();
+        s.head_rx.borrow_and_update();
+        match s.follower.next(&s.app.hub) {
+            Next::Send(events) => s.batch = events.into_iter(),
+            // Too far behind: the connection task sees the same lag and closes the
+            // connection (and counts it); there is nothing more to send until then.
+            Next::TooSlow { .. } => {
+                s.app.shutdown.cancelled().await;
+                return None;
+            }
             Next::Wait => {
                 tokio::select! {
                     biased;
-                    _ = app.shutdown.cancelled() => return,
-                    _ = tx.closed() => return,
-                    _ = head_rx.changed() => continue,
-                }
-            }
-        };
-        for ev in events {
-            let send = tx.send(ev.sse);
-            tokio::pin!(send);
-            loop {
-                tokio::select! {
-                    biased;
-                    res = &mut send => match res {
-                        Ok(()) => break,
-                        Err(_) => return,
-                    },
-                    _ = app.shutdown.cancelled() => return,
-                    _ = head_rx.changed() => {
-                        let behind = follower.behind(&app.hub);
-                        if behind > follower.queue {
-                            return too_slow(&app, &tag, behind);
+                    _ = s.app.shutdown.cancelled() => return None,
+                    changed = s.head_rx.changed() => {
+                        if changed.is_err() {
+                            return None;
                         }
                     }
                 }
             }
         }
-    }
-}
-
-fn too_slow(app: &App, tag: &ConnTag, behind: u64) {
-    app.stats.slow_sse.fetch_add(1, Relaxed);
-    tracing::debug!(behind, "ending slow sse consumer");
-    tag.kill.notify_one();
-}
-
-/// The response body: whatever the feeder sends, one chunk per event.
-struct SseBody {
-    rx: mpsc::Receiver<Bytes>,
-}
-
-impl hyper::body::Body for SseBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
     }
 }
 

@@ -196,8 +196,11 @@ pub struct ConnTag {
     pending_in: AtomicU64,
     pending_out: AtomicU64,
     stats: Arc<Stats>,
-    /// Woken to drop the connection at once (a slow SSE consumer whose socket is stuck).
-    pub kill: Notify,
+    /// Seq of the last event a push stream (SSE) on this connection handed to hyper.
+    push_cursor: AtomicU64,
+    /// Woken once when the connection starts a push stream, so that the connection task
+    /// starts watching its lag (a stuck socket stops hyper from polling the body).
+    pub pushing: Notify,
 }
 
 impl ConnTag {
@@ -208,8 +211,25 @@ impl ConnTag {
             pending_in: AtomicU64::new(0),
             pending_out: AtomicU64::new(0),
             stats,
-            kill: Notify::new(),
+            push_cursor: AtomicU64::new(0),
+            pushing: Notify::new(),
         }
+    }
+
+    /// Marks the connection as serving a push stream starting after `cursor`.
+    pub fn start_push(&self, cursor: u64) {
+        self.push_cursor.store(cursor, Relaxed);
+        self.pushing.notify_one();
+    }
+
+    /// Records that the push stream handed event `seq` to hyper.
+    pub fn pushed(&self, seq: u64) {
+        self.push_cursor.store(seq, Relaxed);
+    }
+
+    /// Seq of the last event the push stream handed to hyper.
+    pub fn push_cursor(&self) -> u64 {
+        self.push_cursor.load(Relaxed)
     }
 
     /// Attributes this connection's bytes to `class` from now on, including bytes read

@@ -4,6 +4,8 @@
 mod util;
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use feedbench_server::poll::parse_params;
@@ -243,4 +245,188 @@ async fn long_poll_churn_leaves_no_waiters() {
     .await;
     server.hub().publish(&[1], 8);
     assert_eq!(c.read_response().await.json()["next"].as_u64(), Some(1));
+}
+
+type WsClient = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// What a healthy client saw.
+#[derive(Debug)]
+struct Seen {
+    first_seq: u64,
+    last_seq: u64,
+    /// Receive time minus `ts` of every event, microseconds.
+    latencies_us: Vec<u64>,
+}
+
+async fn ws_client(addr: std::net::SocketAddr) -> WsClient {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (ws, resp) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream)
+        .await
+        .expect("ws handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// Reads events until it has seen seq `done` (0 until the test knows the last seq),
+/// asserting that every seq arrives exactly once and in order.
+async fn read_in_order(mut ws: WsClient, done: Arc<AtomicU64>) -> Seen {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Seen {
+        first_seq: 0,
+        last_seq: 0,
+        latencies_us: Vec::new(),
+    };
+    loop {
+        let target = done.load(Relaxed);
+        if target != 0 && seen.last_seq >= target {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "healthy client stuck at {seen:?}"
+        );
+        let Ok(msg) = tokio::time::timeout(Duration::from_millis(100), ws.next()).await else {
+            continue;
+        };
+        let text = match msg.expect("healthy ws ended").expect("healthy ws error") {
+            Message::Text(t) => t,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("healthy client got {other:?}"),
+        };
+        let now = unix_now_ns();
+        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        let seq = v["seq"].as_u64().unwrap();
+        if seen.first_seq == 0 {
+            seen.first_seq = seq;
+        } else {
+            assert_eq!(seq, seen.last_seq + 1, "healthy client skipped or repeated");
+        }
+        seen.last_seq = seq;
+        let ts = v["ts"].as_u64().unwrap();
+        seen.latencies_us.push(now.saturating_sub(ts) / 1_000);
+    }
+}
+
+fn quantile_us(seen: &[Seen], q: f64) -> u64 {
+    let mut all: Vec<u64> = seen.iter().flat_map(|s| s.latencies_us.clone()).collect();
+    all.sort_unstable();
+    all.get(((all.len() as f64 - 1.0) * q) as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Opens a push stream and never reads from it again: the server's writes pile up in the
+/// kernel's socket buffers until it stops, which is what a stuck consumer looks like.
+async fn stuck_client(addr: std::net::SocketAddr, ws: bool) -> Http {
+    let mut c = Http::connect_small_window(addr, 4 * 1024).await;
+    if ws {
+        c.send_raw(b"GET /ws HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await;
+        assert_eq!(c.read_head().await.0, 101);
+    } else {
+        c.send("GET", "/sse", "", b"").await;
+        assert_eq!(c.read_head().await.0, 200);
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_consumers_are_closed_while_healthy_clients_get_every_event() {
+    const STUCK: usize = 100;
+    const HEALTHY: usize = 5;
+    const RETAIN: usize = 5_000;
+    const PAYLOAD: usize = 1024;
+    let server = start(|c| {
+        // Roomy enough that a healthy client in a debug build sharing two cores with the
+        // other tests never falls this far behind at the pace below.
+        c.ws_queue = 1_000;
+        c.retain = RETAIN;
+    })
+    .await;
+    let addr = server.local_addr();
+    let rss_before = stat(&server, "/process/rss_bytes");
+    let done = Arc::new(AtomicU64::new(0));
+    let mut healthy = Vec::new();
+    for _ in 0..HEALTHY {
+        let ws = ws_client(addr).await;
+        healthy.push(tokio::spawn(read_in_order(ws, done.clone())));
+    }
+    let mut stuck = Vec::new();
+    for i in 0..2 * STUCK {
+        stuck.push(stuck_client(addr, i % 2 == 0).await);
+    }
+    eventually("every stream open", || async {
+        stat(&server, "/connections/open/ws") == (STUCK + HEALTHY) as u64
+            && stat(&server, "/connections/open/sse") == STUCK as u64
+    })
+    .await;
+
+    // Publish (stamped now, so latency is real) until every stuck client is closed.
+    let mut rss_max = 0;
+    for _round in 0..3_000 {
+        let now = unix_now_ns();
+        server.hub().publish(&[now; 10], PAYLOAD);
+        rss_max = rss_max.max(stat(&server, "/process/rss_bytes"));
+        let closed = stat(&server, "/connections/slow_consumer_closed/ws")
+            + stat(&server, "/connections/slow_consumer_closed/sse");
+        if closed == 2 * STUCK as u64 {
+            break;
+        }
+        // Pace the feed at about 2,500 events/s so healthy clients keep up.
+        tokio::time::sleep(Duration::from_millis(4)).await;
+    }
+    assert_eq!(
+        stat(&server, "/connections/slow_consumer_closed/ws"),
+        STUCK as u64
+    );
+    assert_eq!(
+        stat(&server, "/connections/slow_consumer_closed/sse"),
+        STUCK as u64
+    );
+    let published = server.hub().head();
+    done.store(published, Relaxed);
+    let mut seen = Vec::new();
+    for h in healthy {
+        let s = h.await.unwrap();
+        assert_eq!((s.first_seq, s.last_seq), (1, published));
+        seen.push(s);
+    }
+    // The bound: the ring (each event held once as JSON and once as its SSE frame), plus
+    // per stuck connection what the server may hold for it outside the kernel: at most one
+    // WebSocket frame in tungstenite's write buffer or hyper's 16 KiB of queued SSE body
+    // (refcounted event bytes plus chunk headers), and its connection state (~16 KiB, a
+    // generous figure for what scripts/conn-memory.sh measures at 4-11 KiB). 32 MiB of
+    // slack covers this test process's own clients and the other tests running beside it.
+    // The stuck sockets' kernel buffers are not in RSS.
+    let event_bytes = 2 * (PAYLOAD + 64) as u64;
+    let bound = RETAIN as u64 * event_bytes
+        + (2 * STUCK) as u64 * (PAYLOAD as u64 + 32 * 1024)
+        + (32 << 20);
+    let grew = rss_max.saturating_sub(rss_before);
+    eprintln!(
+        "stuck consumers: {published} events, healthy max latency {} us, p99 {} us, RSS grew {} KiB (bound {} KiB)",
+        quantile_us(&seen, 1.0),
+        quantile_us(&seen, 0.99),
+        grew / 1024,
+        bound / 1024
+    );
+    assert!(grew <= bound, "RSS grew {grew} bytes, bound {bound}");
+    // Every stuck socket is closed by the server.
+    for mut c in stuck {
+        assert!(c.closed_by_server().await);
+    }
+    // The healthy clients have hung up too.
+    eventually("every connection gone", || async {
+        stat(&server, "/connections/open/total") == 0
+    })
+    .await;
 }

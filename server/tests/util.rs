@@ -146,6 +146,22 @@ impl Http {
         }
     }
 
+    /// A client whose socket takes at most about `rcvbuf` bytes before the server's writes
+    /// stall: a stuck consumer that the kernel cannot hide for long.
+    pub async fn connect_small_window(addr: SocketAddr, rcvbuf: u32) -> Http {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+        let inner = socket.connect(addr).await.expect("connect");
+        inner.set_nodelay(true).unwrap();
+        Http {
+            stream: CountingStream {
+                inner,
+                counts: Arc::default(),
+            },
+            buf: Vec::new(),
+        }
+    }
+
     /// Sends raw bytes.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");

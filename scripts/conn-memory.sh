@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Server memory per open idle connection, by kind: (RSS at N - RSS at 0) / N, with RSS
+# read from the server's own /stats (`process.rss_bytes`). For each kind (ws, sse, parked
+# long-poll, idle keep-alive) and each round, a fresh release server
+# (`feedbench serve --addr 127.0.0.1:0 --rate 0`) is started as this script's child, N
+# idle clients of that kind are opened from one python3 asyncio process, and the server's
+# RSS is read before and after. Prints KiB per connection for every round and the median.
+# Bounded: every wait has a deadline and the whole run is under `timeout`.
+#
+#   scripts/conn-memory.sh [N (10000)] [ROUNDS (3)]
+#
+# N connections need N descriptors in the client and in the server (20,000 allowed here).
+# Each kind connects from its own 127.0.x.y source address, so earlier rounds' TIME_WAIT
+# sockets never exhaust the ephemeral ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-10000}"
+rounds="${2:-3}"
+cargo build --release --locked -q --bin feedbench
+bin="$PWD/target/release/feedbench"
+
+timeout --kill-after=10s "$(( 120 + rounds * 4 * (30 + n / 200) ))s" \
+  python3 - "$bin" "$n" "$rounds" <<'PY'
+import asyncio, json, os, signal, socket, statistics, subprocess, sys, time
+
+BIN, N, ROUNDS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+KINDS = ["ws", "sse", "long-poll", "idle"]
+# The /stats gauge that counts each kind once it is open.
+GAUGE = {"ws": "ws", "sse": "sse", "long-poll": "long_poll_parked", "idle": "http_idle"}
+REQUEST = {
+    "ws": b"GET /ws HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+          b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    "sse": b"GET /sse HTTP/1.1\r\nhost: t\r\n\r\n",
+    "long-poll": b"GET /longpoll?timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n",
+    "idle": b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n",
+}
+CONNECT_CONCURRENCY = 256
+IP_BIND_ADDRESS_NO_PORT = 24
+
+
+def start_server():
+    proc = subprocess.Popen(
+        [BIN, "serve", "--addr", "127.0.0.1:0", "--rate", "0",
+         "--max-connections", str(N + 100), "--worker-threads", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline().strip()
+    prefix = "feedbench listening on http://"
+    if not line.startswith(prefix):
+        proc.kill()
+        sys.exit(f"server did not start: {line!r}")
+    host, port = line[len(prefix):].rsplit(":", 1)
+    return proc, (host, int(port))
+
+
+async def stats(addr):
+    r, w = await asyncio.open_connection(*addr)
+    w.write(b"GET /stats HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+    raw = await asyncio.wait_for(r.read(), 10)
+    w.close()
+    return json.loads(raw.split(b"\r\n\r\n", 1)[1])
+
+
+async def wait_stats(addr, what, cond, deadline_s=60):
+    deadline = time.monotonic() + deadline_s
+    while True:
+        s = await stats(addr)
+        if cond(s):
+            return s
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}: {s['connections']['open']}")
+        await asyncio.sleep(0.1)
+
+
+async def open_one(addr, kind, src, sem, conns):
+    async with sem:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        s.bind((src, 0))
+        s.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(s, addr)
+        r, w = await asyncio.open_connection(sock=s)
+        w.write(REQUEST[kind])
+        if kind != "long-poll":
+            # The ws 101, the sse head, or the whole healthz response (it has a short body).
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
+            status = head.split(b" ", 2)[1]
+            if status not in (b"101", b"200"):
+                sys.exit(f"{kind}: unexpected status {status!r}")
+            if kind == "idle":
+                await asyncio.wait_for(r.readexactly(15), 30)  # {"status":"ok"}
+        conns.append((r, w))
+
+
+async def measure(kind, round_no):
+    proc, addr = start_server()
+    try:
+        # Let the runtime settle and warm up the /stats path itself before the baseline.
+        for _ in range(3):
+            await stats(addr)
+        await asyncio.sleep(0.5)
+        before = (await stats(addr))["process"]["rss_bytes"]
+        src = f"127.0.{10 + round_no}.{1 + KINDS.index(kind)}"
+        sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        conns = []
+        await asyncio.wait_for(
+            asyncio.gather(*(open_one(addr, kind, src, sem, conns) for _ in range(N))),
+            60 + N / 100)
+        gauge = GAUGE[kind]
+        await wait_stats(addr, f"{N} open {gauge}",
+                         lambda s: s["connections"]["open"][gauge] >= N)
+        await asyncio.sleep(0.5)
+        after = (await stats(addr))["process"]["rss_bytes"]
+        for _, w in conns:
+            w.close()
+        return (after - before) / N / 1024, before, after
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def main():
+    print(f"server RSS per open idle connection, N = {N}, {ROUNDS} round(s), fresh server each")
+    results = {k: [] for k in KINDS}
+    for round_no in range(ROUNDS):
+        for kind in KINDS:
+            kib, before, after = await measure(kind, round_no)
+            results[kind].append(kib)
+            print(f"  round {round_no + 1} {kind:9} {kib:6.2f} KiB/conn "
+                  f"(rss {before / 2**20:.1f} -> {after / 2**20:.1f} MiB)", flush=True)
+    print("median KiB per connection:")
+    for kind in KINDS:
+        print(f"  {kind:9} {statistics.median(results[kind]):6.2f}")
+
+asyncio.run(main())
+PY
