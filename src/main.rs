@@ -13,9 +13,9 @@ mod serve_cmd;
 use clap::{Parser, Subcommand};
 
 /// jemalloc touches only the pages an allocation actually uses, which keeps an idle
-/// connection's resident cost low: measured with 10,000 idle connections per transport,
-/// glibc malloc costs 12.1–15.1 KiB per parked long-poll, SSE stream or idle keep-alive,
-/// jemalloc 7.5–10.6 KiB (WebSockets 6.3 KiB with either).
+/// connection's resident cost low: with 10,000 idle connections per kind, glibc malloc
+/// cost 12.1–15.1 KiB per parked long-poll, SSE stream or idle keep-alive where jemalloc
+/// cost 7.5–10.6 KiB (`scripts/conn-memory.sh` measures the current figures).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
