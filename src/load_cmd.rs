@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use feedbench_loadgen::runner::{exit_code, summary_table};
+use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::{RunConfig, RunSignals, ScenarioSpec, Target, Transport};
 
 /// Run one scenario against a running server and write its results file.
@@ -38,7 +39,8 @@ pub struct LoadArgs {
     /// Warm-up before measuring (not recorded), e.g. 2s.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
-    /// Short-poll interval, e.g. 1s or 100ms (short-poll only).
+    /// Short-poll interval, e.g. 1s or 100ms (short-poll only). 0 is back-to-back mode, a
+    /// throughput test: each client sends its next poll as soon as the answer is in.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
     /// Open a new connection for every short poll.
@@ -57,6 +59,14 @@ pub struct LoadArgs {
     /// Time over which the clients connect, e.g. 5s (0: as fast as possible).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub ramp: Duration,
+    /// Local addresses the clients connect from, round-robin: `auto` (127.0.0.1-127.0.0.8
+    /// for a loopback target, else the kernel's choice) or a list such as
+    /// 127.0.0.1-127.0.0.16,127.0.1.1. More addresses, more local ports.
+    #[arg(long, default_value = "auto")]
+    pub source_addrs: SourceAddrs,
+    /// Threads of the load generator's runtime [default: the CPUs it may run on].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Results file (JSON, schema 1), written atomically.
     #[arg(long)]
     pub out: PathBuf,
@@ -75,8 +85,8 @@ fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
     );
     if args.transport == Transport::ShortPoll {
         anyhow::ensure!(
-            args.poll_interval >= Duration::from_millis(1),
-            "--poll-interval must be at least 1ms"
+            args.poll_interval.is_zero() || args.poll_interval >= Duration::from_millis(1),
+            "--poll-interval must be 0 (back to back) or at least 1ms"
         );
         anyhow::ensure!(
             args.duration >= args.poll_interval * 2,
@@ -105,10 +115,16 @@ pub fn execute(args: LoadArgs) -> anyhow::Result<i32> {
     let spec = spec_from(&args)?;
     let mut target = Target::parse(&args.target).map_err(anyhow::Error::msg)?;
     target.control_token = args.control_token.clone();
+    target.source_addrs = args.source_addrs.clone();
+    anyhow::ensure!(args.threads != Some(0), "--threads must be at least 1");
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -122,6 +138,7 @@ pub fn execute(args: LoadArgs) -> anyhow::Result<i32> {
             results_path: args.out.clone(),
             embedded_server: false,
             cpu_sets: None,
+            p99_limit: None,
         };
         let results = feedbench_loadgen::run(&cfg, &signals).await;
         watcher.abort();

@@ -14,6 +14,7 @@ use feedbench_loadgen::clock::compact_utc;
 use feedbench_loadgen::embedded::EmbeddedServer;
 use feedbench_loadgen::results::CpuSets;
 use feedbench_loadgen::runner::{exit_code, summary_table, update_latest_link};
+use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::sysinfo::{allowed_cpus, format_cpu_list, pin_current_thread, split_cpus};
 use feedbench_loadgen::{RunConfig, RunSignals, Suite, Target};
 
@@ -31,7 +32,7 @@ const RESULTS_ROOT: &str = "bench-results";
 /// invalid suite file).
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Suite: quick, standard, or the path of a suite TOML file.
+    /// Suite: quick, standard, connections, or the path of a suite TOML file.
     #[arg(long, default_value = "quick")]
     pub suite: String,
     /// Measure this server (e.g. http://127.0.0.1:8080) instead of starting one.
@@ -46,6 +47,11 @@ pub struct RunArgs {
     /// Don't pin the embedded server and the load generator to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,
+    /// Local addresses the clients connect from, round-robin: `auto` (127.0.0.1-127.0.0.8
+    /// for a loopback target, else the kernel's choice) or a list such as
+    /// 127.0.0.1-127.0.0.16,127.0.1.1. More addresses, more local ports.
+    #[arg(long, default_value = "auto")]
+    pub source_addrs: SourceAddrs,
     /// Bearer token for PUT /control/feed on the target.
     #[arg(long, env = "FEEDBENCH_CONTROL_TOKEN", hide_env_values = true)]
     pub control_token: Option<String>,
@@ -81,6 +87,10 @@ pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    let target = target.map(|mut t| {
+        t.source_addrs = args.source_addrs.clone();
+        t
+    });
     let default_out = args.out.is_none();
     let out_dir = args.out.clone().unwrap_or_else(|| {
         Path::new(RESULTS_ROOT).join(format!("{}-{}", suite.name, compact_utc(SystemTime::now())))
@@ -124,7 +134,8 @@ async fn run_suite(
         None => {
             let exe = std::env::current_exe().context("cannot find the feedbench executable")?;
             let server = EmbeddedServer::start(&exe, cpus.as_ref().map(|c| c.0.clone())).await?;
-            let t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
+            let mut t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
+            t.source_addrs = args.source_addrs.clone();
             (t, Some(server))
         }
     };
@@ -154,6 +165,7 @@ async fn run_suite(
             server: Some(format_cpu_list(s)),
             loadgen: Some(format_cpu_list(l)),
         }),
+        p99_limit: suite.p99_limit,
     };
     eprintln!(
         "feedbench: suite {} ({}): {} runs, about {}; results in {}",

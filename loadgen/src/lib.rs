@@ -8,6 +8,9 @@
 //! ([`sysinfo`]) and turns it all into a [`results::ScenarioResult`]. A [`runner`] runs a
 //! list of scenarios (from a [`suite`] file or one `feedbench load`) and keeps the results
 //! file current; [`embedded`] starts the server as a child process for `feedbench run`.
+//! [`source`] spreads clients over several local addresses (so 19,000 of them never run
+//! out of ports), [`limits`] checks descriptors and ports first, and [`crossing`] finds
+//! where p99 crosses a suite's limit as the client count steps up.
 //!
 //! Invariants: receive timestamps are taken when bytes are read, before parsing; bytes
 //! are counted at the socket API, never reconstructed; a failed request is data (counted
@@ -17,6 +20,7 @@ pub mod accounting;
 pub mod client;
 pub mod clock;
 pub mod counting;
+pub mod crossing;
 pub mod embedded;
 pub mod event;
 pub mod http;
@@ -30,6 +34,7 @@ pub mod runner;
 pub mod scenario;
 pub mod schema;
 pub mod short_poll;
+pub mod source;
 pub mod sse;
 pub mod sse_parser;
 pub mod stats;

@@ -1,8 +1,6 @@
 //! What short-poll and long-poll share: a counted keep-alive connection, the subscribe
 //! request, and applying a poll answer to the client's accounting.
 
-use std::time::Duration;
-
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -10,9 +8,6 @@ use crate::client::{ClientState, OpenGuard};
 use crate::clock::unix_nanos;
 use crate::event::{parse_event, parse_poll_body};
 use crate::http::{HttpConn, Response};
-
-/// How long a goodbye (half-close, then read to the end) may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// An open HTTP connection of a polling client.
 #[derive(Debug)]
@@ -51,7 +46,7 @@ pub async fn close(st: &ClientState<'_>, mut conn: PollConn<'_>) {
         }
         Some(())
     };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+    let _ = tokio::time::timeout(st.goodbye_timeout(), drain).await;
     st.add_bytes(&conn.http.stream().counts());
 }
 

@@ -13,6 +13,7 @@ use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::crossing::P99Limit;
 use crate::scenario::Transport;
 
 /// The schema version these types write.
@@ -66,6 +67,13 @@ pub struct Results {
     pub embedded_server: bool,
     /// CPU sets of server and load generator when pinned, else null.
     pub cpu_sets: Option<CpuSets>,
+    /// Local addresses the clients connected from, round-robin; empty: the kernel's choice.
+    #[serde(default)]
+    pub source_addrs: Vec<String>,
+    /// Where p99 delivery latency crosses the suite's `p99_limit`, per series of client
+    /// counts; absent when the suite sets no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_limit: Option<P99Limit>,
     /// One entry per scenario run, in run order.
     pub scenarios: Vec<ScenarioResult>,
 }

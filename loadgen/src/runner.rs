@@ -6,16 +6,16 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 
 use crate::client::Target;
 use crate::clock::rfc3339;
 use crate::progress::Progress;
-use crate::results::{write_json_atomic, CpuSets, Results, Status, SCHEMA_VERSION};
+use crate::results::{write_json_atomic, CpuSets, Results, ScenarioResult, Status, SCHEMA_VERSION};
 use crate::scenario::{run_scenario, RunSignals, ScenarioError, ScenarioSpec};
-use crate::{limits, sysinfo};
+use crate::{crossing, limits, sysinfo};
 
 /// What to run and where to write it.
 #[derive(Debug, Clone)]
@@ -32,6 +32,9 @@ pub struct RunConfig {
     pub embedded_server: bool,
     /// CPU sets, when pinned.
     pub cpu_sets: Option<CpuSets>,
+    /// A suite's p99 limit: scenarios over it get a warning, and the results say where
+    /// each series of client counts crosses it.
+    pub p99_limit: Option<Duration>,
 }
 
 /// Runs every scenario of `cfg`, writing results after each. Errors only for problems
@@ -39,7 +42,13 @@ pub struct RunConfig {
 /// failed or interrupted run is an `Ok` with that status.
 pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Results> {
     let most_clients = cfg.runs.iter().map(|(s, _)| s.n_clients).max().unwrap_or(0);
-    limits::check_capacity(most_clients as u64).map_err(anyhow::Error::msg)?;
+    cfg.target
+        .source_addrs
+        .check(cfg.target.addr)
+        .map_err(anyhow::Error::msg)?;
+    let sources = cfg.target.source_addrs.resolve(cfg.target.addr);
+    limits::check_capacity(most_clients as u64, &sources, cfg.target.addr)
+        .map_err(anyhow::Error::msg)?;
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
         status: Status::Complete,
@@ -52,6 +61,8 @@ pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Result
         target: cfg.target.url(),
         embedded_server: cfg.embedded_server,
         cpu_sets: cfg.cpu_sets.clone(),
+        source_addrs: sources.iter().map(ToString::to_string).collect(),
+        p99_limit: None,
         scenarios: Vec::new(),
     };
     write(&cfg.results_path, &mut results)?;
@@ -61,7 +72,15 @@ pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Result
             break;
         }
         match run_scenario(&cfg.target, spec, *repeat, signals, &progress).await {
-            Ok(result) => results.scenarios.push(result),
+            Ok(mut result) => {
+                if let Some(limit) = cfg.p99_limit {
+                    warn_over_limit(&mut result, limit);
+                }
+                results.scenarios.push(result);
+                results.p99_limit = cfg
+                    .p99_limit
+                    .map(|l| crossing::evaluate(l.as_micros() as u64, &results.scenarios));
+            }
             Err(e @ ScenarioError::Control(_)) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }
@@ -80,6 +99,25 @@ pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Result
     };
     write(&cfg.results_path, &mut results)?;
     Ok(results)
+}
+
+/// Warns when p99 is over the suite's limit (plus the poll interval for short-poll, see
+/// [`crossing`]).
+fn warn_over_limit(result: &mut ScenarioResult, limit: Duration) {
+    let p99_us = result.latency_us.p99;
+    let limit_us = crossing::limit_for(limit.as_micros() as u64, result);
+    if result.latency_us.count > 0 && p99_us > limit_us {
+        result.warnings.push(format!(
+            "p99 delivery latency {:.1} ms is over the limit of {:.0} ms (the suite's p99_limit{})",
+            p99_us as f64 / 1000.0,
+            limit_us as f64 / 1000.0,
+            if result.params.poll_interval_ms.is_some() {
+                " plus the poll interval"
+            } else {
+                ""
+            }
+        ));
+    }
 }
 
 fn write(path: &Path, results: &mut Results) -> anyhow::Result<()> {
@@ -114,7 +152,7 @@ pub fn summary_table(results: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<36} {:>3} {:<11} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>7} {:>7}",
+        "{:<36} {:>3} {:<11} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>7} {:>7} {:>7}",
         "scenario",
         "rep",
         "status",
@@ -125,12 +163,13 @@ pub fn summary_table(results: &Results) -> String {
         "B/event",
         "req/ev",
         "srv cpu",
+        "srv MiB",
         "lg cpu"
     );
     for s in &results.scenarios {
         let _ = writeln!(
             out,
-            "{:<36} {:>3} {:<11} {:>9.2} {:>9.2} {:>9} {:>8} {:>9.1} {:>8.2} {:>6.2}s {:>6.0}%",
+            "{:<36} {:>3} {:<11} {:>9.2} {:>9.2} {:>9} {:>8} {:>9.1} {:>8.2} {:>6.2}s {:>7.1} {:>6.0}%",
             s.name,
             s.repeat,
             s.status.as_str(),
@@ -141,8 +180,14 @@ pub fn summary_table(results: &Results) -> String {
             s.bytes.per_event,
             s.requests.per_event,
             s.server.as_ref().map_or(0.0, |v| v.cpu_s),
+            s.server
+                .as_ref()
+                .map_or(0.0, |v| v.rss_peak_bytes as f64 / (1024.0 * 1024.0)),
             s.loadgen.cpu_util * 100.0,
         );
+    }
+    if let Some(limit) = &results.p99_limit {
+        out.push_str(&crossing::describe(limit));
     }
     let warnings: usize = results.scenarios.iter().map(|s| s.warnings.len()).sum();
     let _ = write!(out, "status: {}", results.status.as_str());

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{totals, window_range};
 use crate::client::{
-    ClientCtx, ClientParams, ClientState, GroupStats, LiveStats, Target, GROUP_SIZE,
+    goodbye_timeout, ClientCtx, ClientParams, ClientState, GroupStats, LiveStats, Target,
+    GROUP_SIZE,
 };
 use crate::clock::{rfc3339, unix_nanos};
 use crate::counting::Window;
@@ -37,8 +38,8 @@ use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws}
 const CONNECTS_IN_FLIGHT: usize = 256;
 /// How long after the ramp the connect phase waits for stragglers.
 const CONNECT_GRACE: Duration = Duration::from_secs(10);
-/// How long the clients may take to disconnect.
-const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the clients may take to disconnect beyond their own goodbye bound.
+const DISCONNECT_SLACK: Duration = Duration::from_secs(4);
 /// How long the server's byte counters may take to settle.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Consecutive failed `/stats` fetches after which the server is taken for dead.
@@ -282,7 +283,9 @@ pub async fn run_scenario(
     signals: &RunSignals,
     progress: &Progress,
 ) -> Result<ScenarioResult, ScenarioError> {
-    limits::check_capacity(spec.n_clients as u64).map_err(ScenarioError::Capacity)?;
+    let sources = target.source_addrs.resolve(target.addr);
+    limits::check_capacity(spec.n_clients as u64, &sources, target.addr)
+        .map_err(ScenarioError::Capacity)?;
     let started_at = rfc3339(SystemTime::now());
     let mut stats = StatsClient::new(target);
     if spec.control {
@@ -306,6 +309,7 @@ pub async fn run_scenario(
         live: Arc::new(LiveStats::new(spec.n_clients)),
         connect_limit: Semaphore::new(CONNECTS_IN_FLIGHT),
         epoch: Instant::now(),
+        sources,
     });
     progress.start_scenario(&spec.name(), repeat, spec.n_clients, ctx.live.clone());
     let groups = spawn_groups(&ctx, spec);
@@ -325,7 +329,8 @@ pub async fn run_scenario(
 
     progress.phase("disconnect");
     ctx.stop.cancel();
-    let (group, lost_groups) = join_groups(groups).await;
+    let disconnect_limit = goodbye_timeout(spec.n_clients) + DISCONNECT_SLACK;
+    let (group, lost_groups) = join_groups(groups, disconnect_limit).await;
     let status = signals.status();
     let mut server_after = None;
     if server_before.is_some() && status == Status::Complete {
@@ -517,10 +522,10 @@ async fn monitor_server(
 }
 
 /// Waits for the groups to end; returns their merged stats and how many did not end.
-async fn join_groups(groups: Vec<JoinHandle<GroupStats>>) -> (GroupStats, usize) {
+async fn join_groups(groups: Vec<JoinHandle<GroupStats>>, limit: Duration) -> (GroupStats, usize) {
     let mut merged = GroupStats::new();
     let mut lost = 0;
-    let deadline = Instant::now() + DISCONNECT_TIMEOUT;
+    let deadline = Instant::now() + limit;
     for mut handle in groups {
         match tokio::time::timeout_at(deadline, &mut handle).await {
             Ok(Ok(g)) => merged.merge(g),

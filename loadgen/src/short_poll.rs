@@ -7,6 +7,10 @@
 //! coordinated-omission correction (`record_correct` with the interval), so a slow server
 //! cannot hide behind the polls it prevented. The first poll has no cursor: it learns the
 //! head and is setup.
+//!
+//! An interval of zero is *back-to-back* mode, a throughput test rather than a schedule:
+//! each client sends its next poll as soon as the previous answer is in (closed loop), so
+//! there are no ticks to miss and request latency is recorded as measured.
 
 use std::time::Duration;
 
@@ -30,6 +34,9 @@ pub fn phase_fraction(seed: u64, index: usize) -> f64 {
 pub async fn run(st: &mut ClientState<'_>) {
     let ctx = st.ctx();
     let interval = ctx.params.poll_interval;
+    if interval.is_zero() {
+        return run_back_to_back(st).await;
+    }
     let origin = ctx.epoch + interval.mul_f64(phase_fraction(ctx.params.seed, st.index));
     let mut conn: Option<PollConn<'_>> = None;
     let mut cursor: Option<u64> = None;
@@ -59,6 +66,23 @@ pub async fn run(st: &mut ClientState<'_>) {
             tick = latest_due;
         } else {
             tick += 1;
+        }
+    }
+    if let Some(c) = conn {
+        polling::close(st, c).await;
+    }
+}
+
+/// Polls as fast as answers come back, until stopped.
+async fn run_back_to_back(st: &mut ClientState<'_>) {
+    let ctx = st.ctx();
+    let mut conn: Option<PollConn<'_>> = None;
+    let mut cursor: Option<u64> = None;
+    while !ctx.stop.is_cancelled() {
+        tokio::select! {
+            biased;
+            _ = ctx.stop.cancelled() => break,
+            _ = poll_once(st, &mut conn, &mut cursor) => {}
         }
     }
     if let Some(c) = conn {
@@ -126,9 +150,12 @@ async fn poll_once<'g>(
     if in_window {
         let interval_us = ctx.params.poll_interval.as_micros() as u64;
         st.with_stats(|g| {
-            let _ = g
-                .request_latency
-                .record_correct(elapsed_us.clamp(1, HIST_MAX_US), interval_us.max(1));
+            let us = elapsed_us.clamp(1, HIST_MAX_US);
+            // Back to back there is no schedule, hence nothing to correct for.
+            let _ = match interval_us {
+                0 => g.request_latency.record(us),
+                _ => g.request_latency.record_correct(us, interval_us),
+            };
         });
     }
     if resp.head.status != 200 {

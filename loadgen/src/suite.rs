@@ -9,13 +9,15 @@
 //! seed = 1                  # optional, short-poll phases
 //! keepalive = true          # optional, short-poll keep-alive
 //! control = true            # optional, set the feed with PUT /control/feed
+//! p99_limit = "100ms"       # optional, report where p99 crosses it as clients grow
 //!
 //! [matrix]
 //! transports = ["short-poll", "long-poll", "ws", "sse"]
 //! clients = [50]
 //! rate_hz = [20]
 //! payload_bytes = [64]
-//! poll_interval = ["500ms"] # required with short-poll, refused without it
+//! poll_interval = ["500ms"] # required with short-poll, refused without it; "0s" polls
+//!                           # back to back (a throughput test)
 //! ```
 //!
 //! Unknown keys and wrong types are refused by serde (`deny_unknown_fields`); bad values
@@ -34,6 +36,8 @@ use crate::scenario::{ScenarioSpec, Transport};
 pub const QUICK: &str = include_str!("../../suites/quick.toml");
 /// The built-in `standard` suite.
 pub const STANDARD: &str = include_str!("../../suites/standard.toml");
+/// The built-in `connections` suite.
+pub const CONNECTIONS: &str = include_str!("../../suites/connections.toml");
 
 const MAX_CLIENTS: usize = 100_000;
 const MAX_RATE_HZ: f64 = 1_000_000.0;
@@ -72,6 +76,7 @@ struct SuiteFile {
     seed: Option<u64>,
     keepalive: Option<bool>,
     control: Option<bool>,
+    p99_limit: Option<String>,
     matrix: Matrix,
 }
 
@@ -96,14 +101,18 @@ pub struct Suite {
     pub repeat: u32,
     /// The scenarios, in matrix order.
     pub scenarios: Vec<ScenarioSpec>,
+    /// Report, per series of client counts, where p99 delivery latency crosses this.
+    pub p99_limit: Option<Duration>,
 }
 
 impl Suite {
-    /// Resolves `--suite`: `quick` and `standard` are built in, anything else is a path.
+    /// Resolves `--suite`: `quick`, `standard` and `connections` are built in, anything
+    /// else is a path.
     pub fn load(arg: &str) -> Result<Suite, SuiteError> {
         match arg {
             "quick" => Suite::parse(QUICK, "builtin:quick", "quick"),
             "standard" => Suite::parse(STANDARD, "builtin:standard", "standard"),
+            "connections" => Suite::parse(CONNECTIONS, "builtin:connections", "connections"),
             path => {
                 let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
                     file: path.to_string(),
@@ -194,6 +203,14 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         .map(|r| duration("ramp", r))
         .transpose()?
         .unwrap_or(Duration::ZERO);
+    let p99_limit = raw
+        .p99_limit
+        .as_deref()
+        .map(|t| duration("p99_limit", t))
+        .transpose()?;
+    if p99_limit.is_some_and(|l| l.is_zero()) {
+        return Err("key `p99_limit`: must be longer than 0s".into());
+    }
     let m = raw.matrix;
     check_unique("matrix.transports", &m.transports)?;
     check_unique("matrix.clients", &m.clients)?;
@@ -225,9 +242,9 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         }
     };
     for &p in &intervals {
-        if p < Duration::from_millis(1) {
+        if !p.is_zero() && p < Duration::from_millis(1) {
             return Err(format!(
-                "key `matrix.poll_interval`: {p:?} must be at least 1ms"
+                "key `matrix.poll_interval`: {p:?} must be 0 (back to back) or at least 1ms"
             ));
         }
         if measure < p * 2 {
@@ -280,6 +297,7 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         source: String::new(),
         repeat,
         scenarios,
+        p99_limit,
     })
 }
 
@@ -384,5 +402,32 @@ poll_interval = ["1s", "500ms"]
         // The duration the comment at the top of standard.toml states.
         let secs = standard.estimated_duration().as_secs_f64();
         assert!((secs - 7480.8).abs() < 1.0, "{secs}");
+        let connections = Suite::load("connections").unwrap();
+        assert_eq!(connections.scenarios.len(), 4 * 5);
+        assert_eq!(connections.p99_limit, Some(Duration::from_millis(100)));
+        let most = connections.scenarios.iter().map(|s| s.n_clients).max();
+        assert_eq!(most, Some(19_000));
+        assert!(connections.estimated_duration() <= Duration::from_secs(300));
+    }
+
+    #[test]
+    fn reads_the_p99_limit_and_back_to_back_polls() {
+        let s = Suite::parse(
+            &GOOD
+                .replace("repeat = 2", "repeat = 2\np99_limit = \"50ms\"")
+                .replace("\"1s\", \"500ms\"", "\"0s\""),
+            "s.toml",
+            "s",
+        )
+        .unwrap();
+        assert_eq!(s.p99_limit, Some(Duration::from_millis(50)));
+        assert_eq!(s.scenarios[0].name(), "short-poll-c10-r5-s64-i0");
+        let e = err(&GOOD.replace("repeat = 2", "repeat = 2\np99_limit = \"soon\""));
+        assert!(e.contains("key `p99_limit`"), "{e}");
+        let e = err(&GOOD.replace("\"1s\", \"500ms\"", "\"500us\""));
+        assert!(
+            e.contains("must be 0 (back to back) or at least 1ms"),
+            "{e}"
+        );
     }
 }

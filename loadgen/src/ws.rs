@@ -22,8 +22,6 @@ use crate::http::io_error_kind;
 
 /// How long the upgrade may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the close handshake may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 type Ws = WebSocketStream<CountingStream<TcpStream>>;
 
@@ -94,14 +92,14 @@ pub async fn run(st: &mut ClientState<'_>) {
         failures = 0;
         match read_events(st, &mut ws).await {
             End::Stopped => {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, say_goodbye(&mut ws)).await;
+                let _ = tokio::time::timeout(st.goodbye_timeout(), say_goodbye(&mut ws)).await;
                 st.add_bytes(&ws.get_ref().counts());
                 break;
             }
             End::Lost(kind) => {
                 st.error(&kind);
                 // Finish the close handshake the server started so both sides count it.
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, read_to_end(&mut ws)).await;
+                let _ = tokio::time::timeout(st.goodbye_timeout(), read_to_end(&mut ws)).await;
                 st.add_bytes(&ws.get_ref().counts());
                 failures += 1;
             }
