@@ -14,10 +14,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 clients="${1:-10}"
 duration="${2:-3s}"
-command -v tcpdump >/dev/null 2>&1 || {
+need=()
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends tcpdump >/dev/null
-}
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 cargo build --release --locked -q
 bin=target/release/feedbench
 
