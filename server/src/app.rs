@@ -29,6 +29,21 @@ pub struct App {
     pub started: std::time::Instant,
 }
 
+impl App {
+    /// State for a server with `config` publishing into `hub`.
+    pub fn new(config: ServerConfig, hub: Arc<Hub>) -> App {
+        App {
+            hub,
+            stats: Arc::new(Stats::default()),
+            ws_config: ws_config(config.max_frame_bytes),
+            config,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
 /// WebSocket settings with small, explicit buffers: tungstenite's defaults allocate
 /// 128 KiB read buffers per connection, which would dominate the cost of an idle socket.
 /// Tungstenite zero-fills its whole read buffer before the first read, so the buffer is

@@ -22,15 +22,14 @@ pub mod query;
 mod respond;
 mod routes;
 mod sse;
+mod sse_direct;
 pub mod stats;
 mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use config::{ServerConfig, MAX_PAYLOAD_BYTES, MAX_RATE_HZ, MAX_RETAIN};
 pub use error::ServerError;
@@ -110,15 +109,7 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         },
         config.retain,
     ));
-    let app = Arc::new(app::App {
-        hub: hub.clone(),
-        stats: Arc::new(stats::Stats::default()),
-        ws_config: app::ws_config(config.max_frame_bytes),
-        config,
-        shutdown: CancellationToken::new(),
-        tracker: TaskTracker::new(),
-        started: Instant::now(),
-    });
+    let app = Arc::new(app::App::new(config, hub.clone()));
     let publisher = publisher::spawn(hub).map_err(|source| ServerError::Io {
         context: "cannot start the publisher thread",
         source,

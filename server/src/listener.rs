@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::routes;
+use crate::sse_direct::{self, Sniffed};
 use crate::stats::{ConnTag, Counted};
 
 /// What a refused connection is told.
@@ -89,13 +90,25 @@ async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant
 
 async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
-    let io = TokioIo::new(Counted::new(stream, tag.clone()));
+    let stream = Counted::new(stream, tag.clone());
+    let accepted = Instant::now();
+    match sse_direct::sniff(&app, stream.get_ref()).await {
+        Sniffed::Close => return,
+        Sniffed::Sse { head_len, after } => {
+            // Boxed, so the hyper path's future does not carry this one's state.
+            return Box::pin(sse_direct::serve(app, stream, tag, head_len, after)).await;
+        }
+        Sniffed::Hyper => {}
+    }
+    let header_time =
+        sse_direct::remaining_header_time(app.config.header_timeout, accepted.elapsed());
+    let io = TokioIo::new(stream);
     let svc_app = app.clone();
     let svc_tag = tag.clone();
     let service = service_fn(move |req| routes::handle(svc_app.clone(), svc_tag.clone(), req));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.config.header_timeout)
+        .header_read_timeout(header_time)
         .max_buf_size(app.config.max_header_bytes.max(8192))
         .keep_alive(true)
         .serve_connection(io, service)
@@ -125,7 +138,7 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
 /// `ws_queue` events behind the head; pends forever on a connection that never streams.
 /// It runs in the connection's own task, so a publish wakes that task once for both this
 /// check and the body.
-async fn push_lag(app: &App, tag: &ConnTag) -> u64 {
+pub(crate) async fn push_lag(app: &App, tag: &ConnTag) -> u64 {
     tag.pushing.notified().await;
     let queue = app.config.ws_queue as u64;
     let mut head_rx = app.hub.subscribe();

@@ -4,6 +4,10 @@
 //! `id: SEQ\ndata: JSON\n\n` (the bytes made once at publish time). A cursor comes from
 //! `?after=SEQ` or, as browsers send it on reconnect, the `Last-Event-ID` header.
 //!
+//! This is the hyper path, for an SSE request that is not a connection's first request or
+//! is anything but plain; the usual case is served by [`crate::sse_direct`] with the same
+//! bytes.
+//!
 //! The response body reads the ring itself through a [`Follower`]: no task and no channel
 //! per stream, so an idle stream costs its body's few words plus hyper's connection. A
 //! consumer more than `ws_queue` events behind is ended by closing its connection: the body
@@ -32,18 +36,43 @@ use crate::stats::ConnTag;
 
 /// The cursor from `?after=` or `Last-Event-ID` (the query wins).
 fn cursor<B>(req: &Request<B>) -> Result<Option<u64>, String> {
-    let q = Query::parse(req.uri().query(), &["after"])?;
+    cursor_from(
+        req.uri().query(),
+        req.headers()
+            .get("last-event-id")
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// The cursor from a query string and a `Last-Event-ID` value (the query wins). Shared
+/// with [`crate::sse_direct`], so both ways of serving `/sse` accept exactly the same
+/// requests.
+pub(crate) fn cursor_from(
+    query: Option<&str>,
+    last_event_id: Option<&[u8]>,
+) -> Result<Option<u64>, String> {
+    let q = Query::parse(query, &["after"])?;
     if let Some(after) = q.u64_in("after", 0, u64::MAX)? {
         return Ok(Some(after));
     }
-    match req.headers().get("last-event-id") {
+    match last_event_id {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
+        Some(v) => std::str::from_utf8(v)
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .map(Some)
             .ok_or_else(|| "Last-Event-ID must be an unsigned integer".to_string()),
+    }
+}
+
+/// Refuses a cursor ahead of the newest event.
+pub(crate) fn check_after(app: &App, after: Option<u64>) -> Result<(), String> {
+    match after.filter(|a| *a > app.hub.head()) {
+        Some(a) => Err(format!(
+            "after ({a}) is ahead of the newest event ({})",
+            app.hub.head()
+        )),
+        None => Ok(()),
     }
 }
 
@@ -53,14 +82,8 @@ pub fn stream<B>(app: &Arc<App>, req: &Request<B>, tag: Arc<ConnTag>) -> Respons
         Ok(a) => a,
         Err(msg) => return respond::error(StatusCode::BAD_REQUEST, msg),
     };
-    if let Some(a) = after.filter(|a| *a > app.hub.head()) {
-        return respond::error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "after ({a}) is ahead of the newest event ({})",
-                app.hub.head()
-            ),
-        );
+    if let Err(msg) = check_after(app, after) {
+        return respond::error(StatusCode::BAD_REQUEST, msg);
     }
     let follower = Follower::new(&app.hub, after, app.config.ws_queue);
     tag.start_push(follower.cursor);

@@ -302,6 +302,11 @@ impl<S> Counted<S> {
     pub fn new(inner: S, tag: Arc<ConnTag>) -> Self {
         Counted { inner, tag }
     }
+
+    /// The wrapped stream (for peeking, which moves no bytes).
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S> Drop for Counted<S> {

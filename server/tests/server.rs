@@ -704,3 +704,90 @@ async fn slowloris_header_is_cut_off_by_the_header_timeout() {
         "closed after {took:?}"
     );
 }
+
+/// Reads until the server closes the connection (bounded), returning everything read.
+async fn read_to_close(s: &mut CountingStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    tokio::time::timeout(BOUND, s.read_to_end(&mut all))
+        .await
+        .expect("server closes within the bound")
+        .expect("read");
+    all
+}
+
+/// `/sse` is served two ways: straight to the socket when the connection's first request
+/// is a plain `GET /sse` that arrived in one piece, and by hyper otherwise (here: a head
+/// sent in two pieces, which the server cannot see whole at the first peek). Both must put
+/// the same bytes on the wire, count the same and end the same way at shutdown.
+#[tokio::test]
+async fn sse_served_directly_and_by_hyper_is_byte_identical() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1], 16);
+
+    let mut direct = CountingStream::connect(addr).await;
+    direct
+        .write_all(b"GET /sse?after=0 HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut by_hyper = CountingStream::connect(addr).await;
+    by_hyper
+        .write_all(b"GET /sse?after=0 HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    by_hyper.write_all(b"host: t\r\n\r\n").await.unwrap();
+    eventually("both streams open", || async {
+        stat(&server, "/connections/open/sse") == 2
+    })
+    .await;
+    // 16 B and 387 B payloads: chunk sizes 0x38 and 0x1AB (upper-case hex with letters).
+    server.hub().publish(&[2], 16);
+    server.hub().publish(&[3], 387);
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
+                x-accel-buffering: no\r\ntransfer-encoding: chunked\r\ndate: <date>\r\n\r\n";
+    let events = event_jsons(&server, 0);
+    assert_eq!(events.len(), 3);
+    let mut body = String::new();
+    for (seq, json) in (1..).zip(&events) {
+        let frame = format!("id: {seq}\ndata: {json}\n\n");
+        body.push_str(&format!("{:X}\r\n{frame}\r\n", frame.len()));
+    }
+    // A date is 29 characters where the template has 6.
+    let per_stream = (head.len() + 29 - 6 + body.len()) as u64;
+    eventually("both sent everything", || async {
+        stat(&server, "/bytes/sse/out") == 2 * per_stream
+    })
+    .await;
+    body.push_str("0\r\n\r\n");
+    server.shutdown();
+    let raw_direct = read_to_close(&mut direct).await;
+    let raw_hyper = read_to_close(&mut by_hyper).await;
+
+    // The date may tick between the two heads; everything else must be identical.
+    let undated = |raw: &[u8]| {
+        let text = String::from_utf8(raw.to_vec()).unwrap();
+        let start = text.find("\r\ndate: ").expect("a date header") + 8;
+        format!("{}<date>{}", &text[..start], &text[start + 29..])
+    };
+    assert_eq!(undated(&raw_direct), undated(&raw_hyper));
+    let text = undated(&raw_direct);
+    assert!(text.starts_with(head), "{text:?}");
+    assert_eq!(&text[head.len()..], body);
+    assert!(body.contains("\r\n1AB\r\n"), "{body:?}");
+
+    // Accounting: both requests counted, the class's bytes equal the two clients' bytes.
+    assert_eq!(stat(&server, "/requests/sse"), 2);
+    let written = direct.counts.written.load(Relaxed) + by_hyper.counts.written.load(Relaxed);
+    let read = direct.counts.read.load(Relaxed) + by_hyper.counts.read.load(Relaxed);
+    assert_eq!(
+        (
+            stat(&server, "/bytes/sse/in"),
+            stat(&server, "/bytes/sse/out")
+        ),
+        (written, read)
+    );
+    assert_eq!(stat(&server, "/connections/open/sse"), 0);
+}
