@@ -308,6 +308,7 @@ pub fn remaining_header_time(header_timeout: Duration, waited: Duration) -> Dura
 mod tests {
     use super::*;
     use crate::config::ServerConfig;
+    use proptest::prelude::*;
 
     fn app() -> App {
         let feed = crate::FeedConfig {
@@ -370,6 +371,77 @@ mod tests {
             "a: b\r\n".repeat(MAX_HEADERS + 1)
         );
         assert_eq!(ok(&many), Sniffed::Hyper);
+    }
+
+    /// Request heads aimed at the sniffer: the plain case, its near misses, and junk.
+    fn head_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let target = prop_oneof![
+            Just("/sse".to_string()),
+            "/sse\\?[a-z_=&%0-9]{0,20}",
+            "/ss[a-z]?",
+            "[ -~]{0,12}",
+        ];
+        let header = prop_oneof![
+            Just("host: t".to_string()),
+            "last-event-id: [0-9a-z ]{0,6}",
+            "(content-length|Content-Length): [0-9]{0,3}",
+            "(connection|upgrade|expect|transfer-encoding): [a-z-]{0,10}",
+            "[ -~]{0,20}",
+        ];
+        let version = prop_oneof![Just("HTTP/1.1"), Just("HTTP/1.0"), Just("HTTP/2"), Just("")];
+        (
+            prop_oneof![
+                Just("GET".to_string()),
+                Just("HEAD".to_string()),
+                Just("get".to_string()),
+                "[A-Z]{0,7}",
+            ],
+            target,
+            version,
+            prop::collection::vec(header, 0..12),
+            prop_oneof![
+                Just("\r\n"),
+                Just(""),
+                Just("\n"),
+                Just("\r\nGET / HTTP/1.1\r\n\r\n")
+            ],
+            any::<Option<(usize, u8)>>(),
+        )
+            .prop_map(|(method, target, version, headers, end, flip)| {
+                let mut raw = format!("{method} {target} {version}\r\n");
+                for h in headers {
+                    raw.push_str(&h);
+                    raw.push_str("\r\n");
+                }
+                raw.push_str(end);
+                let mut raw = raw.into_bytes();
+                if let Some((at, byte)) = flip {
+                    let n = raw.len();
+                    raw[at % n] = byte;
+                }
+                raw
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 100_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// 100,000 cases: the sniffer never panics, and everything it takes is a complete,
+        /// single HTTP/1.1 GET of exactly /sse with a cursor the feed has reached.
+        #[test]
+        fn sniffer_takes_only_plain_sse_requests(raw in head_strategy()) {
+            static APP: std::sync::LazyLock<App> = std::sync::LazyLock::new(app);
+            let app = &*APP;
+            if let Sniffed::Sse { head_len, after } = classify_head(app, &raw) {
+                prop_assert_eq!(head_len, raw.len());
+                prop_assert!(raw.starts_with(b"GET /sse"));
+                prop_assert!(matches!(raw[8], b' ' | b'?'));
+                // httparse, like hyper (which uses it), also takes bare LF line ends.
+                prop_assert!(raw.ends_with(b"\n\n") || raw.ends_with(b"\n\r\n"));
+                prop_assert!(raw.windows(9).any(|w| w == b" HTTP/1.1"));
+                prop_assert!(after.unwrap_or(0) <= app.hub.head());
+            }
+        }
     }
 
     #[test]
