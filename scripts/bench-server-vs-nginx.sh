@@ -11,23 +11,20 @@ duration="${1:-10s}"
 rounds="${2:-3}"
 FEEDBENCH_SETUP_BENCH_TOOLS=1 bash scripts/setup.sh
 cargo build --release --locked -q
-bin=target/release/feedbench
 
+source scripts/lib.sh
 work="$(mktemp -d)"
-server_pid=""; nginx_pid=""
+nginx_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  fb_server_stop
   [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # feedbench: publish a few events, pause the feed, and poll for exactly one of them.
-taskset -c 0 "$bin" serve --addr 127.0.0.1:0 --worker-threads 1 --rate 1000 --payload-bytes 64 >"$work/serve.out" 2>"$work/serve.err" &
-server_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
-addr="$(sed -n 's/^feedbench listening on http:\/\///p' "$work/serve.out")"
-[ -n "$addr" ] || { echo "feedbench did not start" >&2; exit 2; }
+fb_server_start "$work" 0 --worker-threads 1 --rate 1000 --payload-bytes 64
+addr="$FB_ADDR"
 sleep 0.2
 curl -sf -X PUT -d '{"rate_hz":0}' "http://$addr/control/feed" >/dev/null
 head="$(curl -sf "http://$addr/poll" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next"])')"

@@ -17,7 +17,10 @@
 #   d  10000 clients,  1/s, 10 s, blocking (fan-out: the last client waits for all writes)
 # About 50 s per round.
 #
-#   scripts/loopback-floor.sh [ROUNDS (1)]
+#   scripts/loopback-floor.sh [ROUNDS (1)] [CASES (abcd)]
+#
+# CASES picks cases by letter (e.g. `ad`); BUILD_ONLY=1 only builds the program (for other
+# scripts, e.g. scripts/floor-compare.sh, that run it themselves).
 #
 # With ROUNDS > 1 the set is repeated and a summary gives, per case, the median over rounds
 # of each round's p50 and p99 (from write start and from schedule) and of the per-client
@@ -26,12 +29,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: scripts/loopback-floor.sh [ROUNDS (1)]" >&2
+  echo "usage: scripts/loopback-floor.sh [ROUNDS (1)] [CASES (abcd)]" >&2
   exit 2
 }
-[ "$#" -le 1 ] || usage
+[ "$#" -le 2 ] || usage
 rounds="${1:-1}"
+cases="${2:-abcd}"
 if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || [ "$rounds" -gt 20 ]; then usage; fi
+if ! [[ "$cases" =~ ^[abcd]+$ ]]; then usage; fi
 
 if ! command -v gcc >/dev/null 2>&1; then
   sudo=""
@@ -42,6 +47,7 @@ fi
 mkdir -p target/loopback-floor
 bin=target/loopback-floor/loopback-floor
 gcc -std=c11 -O2 -Wall -Wextra -Werror -pthread -o "$bin" scripts/loopback-floor.c
+[ "${BUILD_ONLY:-0}" != 1 ] || exit 0
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -63,6 +69,7 @@ args=(
 failed=0
 for ((r = 1; r <= rounds; r++)); do
   for i in "${!names[@]}"; do
+    [[ "$cases" == *"${names[i]}"* ]] || continue
     echo "== round $r/$rounds, case ${names[i]}: ${labels[i]}"
     out="$work/${names[i]}.$r.out"
     read -ra case_args <<<"${args[i]}"
@@ -97,6 +104,7 @@ echo
 echo "== summary: median over $rounds round(s) of each round's figure, µs"
 printf '%-4s %-30s %9s %9s %9s %9s %10s\n' case "" "write p50" "write p99" "sched p50" "sched p99" "per-client"
 for i in "${!names[@]}"; do
+  [[ "$cases" == *"${names[i]}"* ]] || continue
   vals="$work/${names[i]}.vals"
   if [ -s "$vals" ]; then
     printf '%-4s %-30s %9s %9s %9s %9s %10s\n' "${names[i]}" "${labels[i]}" \

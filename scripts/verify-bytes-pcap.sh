@@ -24,20 +24,18 @@ fi
 cargo build --release --locked -q
 bin=target/release/feedbench
 
+source scripts/lib.sh
 work="$(mktemp -d)"
-server_pid=""; dump_pid=""
+dump_pid=""
 cleanup() {
   [ -n "$dump_pid" ] && kill "$dump_pid" 2>/dev/null || true
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  fb_server_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" serve --addr "127.0.0.1:$port" --rate 20 >"$work/serve.out" 2>"$work/serve.err" &
-server_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
-grep -q listening "$work/serve.out" || { echo "server did not start" >&2; exit 2; }
+fb_server_start "$work" - --addr "127.0.0.1:$port" --rate 20
 
 # Full packets (payload needed for the request line), a large buffer so nothing drops.
 tcpdump -i lo -s 512 -B 65536 -U -w "$work/cap.pcap" "tcp port $port" 2>"$work/tcpdump.err" &

@@ -32,19 +32,16 @@ server_threads="${SERVER_THREADS:-1}"
 cargo build --release --locked -q -p feedbench
 bin=target/release/feedbench
 
+source scripts/lib.sh
 work="$(mktemp -d)"
-server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  fb_server_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-taskset -c "$server_cpus" "$bin" serve --addr 127.0.0.1:0 --worker-threads "$server_threads" --rate 1 >"$work/serve.out" 2>"$work/serve.err" &
-server_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
-url="$(sed -n 's/^feedbench listening on //p' "$work/serve.out")"
-[ -n "$url" ] || { echo "feedbench did not start" >&2; exit 2; }
+fb_server_start "$work" "$server_cpus" --worker-threads "$server_threads" --rate 1
+url="$FB_URL"
 
 # step RATE: runs one step; prints "PASS|FAIL RATE DELIVERED_PER_S P99_MS NOTE".
 step() {
