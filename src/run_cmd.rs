@@ -16,7 +16,7 @@ use feedbench_loadgen::results::CpuSets;
 use feedbench_loadgen::runner::{exit_code, summary_table, update_latest_link};
 use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::sysinfo::{allowed_cpus, format_cpu_list, pin_current_thread, split_cpus};
-use feedbench_loadgen::{RunConfig, RunSignals, Suite, Target};
+use feedbench_loadgen::{RunConfig, RunSignals, ServerSwap, Suite, Target};
 
 /// Where results go by default.
 const RESULTS_ROOT: &str = "bench-results";
@@ -55,6 +55,66 @@ pub struct RunArgs {
     /// Bearer token for PUT /control/feed on the target.
     #[arg(long, env = "FEEDBENCH_CONTROL_TOKEN", hide_env_values = true)]
     pub control_token: Option<String>,
+}
+
+/// The server `feedbench run` started, and the task that fails the run if it dies.
+struct Embedded {
+    exe: PathBuf,
+    cpus: Option<Vec<usize>>,
+    signals: Arc<RunSignals>,
+    source_addrs: SourceAddrs,
+    server: Option<EmbeddedServer>,
+    watch: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Starts a server and its watch; returns its target.
+    async fn launch(&mut self) -> anyhow::Result<Target> {
+        let server = EmbeddedServer::start(&self.exe, self.cpus.clone()).await?;
+        let mut t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
+        t.source_addrs = self.source_addrs.clone();
+        let (exited, status, pid, signals) = (
+            server.exited.clone(),
+            server.status_handle(),
+            server.pid,
+            self.signals.clone(),
+        );
+        self.watch = Some(tokio::spawn(async move {
+            exited.cancelled().await;
+            let how = status
+                .lock()
+                .ok()
+                .and_then(|s| *s)
+                .map_or("unknown status".to_string(), |s| s.to_string());
+            signals.fail(format!(
+                "the embedded server (pid {pid}) exited unexpectedly ({how})"
+            ));
+        }));
+        self.server = Some(server);
+        Ok(t)
+    }
+
+    /// Stops the server; the watch goes first, so a deliberate stop is not a failure.
+    async fn stop(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.abort();
+        }
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+    }
+}
+
+impl ServerSwap for Embedded {
+    fn next_server(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Target, String>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.stop().await;
+            self.launch().await.map_err(|e| format!("{e:#}"))
+        })
+    }
 }
 
 /// Cancels `signals.interrupt` on Ctrl-C (SIGINT) or SIGTERM.
@@ -129,38 +189,38 @@ async fn run_suite(
 ) -> anyhow::Result<i32> {
     let signals = Arc::new(RunSignals::new());
     let interrupts = tokio::spawn(interrupt_on_signal(signals.clone()));
-    let (target, server) = match target {
-        Some(t) => (t, None),
+    let (target, mut embedded) = match target {
+        Some(t) => {
+            if suite.fresh_server {
+                eprintln!(
+                    "feedbench: suite {} asks for a fresh server per scenario; with --target every scenario runs against {}",
+                    suite.name,
+                    t.url()
+                );
+            }
+            (t, None)
+        }
         None => {
             let exe = std::env::current_exe().context("cannot find the feedbench executable")?;
-            let server = EmbeddedServer::start(&exe, cpus.as_ref().map(|c| c.0.clone())).await?;
-            let mut t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
-            t.source_addrs = args.source_addrs.clone();
-            (t, Some(server))
+            let mut e = Embedded {
+                exe,
+                cpus: cpus.as_ref().map(|c| c.0.clone()),
+                signals: signals.clone(),
+                source_addrs: args.source_addrs.clone(),
+                server: None,
+                watch: None,
+            };
+            let t = e.launch().await?;
+            (t, Some(e))
         }
     };
-    let server_watch = server.as_ref().map(|s| {
-        let (exited, status, pid, signals) =
-            (s.exited.clone(), s.status_handle(), s.pid, signals.clone());
-        tokio::spawn(async move {
-            exited.cancelled().await;
-            let how = status
-                .lock()
-                .ok()
-                .and_then(|s| *s)
-                .map_or("unknown status".to_string(), |s| s.to_string());
-            signals.fail(format!(
-                "the embedded server (pid {pid}) exited unexpectedly ({how})"
-            ));
-        })
-    });
     let results_path = out_dir.join("results.json");
     let cfg = RunConfig {
         suite: suite.name.clone(),
         runs: suite.runs(),
         target,
         results_path: results_path.clone(),
-        embedded_server: server.is_some(),
+        embedded_server: embedded.is_some(),
         cpu_sets: cpus.as_ref().map(|(s, l)| CpuSets {
             server: Some(format_cpu_list(s)),
             loadgen: Some(format_cpu_list(l)),
@@ -177,12 +237,13 @@ async fn run_suite(
         )),
         out_dir.display()
     );
-    let results = feedbench_loadgen::run(&cfg, &signals).await;
-    if let Some(w) = server_watch {
-        w.abort();
-    }
-    if let Some(s) = server {
-        s.stop().await;
+    let fresh = embedded
+        .as_mut()
+        .filter(|_| suite.fresh_server)
+        .map(|e| e as &mut dyn ServerSwap);
+    let results = feedbench_loadgen::run_with(&cfg, &signals, fresh).await;
+    if let Some(e) = embedded.as_mut() {
+        e.stop().await;
     }
     interrupts.abort();
     let results = results?;

@@ -274,3 +274,60 @@ fn bad_input_exits_2_naming_the_problem() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs a two-repeat suite (fresh server per run or not) and returns, per scenario run,
+/// the window's first and last seq.
+fn seq_windows(name: &str, fresh: bool) -> Vec<(u64, u64)> {
+    let dir = scratch(name);
+    let suite = dir.join("s.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            r#"
+name = "fresh"
+repeat = 2
+duration = "2s"
+warmup = "200ms"
+fresh_server = {fresh}
+[matrix]
+transports = ["ws"]
+clients = [2]
+rate_hz = [20]
+payload_bytes = [16]
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let mut child = spawn_run(&suite, &out);
+    assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+    let results = read_results(&out.join("results.json"));
+    assert_eq!(results["status"], "complete");
+    let windows = results["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["events"]["missed"], 0);
+            let seq = |k: &str| s["events"][k].as_u64().unwrap();
+            (seq("first_seq"), seq("last_seq"))
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    windows
+}
+
+#[test]
+fn fresh_server_restarts_the_feed_for_every_run() {
+    // One server: the second run's window starts after the first one's ends.
+    let shared = seq_windows("shared", false);
+    assert_eq!(shared.len(), 2);
+    assert!(shared[1].0 > shared[0].1, "{shared:?}");
+    // A fresh server per run: the feed starts again from seq 1, so the second window's
+    // seqs are as young as the first's (about 20/s × the warm-up), far below where the
+    // first run ended (20/s × 2.2 s and more).
+    let fresh = seq_windows("fresh", true);
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh[1].0 < fresh[0].1, "{fresh:?}");
+    assert!(fresh[0].1 >= 40 && fresh[1].0 < 30, "{fresh:?}");
+}

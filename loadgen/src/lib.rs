@@ -44,6 +44,6 @@ pub mod ws;
 
 pub use client::Target;
 pub use results::{Results, ScenarioResult, Status};
-pub use runner::{run, RunConfig};
+pub use runner::{run, run_with, RunConfig, ServerSwap};
 pub use scenario::{run_scenario, RunSignals, ScenarioSpec, Transport};
 pub use suite::Suite;

@@ -5,7 +5,9 @@
 //! with status `interrupted` or `failed` and a final write.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -37,10 +39,27 @@ pub struct RunConfig {
     pub p99_limit: Option<Duration>,
 }
 
+/// Replaces the server between scenario runs (a suite's `fresh_server`): implemented by
+/// whoever started the server, which for feedbench is `feedbench run`'s embedded server.
+pub trait ServerSwap: Send {
+    /// Stops the server in use and starts a new one; returns the new target.
+    fn next_server(&mut self) -> Pin<Box<dyn Future<Output = Result<Target, String>> + Send + '_>>;
+}
+
 /// Runs every scenario of `cfg`, writing results after each. Errors only for problems
 /// found before anything ran (capacity) or when the results file cannot be written; a
 /// failed or interrupted run is an `Ok` with that status.
 pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Results> {
+    run_with(cfg, signals, None).await
+}
+
+/// [`run`], with a new server from `fresh` before every scenario run after the first (the
+/// first runs against `cfg.target`). A server that cannot be started fails the run.
+pub async fn run_with(
+    cfg: &RunConfig,
+    signals: &RunSignals,
+    mut fresh: Option<&mut dyn ServerSwap>,
+) -> anyhow::Result<Results> {
     let most_clients = cfg.runs.iter().map(|(s, _)| s.n_clients).max().unwrap_or(0);
     cfg.target
         .source_addrs
@@ -67,11 +86,24 @@ pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Result
     };
     write(&cfg.results_path, &mut results)?;
     let progress = Progress::new(cfg.runs.len());
-    for (spec, repeat) in &cfg.runs {
+    let mut target = cfg.target.clone();
+    for (i, (spec, repeat)) in cfg.runs.iter().enumerate() {
         if signals.status() != Status::Complete {
             break;
         }
-        match run_scenario(&cfg.target, spec, *repeat, signals, &progress).await {
+        if let Some(swap) = fresh.as_deref_mut().filter(|_| i > 0) {
+            match swap.next_server().await {
+                Ok(t) => target = t,
+                Err(e) => {
+                    signals.fail(format!(
+                        "cannot start a fresh server for scenario {} #{repeat}: {e}",
+                        spec.name()
+                    ));
+                    break;
+                }
+            }
+        }
+        match run_scenario(&target, spec, *repeat, signals, &progress).await {
             Ok(mut result) => {
                 if let Some(limit) = cfg.p99_limit {
                     warn_over_limit(&mut result, limit);

@@ -77,6 +77,7 @@ struct SuiteFile {
     keepalive: Option<bool>,
     control: Option<bool>,
     p99_limit: Option<String>,
+    fresh_server: Option<bool>,
     matrix: Matrix,
 }
 
@@ -103,6 +104,10 @@ pub struct Suite {
     pub scenarios: Vec<ScenarioSpec>,
     /// Report, per series of client counts, where p99 delivery latency crosses this.
     pub p99_limit: Option<Duration>,
+    /// Start a new embedded server for every scenario run (`fresh_server = true`), so no
+    /// run inherits the memory, sockets or counters of the one before. Only applies when
+    /// feedbench starts the server itself.
+    pub fresh_server: bool,
 }
 
 impl Suite {
@@ -298,6 +303,7 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         repeat,
         scenarios,
         p99_limit,
+        fresh_server: raw.fresh_server.unwrap_or(false),
     })
 }
 
@@ -333,6 +339,11 @@ poll_interval = ["1s", "500ms"]
         assert_eq!(runs[0].0, runs[6].0);
         assert_eq!(runs[0].0.name(), "short-poll-c10-r5-s64-i1000");
         assert!(s.estimated_duration() > Duration::from_secs(60));
+        assert!(!s.fresh_server);
+        let fresh = Suite::parse(&format!("fresh_server = true\n{GOOD}"), "s.toml", "s").unwrap();
+        assert!(fresh.fresh_server);
+        let e = err(&format!("fresh_server = \"yes\"\n{GOOD}"));
+        assert!(e.contains("fresh_server"), "{e}");
     }
 
     #[test]
@@ -405,6 +416,7 @@ poll_interval = ["1s", "500ms"]
         let connections = Suite::load("connections").unwrap();
         assert_eq!(connections.scenarios.len(), 4 * 5);
         assert_eq!(connections.p99_limit, Some(Duration::from_millis(100)));
+        assert!(connections.fresh_server && !quick.fresh_server);
         let most = connections.scenarios.iter().map(|s| s.n_clients).max();
         assert_eq!(most, Some(19_000));
         assert!(connections.estimated_duration() <= Duration::from_secs(300));
