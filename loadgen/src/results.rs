@@ -336,12 +336,27 @@ pub struct Connections {
 pub struct ServerFigures {
     /// CPU seconds (user + system) during the window.
     pub cpu_s: f64,
-    /// RSS at the start of the window.
+    /// RSS at the start of the window, in bytes.
     pub rss_start_bytes: u64,
-    /// RSS at the end of the window.
+    /// RSS at the end of the window, in bytes.
     pub rss_end_bytes: u64,
-    /// Highest RSS sampled during the window.
+    /// Highest RSS sampled during the window, in bytes.
     pub rss_peak_bytes: u64,
+    /// The server's RSS (`/stats` `process.rss_bytes`) once just before this scenario's
+    /// clients started connecting, in bytes: the baseline of
+    /// [`rss_per_connection_bytes`](Self::rss_per_connection_bytes). 0 when that sample
+    /// failed (and in files written before the field existed).
+    #[serde(default)]
+    pub rss_before_connect_bytes: u64,
+    /// Server memory per connected client, in bytes:
+    /// `(rss_start_bytes − rss_before_connect_bytes) / clients`, where `clients` is how many
+    /// clients had connected (were ready) when the window started, not the target. The
+    /// difference also holds whatever else the server allocated over the connect phase and
+    /// warm-up (the event ring filling, allocator caches). It is negative when the server's
+    /// RSS shrank in between (memory returned to the OS); the sign is kept, not clamped.
+    /// `None` when either RSS sample is missing or no client had connected.
+    #[serde(default)]
+    pub rss_per_connection_bytes: Option<f64>,
     /// Bytes the server read in this transport's class over the whole scenario.
     pub bytes_in: u64,
     /// Bytes the server wrote in this transport's class over the whole scenario.
@@ -352,6 +367,27 @@ pub struct ServerFigures {
     pub slow_consumer_closed: u64,
     /// Samples during the window.
     pub samples: Vec<ServerSample>,
+}
+
+/// Server memory per connected client, in bytes: `(start − before) / clients`, the
+/// definition of [`ServerFigures::rss_per_connection_bytes`].
+///
+/// `before` is the RSS just before the clients connected, `start` the RSS at the window's
+/// start, `clients` how many clients were connected then. `None` when a sample is missing
+/// or `clients` is 0. Negative when RSS shrank in between; the sign is kept on purpose, so
+/// a report shows the measurement rather than a made-up zero.
+pub fn rss_per_connection_bytes(
+    before: Option<u64>,
+    start: Option<u64>,
+    clients: u64,
+) -> Option<f64> {
+    let (before, start) = (before?, start?);
+    if clients == 0 {
+        return None;
+    }
+    // i128 holds any difference of two u64s; RSS is far below 2^53, so the f64 is exact.
+    let growth = i128::from(start) - i128::from(before);
+    Some(growth as f64 / clients as f64)
 }
 
 /// One `/stats` sample.
@@ -440,5 +476,50 @@ mod tests {
             "no temporary file left behind"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rss_per_connection_is_growth_over_connected_clients() {
+        assert_eq!(
+            rss_per_connection_bytes(Some(10_000_000), Some(40_000_000), 10_000),
+            Some(3_000.0)
+        );
+        assert_eq!(
+            rss_per_connection_bytes(Some(8_000_000), Some(8_001_000), 3),
+            Some(1_000.0 / 3.0)
+        );
+        // RSS that shrank (memory returned to the OS) keeps its sign.
+        assert_eq!(
+            rss_per_connection_bytes(Some(40_000_000), Some(39_000_000), 500),
+            Some(-2_000.0)
+        );
+        assert_eq!(
+            rss_per_connection_bytes(None, Some(40_000_000), 10_000),
+            None
+        );
+        assert_eq!(
+            rss_per_connection_bytes(Some(10_000_000), None, 10_000),
+            None
+        );
+        assert_eq!(
+            rss_per_connection_bytes(Some(10_000_000), Some(40_000_000), 0),
+            None
+        );
+        assert_eq!(
+            rss_per_connection_bytes(Some(0), Some(u64::MAX), 1),
+            Some(u64::MAX as f64)
+        );
+    }
+
+    #[test]
+    fn server_figures_without_the_memory_baseline_still_parse() {
+        // A scenario written before `rss_before_connect_bytes` and
+        // `rss_per_connection_bytes` existed.
+        let old: ScenarioResult =
+            serde_json::from_str(include_str!("../tests/data/scenario.json")).unwrap();
+        let server = old.server.expect("server figures");
+        assert_eq!(server.rss_start_bytes, 8_126_464);
+        assert_eq!(server.rss_before_connect_bytes, 0);
+        assert_eq!(server.rss_per_connection_bytes, None);
     }
 }

@@ -4,9 +4,11 @@
 //! *measure* (the [`Window`] is fixed; server and load-generator figures are taken at its
 //! start and end and sampled in between), *drain* (bounded wait until every client has
 //! received the last event published in the window), *disconnect* (clients close politely
-//! so both sides count the same bytes). Then the server's byte counters are compared with
-//! the clients' counts. Ctrl-C or a dead server cuts the phases short; what was measured
-//! is still turned into a result, with the matching status.
+//! so both sides count the same bytes). One `/stats` snapshot taken just before the connect
+//! phase is the zero of the server's byte counters and the RSS baseline of memory per
+//! connection. After the disconnect the server's byte counters are compared with the
+//! clients' counts. Ctrl-C or a dead server cuts the phases short; what was measured is
+//! still turned into a result, with the matching status.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,8 +30,8 @@ use crate::client::{
 use crate::clock::{rfc3339, unix_nanos};
 use crate::counting::Window;
 use crate::results::{
-    ByteFigures, Connections, Events, Loadgen, Params, Requests, ScenarioResult, ServerFigures,
-    ServerSample, Status, Summary,
+    rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
+    ScenarioResult, ServerFigures, ServerSample, Status, Summary,
 };
 use crate::stats::{ServerStats, StatsClient};
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
@@ -270,6 +272,8 @@ struct Readings {
     window_end_ns: Option<u64>,
     server_start: Option<ServerStats>,
     server_end: Option<ServerStats>,
+    /// Clients connected (ready) when `server_start` was taken.
+    ready_at_start: u64,
     cpu_start: f64,
     cpu_end: f64,
     drain_missing: Option<(usize, u64)>,
@@ -294,6 +298,8 @@ pub async fn run_scenario(
             .await
             .map_err(|e| ScenarioError::Control(e.to_string()))?;
     }
+    // Taken after the feed is set and before any client exists: the byte counters' zero
+    // and the RSS baseline for memory per connection.
     let server_before = stats.fetch().await.ok();
 
     let ctx = Arc::new(ClientCtx {
@@ -426,6 +432,7 @@ async fn run_phases(
 
     progress.phase("measure");
     readings.server_start = stats.fetch().await.ok();
+    readings.ready_at_start = ctx.live.ready.load(Ordering::Relaxed);
     readings.cpu_start = sysinfo::process_cpu_s();
     let start_ns = unix_nanos();
     let start = Instant::now();
@@ -684,6 +691,8 @@ fn build_result(
             rss_start_bytes: 0,
             rss_end_bytes: 0,
             rss_peak_bytes: 0,
+            rss_before_connect_bytes: 0,
+            rss_per_connection_bytes: None,
             bytes_in: 0,
             bytes_out: 0,
             class: spec.transport.stats_class().into(),
@@ -783,6 +792,12 @@ fn add_server_figures(
         .chain([start.process.rss_bytes, end.process.rss_bytes])
         .max()
         .unwrap_or(0);
+    // A server whose /stats has no `process.rss_bytes` reads as 0: no sample, not 0 bytes.
+    let rss = |s: &ServerStats| Some(s.process.rss_bytes).filter(|&b| b > 0);
+    let rss_before = before.and_then(rss);
+    fig.rss_before_connect_bytes = rss_before.unwrap_or(0);
+    fig.rss_per_connection_bytes =
+        rss_per_connection_bytes(rss_before, rss(start), readings.ready_at_start);
     let class = transport.stats_class();
     let closed = |s: &ServerStats| {
         s.connections

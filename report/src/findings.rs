@@ -1,13 +1,13 @@
 //! Findings and warnings: what the data says, in plain sentences.
 //!
 //! Findings compare transports at each load point (bytes, latency, server CPU) and sum up
-//! polling waste, memory and event accounting. Warnings collect whatever the runs carried
+//! polling waste, memory (peak, and per connection) and event accounting. Warnings collect whatever the runs carried
 //! that makes their figures less trustworthy: the load generator's own warnings, missed
 //! or duplicated events, errors, failed connections, scenarios that did not complete.
 //! Every number is the median over repeats.
 
 use crate::format;
-use crate::group::{Dataset, Group, Load};
+use crate::group::{Dataset, Group, Load, Variant};
 use crate::results::{RunStatus, Scenario};
 
 /// The findings for one dataset, grouped under a heading per load point.
@@ -39,6 +39,7 @@ pub fn findings(dataset: &Dataset) -> Findings {
     let mut overall = Vec::new();
     overall.extend(polling_findings(dataset));
     overall.extend(memory_finding(dataset));
+    overall.extend(memory_per_connection_finding(dataset));
     overall.push(accounting_finding(dataset));
     Findings { overall, per_load }
 }
@@ -205,6 +206,59 @@ fn memory_finding(dataset: &Dataset) -> Option<String> {
         format::bytes(high.1),
         high.0
     ))
+}
+
+/// Server memory per connected client for each variant, at the largest client count that
+/// has the figure: medians over repeats, the highest of them where a variant ran several
+/// rates or payloads at that count. Lowest first.
+fn memory_per_connection_finding(dataset: &Dataset) -> Option<String> {
+    let measured = |g: &&Group| g.spread(Scenario::server_memory_per_connection).is_some();
+    let clients = dataset
+        .groups
+        .iter()
+        .filter(measured)
+        .map(|g| g.key.load.clients)
+        .max()?;
+    let groups: Vec<&Group> = dataset
+        .groups
+        .iter()
+        .filter(|g| g.key.load.clients == clients)
+        .collect();
+    // (variant, figure, how many loads it was the highest of)
+    let mut per_variant: Vec<(Variant, f64, usize)> = Vec::new();
+    for (g, bytes) in medians(&groups, Scenario::server_memory_per_connection) {
+        match per_variant.iter_mut().find(|(v, _, _)| *v == g.key.variant) {
+            Some((_, b, n)) => {
+                *b = b.max(bytes);
+                *n += 1;
+            }
+            None => per_variant.push((g.key.variant, bytes, 1)),
+        }
+    }
+    per_variant.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let figures: Vec<String> = per_variant
+        .iter()
+        .map(|(v, b, _)| format!("{v} {}", format::bytes(*b)))
+        .collect();
+    let highest = if per_variant.iter().any(|(_, _, n)| *n > 1) {
+        ", the highest over the rates and payloads run"
+    } else {
+        ""
+    };
+    let mut sentence = format!(
+        "Server memory per open connection at {} clients: {} (RSS growth from before the \
+         clients connected to the start of the measure window, per connected client; medians \
+         over repeats{highest}).",
+        format::thousands(clients),
+        figures.join(", ")
+    );
+    if per_variant.iter().any(|(_, b, _)| *b < 0.0) {
+        sentence.push_str(
+            " A negative figure means the server's RSS shrank meanwhile: it returned more memory \
+             to the OS than the connections took.",
+        );
+    }
+    Some(sentence)
 }
 
 /// Whether every event arrived exactly once and in order.

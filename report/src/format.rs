@@ -62,9 +62,13 @@ pub fn interval_ms(ms: u64) -> String {
     }
 }
 
-/// Formats a byte count with binary units: `512 B`, `1.5 KiB`, `24 MiB`.
+/// Formats a byte count with binary units: `512 B`, `1.5 KiB`, `24 MiB`; a negative count
+/// (a shrinking figure) keeps its sign: `-2 KiB`.
 pub fn bytes(b: f64) -> String {
     const KIB: f64 = 1024.0;
+    if b < 0.0 {
+        return format!("-{}", bytes(-b));
+    }
     if b >= KIB * KIB * KIB {
         format!("{} GiB", sig3(b / (KIB * KIB * KIB)))
     } else if b >= KIB * KIB {
@@ -154,6 +158,8 @@ mod tests {
         assert_eq!(interval_ms(1_000), "1 s");
         assert_eq!(bytes(512.0), "512 B");
         assert_eq!(bytes(1536.0), "1.5 KiB");
+        assert_eq!(bytes(-2048.0), "-2 KiB");
+        assert_eq!(bytes(-3.0), "-3 B");
         assert_eq!(bits_per_s(1.2e6), "1.2 Mbit/s");
         assert_eq!(rate(10.0), "10 events/s");
         assert_eq!(change(0.05), "+5.0%");

@@ -305,6 +305,15 @@ pub struct ServerStats {
     pub rss_end_bytes: u64,
     /// Highest RSS sampled.
     pub rss_peak_bytes: u64,
+    /// RSS sampled once just before the clients connected, bytes; 0 when that sample
+    /// failed, `None` in files written before the field existed.
+    #[serde(default)]
+    pub rss_before_connect_bytes: Option<u64>,
+    /// Server memory per connected client, bytes: RSS growth from before the clients
+    /// connected to the start of the window, divided by the clients connected then. May be
+    /// negative (RSS shrank in between); `None` when unknown or in older files.
+    #[serde(default)]
+    pub rss_per_connection_bytes: Option<f64>,
     /// Bytes the server read.
     pub bytes_in: u64,
     /// Bytes the server wrote.
@@ -377,6 +386,12 @@ impl Scenario {
         let server = self.server.as_ref()?;
         (self.events.delivered > 0)
             .then(|| server.cpu_s * 1_000.0 * 1_000.0 / self.events.delivered as f64)
+    }
+
+    /// Server memory per connected client in bytes (see
+    /// [`ServerStats::rss_per_connection_bytes`]); `None` when the file does not say.
+    pub fn server_memory_per_connection(&self) -> Option<f64> {
+        self.server.as_ref()?.rss_per_connection_bytes
     }
 
     /// Share of polls that came back empty, 0..1; `None` when no request was sent.

@@ -1,12 +1,13 @@
 //! The per-scenario table shared by `summary.md` and `index.html`: one row per scenario
-//! key, medians over repeats.
+//! key, medians over repeats; "–" where a figure is unknown (e.g. server memory per
+//! connection in files written before the load generator measured it).
 
 use crate::format;
 use crate::group::{Dataset, Group, Spread};
 use crate::results::Scenario;
 
 /// Column headings.
-pub const HEADINGS: [&str; 13] = [
+pub const HEADINGS: [&str; 14] = [
     "transport",
     "clients",
     "rate",
@@ -20,6 +21,7 @@ pub const HEADINGS: [&str; 13] = [
     "empty polls",
     "server CPU/1k events",
     "server peak RSS",
+    "server memory/connection",
 ];
 
 /// Columns that hold numbers (right-aligned).
@@ -28,7 +30,7 @@ pub fn is_numeric(column: usize) -> bool {
 }
 
 /// One row of formatted cells per group.
-pub fn rows(dataset: &Dataset) -> Vec<[String; 13]> {
+pub fn rows(dataset: &Dataset) -> Vec<[String; 14]> {
     dataset.groups.iter().map(row).collect()
 }
 
@@ -43,7 +45,7 @@ fn cell(
     }
 }
 
-fn row(g: &Group) -> [String; 13] {
+fn row(g: &Group) -> [String; 14] {
     let polling = g.key.variant.transport.is_polling();
     let usable = g.usable().count();
     let repeats = if usable == g.repeats.len() {
@@ -79,5 +81,6 @@ fn row(g: &Group) -> [String; 13] {
             |s| s.server.as_ref().map(|v| v.rss_peak_bytes as f64),
             format::bytes,
         ),
+        cell(g, Scenario::server_memory_per_connection, format::bytes),
     ]
 }

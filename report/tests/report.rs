@@ -5,7 +5,8 @@ mod util;
 use std::path::Path;
 
 use feedbench_report::{write_report, ReportError, ReportInput};
-use util::{fixtures, out_dir, write_json};
+use serde_json::{json, Value};
+use util::{fixtures, out_dir, results_schema, schema, write_json};
 
 fn input(path: &Path, label: &str) -> ReportInput {
     ReportInput {
@@ -135,4 +136,142 @@ fn unreadable_inputs_are_clear_errors() {
         err.to_string().contains("is not a valid results file"),
         "{err}"
     );
+}
+
+/// The `index.html` table row that starts with these cells, up to its `</tr>`.
+fn html_row<'a>(page: &'a str, first_cells: &[&str]) -> &'a str {
+    let mut start = String::from("<tr>");
+    for (i, c) in first_cells.iter().enumerate() {
+        let class = if i == 0 { "" } else { " class=\"num\"" };
+        start.push_str(&format!("<td{class}>{c}</td>"));
+    }
+    let at = page
+        .find(&start)
+        .unwrap_or_else(|| panic!("no row {start}"));
+    let end = page[at..].find("</tr>").expect("closed row") + at;
+    &page[at..end]
+}
+
+/// The `summary.md` table row that starts with these cells.
+fn md_row<'a>(md: &'a str, first_cells: &[&str]) -> &'a str {
+    let start = format!("| {} |", first_cells.join(" | "));
+    md.lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("no row {start}"))
+}
+
+#[test]
+fn memory_per_connection_shows_in_the_table_and_findings() {
+    // Known figures at 100 clients and 10 events/s, three repeats each: the median is the
+    // first. At 1 event/s they are lower, so the finding takes the 10 events/s ones.
+    let at_100_r10: [(&str, Option<u64>, [f64; 3]); 5] = [
+        ("ws", None, [3_276.8, 3_000.0, 3_500.0]),        // 3.2 KiB
+        ("sse", None, [2_969.6, 3_100.0, 2_900.0]),       // 2.9 KiB
+        ("long-poll", None, [7_577.6, 7_000.0, 8_000.0]), // 7.4 KiB
+        ("short-poll", Some(1_000), [12_288.0, 0.0, 20_000.0]), // 12 KiB
+        ("short-poll", Some(100), [12_800.0, 12_000.0, 13_000.0]), // 12.5 KiB
+    ];
+    let mut results = fixtures::baseline();
+    for s in fixtures::scenarios_mut(&mut results) {
+        let clients = s["params"]["clients"].as_u64().expect("clients");
+        let fast = s["params"]["rate_hz"].as_f64() == Some(10.0);
+        let repeat = s["repeat"].as_u64().expect("repeat") as usize;
+        let known = at_100_r10.iter().find(|(t, interval, _)| {
+            s["transport"] == *t && s["params"]["poll_interval_ms"].as_u64() == *interval
+        });
+        let bytes = match (clients, known) {
+            (100, Some((_, _, figures))) if fast => figures[repeat],
+            (100, Some((_, _, figures))) => figures[repeat] / 2.0,
+            // The OS took memory back: the sign shows in the table.
+            (10, _) if !fast && s["transport"] == "ws" => -1_024.0,
+            _ => 1_000.0,
+        };
+        s["server"]["rss_per_connection_bytes"] = json!(bytes);
+    }
+    assert!(schema::validate(&results_schema(), &results).is_empty());
+    let dir = out_dir("report-memory-per-connection");
+    let path = write_json(&dir, "results.json", &results);
+    let out = write_report(&[input(&path, "memory")], &dir.join("report")).expect("report");
+
+    let finding = "Server memory per open connection at 100 clients: sse 2.9 KiB, ws 3.2 KiB, \
+                   long-poll 7.4 KiB, short-poll (1 s) 12 KiB, short-poll (100 ms) 12.5 KiB \
+                   (RSS growth from before the clients connected to the start of the measure \
+                   window, per connected client; medians over repeats, the highest over the \
+                   rates and payloads run).";
+    let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
+    assert!(md.contains(&format!("- {finding}\n")), "{md}");
+    assert!(
+        !md.contains("A negative figure"),
+        "no negative figure at 100 clients"
+    );
+    assert!(md.contains("| server peak RSS | server memory/connection |"));
+    for (cells, want) in [
+        (["ws", "100", "10 events/s"], "3.2 KiB"),
+        (["sse", "100", "10 events/s"], "2.9 KiB"),
+        (["long-poll", "100", "10 events/s"], "7.4 KiB"),
+        (["short-poll (1 s)", "100", "10 events/s"], "12 KiB"),
+        (["short-poll (100 ms)", "100", "10 events/s"], "12.5 KiB"),
+        (["ws", "100", "1 event/s"], "1.6 KiB"),
+        (["ws", "10", "1 event/s"], "-1 KiB"),
+        (["sse", "10", "1 event/s"], "1,000 B"),
+    ] {
+        let row = md_row(&md, &cells);
+        assert!(row.ends_with(&format!(" | {want} |")), "{row}");
+    }
+
+    let page = std::fs::read_to_string(&out.index_html).expect("index.html");
+    assert!(page.contains(&format!("<li>{finding}</li>")));
+    assert!(page.contains("<th>server peak RSS</th><th>server memory/connection</th></tr>"));
+    let row = html_row(&page, &["ws", "100", "10 events/s"]);
+    assert!(row.ends_with("<td class=\"num\">3.2 KiB</td>"), "{row}");
+    let row = html_row(&page, &["ws", "10", "1 event/s"]);
+    assert!(row.ends_with("<td class=\"num\">-1 KiB</td>"), "{row}");
+}
+
+#[test]
+fn results_without_memory_per_connection_still_load() {
+    // A file from before the load generator sampled RSS ahead of the connect phase.
+    let mut old = fixtures::baseline();
+    for s in fixtures::scenarios_mut(&mut old) {
+        let server = s["server"].as_object_mut().expect("server object");
+        assert!(server.remove("rss_before_connect_bytes").is_some());
+        assert!(server.remove("rss_per_connection_bytes").is_some());
+    }
+    let errors = schema::validate(&results_schema(), &old);
+    assert!(errors.is_empty(), "{errors:?}");
+    let parsed = util::parse(&old);
+    let server = parsed.scenarios[0].server.as_ref().expect("server figures");
+    assert_eq!(
+        (
+            server.rss_before_connect_bytes,
+            server.rss_per_connection_bytes
+        ),
+        (None, None)
+    );
+
+    let dir = out_dir("report-old-results");
+    let path = write_json(&dir, "results.json", &old);
+    let out = write_report(&[input(&path, "old")], &dir.join("report")).expect("report");
+    let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
+    assert!(!md.contains("Server memory per open connection"), "{md}");
+    // Every scenario row ends with an unknown memory per connection; peak RSS is still there.
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ws |")).collect();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!(row.ends_with(" MiB | – |"), "{row}");
+    }
+    let page = std::fs::read_to_string(&out.index_html).expect("index.html");
+    let row = html_row(&page, &["sse", "100", "10 events/s"]);
+    assert!(row.ends_with("<td class=\"num\">–</td>"), "{row}");
+
+    // A scenario whose server figures are null altogether reads the same way.
+    let mut none = old.clone();
+    for s in fixtures::scenarios_mut(&mut none) {
+        s["server"] = Value::Null;
+    }
+    assert!(schema::validate(&results_schema(), &none).is_empty());
+    let path = write_json(&dir, "none.json", &none);
+    let out = write_report(&[input(&path, "none")], &dir.join("report-none")).expect("report");
+    let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
+    assert!(md_row(&md, &["ws", "100", "10 events/s"]).ends_with(" | – | – |"));
 }

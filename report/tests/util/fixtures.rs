@@ -216,7 +216,14 @@ fn scenario(
         "ws" => 40.0,
         _ => 30.0,
     };
-    let rss = ((8.0 * 1024.0 + per_conn_kib * clients as f64) * 1024.0 * rng.jitter(0.03)) as u64;
+    // One jitter for the whole process: the 8 MiB base and what the connections add.
+    let jitter = rng.jitter(0.03);
+    let rss = ((8.0 * 1024.0 + per_conn_kib * clients as f64) * 1024.0 * jitter) as u64;
+    let rss_start = rss - rss / 20;
+    // Before the clients connect the server holds its base only, scaled like the start.
+    let base = (8.0 * 1024.0 * 1024.0 * jitter) as u64;
+    let rss_before_connect = base - base / 20;
+    let rss_per_connection = (rss_start as f64 - rss_before_connect as f64) / clients as f64;
     let mut connect = new_hist();
     for _ in 0..clients {
         connect
@@ -285,9 +292,11 @@ fn scenario(
         },
         "server": {
             "cpu_s": (cpu_s * 1e6).round() / 1e6,
-            "rss_start_bytes": rss - rss / 20, "rss_end_bytes": rss - rss / 40, "rss_peak_bytes": rss,
+            "rss_start_bytes": rss_start, "rss_end_bytes": rss - rss / 40, "rss_peak_bytes": rss,
+            "rss_before_connect_bytes": rss_before_connect,
+            "rss_per_connection_bytes": rss_per_connection,
             "bytes_in": up, "bytes_out": down,
-            "samples": [{"t_s": 0.0, "cpu_s": 0.0, "rss_bytes": rss - rss / 20, "open_connections": clients}]
+            "samples": [{"t_s": 0.0, "cpu_s": 0.0, "rss_bytes": rss_start, "open_connections": clients}]
         },
         "loadgen": { "cpu_s": cpu_util * 2.0 * m.duration_s, "cpu_util": cpu_util, "cores": 1 },
         "errors": {},
