@@ -276,8 +276,8 @@ fn bad_input_exits_2_naming_the_problem() {
 }
 
 /// Runs a two-repeat suite (fresh server per run or not) and returns, per scenario run,
-/// the window's first and last seq.
-fn seq_windows(name: &str, fresh: bool) -> Vec<(u64, u64)> {
+/// the window's first and last seq and whether it has a memory-per-connection figure.
+fn seq_windows(name: &str, fresh: bool) -> Vec<(u64, u64, bool)> {
     let dir = scratch(name);
     let suite = dir.join("s.toml");
     std::fs::write(
@@ -291,7 +291,7 @@ warmup = "200ms"
 fresh_server = {fresh}
 [matrix]
 transports = ["ws"]
-clients = [2]
+clients = [20]
 rate_hz = [20]
 payload_bytes = [16]
 "#
@@ -310,7 +310,14 @@ payload_bytes = [16]
         .map(|s| {
             assert_eq!(s["events"]["missed"], 0);
             let seq = |k: &str| s["events"][k].as_u64().unwrap();
-            (seq("first_seq"), seq("last_seq"))
+            let per_conn = s["server"]["rss_per_connection_bytes"].is_number();
+            let warned = s["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w.as_str().unwrap().starts_with("no server memory per connection"));
+            assert_ne!(per_conn, warned, "{s}");
+            (seq("first_seq"), seq("last_seq"), per_conn)
         })
         .collect();
     let _ = std::fs::remove_dir_all(&dir);
@@ -323,6 +330,9 @@ fn fresh_server_restarts_the_feed_for_every_run() {
     let shared = seq_windows("shared", false);
     assert_eq!(shared.len(), 2);
     assert!(shared[1].0 > shared[0].1, "{shared:?}");
+    // Memory per connection only from a server that served nobody before (the second run
+    // finds the first run's 20 clients in the server's `accepted`).
+    assert!(shared[0].2 && !shared[1].2, "{shared:?}");
     // A fresh server per run: the feed starts again from seq 1, so the second window's
     // seqs are as young as the first's (about 20/s × the warm-up), far below where the
     // first run ended (20/s × 2.2 s and more).
@@ -330,4 +340,5 @@ fn fresh_server_restarts_the_feed_for_every_run() {
     assert_eq!(fresh.len(), 2);
     assert!(fresh[1].0 < fresh[0].1, "{fresh:?}");
     assert!(fresh[0].1 >= 40 && fresh[1].0 < 30, "{fresh:?}");
+    assert!(fresh[0].2 && fresh[1].2, "{fresh:?}");
 }

@@ -91,6 +91,9 @@ struct Matrix {
     poll_interval: Option<Vec<String>>,
 }
 
+/// Stopping one embedded server and starting the next, roughly.
+const FRESH_SERVER_RESTART: Duration = Duration::from_millis(250);
+
 /// A validated suite.
 #[derive(Debug, Clone)]
 pub struct Suite {
@@ -104,9 +107,10 @@ pub struct Suite {
     pub scenarios: Vec<ScenarioSpec>,
     /// Report, per series of client counts, where p99 delivery latency crosses this.
     pub p99_limit: Option<Duration>,
-    /// Start a new embedded server for every scenario run (`fresh_server = true`), so no
-    /// run inherits the memory, sockets or counters of the one before. Only applies when
-    /// feedbench starts the server itself.
+    /// Start a new embedded server for every scenario run (`fresh_server`, default true),
+    /// so no run inherits the memory, sockets or counters of the one before (and server
+    /// memory per connection can be measured). Only applies when feedbench starts the
+    /// server itself.
     pub fresh_server: bool,
 }
 
@@ -154,9 +158,14 @@ impl Suite {
 
     /// A rough wall-clock estimate of the whole suite.
     pub fn estimated_duration(&self) -> Duration {
+        let restart = if self.fresh_server {
+            FRESH_SERVER_RESTART
+        } else {
+            Duration::ZERO
+        };
         self.scenarios
             .iter()
-            .map(ScenarioSpec::estimated_duration)
+            .map(|s| s.estimated_duration() + restart)
             .sum::<Duration>()
             * self.repeat
     }
@@ -303,7 +312,7 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         repeat,
         scenarios,
         p99_limit,
-        fresh_server: raw.fresh_server.unwrap_or(false),
+        fresh_server: raw.fresh_server.unwrap_or(true),
     })
 }
 
@@ -339,9 +348,9 @@ poll_interval = ["1s", "500ms"]
         assert_eq!(runs[0].0, runs[6].0);
         assert_eq!(runs[0].0.name(), "short-poll-c10-r5-s64-i1000");
         assert!(s.estimated_duration() > Duration::from_secs(60));
-        assert!(!s.fresh_server);
-        let fresh = Suite::parse(&format!("fresh_server = true\n{GOOD}"), "s.toml", "s").unwrap();
-        assert!(fresh.fresh_server);
+        assert!(s.fresh_server);
+        let shared = Suite::parse(&format!("fresh_server = false\n{GOOD}"), "s.toml", "s").unwrap();
+        assert!(!shared.fresh_server);
         let e = err(&format!("fresh_server = \"yes\"\n{GOOD}"));
         assert!(e.contains("fresh_server"), "{e}");
     }
@@ -412,11 +421,11 @@ poll_interval = ["1s", "500ms"]
         assert_eq!(standard.scenarios.len(), 4 * 3 * 2 * 5);
         // The duration the comment at the top of standard.toml states.
         let secs = standard.estimated_duration().as_secs_f64();
-        assert!((secs - 7480.8).abs() < 1.0, "{secs}");
+        assert!((secs - 7570.8).abs() < 1.0, "{secs}");
         let connections = Suite::load("connections").unwrap();
         assert_eq!(connections.scenarios.len(), 4 * 5);
         assert_eq!(connections.p99_limit, Some(Duration::from_millis(100)));
-        assert!(connections.fresh_server && !quick.fresh_server);
+        assert!(connections.fresh_server && quick.fresh_server);
         let most = connections.scenarios.iter().map(|s| s.n_clients).max();
         assert_eq!(most, Some(19_000));
         assert!(connections.estimated_duration() <= Duration::from_secs(300));
