@@ -311,11 +311,11 @@ payload_bytes = [16]
             assert_eq!(s["events"]["missed"], 0);
             let seq = |k: &str| s["events"][k].as_u64().unwrap();
             let per_conn = s["server"]["rss_per_connection_bytes"].is_number();
-            let warned = s["warnings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|w| w.as_str().unwrap().starts_with("no server memory per connection"));
+            let warned = s["warnings"].as_array().unwrap().iter().any(|w| {
+                w.as_str()
+                    .unwrap()
+                    .starts_with("no server memory per connection")
+            });
             assert_ne!(per_conn, warned, "{s}");
             (seq("first_seq"), seq("last_seq"), per_conn)
         })
