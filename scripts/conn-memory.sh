@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Server memory per open idle connection, by kind: (RSS at N - RSS at 0) / N, with RSS
-# read from the server's own /stats (`process.rss_bytes`). For each kind (ws, sse, parked
-# long-poll, idle keep-alive) and each round, a fresh release server
+# read from the server's own /stats (`process.rss_bytes`). Kinds: ws, sse, long-poll (a
+# client in steady state: one answered long-poll, then a parked one), idle keep-alive (a
+# short-poll client between polls: one answered /poll, then nothing), and hyper-idle (a
+# keep-alive connection whose last request, /healthz, hyper served). For each kind and
+# each round, a fresh release server
 # (`feedbench serve --addr 127.0.0.1:0 --rate 0`) is started as this script's child, N
 # idle clients of that kind are opened from one python3 asyncio process, and the server's
 # RSS is read before and after. Prints KiB per connection for every round and the median.
@@ -24,16 +27,21 @@ timeout --kill-after=10s "$(( 120 + rounds * 4 * (30 + n / 200) ))s" \
 import asyncio, json, os, signal, socket, statistics, subprocess, sys, time
 
 BIN, N, ROUNDS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-KINDS = ["ws", "sse", "long-poll", "idle"]
+KINDS = ["ws", "sse", "long-poll", "idle", "hyper-idle"]
 # The /stats gauge that counts each kind once it is open.
-GAUGE = {"ws": "ws", "sse": "sse", "long-poll": "long_poll_parked", "idle": "http_idle"}
-REQUEST = {
-    "ws": b"GET /ws HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
-          b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    "sse": b"GET /sse HTTP/1.1\r\nhost: t\r\n\r\n",
-    "long-poll": b"GET /longpoll?timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n",
-    "idle": b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n",
+GAUGE = {"ws": "ws", "sse": "sse", "long-poll": "long_poll_parked", "idle": "http_idle",
+         "hyper-idle": "http_idle"}
+# What each kind sends first, and whether a complete answer (content-length body) comes.
+FIRST = {
+    "ws": (b"GET /ws HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+           b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", False),
+    "sse": (b"GET /sse HTTP/1.1\r\nhost: t\r\n\r\n", False),
+    "long-poll": (b"GET /longpoll?timeout_ms=0 HTTP/1.1\r\nhost: t\r\n\r\n", True),
+    "idle": (b"GET /poll HTTP/1.1\r\nhost: t\r\n\r\n", True),
+    "hyper-idle": (b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n", True),
 }
+# Sent after the first answer: the long-poll that stays parked.
+THEN = {"long-poll": b"GET /longpoll?timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n"}
 CONNECT_CONCURRENCY = 256
 IP_BIND_ADDRESS_NO_PORT = 24
 
@@ -79,15 +87,19 @@ async def open_one(addr, kind, src, sem, conns):
         s.setblocking(False)
         await asyncio.get_running_loop().sock_connect(s, addr)
         r, w = await asyncio.open_connection(sock=s)
-        w.write(REQUEST[kind])
-        if kind != "long-poll":
-            # The ws 101, the sse head, or the whole healthz response (it has a short body).
-            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
-            status = head.split(b" ", 2)[1]
-            if status not in (b"101", b"200"):
-                sys.exit(f"{kind}: unexpected status {status!r}")
-            if kind == "idle":
-                await asyncio.wait_for(r.readexactly(15), 30)  # {"status":"ok"}
+        request, answered = FIRST[kind]
+        w.write(request)
+        # The ws 101, the sse head, or a whole answer (head and content-length body).
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
+        status = head.split(b" ", 2)[1]
+        if status not in (b"101", b"200"):
+            sys.exit(f"{kind}: unexpected status {status!r}")
+        if answered:
+            length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n")
+                          if l.lower().startswith(b"content-length:"))
+            await asyncio.wait_for(r.readexactly(length), 30)
+        if kind in THEN:
+            w.write(THEN[kind])
         conns.append((r, w))
 
 

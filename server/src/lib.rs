@@ -9,6 +9,7 @@
 mod app;
 mod config;
 mod control;
+mod direct;
 mod error;
 pub mod event;
 pub mod follow;
@@ -16,6 +17,7 @@ pub mod hub;
 mod listener;
 mod observe;
 pub mod poll;
+mod poll_direct;
 pub mod process;
 mod publisher;
 pub mod query;

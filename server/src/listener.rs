@@ -23,9 +23,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
+use crate::direct::{self, Sniffed};
 use crate::routes;
-use crate::sse_direct::{self, Sniffed};
 use crate::stats::{ConnTag, Counted};
+use crate::{poll_direct, sse_direct};
 
 /// What a refused connection is told.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 38\r\nconnection: close\r\n\r\n{\"error\":\"too many open connections\"}";
@@ -90,18 +91,38 @@ async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant
 
 async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
-    let stream = Counted::new(stream, tag.clone());
-    let accepted = Instant::now();
-    match sse_direct::sniff(&app, stream.get_ref()).await {
-        Sniffed::Close => return,
-        Sniffed::Sse { head_len, after } => {
-            // Boxed, so the hyper path's future does not carry this one's state.
-            return Box::pin(sse_direct::serve(app, stream, tag, head_len, after)).await;
+    let mut stream = Counted::new(stream, tag.clone());
+    // Feed requests are answered directly while they come plain; the first other request
+    // hands the connection to hyper for good (see `direct`).
+    let mut waiting_since = Instant::now();
+    let header_time = loop {
+        let wait =
+            direct::remaining_header_time(app.config.header_timeout, waiting_since.elapsed());
+        match direct::sniff(&app, stream.get_ref(), wait).await {
+            Sniffed::Close => return,
+            // Boxed, so the hyper path's future does not carry these futures' state.
+            Sniffed::Sse { head_len, after } => {
+                return Box::pin(sse_direct::serve(app, stream, tag, head_len, after)).await;
+            }
+            Sniffed::Poll {
+                head_len,
+                long,
+                params,
+            } => {
+                let answer = poll_direct::answer(&app, &mut stream, &tag, head_len, long, params);
+                if !Box::pin(answer).await {
+                    return;
+                }
+                waiting_since = Instant::now();
+            }
+            Sniffed::Hyper => {
+                break direct::remaining_header_time(
+                    app.config.header_timeout,
+                    waiting_since.elapsed(),
+                );
+            }
         }
-        Sniffed::Hyper => {}
-    }
-    let header_time =
-        sse_direct::remaining_header_time(app.config.header_timeout, accepted.elapsed());
+    };
     let io = TokioIo::new(stream);
     let svc_app = app.clone();
     let svc_tag = tag.clone();

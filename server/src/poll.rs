@@ -74,7 +74,8 @@ pub fn encode_body(batch: &Batch, after: u64) -> Bytes {
     out.freeze()
 }
 
-fn check_cursor(app: &App, after: u64) -> Result<(), String> {
+/// Refuses a cursor ahead of the newest event.
+pub(crate) fn check_cursor(app: &App, after: u64) -> Result<(), String> {
     let head = app.hub.head();
     if after > head {
         return Err(format!(
@@ -90,27 +91,26 @@ pub fn short_poll(app: &App, raw_query: Option<&str>) -> http::Response<Body> {
         Ok(p) => p,
         Err(msg) => return respond::error(StatusCode::BAD_REQUEST, msg),
     };
+    if let Some(Err(msg)) = p.after.map(|after| check_cursor(app, after)) {
+        return respond::error(StatusCode::BAD_REQUEST, msg);
+    }
+    respond::json(StatusCode::OK, short_poll_body(app, &p))
+}
+
+/// The body of a short-poll whose cursor has been checked.
+pub(crate) fn short_poll_body(app: &App, p: &PollParams) -> Bytes {
     let Some(after) = p.after else {
         // No cursor: subscribe from now.
         let head = app.hub.head();
-        return respond::json(
-            StatusCode::OK,
-            encode_body(
-                &Batch {
-                    head,
-                    ..Batch::default()
-                },
+        return encode_body(
+            &Batch {
                 head,
-            ),
+                ..Batch::default()
+            },
+            head,
         );
     };
-    if let Err(msg) = check_cursor(app, after) {
-        return respond::error(StatusCode::BAD_REQUEST, msg);
-    }
-    respond::json(
-        StatusCode::OK,
-        encode_body(&app.hub.read_after(after, p.limit), after),
-    )
+    encode_body(&app.hub.read_after(after, p.limit), after)
 }
 
 /// `GET /longpoll`.

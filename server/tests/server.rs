@@ -791,3 +791,122 @@ async fn sse_served_directly_and_by_hyper_is_byte_identical() {
     );
     assert_eq!(stat(&server, "/connections/open/sse"), 0);
 }
+
+/// Splits `raw` at the date header's value (29 characters) so two answers made a second
+/// apart compare equal.
+fn undated(raw: &[u8]) -> String {
+    let text = String::from_utf8(raw.to_vec()).unwrap();
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("\r\ndate: ") {
+        out.push_str(&rest[..at + 8]);
+        out.push_str("<date>");
+        rest = &rest[at + 8 + 29..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `/poll` and `/longpoll` are answered straight to the socket while a connection's
+/// requests come plain and whole, and by hyper otherwise; both ways must write the same
+/// bytes, and a connection can go on to hyper after direct answers.
+#[tokio::test]
+async fn polls_served_directly_and_by_hyper_are_byte_identical() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1, 2, 3], 16);
+    let requests = [
+        "GET /poll?after=0&limit=2 HTTP/1.1\r\nhost: t\r\n\r\n",
+        "GET /poll HTTP/1.1\r\nhost: t\r\n\r\n",
+        "GET /longpoll?after=1 HTTP/1.1\r\nhost: t\r\n\r\n",
+        "GET /longpoll?after=3&timeout_ms=50 HTTP/1.1\r\nhost: t\r\n\r\n",
+    ];
+    // Reads one complete content-length response.
+    async fn response(s: &mut CountingStream) -> Vec<u8> {
+        let mut buf = Vec::new();
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .split("\r\n")
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if buf.len() >= end + 4 + len {
+                    assert_eq!(buf.len(), end + 4 + len, "nothing more was sent");
+                    return buf;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(BOUND, s.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed mid-response");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    // Direct: all four requests on one keep-alive connection, each sent whole.
+    let mut direct = CountingStream::connect(addr).await;
+    let mut direct_answers = Vec::new();
+    for r in requests {
+        direct.write_all(r.as_bytes()).await.unwrap();
+        direct_answers.push(response(&mut direct).await);
+    }
+    // Then a request for hyper on the same connection, and a poll after it (hyper's now).
+    direct
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(undated(&response(&mut direct).await).ends_with("{\"status\":\"ok\"}"));
+    direct.write_all(requests[0].as_bytes()).await.unwrap();
+    let after_handoff = response(&mut direct).await;
+    // By hyper: each request in two pieces, so the server never sees a whole head at once.
+    let mut by_hyper = CountingStream::connect(addr).await;
+    let mut hyper_answers = Vec::new();
+    for r in requests {
+        let (a, b) = r.split_at(12);
+        by_hyper.write_all(a.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        by_hyper.write_all(b.as_bytes()).await.unwrap();
+        hyper_answers.push(response(&mut by_hyper).await);
+    }
+    for (i, (d, h)) in direct_answers.iter().zip(&hyper_answers).enumerate() {
+        assert_eq!(undated(d), undated(h), "request {i}");
+    }
+    assert_eq!(undated(&after_handoff), undated(&hyper_answers[0]));
+    let events = event_jsons(&server, 0);
+    let body = format!(
+        "{{\"events\":[{},{}],\"next\":2,\"missed\":0}}",
+        events[0], events[1]
+    );
+    assert_eq!(
+        undated(&direct_answers[0]),
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+             content-length: {}\r\ndate: <date>\r\n\r\n{body}",
+            body.len()
+        )
+    );
+    assert!(
+        undated(&direct_answers[3]).ends_with("\r\n\r\n{\"events\":[],\"next\":3,\"missed\":0}")
+    );
+    // Accounting: requests by endpoint and bytes by class match the two clients exactly.
+    assert_eq!(stat(&server, "/requests/poll"), 5);
+    assert_eq!(stat(&server, "/requests/longpoll"), 4);
+    drop(direct);
+    drop(by_hyper);
+    eventually("both connections closed", || async {
+        stat(&server, "/connections/open/total") == 0
+    })
+    .await;
+    let total_in = stat(&server, "/bytes/short_poll/in")
+        + stat(&server, "/bytes/long_poll/in")
+        + stat(&server, "/bytes/other/in");
+    let written: usize = requests.iter().map(|r| 2 * r.len()).sum::<usize>()
+        + requests[0].len()
+        + "GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n".len();
+    assert_eq!(total_in, written as u64);
+}
