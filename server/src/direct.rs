@@ -4,11 +4,13 @@
 //! HTTP/1 connection, and a request and a response touch a page of each, so a connection
 //! hyper serves costs about 11 KiB of server memory however idle it is. A feed client's
 //! requests are all alike (`GET /sse`, `GET /poll?...`, `GET /longpoll?...`), so the
-//! connection task peeks at each request head before anyone reads it: a plain request to a
-//! feed endpoint is answered here straight to the socket ([`crate::sse_direct`] streams,
-//! [`crate::poll_direct`] polls, then the next request is peeked at), and anything else
-//! (another path, an unusual header, a bad parameter, a head split over several reads) is
-//! left unread and the connection goes to hyper for the rest of its life. An idle stream or
+//! connection task reads each request into a per-thread buffer (used within one poll, never
+//! held while waiting): a plain request to a feed endpoint is answered here straight to the
+//! socket ([`crate::sse_direct`] streams, [`crate::poll_direct`] polls, then the next
+//! request is read), and anything else (another path, an unusual header, a bad parameter,
+//! a head split over several reads) goes to hyper for the rest of the connection's life,
+//! with the bytes already read replayed first ([`Rewind`]). Reading rather than peeking
+//! keeps it at hyper's two system calls per request. An idle stream or
 //! parked long-poll then holds no buffer at all (`scripts/conn-memory.sh`).
 //!
 //! Invariants:
@@ -25,11 +27,15 @@
 //! - Stats are kept as on the hyper path: requests by endpoint, bytes by class, the open
 //!   SSE, parked and active gauges.
 
+use std::cell::RefCell;
 use std::future::poll_fn;
-use std::task::Poll;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, ReadBuf};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::app::App;
@@ -37,7 +43,7 @@ use crate::poll::{self, PollParams};
 use crate::sse;
 use crate::stats::Counted;
 
-/// What a request head, peeked at, says about how to serve it.
+/// What a request head says about how to serve it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sniffed {
     /// A plain `GET /sse` whose head is `head_len` bytes, starting after `after`.
@@ -56,48 +62,135 @@ pub enum Sniffed {
         /// The validated parameters (the cursor is not ahead of the feed).
         params: PollParams,
     },
-    /// Anything else: serve with hyper (nothing has been consumed).
+    /// Anything else: serve with hyper.
     Hyper,
-    /// Nothing arrived in time, the client left, or the server is shutting down.
-    Close,
 }
 
-/// The request-line prefixes worth a full look; anything else goes to hyper after one
-/// 9-byte peek.
+/// The request-line prefixes worth parsing; anything else goes to hyper at once.
 const PREFIXES: [&[u8]; 4] = [b"GET /sse ", b"GET /sse?", b"GET /poll", b"GET /long"];
 
 /// Most headers a request served here may have.
 const MAX_HEADERS: usize = 32;
 
-/// Waits (at most `wait`) for a request's first bytes and decides how to serve it.
-pub async fn sniff(app: &App, stream: &TcpStream, wait: Duration) -> Sniffed {
-    let mut first = [0u8; 9];
-    let peeked = tokio::select! {
+/// What to do with a connection's next request, once it has been read.
+#[derive(Debug)]
+pub enum Next {
+    /// Stream SSE after this cursor (the request has been consumed).
+    Sse(Option<u64>),
+    /// Answer a poll (the request has been consumed).
+    Poll {
+        /// Long-poll or short-poll.
+        long: bool,
+        /// The validated parameters.
+        params: PollParams,
+    },
+    /// Hand the connection to hyper, replaying these bytes (already read) first.
+    Hyper(Bytes),
+    /// Nothing arrived in time, the client left, or the server is shutting down.
+    Close,
+}
+
+thread_local! {
+    /// Each worker thread's buffer for reading request heads: used only inside one poll,
+    /// never held across an await, so a waiting connection holds no buffer of its own.
+    static HEAD_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Waits (at most `wait`) for the connection's next request, reads what has arrived (a
+/// real client's request head arrives in one piece) and decides how to serve it. Bytes
+/// read are counted by `stream` as usual.
+pub async fn next_request(app: &App, stream: &mut Counted<TcpStream>, wait: Duration) -> Next {
+    let limit = app.config.max_header_bytes;
+    let read = poll_fn(|cx| {
+        HEAD_BUF.with_borrow_mut(|buf| {
+            if buf.len() < limit {
+                buf.resize(limit, 0);
+            }
+            let mut rb = ReadBuf::new(&mut buf[..limit]);
+            match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(_)) => Poll::Ready(Next::Close),
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Next::Close),
+                Poll::Ready(Ok(())) => Poll::Ready(decide(app, rb.filled())),
+            }
+        })
+    });
+    tokio::select! {
         biased;
-        _ = app.shutdown.cancelled() => return Sniffed::Close,
-        res = tokio::time::timeout(wait, stream.peek(&mut first)) => res,
-    };
-    match peeked {
-        Err(_) | Ok(Err(_)) | Ok(Ok(0)) => Sniffed::Close,
-        Ok(Ok(n)) if PREFIXES.contains(&&first[..n]) => peek_head(app, stream).await,
-        Ok(Ok(_)) => Sniffed::Hyper,
+        _ = app.shutdown.cancelled() => Next::Close,
+        next = tokio::time::timeout(wait, read) => next.unwrap_or(Next::Close),
     }
 }
 
-/// Peeks at everything that has arrived (the head of a real client arrives in one piece)
-/// and decides whether it is a request served here.
-async fn peek_head(app: &App, stream: &TcpStream) -> Sniffed {
-    let mut buf: Vec<u8> = Vec::with_capacity(app.config.max_header_bytes);
-    poll_fn(|cx| {
-        // Peeked into the spare capacity, so only the bytes that arrived are touched.
-        let mut rb = ReadBuf::uninit(buf.spare_capacity_mut());
-        match stream.poll_peek(cx, &mut rb) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(_)) => Poll::Ready(Sniffed::Hyper),
-            Poll::Ready(Ok(_)) => Poll::Ready(classify_head(app, rb.filled())),
+/// Decides from the bytes read how to serve them.
+fn decide(app: &App, bytes: &[u8]) -> Next {
+    let candidate = bytes.len() >= 9 && PREFIXES.contains(&&bytes[..9]);
+    match candidate.then(|| classify_head(app, bytes)) {
+        Some(Sniffed::Sse { after, .. }) => Next::Sse(after),
+        Some(Sniffed::Poll { long, params, .. }) => Next::Poll { long, params },
+        _ => Next::Hyper(Bytes::copy_from_slice(bytes)),
+    }
+}
+
+/// A stream that first yields bytes already read from it: how a connection whose request
+/// was read here reaches hyper intact.
+#[derive(Debug)]
+pub struct Rewind<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    /// `inner`, with `prefix` read first.
+    pub fn new(prefix: Bytes, inner: S) -> Self {
+        Rewind { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
         }
-    })
-    .await
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Decides from a complete request head (and nothing after it) whether it is served
@@ -179,11 +272,32 @@ pub fn classify_head(app: &App, bytes: &[u8]) -> Sniffed {
 
 /// The head hyper writes for a `200` JSON answer (`respond::json`) of `len` bytes.
 pub fn json_head(len: usize) -> String {
-    format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
-         content-length: {len}\r\ndate: {}\r\n\r\n",
-        httpdate::fmt_http_date(std::time::SystemTime::now())
-    )
+    with_date(|date| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+             content-length: {len}\r\ndate: {date}\r\n\r\n"
+        )
+    })
+}
+
+thread_local! {
+    /// The `date` header value and the second it is for, as hyper caches it.
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Calls `f` with the current HTTP date (formatted once per second per thread).
+pub fn with_date<T>(f: impl FnOnce(&str) -> T) -> T {
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        f(text)
+    })
 }
 
 /// Writes all of `buf`. Once the server is shutting down a stuck write gets
@@ -400,9 +514,48 @@ mod tests {
                     prop_assert!((1..=10_000).contains(&params.limit));
                     prop_assert!(long || params.timeout == Duration::from_millis(30_000));
                 }
-                Sniffed::Hyper | Sniffed::Close => {}
+                Sniffed::Hyper => {}
             }
         }
+    }
+
+    #[test]
+    fn anything_not_taken_goes_to_hyper_with_every_byte_read() {
+        let app = app();
+        for raw in [
+            &b"G"[..],
+            b"GET /sse HTTP/1.1\r\nhost:",
+            b"GET /healthz HTTP/1.1\r\n\r\n",
+            b"GET /poll HTTP/1.1\r\n\r\nGET /poll HTTP/1.1\r\n\r\n",
+        ] {
+            match decide(&app, raw) {
+                Next::Hyper(prefix) => assert_eq!(&prefix[..], raw),
+                other => panic!("{raw:?} -> {other:?}"),
+            }
+        }
+        assert!(matches!(
+            decide(&app, b"GET /poll HTTP/1.1\r\n\r\n"),
+            Next::Poll { long: false, .. }
+        ));
+        assert!(matches!(
+            decide(&app, b"GET /sse HTTP/1.1\r\n\r\n"),
+            Next::Sse(None)
+        ));
+    }
+
+    #[tokio::test]
+    async fn rewind_replays_the_prefix_then_reads_on() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut r = Rewind::new(Bytes::from_static(b"GET /x"), a);
+        b.write_all(b" HTTP/1.1\r\n\r\n").await.unwrap();
+        drop(b);
+        let mut small = [0u8; 4];
+        assert_eq!(r.read(&mut small).await.unwrap(), 4);
+        assert_eq!(&small, b"GET ");
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(&rest[..], b"/x HTTP/1.1\r\n\r\n");
     }
 
     #[test]

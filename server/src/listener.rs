@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
-use crate::direct::{self, Sniffed};
+use crate::direct::{self, Next, Rewind};
 use crate::routes;
 use crate::stats::{ConnTag, Counted};
 use crate::{poll_direct, sse_direct};
@@ -93,36 +93,34 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
     let mut stream = Counted::new(stream, tag.clone());
     // Feed requests are answered directly while they come plain; the first other request
-    // hands the connection to hyper for good (see `direct`).
+    // hands the connection to hyper for good, with the bytes already read (see `direct`).
     let mut waiting_since = Instant::now();
-    let header_time = loop {
+    let (prefix, header_time) = loop {
         let wait =
             direct::remaining_header_time(app.config.header_timeout, waiting_since.elapsed());
-        match direct::sniff(&app, stream.get_ref(), wait).await {
-            Sniffed::Close => return,
+        match direct::next_request(&app, &mut stream, wait).await {
+            Next::Close => return,
             // Boxed, so the hyper path's future does not carry these futures' state.
-            Sniffed::Sse { head_len, after } => {
-                return Box::pin(sse_direct::serve(app, stream, tag, head_len, after)).await;
+            Next::Sse(after) => {
+                return Box::pin(sse_direct::serve(app, stream, tag, after)).await;
             }
-            Sniffed::Poll {
-                head_len,
-                long,
-                params,
-            } => {
-                let answer = poll_direct::answer(&app, &mut stream, &tag, head_len, long, params);
+            Next::Poll { long, params } => {
+                let answer = poll_direct::answer(&app, &mut stream, &tag, long, params);
                 if !Box::pin(answer).await {
                     return;
                 }
                 waiting_since = Instant::now();
             }
-            Sniffed::Hyper => {
-                break direct::remaining_header_time(
+            Next::Hyper(prefix) => {
+                let left = direct::remaining_header_time(
                     app.config.header_timeout,
                     waiting_since.elapsed(),
                 );
+                break (prefix, left);
             }
         }
     };
+    let stream = Rewind::new(prefix, stream);
     let io = TokioIo::new(stream);
     let svc_app = app.clone();
     let svc_tag = tag.clone();

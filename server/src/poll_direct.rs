@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::app::App;
@@ -21,22 +20,14 @@ use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard};
 /// Bodies up to this size are sent with their head in one write.
 const ONE_WRITE: usize = 64 * 1024;
 
-/// Answers one request whose head (`head_len` bytes) is waiting in the socket. Returns
-/// whether the connection may carry another request.
+/// Answers one request (already read). Returns whether the connection may carry another.
 pub async fn answer(
     app: &Arc<App>,
     stream: &mut Counted<TcpStream>,
     tag: &ConnTag,
-    head_len: usize,
     long: bool,
     params: PollParams,
 ) -> bool {
-    // Consume the head, which was only peeked so far; it is in the socket buffer already.
-    let mut head = vec![0u8; head_len];
-    if stream.read_exact(&mut head).await.is_err() {
-        return false;
-    }
-    drop(head);
     let (endpoint, class) = if long {
         (Endpoint::LongPoll, Class::LongPoll)
     } else {

@@ -6,13 +6,12 @@
 use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::app::App;
-use crate::direct::write_all;
+use crate::direct::{with_date, write_all};
 use crate::follow::{Follower, Next};
 use crate::listener;
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard};
@@ -31,15 +30,8 @@ pub async fn serve(
     app: Arc<App>,
     mut stream: Counted<TcpStream>,
     tag: Arc<ConnTag>,
-    head_len: usize,
     after: Option<u64>,
 ) {
-    // Consume the head, which was only peeked so far; it is in the socket buffer already.
-    let mut head = vec![0u8; head_len];
-    if stream.read_exact(&mut head).await.is_err() {
-        return;
-    }
-    drop(head);
     app.stats.count_request(Endpoint::Sse);
     tag.classify(Class::Sse);
     let follower = Follower::new(&app.hub, after, app.config.ws_queue);
@@ -60,11 +52,12 @@ pub async fn serve(
 
 /// The response head, byte for byte what hyper writes for `sse::stream`'s response.
 fn response_head() -> String {
-    format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
-         x-accel-buffering: no\r\ntransfer-encoding: chunked\r\ndate: {}\r\n\r\n",
-        httpdate::fmt_http_date(SystemTime::now())
-    )
+    with_date(|date| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
+             x-accel-buffering: no\r\ntransfer-encoding: chunked\r\ndate: {date}\r\n\r\n"
+        )
+    })
 }
 
 /// Appends one event as one HTTP chunk, framed as hyper frames it (upper-case hex size).
