@@ -354,7 +354,9 @@ pub struct ServerFigures {
     /// difference also holds whatever else the server allocated over the connect phase and
     /// warm-up (the event ring filling, allocator caches). It is negative when the server's
     /// RSS shrank in between (memory returned to the OS); the sign is kept, not clamped.
-    /// `None` when either RSS sample is missing or no client had connected.
+    /// `None` when either RSS sample is missing, when fewer than 1,000 clients had
+    /// connected (the fixed growth is then not small next to theirs), or when the server
+    /// had served other clients before (their freed memory is reused; a warning says so).
     #[serde(default)]
     pub rss_per_connection_bytes: Option<f64>,
     /// Bytes the server read in this transport's class over the whole scenario.
