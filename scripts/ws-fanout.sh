@@ -18,7 +18,9 @@
 #   scripts/ws-fanout.sh [CLIENTS (10000)] [LIMIT_MS (50)] [DURATION (5s)] [START_RATE (1)] [BISECT (4)]
 #
 # SERVER_CPUS (0), LOADGEN_CPUS (1) and SERVER_THREADS (1) change the placement, e.g.
-# to see what a second server core buys.
+# to see what a second server core buys. When no rate passes, the script also measures the
+# machine's floor at the same fan-out with scripts/loopback-floor.c and prints the ratio
+# (FLOOR=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients="${1:-10000}"
@@ -102,6 +104,22 @@ if [ -z "$best" ]; then
   read -r _ r delivered p99 notes <<<"$first"
   echo "highest passing rate: none: at $r events/s ($delivered events delivered/s) p99 is already $p99 ms;" \
     "one event's fan-out to $clients clients takes longer than $limit_ms ms (about $(python3 -c "print(f'{$p99 * 1000 / $clients:.1f}')") us per client at p99)"
+  # Is the limit reachable on this machine at all? The C loopback floor (one thread, one
+  # write per client, no HTTP or framing) at the same fan-out answers that.
+  if [ "${FLOOR:-1}" = 1 ]; then
+    fb_server_stop
+    BUILD_ONLY=1 scripts/loopback-floor.sh
+    # The program pins its writer to CPU 0 and its reader to CPU 1 itself.
+    floor_p99="$(timeout 120 target/loopback-floor/loopback-floor \
+      --clients "$clients" --rate 1 --seconds 5 2>/dev/null |
+      awk '/^latency from schedule/ { for (i = 1; i <= NF; i++) if ($i == "p99") print $(i+1) / 1000 }')"
+    if [ -n "$floor_p99" ]; then
+      echo "machine floor (scripts/loopback-floor.c, same fan-out, 1 event/s): p99 $floor_p99 ms;" \
+        "feedbench/floor $(python3 -c "print(f'{$p99 / $floor_p99:.2f}')")$(python3 -c "print('' if $floor_p99 < $limit_ms else '; the limit is below the floor: no single-threaded sender meets it here')")"
+    else
+      echo "machine floor: the C reference did not run (FLOOR=0 skips it)"
+    fi
+  fi
   exit 0
 fi
 read -r _ r delivered p99 notes <<<"$best"
