@@ -61,7 +61,12 @@ data = open(f"{work}/cap.pcap", "rb").read()
 magic = struct.unpack("<I", data[:4])[0]
 endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
 linktype = struct.unpack(endian + "I", data[20:24])[0]
-streams = {}  # client port -> {"up": n, "down": n, "first": bytes}
+# One entry per TCP connection: keyed by the client's address and port plus a generation
+# that a new SYN starts, because the clients connect from several 127.0.0.x addresses (the
+# same port can be in use on two of them) and a 4-tuple can come back once the old
+# connection is gone (seen in CI: an SSE connection reused a ws one's tuple).
+streams = {}  # (client ip, client port, generation) -> {"up": n, "down": n, "first": bytes}
+generation = {}  # (client ip, client port) -> current generation
 off = 24
 while off + 16 <= len(data):
     _, _, incl, orig = struct.unpack(endian + "IIII", data[off:off + 16])
@@ -81,10 +86,14 @@ while off + 16 <= len(data):
     sport, dport = struct.unpack(">HH", tcp[:4])
     doff = (tcp[12] >> 4) * 4
     payload_len = total - ihl - doff
+    client = (ip[12:16], sport) if dport == port else (ip[16:20], dport)
+    syn, ack = tcp[13] & 0x02, tcp[13] & 0x10
+    if dport == port and syn and not ack:
+        generation[client] = generation.get(client, 0) + 1
     if payload_len <= 0:
         continue
-    client = sport if dport == port else dport
-    s = streams.setdefault(client, {"up": 0, "down": 0, "first": b""})
+    key = (*client, generation.get(client, 0))
+    s = streams.setdefault(key, {"up": 0, "down": 0, "first": b""})
     if dport == port:
         s["up"] += payload_len
         if not s["first"]:
