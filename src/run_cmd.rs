@@ -1,8 +1,9 @@
 //! `feedbench run`: a whole suite, against a given server or one started for the run.
 //!
 //! Without `--target` it starts `feedbench serve --addr 127.0.0.1:0` (this same binary) as
-//! a child, pinned apart from the load generator on machines with two or more CPUs, and
-//! stops it at the end. Results go to `DIR/results.json`; `bench-results/latest` points at
+//! a child, pinned apart from the load generator on machines with two or more CPUs: a new
+//! one for every scenario run unless the suite says `fresh_server = false`, and stops it at
+//! the end. Results go to `DIR/results.json`; `bench-results/latest` points at
 //! the newest run; then the report is written next to the results.
 
 use std::path::{Path, PathBuf};
@@ -24,8 +25,9 @@ const RESULTS_ROOT: &str = "bench-results";
 /// Run a benchmark suite and write its results and report.
 ///
 /// Without --target, feedbench starts its own server (`feedbench serve`) on a free loopback
-/// port, pins server and load generator to separate CPUs (unless --no-pin), and stops the
-/// server at the end. Ctrl-C stops the run and saves what was measured.
+/// port, a fresh one for every scenario run (unless the suite sets fresh_server = false),
+/// pins server and load generator to separate CPUs (unless --no-pin), and stops the server
+/// at the end. Ctrl-C stops the run and saves what was measured.
 ///
 /// Exit codes: 0 complete; 1 the run failed (e.g. the server died) or was interrupted
 /// (results are saved either way, with that status); 2 usage or input error (e.g. an

@@ -43,29 +43,6 @@ use crate::poll::{self, PollParams};
 use crate::sse;
 use crate::stats::Counted;
 
-/// What a request head says about how to serve it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Sniffed {
-    /// A plain `GET /sse` whose head is `head_len` bytes, starting after `after`.
-    Sse {
-        /// Length of the request head, to consume.
-        head_len: usize,
-        /// The validated cursor.
-        after: Option<u64>,
-    },
-    /// A plain `GET /poll` (`long == false`) or `GET /longpoll`.
-    Poll {
-        /// Length of the request head, to consume.
-        head_len: usize,
-        /// Long-poll or short-poll.
-        long: bool,
-        /// The validated parameters (the cursor is not ahead of the feed).
-        params: PollParams,
-    },
-    /// Anything else: serve with hyper.
-    Hyper,
-}
-
 /// The request-line prefixes worth parsing; anything else goes to hyper at once.
 const PREFIXES: [&[u8]; 4] = [b"GET /sse ", b"GET /sse?", b"GET /poll", b"GET /long"];
 
@@ -73,7 +50,7 @@ const PREFIXES: [&[u8]; 4] = [b"GET /sse ", b"GET /sse?", b"GET /poll", b"GET /l
 const MAX_HEADERS: usize = 32;
 
 /// What to do with a connection's next request, once it has been read.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     /// Stream SSE after this cursor (the request has been consumed).
     Sse(Option<u64>),
@@ -125,11 +102,10 @@ pub async fn next_request(app: &App, stream: &mut Counted<TcpStream>, wait: Dura
 /// Decides from the bytes read how to serve them.
 fn decide(app: &App, bytes: &[u8]) -> Next {
     let candidate = bytes.len() >= 9 && PREFIXES.contains(&&bytes[..9]);
-    match candidate.then(|| classify_head(app, bytes)) {
-        Some(Sniffed::Sse { after, .. }) => Next::Sse(after),
-        Some(Sniffed::Poll { long, params, .. }) => Next::Poll { long, params },
-        _ => Next::Hyper(Bytes::copy_from_slice(bytes)),
-    }
+    candidate
+        .then(|| classify_head(app, bytes))
+        .flatten()
+        .unwrap_or_else(|| Next::Hyper(Bytes::copy_from_slice(bytes)))
 }
 
 /// A stream that first yields bytes already read from it: how a connection whose request
@@ -193,21 +169,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     }
 }
 
-/// Decides from a complete request head (and nothing after it) whether it is served
-/// directly, and with which parameters.
-pub fn classify_head(app: &App, bytes: &[u8]) -> Sniffed {
+/// Decides whether `bytes`, one complete request head and nothing after it, is served
+/// directly (`Next::Sse` or `Next::Poll`); `None` means hyper's.
+fn classify_head(app: &App, bytes: &[u8]) -> Option<Next> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) if len == bytes.len() => len,
-        _ => return Sniffed::Hyper,
-    };
-    if req.method != Some("GET") || req.version != Some(1) {
-        return Sniffed::Hyper;
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) if len == bytes.len() => {}
+        _ => return None,
     }
-    let Some(target) = req.path else {
-        return Sniffed::Hyper;
-    };
+    if req.method != Some("GET") || req.version != Some(1) {
+        return None;
+    }
+    let target = req.path?;
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
@@ -216,7 +190,7 @@ pub fn classify_head(app: &App, bytes: &[u8]) -> Sniffed {
         "/sse" => None,
         "/poll" => Some(false),
         "/longpoll" => Some(true),
-        _ => return Sniffed::Hyper,
+        _ => return None,
     };
     let mut last_event_id = None;
     for h in req.headers.iter() {
@@ -235,11 +209,11 @@ pub fn classify_head(app: &App, bytes: &[u8]) -> Sniffed {
         .iter()
         .any(|m| name.eq_ignore_ascii_case(m));
         if managed {
-            return Sniffed::Hyper;
+            return None;
         }
         if name.eq_ignore_ascii_case("last-event-id") {
             if last_event_id.is_some() {
-                return Sniffed::Hyper;
+                return None;
             }
             last_event_id = Some(h.value);
         }
@@ -247,27 +221,23 @@ pub fn classify_head(app: &App, bytes: &[u8]) -> Sniffed {
     if let Some(long) = long {
         // Poll endpoints take no Last-Event-ID; hyper's path ignores it too.
         let Ok(params) = poll::parse_params(query, long) else {
-            return Sniffed::Hyper;
+            return None;
         };
         if params
             .after
             .is_some_and(|a| poll::check_cursor(app, a).is_err())
         {
-            return Sniffed::Hyper;
+            return None;
         }
-        return Sniffed::Poll {
-            head_len,
-            long,
-            params,
-        };
+        return Some(Next::Poll { long, params });
     }
     let Ok(after) = sse::cursor_from(query, last_event_id) else {
-        return Sniffed::Hyper;
+        return None;
     };
     if sse::check_after(app, after).is_err() {
-        return Sniffed::Hyper;
+        return None;
     }
-    Sniffed::Sse { head_len, after }
+    Some(Next::Sse(after))
 }
 
 /// The head hyper writes for a `200` JSON answer (`respond::json`) of `len` bytes.
@@ -349,7 +319,7 @@ mod tests {
     #[test]
     fn serves_only_the_plain_valid_request() {
         let app = app();
-        let ok = |raw: &str| classify_head(&app, raw.as_bytes());
+        let ok = |raw: &str| decide(&app, raw.as_bytes());
         for (raw, after) in [
             ("GET /sse HTTP/1.1\r\nhost: t\r\n\r\n", None),
             (
@@ -366,8 +336,7 @@ mod tests {
                 None,
             ),
         ] {
-            let head_len = raw.len();
-            assert_eq!(ok(raw), Sniffed::Sse { head_len, after }, "{raw:?}");
+            assert_eq!(ok(raw), Next::Sse(after), "{raw:?}");
         }
         for raw in [
             // Incomplete, pipelined, or not HTTP/1.1.
@@ -389,15 +358,10 @@ mod tests {
             "GET /sse HTTP/1.1\r\nupgrade: websocket\r\n\r\n",
             "GET /sse HTTP/1.1\r\nbad header\r\n\r\n",
         ] {
-            assert_eq!(ok(raw), Sniffed::Hyper, "{raw:?}");
+            assert!(matches!(ok(raw), Next::Hyper(_)), "{raw:?}");
         }
         let poll = |raw: &str| match ok(raw) {
-            Sniffed::Poll {
-                head_len,
-                long,
-                params,
-            } => {
-                assert_eq!(head_len, raw.len(), "{raw:?}");
+            Next::Poll { long, params } => {
                 Some((long, params.after, params.limit, params.timeout.as_millis()))
             }
             _ => None,
@@ -424,13 +388,13 @@ mod tests {
             "GET /longpoll HTTP/1.1\r\nconnection: keep-alive\r\n\r\n",
             "HEAD /poll HTTP/1.1\r\n\r\n",
         ] {
-            assert_eq!(ok(raw), Sniffed::Hyper, "{raw:?}");
+            assert!(matches!(ok(raw), Next::Hyper(_)), "{raw:?}");
         }
         let many = format!(
             "GET /sse HTTP/1.1\r\n{}\r\n",
             "a: b\r\n".repeat(MAX_HEADERS + 1)
         );
-        assert_eq!(ok(&many), Sniffed::Hyper);
+        assert!(matches!(ok(&many), Next::Hyper(_)));
     }
 
     /// Request heads aimed at the sniffer: the plain case, its near misses, and junk.
@@ -493,28 +457,29 @@ mod tests {
         fn sniffer_takes_only_plain_feed_requests(raw in head_strategy()) {
             static APP: std::sync::LazyLock<App> = std::sync::LazyLock::new(app);
             let app = &*APP;
-            let plain = |head_len: usize, path: &[u8]| {
+            let plain = |path: &[u8]| {
                 // httparse, like hyper (which uses it), also takes bare LF line ends.
-                head_len == raw.len()
-                    && raw.starts_with(b"GET ")
+                raw.starts_with(b"GET ")
                     && raw[4..].starts_with(path)
                     && matches!(raw[4 + path.len()], b' ' | b'?')
                     && (raw.ends_with(b"\n\n") || raw.ends_with(b"\n\r\n"))
                     && raw.windows(9).any(|w| w == b" HTTP/1.1")
             };
-            match classify_head(app, &raw) {
-                Sniffed::Sse { head_len, after } => {
-                    prop_assert!(plain(head_len, b"/sse"));
+            match decide(app, &raw) {
+                Next::Sse(after) => {
+                    prop_assert!(plain(b"/sse"));
                     prop_assert!(after.unwrap_or(0) <= app.hub.head());
                 }
-                Sniffed::Poll { head_len, long, params } => {
+                Next::Poll { long, params } => {
                     let path: &[u8] = if long { b"/longpoll" } else { b"/poll" };
-                    prop_assert!(plain(head_len, path));
+                    prop_assert!(plain(path));
                     prop_assert!(params.after.unwrap_or(0) <= app.hub.head());
                     prop_assert!((1..=10_000).contains(&params.limit));
                     prop_assert!(long || params.timeout == Duration::from_millis(30_000));
                 }
-                Sniffed::Hyper => {}
+                // Everything not taken reaches hyper whole.
+                Next::Hyper(prefix) => prop_assert_eq!(&prefix[..], &raw[..]),
+                Next::Close => prop_assert!(false, "a read with bytes never closes"),
             }
         }
     }

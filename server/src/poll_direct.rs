@@ -35,9 +35,7 @@ pub async fn answer(
     };
     tag.classify(class);
     app.stats.count_request(endpoint);
-    let active = GaugeGuard::new(&app.stats.http_active);
     let body = if long {
-        drop(active);
         match long_poll(app, stream.get_ref(), params).await {
             Some(body) => body,
             // The client left while parked.
@@ -46,6 +44,7 @@ pub async fn answer(
     } else {
         poll::short_poll_body(app, &params)
     };
+    // Active (not parked) while the answer is written.
     let _active = GaugeGuard::new(&app.stats.http_active);
     let head = json_head(body.len());
     let written = if body.len() <= ONE_WRITE {
@@ -76,7 +75,6 @@ async fn long_poll(app: &App, socket: &TcpStream, p: PollParams) -> Option<Bytes
             () = client_gone(socket) => return None,
         }
     }
-    let _active = GaugeGuard::new(&app.stats.http_active);
     Some(poll::encode_body(
         &app.hub.read_after(after, p.limit),
         after,
