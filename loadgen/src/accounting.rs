@@ -1,11 +1,12 @@
 //! Sequence accounting: which events each client received, and what that adds up to.
 //!
 //! Every client remembers the seqs it received whose `ts` falls in the measure window, in a
-//! [`SeqSet`]. After the run the window's seq range `[lo, hi]` is known, and for every client
-//! `delivered` is the number of its seqs in that range and `missed` the rest of the range:
-//! gaps, events the server reported as `missed`, and everything after a client died all
-//! count as missed, nothing is guessed. Duplicates and out-of-order arrivals are counted as
-//! they happen.
+//! [`SeqSet`]. After the run the window's seq range `[lo, hi]` is known (read from the
+//! server's feed, see `feed.rs`; the union of what the clients saw only when the feed could
+//! not be read), and for every client `delivered` is the number of its seqs in that range
+//! and `missed` the rest of the range: gaps, events the server reported as `missed`, events
+//! no client received, and everything after a client died all count as missed, nothing is
+//! guessed. Duplicates and out-of-order arrivals are counted as they happen.
 
 /// A growable bitset of sequence numbers.
 #[derive(Debug, Default, Clone)]
@@ -72,6 +73,19 @@ impl SeqSet {
         Some((lo, hi))
     }
 
+    /// The set's words covering `[lo, hi]`, realigned so that bit 0 of the first is the
+    /// multiple of 64 at or below `lo`; bits outside the range may be set.
+    fn words_from(&self, lo: u64, hi: u64) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let first = lo & !63;
+        let n_words = ((hi - first) / 64 + 1) as usize;
+        (0..n_words).filter_map(move |i| {
+            let seq = first + i as u64 * 64;
+            // `base` is a multiple of 64 too, so whole words line up.
+            let w = seq.checked_sub(self.base).map(|o| (o / 64) as usize)?;
+            self.words.get(w).map(|&bits| (i, bits))
+        })
+    }
+
     /// How many seqs in `[lo, hi]` are in the set.
     pub fn count_in(&self, lo: u64, hi: u64) -> u64 {
         if self.words.is_empty() || hi < lo {
@@ -132,6 +146,25 @@ pub fn totals(range: Option<(u64, u64)>, n_clients: u64, sets: &[SeqSet]) -> Eve
     }
 }
 
+/// How many seqs in `[lo, hi]` are in none of `sets`: events of the window that no client
+/// received.
+pub fn unreceived(range: Option<(u64, u64)>, sets: &[SeqSet]) -> u64 {
+    let Some((lo, hi)) = range else {
+        return 0;
+    };
+    // OR the sets word by word: clients × range/64 word operations, not clients × range.
+    let mut union = SeqSet {
+        base: lo & !63,
+        words: vec![0; ((hi - (lo & !63)) / 64 + 1) as usize],
+    };
+    for set in sets.iter().filter(|s| !s.words.is_empty()) {
+        for (i, bits) in set.words_from(lo, hi) {
+            union.words[i] |= bits;
+        }
+    }
+    (hi - lo + 1) - union.count_in(lo, hi)
+}
+
 /// The window's seq range: the union of what any client saw in the window.
 pub fn window_range(sets: &[SeqSet]) -> Option<(u64, u64)> {
     sets.iter()
@@ -186,5 +219,32 @@ mod tests {
             }
         );
         assert_eq!(totals(None, 3, &sets), EventTotals::default());
+        assert_eq!(unreceived(range, &sets), 0);
+    }
+
+    #[test]
+    fn events_no_client_received_are_counted_once() {
+        let mut a = SeqSet::new();
+        let mut b = SeqSet::new();
+        for seq in 100..=300 {
+            // 150 reaches nobody; 151 and 250 reach only one client each.
+            if seq != 150 && seq != 151 {
+                a.insert(seq);
+            }
+            if seq != 150 && seq != 250 {
+                b.insert(seq);
+            }
+        }
+        let sets = [a, b, SeqSet::new()];
+        assert_eq!(unreceived(Some((100, 300)), &sets), 1);
+        // A range wider than what anyone saw: the outside seqs reached nobody either.
+        assert_eq!(unreceived(Some((90, 310)), &sets), 1 + 10 + 10);
+        assert_eq!(unreceived(Some((150, 150)), &sets), 1);
+        assert_eq!(unreceived(Some((151, 151)), &sets), 0);
+        assert_eq!(unreceived(None, &sets), 0);
+        assert_eq!(unreceived(Some((5, 6)), &[]), 2);
+        let t = totals(Some((100, 300)), 3, &sets);
+        // Client c received nothing; 150 is missed by all three.
+        assert_eq!(t.missed, 201 + 2 + 2);
     }
 }

@@ -23,6 +23,7 @@ pub mod counting;
 pub mod crossing;
 pub mod embedded;
 pub mod event;
+pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod long_poll;

@@ -153,6 +153,10 @@ pub struct ScenarioResult {
     pub errors: BTreeMap<String, u64>,
     /// Anything that makes the figures less trustworthy.
     pub warnings: Vec<String>,
+    /// What a reader should know that does not make the figures less trustworthy (e.g. a
+    /// server that reports no byte counters).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Scenario parameters.
@@ -267,6 +271,18 @@ pub struct Events {
     pub first_seq: Option<u64>,
     /// See `first_seq`.
     pub last_seq: Option<u64>,
+    /// How the window's seq range was found: `feed` (read from the server's feed after the
+    /// window) or `clients` (the union of what the clients saw, when the feed could not be
+    /// read).
+    #[serde(default = "clients_source")]
+    pub window_source: String,
+    /// Window events that no client received (each is missed by every client).
+    #[serde(default)]
+    pub unreceived: u64,
+}
+
+fn clients_source() -> String {
+    "clients".into()
 }
 
 /// Byte accounting.

@@ -2,9 +2,9 @@
 //!
 //! Phases: *connect* (clients start spread over the ramp), *warm-up* (nothing recorded),
 //! *measure* (the [`Window`] is fixed; server and load-generator figures are taken at its
-//! start and end and sampled in between), *drain* (bounded wait until every client has
-//! received the last event published in the window), *disconnect* (clients close politely
-//! so both sides count the same bytes). One `/stats` snapshot taken just before the connect
+//! start and end and sampled in between), *drain* (the window's events are read from the
+//! server's feed, then a bounded wait until every client has received the last of them),
+//! *disconnect* (clients close politely so both sides count the same bytes). One `/stats` snapshot taken just before the connect
 //! phase is the zero of the server's byte counters and the RSS baseline of memory per
 //! connection. After the disconnect the server's byte counters are compared with the
 //! clients' counts. Ctrl-C or a dead server cuts the phases short; what was measured is
@@ -22,13 +22,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::{totals, window_range};
+use crate::accounting::{totals, unreceived, window_range};
 use crate::client::{
     goodbye_timeout, ClientCtx, ClientParams, ClientState, GroupStats, LiveStats, Target,
     GROUP_SIZE,
 };
 use crate::clock::{rfc3339, unix_nanos};
 use crate::counting::Window;
+use crate::feed::{FeedReader, FeedWindow};
 use crate::results::{
     rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
     ScenarioResult, ServerFigures, ServerSample, Status, Summary,
@@ -48,6 +49,8 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
 const STATS_FAILURES_FATAL: u32 = 3;
 /// Load-generator CPU utilisation above which figures are flagged.
 const LOADGEN_BOUND_UTIL: f64 = 0.85;
+/// How long the head read at the window's start may take.
+const FEED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A transport, spelled `short-poll`, `long-poll`, `ws`, `sse` for users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -277,6 +280,12 @@ struct Readings {
     cpu_start: f64,
     cpu_end: f64,
     drain_missing: Option<(usize, u64)>,
+    /// The feed's head seq read just before the window opened.
+    feed_head_at_start: Option<u64>,
+    /// The window's events as the feed has them, read after the window.
+    feed_window: Option<FeedWindow>,
+    /// Why the feed could not be read, if it could not.
+    feed_error: Option<String>,
 }
 
 /// Runs one scenario against `target`.
@@ -323,8 +332,14 @@ pub async fn run_scenario(
     let mut readings = Readings::default();
     let mut samples = Vec::new();
     let mut monitor = StatsClient::new(target);
+    let mut feed = FeedReader::new(target, spec.transport, spec.payload_bytes);
+    let mut phases = Phases {
+        stats: &mut stats,
+        feed: &mut feed,
+        readings: &mut readings,
+    };
     tokio::select! {
-        _ = run_phases(&ctx, spec, &mut stats, &mut readings, progress) => {}
+        _ = run_phases(&ctx, spec, &mut phases, progress) => {}
         _ = monitor_server(&mut monitor, &ctx, server_before.is_some(), &mut samples, signals) => {}
         _ = signals.aborted() => {}
     }
@@ -413,14 +428,16 @@ async fn run_client(st: &mut ClientState<'_>) {
     }
 }
 
+/// What the phases read the server with, and where they put what they read.
+struct Phases<'a> {
+    stats: &'a mut StatsClient,
+    feed: &'a mut FeedReader,
+    readings: &'a mut Readings,
+}
+
 /// Connect, warm-up, measure, drain. Returns when the drain is over.
-async fn run_phases(
-    ctx: &ClientCtx,
-    spec: &ScenarioSpec,
-    stats: &mut StatsClient,
-    readings: &mut Readings,
-    progress: &Progress,
-) {
+async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, progress: &Progress) {
+    let (stats, readings) = (&mut *p.stats, &mut *p.readings);
     progress.phase("connect");
     let connect_deadline = Instant::now() + spec.ramp + CONNECT_GRACE;
     let n = spec.n_clients as u64;
@@ -432,6 +449,12 @@ async fn run_phases(
 
     progress.phase("measure");
     readings.server_start = stats.fetch().await.ok();
+    // Every event up to this head was published before the window opens.
+    match tokio::time::timeout(FEED_HEAD_TIMEOUT, p.feed.head()).await {
+        Ok(Ok(head)) => readings.feed_head_at_start = Some(head),
+        Ok(Err(e)) => readings.feed_error = Some(e.to_string()),
+        Err(_) => readings.feed_error = Some(format!("no answer within {FEED_HEAD_TIMEOUT:?}")),
+    }
     readings.ready_at_start = ctx.live.ready.load(Ordering::Relaxed);
     readings.cpu_start = sysinfo::process_cpu_s();
     let start_ns = unix_nanos();
@@ -445,11 +468,14 @@ async fn run_phases(
     readings.server_end = stats.fetch().await.ok();
 
     progress.phase("drain");
-    // The last event in the window is at most the head right after it; without /stats,
-    // the highest seq any client has seen stands in.
-    let target_seq = match &readings.server_end {
-        Some(s) => s.head_seq,
-        None => ctx
+    read_feed_window(ctx, spec, p.feed, readings).await;
+    // The last event of the window as the feed has it; without the feed, the head right
+    // after the window (it is at most that), and without /stats, the highest seq any
+    // client has seen.
+    let target_seq = match (&readings.feed_window, &readings.server_end) {
+        (Some(f), _) => f.range.map_or(0, |r| r.1),
+        (None, Some(s)) => s.head_seq,
+        (None, None) => ctx
             .live
             .clients
             .iter()
@@ -469,6 +495,38 @@ async fn run_phases(
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How long the feed may take to publish its first event stamped after the window: three
+/// event intervals, at least 2 s, at most 30 s.
+fn feed_edge_wait(rate_hz: f64) -> Duration {
+    if rate_hz > 0.0 {
+        Duration::from_secs_f64((3.0 / rate_hz).clamp(2.0, 30.0))
+    } else {
+        Duration::from_secs(2)
+    }
+}
+
+/// Reads which events the window holds from the server's feed (see `feed.rs`).
+async fn read_feed_window(
+    ctx: &ClientCtx,
+    spec: &ScenarioSpec,
+    feed: &mut FeedReader,
+    readings: &mut Readings,
+) {
+    let Some(head) = readings.feed_head_at_start else {
+        return;
+    };
+    let deadline = Instant::now() + feed_edge_wait(spec.rate_hz);
+    // Each page is bounded by the reader's exchange timeout; the whole read by the pages'
+    // count, and past the deadline by this outer bound.
+    let bound = feed_edge_wait(spec.rate_hz) + Duration::from_secs(30);
+    let read = feed.window_seqs(&ctx.window, head, spec.rate_hz, deadline);
+    match tokio::time::timeout(bound, read).await {
+        Ok(Ok(w)) => readings.feed_window = Some(w),
+        Ok(Err(e)) => readings.feed_error = Some(e.to_string()),
+        Err(_) => readings.feed_error = Some(format!("no end within {bound:?}")),
     }
 }
 
@@ -554,7 +612,12 @@ async fn settle_server_bytes(
     before: Option<&ServerStats>,
     group: &GroupStats,
 ) -> Option<ServerStats> {
-    let before = before?.class_bytes(transport.stats_class());
+    let before = before?;
+    if !before.bytes.contains_key(transport.stats_class()) {
+        // Nothing to wait for: the server counts no bytes for this class.
+        return stats.fetch().await.ok();
+    }
+    let before = before.class_bytes(transport.stats_class());
     let want = (group.bytes.total_up(), group.bytes.total_down());
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let mut last: Option<ServerStats> = None;
@@ -592,7 +655,7 @@ fn build_result(
     g: &GroupStats,
     samples: Vec<(u64, ServerStats)>,
 ) -> ScenarioResult {
-    let range = window_range(&g.seqs);
+    let (range, source) = window_seq_range(readings, g);
     let t = totals(range, spec.n_clients as u64, &g.seqs);
     let measured_s = match (readings.window_start, readings.window_end_ns) {
         (Some((start, _)), Some(end)) => end.saturating_sub(start) as f64 / 1e9,
@@ -641,6 +704,8 @@ fn build_result(
             server_missed: g.server_missed,
             first_seq: range.map(|r| r.0),
             last_seq: range.map(|r| r.1),
+            window_source: source.into(),
+            unreceived: unreceived(range, &g.seqs),
         },
         bytes: ByteFigures {
             up,
@@ -683,6 +748,7 @@ fn build_result(
         },
         errors: g.errors.clone(),
         warnings: Vec::new(),
+        notes: Vec::new(),
     };
     result.warnings = warnings(spec, ctx, readings, g, &result);
     if let Some((start_ns, _)) = readings.window_start {
@@ -701,6 +767,25 @@ fn build_result(
         });
     }
     result
+}
+
+/// The window's seq range and where it came from: the feed when it could be read, else
+/// the union of what the clients saw. A feed read that could not confirm an edge (the ring
+/// had lost the window's first events, or nothing was published past its end in time) is
+/// widened by what the clients saw, so no event a client received is left out.
+fn window_seq_range(readings: &Readings, g: &GroupStats) -> (Option<(u64, u64)>, &'static str) {
+    let clients = window_range(&g.seqs);
+    match &readings.feed_window {
+        Some(f) if f.start_confirmed && f.end_confirmed => (f.range, "feed"),
+        Some(f) => {
+            let widened = match (f.range, clients) {
+                (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+                (a, b) => a.or(b),
+            };
+            (widened, "feed")
+        }
+        None => (clients, "clients"),
+    }
 }
 
 fn server_samples(
@@ -763,10 +848,41 @@ fn warnings(
     if readings.server_start.is_none() {
         w.push("server /stats unavailable: no server CPU, memory or byte figures".into());
     }
+    feed_warnings(readings, &mut w);
     if g.window_events == 0 && r.measured_s > 0.0 {
         w.push("no events were received during the measure window".into());
     }
     w
+}
+
+/// What the feed read could not establish, if anything.
+fn feed_warnings(readings: &Readings, w: &mut Vec<String>) {
+    if readings.window_start.is_none() || readings.window_end_ns.is_none() {
+        return;
+    }
+    match (&readings.feed_window, &readings.feed_error) {
+        (Some(f), _) => {
+            if !f.start_confirmed {
+                w.push(format!(
+                    "the feed no longer held the events just before the window ({} had left \
+                     the server's ring): its first events are taken from what the clients saw",
+                    f.ring_missed
+                ));
+            }
+            if !f.end_confirmed {
+                w.push(
+                    "the feed published no event past the window's end in time: the window's \
+                     last events are those published by then"
+                        .into(),
+                );
+            }
+        }
+        (None, Some(e)) => w.push(format!(
+            "could not read the window's events from the feed ({e}): the window is what the \
+             clients saw, so an event no client received is not counted"
+        )),
+        (None, None) => {}
+    }
 }
 
 /// Most connections a server may have accepted before a scenario and still count as
@@ -833,11 +949,19 @@ fn add_server_figures(
             .copied()
             .unwrap_or(0)
     };
+    let counts_bytes = |s: &ServerStats| s.bytes.contains_key(class);
     if let (Some(b), Some(a)) = (before, after) {
+        fig.slow_consumer_closed = closed(a).saturating_sub(closed(b));
+    }
+    if before.is_some_and(|b| !counts_bytes(b)) {
+        result.notes.push(format!(
+            "the server reports no byte counters for {class} in /stats: the clients' byte \
+             counts are not cross-checked against the server's"
+        ));
+    } else if let (Some(b), Some(a)) = (before, after) {
         let (bb, ab) = (b.class_bytes(class), a.class_bytes(class));
         fig.bytes_in = ab.bytes_in.saturating_sub(bb.bytes_in);
         fig.bytes_out = ab.bytes_out.saturating_sub(bb.bytes_out);
-        fig.slow_consumer_closed = closed(a).saturating_sub(closed(b));
         let (up, down) = (g.bytes.total_up(), g.bytes.total_down());
         if (fig.bytes_in, fig.bytes_out) != (up, down) {
             result.warnings.push(format!(

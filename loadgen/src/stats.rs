@@ -135,6 +135,11 @@ impl StatsClient {
         Ok(serde_json::from_slice(&body)?)
     }
 
+    /// `GET path` and the body of its 200 answer.
+    pub async fn get(&mut self, path: &str) -> Result<bytes::Bytes, StatsError> {
+        self.exchange("GET", path, "", &[]).await
+    }
+
     /// Sets the feed with `PUT /control/feed`.
     pub async fn set_feed(&mut self, rate_hz: f64, payload_bytes: usize) -> Result<(), StatsError> {
         let body =

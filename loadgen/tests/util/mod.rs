@@ -76,6 +76,11 @@ pub fn assert_lossless(r: &ScenarioResult) {
         "{e:?}"
     );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        (e.window_source.as_str(), e.unreceived),
+        ("feed", 0),
+        "{e:?}"
+    );
 }
 
 /// Asserts the server's byte counters equal the clients' and nothing else was flagged.
