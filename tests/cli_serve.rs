@@ -83,12 +83,28 @@ fn stop_with(sig: &str) {
     let took = t0.elapsed();
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(2), "took {took:?} to exit");
-    // Every client saw its connection end.
+    // Every client got its goodbye and then the end of its connection (EOF, not the read
+    // timeout): the parked long-poll an empty answer, the SSE stream its terminal chunk,
+    // the WebSocket a close frame with 1001.
+    let mut rest: Vec<Vec<u8>> = Vec::new();
     for mut c in clients {
         c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut rest = Vec::new();
-        let _ = c.read_to_end(&mut rest);
+        let mut bytes = Vec::new();
+        c.read_to_end(&mut bytes)
+            .unwrap_or_else(|e| panic!("connection did not end: {e}"));
+        rest.push(bytes);
     }
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let longpoll = text(&rest[0]);
+    assert!(longpoll.starts_with("HTTP/1.1 200 OK\r\n"), "{longpoll:?}");
+    assert!(longpoll.contains(r#"{"events":[],"next":"#), "{longpoll:?}");
+    assert!(rest[1].ends_with(b"\r\n0\r\n\r\n"), "{:?}", text(&rest[1]));
+    let ws = &rest[2];
+    assert!(text(ws).starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    // FIN + close, 22-byte payload: the code 1001 and "server shutting down".
+    let mut close = vec![0x88u8, 22, 0x03, 0xE9];
+    close.extend_from_slice(b"server shutting down");
+    assert!(ws.ends_with(&close), "{:?}", text(ws));
 }
 
 #[test]

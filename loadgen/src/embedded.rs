@@ -71,21 +71,18 @@ impl EmbeddedServer {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let pin = cpus.clone();
-        // SAFETY: the closure runs in the forked child before exec and calls only
-        // async-signal-safe functions (setpgid, prctl, sched_setaffinity) on data it owns.
+        let pin = pin.map(|cpus| crate::sysinfo::cpu_set(&cpus));
+        // SAFETY: the closure runs in the forked child before exec; it makes only raw
+        // system calls (setpgid, prctl, sched_setaffinity, through rustix: no allocation, no
+        // locks) on data prepared before the fork.
         unsafe {
             cmd.pre_exec(move || {
-                libc::setpgid(0, 0);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                if let Some(cpus) = &pin {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
-                        libc::CPU_SET(c, &mut set);
-                    }
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                rustix::process::setpgid(None, None)?;
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::TERM,
+                ))?;
+                if let Some(set) = &pin {
+                    rustix::thread::sched_setaffinity(None, set)?;
                 }
                 Ok(())
             });
@@ -161,9 +158,11 @@ async fn supervise(
     let result = tokio::select! {
         r = child.wait() => r.ok(),
         _ = stop_rx => {
-            // SAFETY: kill(2) on our own child's pid; it has not been reaped yet because
-            // only this task waits for it.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            // Our own child's pid: it has not been reaped yet, because only this task
+            // waits for it.
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
             match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                 Ok(r) => r.ok(),
                 Err(_) => {

@@ -200,14 +200,23 @@ impl ChunkedDecoder {
             match self.state {
                 ChunkState::Done => return Ok(true),
                 ChunkState::Size => {
-                    let Some(line) = take_line(input)? else {
-                        return Ok(false);
+                    let size = match httparse::parse_chunk_size(input) {
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            input.advance(used);
+                            size
+                        }
+                        Ok(httparse::Status::Partial) if input.len() > MAX_LINE => {
+                            return Err(HttpError::BadResponse("chunk line too long".into()))
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(false),
+                        Err(_) => {
+                            let line = &input[..input.len().min(32)];
+                            return Err(HttpError::BadResponse(format!(
+                                "bad chunk size line {:?}",
+                                String::from_utf8_lossy(line)
+                            )));
+                        }
                     };
-                    let text = std::str::from_utf8(&line)
-                        .map_err(|_| HttpError::BadResponse("chunk size is not ascii".into()))?;
-                    let hex = text.split(';').next().unwrap_or("").trim();
-                    let size = u64::from_str_radix(hex, 16)
-                        .map_err(|_| HttpError::BadResponse(format!("bad chunk size {hex:?}")))?;
                     self.state = if size == 0 {
                         ChunkState::Trailer
                     } else {
@@ -253,6 +262,9 @@ impl ChunkedDecoder {
     }
 }
 
+/// Longest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 4096;
+
 /// Takes one CRLF-terminated line (without the CRLF) off the front of `input`.
 fn take_line(input: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
     match input.windows(2).position(|w| w == b"\r\n") {
@@ -261,7 +273,7 @@ fn take_line(input: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
             input.advance(2);
             Ok(Some(line))
         }
-        None if input.len() > 4096 => Err(HttpError::BadResponse("chunk line too long".into())),
+        None if input.len() > MAX_LINE => Err(HttpError::BadResponse("chunk line too long".into())),
         None => Ok(None),
     }
 }

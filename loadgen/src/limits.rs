@@ -12,23 +12,20 @@ const SPARE_FDS: u64 = 64;
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns `(soft, hard)` afterwards.
 pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
-    // SAFETY: get/setrlimit read and write the struct we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(std::io::Error::last_os_error());
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    // `None` is "unlimited".
+    let value = |v: Option<u64>| v.unwrap_or(u64::MAX);
+    if value(lim.current) < value(lim.maximum) {
+        let raised = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+            lim = raised;
         }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-        Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
     }
+    Ok((value(lim.current), value(lim.maximum)))
 }
 
 /// The local port range from `/proc/sys/net/ipv4/ip_local_port_range`.

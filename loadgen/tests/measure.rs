@@ -23,7 +23,7 @@ async fn ws_frames_cost_exactly_two_or_four_bytes() {
         assert!(b.events > 0);
         assert_eq!(b.up, 0, "a ws client sends nothing in steady state");
         assert_eq!(b.down - b.payload, header * b.events, "{b:?}");
-        assert!(r.latency_us.p50 < 10_000, "{:?}", r.latency_us);
+        assert_prompt(&r);
         assert!(r.request_latency_us.is_none());
     }
     stop_server(server).await;
@@ -66,7 +66,7 @@ async fn sse_bytes_are_exactly_the_framing() {
         "{b:?} framing {framing:?}"
     );
     assert_eq!(b.up, 0);
-    assert!(r.latency_us.p50 < 10_000, "{:?}", r.latency_us);
+    assert_prompt(&r);
     stop_server(server).await;
 }
 
@@ -118,26 +118,29 @@ async fn short_poll_latency_is_half_the_interval() {
     let r = run(&server, &s).await;
     assert_lossless(&r);
     assert_bytes_match_server(&r);
+    // An event waits for the next poll (P/2 on average, the poll phases being uniform)
+    // and then for that poll's answer: the mean is P/2 plus the mean request latency this
+    // very run measured, so a busy machine moves both sides of the check together.
     let half_us = interval.as_micros() as f64 / 2.0;
     let mean = r.latency_us.mean;
+    let req = r.request_latency_us.as_ref().unwrap();
+    let model = half_us + req.mean;
     assert!(
-        (mean - half_us).abs() <= 0.2 * half_us,
-        "mean {mean} µs vs P/2 {half_us} µs"
+        (mean - model).abs() <= 0.15 * half_us,
+        "mean {mean} µs vs P/2 + request mean {model} µs"
     );
-    let slack_us = 50_000;
+    // No event waits longer than one interval plus the slowest answer.
     assert!(
-        r.latency_us.max <= interval.as_micros() as u64 + slack_us,
-        "{:?}",
+        r.latency_us.max <= interval.as_micros() as u64 + req.max + 1_000,
+        "{:?} request {req:?}",
         r.latency_us
     );
     // About 15 polls per client in 3 s; each answers at once.
-    let req = r.request_latency_us.as_ref().unwrap();
     assert!(
         r.requests.sent >= 10 * 14 && r.requests.sent <= 10 * 16,
         "{:?}",
         r.requests
     );
-    assert!(req.p50 < 10_000, "{req:?}");
     assert_eq!(r.requests.missed_ticks, 0);
     assert!(r.bytes.setup_up > 0 && r.bytes.up > 0 && r.bytes.overhead_ratio > 0.0);
     stop_server(server).await;
@@ -171,7 +174,7 @@ async fn long_poll_is_fast_and_lossless() {
     .await;
     assert_lossless(&r);
     assert_bytes_match_server(&r);
-    assert!(r.latency_us.p50 < 10_000, "{:?}", r.latency_us);
+    assert_prompt(&r);
     // Roughly one request per event per client at this rate.
     assert!(
         r.requests.per_event > 0.5 && r.requests.per_event <= 1.5,

@@ -95,6 +95,19 @@ pub fn assert_bytes_match_server(r: &ScenarioResult) {
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }
 
+/// Asserts that push latency is prompt: p50 within 10 ms plus twenty times the p50
+/// connect time of the same run. A connect is a loopback round trip and a task wake-up on
+/// each side, so it gauges how busy the machine is during this very run: an idle machine
+/// keeps the bound near 10 ms, a loaded one loosens it instead of failing the test.
+pub fn assert_prompt(r: &ScenarioResult) {
+    let connect = r.connections.connect_us.p50;
+    assert!(
+        r.latency_us.p50 < 10_000 + 20 * connect,
+        "latency {:?}, connect p50 {connect} µs",
+        r.latency_us
+    );
+}
+
 /// Number of decimal digits of `n`.
 pub fn digits(n: u64) -> u64 {
     n.to_string().len() as u64
