@@ -21,7 +21,7 @@ pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
             current: lim.maximum,
             maximum: lim.maximum,
         };
-        if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+        if setrlimit(Resource::Nofile, raised).is_ok() {
             lim = raised;
         }
     }
