@@ -1,6 +1,7 @@
 //! This process's resource use, read from the kernel's own accounting.
 //!
-//! CPU comes from `getrusage(RUSAGE_SELF)` (microsecond fields); memory, threads and open
+//! CPU comes from `getrusage(RUSAGE_SELF)` (microsecond fields, user and system apart:
+//! the one system call here that rustix does not offer); memory, threads and open
 //! descriptors from `/proc/self`. Nothing here estimates: a field the kernel does not
 //! report is left out rather than guessed.
 
@@ -74,20 +75,19 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
 
 /// Raises the soft open-file limit to the hard limit and returns the new soft limit.
 pub fn raise_nofile_limit() -> std::io::Result<u64> {
-    // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(lim.rlim_cur as u64)
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None` is "unlimited".
+    let value = |v: Option<u64>| v.unwrap_or(u64::MAX);
+    if value(lim.current) < value(lim.maximum) {
+        let raised = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        setrlimit(Resource::Nofile, raised)?;
+        return Ok(value(raised.current));
     }
+    Ok(value(lim.current))
 }
 
 #[cfg(test)]
