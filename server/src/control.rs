@@ -31,6 +31,12 @@ pub fn get(app: &App) -> Response<Body> {
 
 /// `PUT /control/feed`.
 pub async fn put(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if let Some(why) = app.hub.publisher_failure() {
+        return respond::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the feed cannot change: {why}"),
+        );
+    }
     if let Some(token) = &app.config.control_token {
         let given = req
             .headers()
@@ -82,7 +88,7 @@ pub async fn put(app: &App, req: Request<Incoming>) -> Response<Body> {
         rate_hz: update.rate_hz.unwrap_or(old.rate_hz),
         payload_bytes: update.payload_bytes.unwrap_or(old.payload_bytes),
     };
-    if let Err(msg) = validate_feed(new.rate_hz, new.payload_bytes) {
+    if let Err(msg) = validate_feed(new.rate_hz, new.payload_bytes, app.config.retain_bytes) {
         return respond::error(StatusCode::BAD_REQUEST, msg);
     }
     app.hub.set_feed(new);

@@ -96,10 +96,21 @@ fn answer_now(
         Endpoint::Metrics if get_only("GET") => respond::method_not_allowed("GET"),
         Endpoint::Metrics => observe::metrics(app),
         Endpoint::Healthz if get_only("GET") => respond::method_not_allowed("GET"),
-        Endpoint::Healthz => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
+        Endpoint::Healthz => healthz(app),
         Endpoint::Other => respond::error(
             StatusCode::NOT_FOUND,
             format!("no such path: {}", shorten(req.uri().path())),
+        ),
+    }
+}
+
+/// `GET /healthz`: 200 while the feed is being published, 503 once the publisher died.
+fn healthz(app: &App) -> Response<Body> {
+    match app.hub.publisher_failure() {
+        None => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
+        Some(why) => respond::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "failed", "error": why}).to_string(),
         ),
     }
 }
