@@ -630,3 +630,102 @@ async fn slowloris_is_cut_at_the_header_timeout_and_healthy_clients_lose_nothing
     })
     .await;
 }
+
+/// A tiny positive rate used to panic the publisher converting the interval to a
+/// `Duration`; rates below the floor are now refused, and the feed keeps going.
+#[tokio::test]
+async fn tiny_rates_are_refused_and_the_feed_keeps_publishing() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    for rate in ["1e-300", "5e-324", "1e-19", "0.0009"] {
+        let mut c = Http::connect(addr).await;
+        let body = format!(r#"{{"rate_hz":{rate}}}"#);
+        c.send("PUT", "/control/feed", "", body.as_bytes()).await;
+        let r = c.read_response().await;
+        assert_eq!(
+            (r.status, r.json()["error"].as_str().unwrap_or_default()),
+            (
+                400,
+                format!(
+                    "rate_hz must be 0 (paused) or a number in 0.001..=1000000, got {}",
+                    rate.parse::<f64>().unwrap()
+                )
+                .as_str()
+            )
+        );
+    }
+    // The slowest rate accepted, then a fast one: the publisher is alive and publishes.
+    for rate in ["0.001", "1000"] {
+        let mut c = Http::connect(addr).await;
+        let body = format!(r#"{{"rate_hz":{rate}}}"#);
+        c.send("PUT", "/control/feed", "", body.as_bytes()).await;
+        assert_eq!(c.read_response().await.status, 200);
+    }
+    eventually("events published", || async { server.hub().head() >= 10 }).await;
+    assert_eq!(util::get(addr, "/healthz").await.status, 200);
+}
+
+/// A dead publisher is visible: `/healthz` fails, the feed refuses changes, and the handle
+/// reports it (which is what makes `feedbench serve` exit 1).
+#[tokio::test]
+async fn a_dead_publisher_fails_health_and_is_reported() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    assert_eq!(util::get(addr, "/healthz").await.status, 200);
+    server
+        .hub()
+        .fail_publisher("the publisher thread died: test".into());
+    let r = util::get(addr, "/healthz").await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            503,
+            serde_json::json!({"status": "failed", "error": "the publisher thread died: test"})
+        )
+    );
+    let mut c = Http::connect(addr).await;
+    c.send("PUT", "/control/feed", "", br#"{"rate_hz":1}"#)
+        .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        tokio::time::timeout(util::BOUND, server.failed())
+            .await
+            .unwrap(),
+        "the publisher thread died: test"
+    );
+}
+
+/// A control request whose body stops half way is answered 408 and closed within the
+/// configured timeout, instead of holding its connection forever.
+#[tokio::test]
+async fn a_partial_control_body_is_cut_at_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let server = start(|c| c.header_timeout = timeout).await;
+    let mut c = Http::connect(server.local_addr()).await;
+    c.send_raw(
+        b"PUT /control/feed HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n{\"rate_hz\":",
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    let r = c.read_response().await;
+    let took = t0.elapsed();
+    assert_eq!(
+        (r.status, r.header("connection"), r.json()),
+        (
+            408,
+            Some("close"),
+            serde_json::json!({"error": "request body not received within 300ms"})
+        )
+    );
+    assert!(c.closed_by_server().await);
+    // Not before the timeout; the upper bound is only the test's own.
+    assert!(
+        took >= Duration::from_millis(250),
+        "answered after {took:?}"
+    );
+    eventually("the connection closed", || async {
+        stat(&server, "/connections/open/total") == 0
+    })
+    .await;
+}
