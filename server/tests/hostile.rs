@@ -729,3 +729,62 @@ async fn a_partial_control_body_is_cut_at_the_timeout() {
     })
     .await;
 }
+
+/// A client resuming further back than `ws_queue` (but within the ring) used to be closed
+/// before its first event, so a browser reconnecting with the same `Last-Event-ID` looped
+/// forever. It now starts half a queue behind the head; the seq gap tells it what it missed.
+#[tokio::test]
+async fn resuming_too_far_back_makes_progress_on_ws_and_sse() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = start(|c| {
+        c.retain = 1_000;
+        c.ws_queue = 10;
+    })
+    .await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1; 100], 16);
+    let want: Vec<u64> = (96..=100).collect();
+
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws?after=0"), stream)
+        .await
+        .expect("ws handshake");
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        match tokio::time::timeout(util::BOUND, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                got.push(v["seq"].as_u64().unwrap());
+            }
+            other => panic!("expected an event after {got:?}, got {other:?}"),
+        }
+    }
+    assert_eq!(got, want);
+
+    // SSE, both as served directly and by hyper (a second request on the connection).
+    for first in [None, Some("/healthz")] {
+        let mut c = Http::connect(addr).await;
+        if let Some(path) = first {
+            assert_eq!(c.get(path).await.status, 200);
+        }
+        c.send("GET", "/sse", "last-event-id: 0\r\n", b"").await;
+        let (status, _) = c.read_head().await;
+        assert_eq!(status, 200);
+        let mut ids = Vec::new();
+        while ids.len() < want.len() {
+            let chunk = c.read_chunk().await.expect("an event, not the end");
+            let text = String::from_utf8(chunk).unwrap();
+            let id = text
+                .strip_prefix("id: ")
+                .unwrap()
+                .split('\n')
+                .next()
+                .unwrap();
+            ids.push(id.parse::<u64>().unwrap());
+        }
+        assert_eq!(ids, want, "first request {first:?}");
+    }
+    assert_eq!(stat(&server, "/connections/slow_consumer_closed/ws"), 0);
+    assert_eq!(stat(&server, "/connections/slow_consumer_closed/sse"), 0);
+}
