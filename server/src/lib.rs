@@ -14,6 +14,7 @@ mod error;
 pub mod event;
 pub mod follow;
 pub mod hub;
+mod hyper_errors;
 mod listener;
 mod observe;
 pub mod poll;

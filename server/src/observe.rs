@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::process;
 use crate::respond::{self, Body};
-use crate::stats::{Class, Endpoint};
+use crate::stats::{Class, Endpoint, Path};
 
 /// The whole `/stats` document.
 pub fn stats_json(app: &App) -> Value {
@@ -59,6 +59,10 @@ pub fn stats_json(app: &App) -> Value {
         },
         "bytes": bytes,
         "requests": requests,
+        "requests_by_path": {
+            "direct": s.requests_by_path[Path::Direct as usize].load(Relaxed),
+            "hyper": s.requests_by_path[Path::Hyper as usize].load(Relaxed),
+        },
         "process": process::sample(),
     })
 }

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::respond::{self, Body};
-use crate::stats::{Class, ConnTag, Endpoint, GaugeGuard};
+use crate::stats::{Class, ConnTag, Endpoint, GaugeGuard, Path};
 use crate::{control, observe, poll, sse, ws};
 
 /// Which endpoint a path is, and the transport class its bytes count under.
@@ -46,6 +46,11 @@ pub fn handle(app: Arc<App>, tag: Arc<ConnTag>, req: Request<Incoming>) -> Reply
     let (endpoint, class) = classify(req.uri().path());
     tag.classify(class);
     app.stats.count_request(endpoint);
+    app.stats.count_path(Path::Hyper);
+    if let Some(resp) = bad_host(&req) {
+        let _active = GaugeGuard::new(&app.stats.http_active);
+        return Either::Left(ready(Ok(resp)));
+    }
     let waits = match endpoint {
         Endpoint::LongPoll => matches!(*req.method(), Method::GET | Method::HEAD),
         Endpoint::Control => req.method() == Method::PUT,
@@ -69,6 +74,18 @@ pub fn handle(app: Arc<App>, tag: Arc<ConnTag>, req: Request<Incoming>) -> Reply
         };
         Ok(resp)
     }))
+}
+
+/// RFC 9112 section 3.2: a server answers 400 to an HTTP/1.1 request without a `Host`
+/// header or with more than one.
+fn bad_host<B>(req: &Request<B>) -> Option<Response<Body>> {
+    let hosts = req.headers().get_all(http::header::HOST).iter().count();
+    (req.version() == http::Version::HTTP_11 && hosts != 1).then(|| {
+        respond::error(
+            StatusCode::BAD_REQUEST,
+            format!("an HTTP/1.1 request needs exactly one Host header, got {hosts}"),
+        )
+    })
 }
 
 /// Answers every request that does not wait.
