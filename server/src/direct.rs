@@ -41,14 +41,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::app::App;
 use crate::poll::{self, PollParams};
 use crate::sse;
-use crate::stats::Counted;
+use crate::stats::{ConnTag, Counted};
 
 /// The request-line prefixes worth parsing; anything else goes to hyper at once.
 const PREFIXES: [&[u8]; 4] = [b"GET /sse ", b"GET /sse?", b"GET /poll", b"GET /long"];
@@ -133,16 +135,33 @@ fn decide(app: &App, bytes: &[u8]) -> Next {
 
 /// A stream that first yields bytes already read from it: how a connection whose request
 /// was read here reaches hyper intact.
+///
+/// It also lets hyper notice a client that leaves while a long-poll is parked after
+/// pipelining another request. hyper stops looking for EOF once it holds unread bytes
+/// (it only reads mid-message to detect EOF while its buffer is empty), so while the
+/// connection's tag says a long-poll is parked, this stream reads ahead itself, keeps
+/// what arrives (at most `limit` bytes) for later, and gives hyper only the EOF.
 #[derive(Debug)]
 pub struct Rewind<S> {
-    prefix: Bytes,
+    prefix: BytesMut,
     inner: S,
+    hold: Option<(Arc<ConnTag>, usize)>,
 }
 
 impl<S> Rewind<S> {
     /// `inner`, with `prefix` read first.
     pub fn new(prefix: Bytes, inner: S) -> Self {
-        Rewind { prefix, inner }
+        Rewind {
+            prefix: BytesMut::from(&prefix[..]),
+            inner,
+            hold: None,
+        }
+    }
+
+    /// Reads ahead while `tag` says a long-poll is parked, keeping at most `limit` bytes.
+    pub fn hold_while_parked(mut self, tag: Arc<ConnTag>, limit: usize) -> Self {
+        self.hold = Some((tag, limit));
+        self
     }
 }
 
@@ -152,13 +171,44 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let chunk = self.prefix.split_to(n);
+        let this = &mut *self;
+        if let Some((tag, limit)) = &this.hold {
+            if tag.long_poll_parked() {
+                return read_ahead(&mut this.inner, &mut this.prefix, *limit, cx);
+            }
+        }
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            let chunk = this.prefix.split_to(n);
             buf.put_slice(&chunk);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+/// Reads what the client sends into `kept` until it would block (`Pending`), leaves
+/// (`Ready(Ok)` with nothing read: EOF for hyper) or sends more than `limit` bytes.
+fn read_ahead<S: AsyncRead + Unpin>(
+    inner: &mut S,
+    kept: &mut BytesMut,
+    limit: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        let mut chunk = [0u8; 1024];
+        let mut rb = ReadBuf::new(&mut chunk);
+        std::task::ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
+        if rb.filled().is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        kept.extend_from_slice(rb.filled());
+        if kept.len() > limit {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "client sent too much while a long-poll was parked",
+            )));
+        }
     }
 }
 

@@ -125,7 +125,8 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     // hyper restarts its header timer for every request head, so it gets the whole timeout;
     // the head it takes over half-read must still be complete within what is left of it.
     let first_head_due = tokio::time::Instant::from_std(waiting_since) + app.config.header_timeout;
-    let stream = JsonErrors::new(Rewind::new(prefix, stream));
+    let limit = app.config.max_header_bytes;
+    let stream = JsonErrors::new(Rewind::new(prefix, stream).hold_while_parked(tag.clone(), limit));
     let io = TokioIo::new(stream);
     let svc_app = app.clone();
     let svc_tag = tag.clone();

@@ -68,12 +68,31 @@ pub fn handle(app: Arc<App>, tag: Arc<ConnTag>, req: Request<Incoming>) -> Reply
                 // hyper's read buffer) is dropped now.
                 let query = req.uri().query().map(str::to_owned);
                 drop(req);
+                // While it waits, the connection's reader looks for the client leaving
+                // (`direct::Rewind`); the guard clears the mark however this ends.
+                let _parked = ParkedMark::new(&tag);
                 poll::long_poll(&app, query.as_deref()).await
             }
             _ => control::put(&app, req).await,
         };
         Ok(resp)
     }))
+}
+
+/// Marks the connection's long-poll as waiting until dropped.
+struct ParkedMark<'a>(&'a ConnTag);
+
+impl<'a> ParkedMark<'a> {
+    fn new(tag: &'a ConnTag) -> Self {
+        tag.set_long_poll_parked(true);
+        ParkedMark(tag)
+    }
+}
+
+impl Drop for ParkedMark<'_> {
+    fn drop(&mut self) {
+        self.0.set_long_poll_parked(false);
+    }
 }
 
 /// RFC 9112 section 3.2: a server answers 400 to an HTTP/1.1 request without a `Host`

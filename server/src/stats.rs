@@ -219,6 +219,8 @@ pub struct ConnTag {
     pub pushing: Notify,
     /// Set once hyper has received a whole request head on this connection.
     hyper_request: AtomicBool,
+    /// Set while a long-poll served by hyper on this connection waits.
+    long_poll_parked: AtomicBool,
 }
 
 impl ConnTag {
@@ -232,7 +234,18 @@ impl ConnTag {
             push_cursor: AtomicU64::new(0),
             pushing: Notify::new(),
             hyper_request: AtomicBool::new(false),
+            long_poll_parked: AtomicBool::new(false),
         }
+    }
+
+    /// Records whether a long-poll served by hyper on this connection is waiting.
+    pub fn set_long_poll_parked(&self, parked: bool) {
+        self.long_poll_parked.store(parked, Relaxed);
+    }
+
+    /// Whether a long-poll served by hyper on this connection is waiting.
+    pub fn long_poll_parked(&self) -> bool {
+        self.long_poll_parked.load(Relaxed)
     }
 
     /// Records that hyper received a whole request head on this connection.

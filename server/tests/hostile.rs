@@ -788,3 +788,133 @@ async fn resuming_too_far_back_makes_progress_on_ws_and_sse() {
     assert_eq!(stat(&server, "/connections/slow_consumer_closed/ws"), 0);
     assert_eq!(stat(&server, "/connections/slow_consumer_closed/sse"), 0);
 }
+
+/// RFC 9112: an HTTP/1.1 request without a Host, or with two, is answered 400; and the
+/// answers hyper makes by itself to a head it cannot parse carry the JSON body every 4xx
+/// promises. Both for requests the fast path would take and for the rest.
+#[tokio::test]
+async fn host_rules_and_hyper_s_own_errors_answer_with_json() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let cases: &[(&str, u16, &str)] = &[
+        (
+            "GET /poll HTTP/1.1\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 0",
+        ),
+        (
+            "GET /sse HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 2",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 0",
+        ),
+        (
+            "GET /longpoll HTTP/1.1\r\nHost: a\r\nHOST: a\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 2",
+        ),
+        (
+            "GE\u{1}T / HTTP/1.1\r\nhost: t\r\n\r\n",
+            400,
+            "malformed request head",
+        ),
+        (
+            "GET /poll HTTP/1.1\r\nhost: t\r\nbad header\r\n\r\n",
+            400,
+            "malformed request head",
+        ),
+        (
+            "GET / HTTP/9.1\r\nhost: t\r\n\r\n",
+            400,
+            "malformed request head",
+        ),
+    ];
+    for (raw, status, error) in cases {
+        let mut c = Http::connect(addr).await;
+        c.send_raw(raw.as_bytes()).await;
+        let r = c.read_response().await;
+        assert_eq!(
+            (r.status, r.header("content-type"), r.json()),
+            (
+                *status,
+                Some("application/json"),
+                serde_json::json!({ "error": error })
+            ),
+            "{raw:?}"
+        );
+    }
+    // A head over the limit: 431, and the connection closes after it.
+    let mut c = Http::connect(addr).await;
+    let big = format!(
+        "GET /poll HTTP/1.1\r\nhost: t\r\nx-big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    c.send_raw(big.as_bytes()).await;
+    let r = c.read_response().await;
+    assert_eq!(
+        (r.status, r.header("connection"), r.json()),
+        (
+            431,
+            Some("close"),
+            serde_json::json!({"error": "request head too large"})
+        )
+    );
+    assert!(c.closed_by_server().await);
+    // HTTP/1.0 needs no Host.
+    let mut c = Http::connect(addr).await;
+    c.send_raw(b"GET /healthz HTTP/1.0\r\n\r\n").await;
+    assert_eq!(c.read_response().await.status, 200);
+}
+
+/// A parked long-poll whose client pipelines another request and then leaves is dropped
+/// as soon as the client's FIN arrives, not after its `timeout_ms` (here two minutes), on
+/// both paths; one that stays gets both answers, in order.
+#[tokio::test]
+async fn a_parked_long_poll_notices_a_client_that_pipelined_and_left() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1], 16);
+    let lp = "GET /longpoll?after=1&timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    let padded = format!(
+        "GET /longpoll?after=1&timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n{}\r\n",
+        "x-pad: 1\r\n".repeat(33)
+    );
+    for (path, first) in [("direct", lp.to_string()), ("hyper", padded)] {
+        let mut c = Http::connect(addr).await;
+        c.send_raw(first.as_bytes()).await;
+        eventually("parked", || async {
+            stat(&server, "/connections/open/long_poll_parked") == 1
+        })
+        .await;
+        c.send_raw(b"GET /poll HTTP/1.1\r\nhost: t\r\n\r\n").await;
+        tokio::io::AsyncWriteExt::shutdown(&mut c.stream.inner)
+            .await
+            .unwrap();
+        eventually(&format!("the {path} long-poll dropped"), || async {
+            stat(&server, "/connections/open/long_poll_parked") == 0
+                && stat(&server, "/connections/open/total") == 0
+        })
+        .await;
+    }
+    // A client that pipelines and stays gets both answers when the event comes.
+    let mut c = Http::connect(addr).await;
+    c.send_raw(lp.as_bytes()).await;
+    eventually("parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    c.send_raw(b"GET /poll?after=0 HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await;
+    server.hub().publish(&[2], 16);
+    let first = c.read_response().await.json();
+    assert_eq!(
+        (first["next"].as_u64(), first["missed"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let second = c.read_response().await.json();
+    assert_eq!(second["events"].as_array().map(Vec::len), Some(2));
+}
