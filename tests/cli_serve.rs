@@ -228,7 +228,20 @@ fn stats(addr: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+/// A server child that is killed if a test fails before stopping it, so no server
+/// outlives its test.
+struct Server(Option<Child>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_feedbench"))
         .arg("serve")
         .args(args)
@@ -251,10 +264,11 @@ fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
         .strip_prefix("feedbench listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    (child, addr)
+    (Server(Some(child)), addr)
 }
 
-fn stop(mut child: Child) {
+fn stop(mut server: Server) {
+    let mut child = server.0.take().expect("a running server");
     signal(&child, "-TERM");
     let status = wait_exit(&mut child, Duration::from_secs(5)).expect("server did not exit");
     assert!(status.success(), "exit status {status:?}");
