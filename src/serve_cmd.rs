@@ -9,7 +9,10 @@ use feedbench_server::ServerConfig;
 /// Serve one data feed over short-poll, long-poll, WebSocket and SSE.
 ///
 /// The first line on stdout is exactly `feedbench listening on http://ADDR` with the real
-/// port. SIGINT or SIGTERM stops it gracefully (exit 0 within about 2 s).
+/// port. SIGINT or SIGTERM stops it gracefully (exit 0 within about 2 s). If the publisher
+/// dies the feed has stopped for good: the server shuts down and exits 1. A setting the
+/// server refuses (a feed its ring cannot hold, an open control endpoint on a non-loopback
+/// address) exits 2 before anything listens.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
@@ -24,15 +27,26 @@ pub struct ServeArgs {
     /// Events kept in the ring for polling cursors and replay.
     #[arg(long, default_value_t = 100_000)]
     pub retain: usize,
+    /// Most bytes of events kept in the ring (e.g. 512MiB, 64MiB, 1GiB or plain bytes). A
+    /// feed may produce at most this many bytes of events per second (each event costs
+    /// 2 × payload + 289 bytes), so the feed takes at most about twice this in memory.
+    #[arg(long, default_value = "512MiB", value_parser = parse_bytes)]
+    pub retain_bytes: usize,
     /// Events a WebSocket or SSE consumer may fall behind before it is closed.
     #[arg(long, default_value_t = 4_096)]
     pub ws_queue: usize,
     /// Open connections above which new ones are refused.
     #[arg(long, default_value_t = 19_800)]
     pub max_connections: usize,
-    /// When set, PUT /control/feed needs `Authorization: Bearer TOKEN`.
+    /// When set, PUT /control/feed needs `Authorization: Bearer TOKEN`. Prefer the
+    /// environment variable: a command line is visible to every local user in `ps`. Needed
+    /// on a non-loopback --addr unless --control-open is given.
     #[arg(long, env = "FEEDBENCH_CONTROL_TOKEN", hide_env_values = true)]
     pub control_token: Option<String>,
+    /// Serve PUT /control/feed without a token on a non-loopback --addr, so that anyone who
+    /// can reach the port can change the feed (refused otherwise).
+    #[arg(long)]
+    pub control_open: bool,
     /// How long a client may take to send a request head (e.g. 10s).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
@@ -55,9 +69,11 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<i32> {
         rate_hz: args.rate,
         payload_bytes: args.payload_bytes,
         retain: args.retain,
+        retain_bytes: args.retain_bytes,
         ws_queue: args.ws_queue,
         max_connections: args.max_connections,
         control_token: args.control_token.filter(|t| !t.is_empty()),
+        control_open: args.control_open,
         header_timeout: args.header_timeout,
         max_frame_bytes: args.max_frame,
         ..ServerConfig::default()
@@ -67,11 +83,31 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(serve(config))?;
-    Ok(0)
+    runtime.block_on(serve(config))
 }
 
-async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+/// Parses a byte count: plain digits, or digits followed by `KiB`, `MiB` or `GiB`.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => s.split_at(at),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        other => return Err(format!("unknown unit '{other}' (use KiB, MiB or GiB)")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("'{s}' is not a byte count"))
+}
+
+/// Serves until a signal (exit code 0) or the publisher's death (exit code 1).
+async fn serve(config: ServerConfig) -> anyhow::Result<i32> {
     let server = feedbench_server::start(config).await?;
     {
         use std::io::Write as _;
@@ -80,8 +116,17 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             .context("cannot write to stdout")?;
         out.flush().context("cannot write to stdout")?;
     }
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
+    let code = tokio::select! {
+        res = wait_for_signal() => {
+            res?;
+            tracing::info!("shutting down");
+            0
+        }
+        why = server.failed() => {
+            eprintln!("feedbench: {why}; the feed has stopped, shutting down");
+            1
+        }
+    };
     server.shutdown();
     // Connections get a 1.5 s grace inside the server; this bound is the backstop that
     // keeps the promise of exiting within 2 s.
@@ -91,7 +136,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     {
         tracing::warn!("some connections did not finish in time; exiting anyway");
     }
-    Ok(())
+    Ok(code)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -103,4 +148,23 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_take_binary_units() {
+        assert_eq!(parse_bytes("123"), Ok(123));
+        assert_eq!(parse_bytes("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert!(parse_bytes("1MB")
+            .unwrap_err()
+            .contains("unknown unit 'MB'"));
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("").is_err());
+        assert!(parse_bytes("99999999999999999999GiB").is_err());
+    }
 }

@@ -220,3 +220,202 @@ fn out_of_descriptors_backs_off_logs_once_and_recovers() {
     assert_eq!(err.matches("accept failed").count(), 1, "stderr: {err}");
     assert!(err.contains("(backing off)"), "{err}");
 }
+
+/// Sends one request with `connection: close` and returns the status and body.
+fn request(addr: &str, method: &str, path: &str, extra: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n{extra}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").unwrap().1.to_string();
+    (status, body)
+}
+
+fn stats(addr: &str) -> serde_json::Value {
+    let (status, body) = request(addr, "GET", "/stats", "", "");
+    assert_eq!(status, 200);
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A server child that is killed if a test fails before stopping it, so no server
+/// outlives its test.
+struct Server(Option<Child>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_feedbench"))
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove(if env.is_empty() {
+            "FEEDBENCH_CONTROL_TOKEN"
+        } else {
+            "FEEDBENCH_UNUSED"
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn feedbench serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("feedbench listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (Server(Some(child)), addr)
+}
+
+fn stop(mut server: Server) {
+    let mut child = server.0.take().expect("a running server");
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(5)).expect("server did not exit");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_feedbench"))
+        .arg("serve")
+        .args(args)
+        .env_remove("FEEDBENCH_CONTROL_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    assert!(out.stdout.is_empty(), "{args:?} started listening");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn settings_that_cannot_be_served_safely_exit_two_before_listening() {
+    for rate in ["1e-300", "5e-324", "1e-19"] {
+        let err = refused(&["--addr", "127.0.0.1:0", "--rate", rate]);
+        assert!(
+            err.starts_with("feedbench: invalid configuration: rate_hz must be 0 (paused) or a number in 0.001..=1000000"),
+            "{err}"
+        );
+    }
+    // The issue's runaway feed: 2,000 events of 1 MiB per second against a 512 MiB ring.
+    let err = refused(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--rate",
+        "2000",
+        "--payload-bytes",
+        "1048576",
+    ]);
+    assert!(
+        err.contains("at this payload rate_hz may be at most 255.964"),
+        "{err}"
+    );
+    // Control on a non-loopback address needs a token or --control-open; refused before
+    // anything binds.
+    let err = refused(&["--addr", "0.0.0.0:0"]);
+    assert!(
+        err.contains("refusing to serve PUT /control/feed on 0.0.0.0:0 (not a loopback address) without a token"),
+        "{err}"
+    );
+    let err = refused(&["--addr", "127.0.0.1:0", "--retain-bytes", "1KiB"]);
+    assert!(
+        err.contains("retain-bytes must be at least 2097441"),
+        "{err}"
+    );
+}
+
+#[test]
+fn control_token_is_taken_from_the_environment() {
+    let (child, addr) = spawn_with(
+        &["--addr", "127.0.0.1:0", "--rate", "0"],
+        &[("FEEDBENCH_CONTROL_TOKEN", "s3cret")],
+    );
+    let body = r#"{"rate_hz":0}"#;
+    let (status, _) = request(&addr, "PUT", "/control/feed", "", body);
+    assert_eq!(status, 401);
+    let (status, _) = request(
+        &addr,
+        "PUT",
+        "/control/feed",
+        "authorization: Bearer s3cret\r\n",
+        body,
+    );
+    assert_eq!(status, 200);
+    stop(child);
+}
+
+/// The heaviest feed the server accepts, run on a ring of 64 MiB: its memory stays within
+/// the stated bound (twice `--retain-bytes` above what the idle server took), where a ring
+/// bounded by count alone would hold every event published here (over 3 × 64 MiB).
+#[test]
+fn rss_stays_within_the_stated_bound_under_the_heaviest_accepted_feed() {
+    const BOUND: u64 = 64 << 20;
+    let (child, addr) = spawn_with(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--rate",
+            "0",
+            "--retain-bytes",
+            "64MiB",
+        ],
+        &[],
+    );
+    let baseline = stats(&addr)["process"]["rss_bytes"].as_u64().unwrap();
+    let payload = 1u64 << 20;
+    let cost = 2 * payload + 289;
+    // The rule: rate × cost ≤ retain-bytes. Just above the highest rate is refused.
+    let max_rate = (BOUND as f64 / cost as f64 * 1000.0).floor() / 1000.0;
+    let put = |rate: f64| {
+        let body = format!(r#"{{"rate_hz":{rate},"payload_bytes":{payload}}}"#);
+        request(&addr, "PUT", "/control/feed", "", &body)
+    };
+    let (status, body) = put(max_rate + 0.01);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(&format!("may be at most {max_rate} ")),
+        "{body}"
+    );
+    assert_eq!(put(max_rate).0, 200);
+    let t0 = Instant::now();
+    let mut max_ring = 0;
+    let st = loop {
+        let st = stats(&addr);
+        max_ring = max_ring.max(st["feed"]["ring_bytes"].as_u64().unwrap());
+        let published = st["events_published"].as_u64().unwrap();
+        if published * cost > 3 * BOUND || t0.elapsed() > Duration::from_secs(30) {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let published = st["events_published"].as_u64().unwrap();
+    assert!(
+        published * cost > 3 * BOUND,
+        "only {published} events in 30 s"
+    );
+    assert!(max_ring <= BOUND, "ring held {max_ring} bytes");
+    let peak = st["process"]["rss_peak_bytes"].as_u64().unwrap();
+    eprintln!(
+        "baseline {baseline} B, peak {peak} B (+{} MiB) after {published} events",
+        (peak - baseline) >> 20
+    );
+    assert!(
+        peak < baseline + 2 * BOUND,
+        "peak RSS {peak} B above baseline {baseline} B + 2 × {BOUND} B"
+    );
+    stop(child);
+}

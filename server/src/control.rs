@@ -31,6 +31,12 @@ pub fn get(app: &App) -> Response<Body> {
 
 /// `PUT /control/feed`.
 pub async fn put(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if let Some(why) = app.hub.publisher_failure() {
+        return respond::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the feed cannot change: {why}"),
+        );
+    }
     if let Some(token) = &app.config.control_token {
         let given = req
             .headers()
@@ -52,9 +58,24 @@ pub async fn put(app: &App, req: Request<Incoming>) -> Response<Body> {
         }
     }
     let limit = app.config.max_body_bytes;
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    // The body gets as long as a request head does; a client that stops sending half way
+    // is answered 408 and its connection closed, rather than held forever.
+    let wait = app.config.header_timeout;
+    let read = tokio::time::timeout(wait, Limited::new(req.into_body(), limit).collect());
+    let body = match read.await {
+        Err(_) => {
+            let mut resp = respond::error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("request body not received within {}", humanize(wait)),
+            );
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             let msg = e.to_string();
             let status = if msg.contains("length limit") {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -82,7 +103,7 @@ pub async fn put(app: &App, req: Request<Incoming>) -> Response<Body> {
         rate_hz: update.rate_hz.unwrap_or(old.rate_hz),
         payload_bytes: update.payload_bytes.unwrap_or(old.payload_bytes),
     };
-    if let Err(msg) = validate_feed(new.rate_hz, new.payload_bytes) {
+    if let Err(msg) = validate_feed(new.rate_hz, new.payload_bytes, app.config.retain_bytes) {
         return respond::error(StatusCode::BAD_REQUEST, msg);
     }
     app.hub.set_feed(new);
@@ -92,6 +113,15 @@ pub async fn put(app: &App, req: Request<Incoming>) -> Response<Body> {
         "feed changed"
     );
     respond::json(StatusCode::OK, feed_json(new))
+}
+
+/// A duration as people write it: `10s`, `300ms`.
+fn humanize(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// Compares without an early exit, so response timing says nothing about the token.

@@ -18,12 +18,19 @@
 //!   its `date`, chunk framing, terminal chunk at shutdown); `tests/server.rs` compares the
 //!   two paths byte for byte.
 //! - Only the plain, valid case is taken: a complete HTTP/1.1 `GET` head that arrived in
-//!   one piece with nothing after it, no body (`content-length: 0` is fine), no
-//!   connection-management header, and parameters that validate. So every error answer,
-//!   and every request hyper would treat specially, is still hyper's.
+//!   one piece with nothing after it, exactly one `Host`, no body (`content-length: 0` is
+//!   fine), no connection-management header other than a single `Connection: keep-alive`
+//!   or `Connection: close` (browsers and `--no-keepalive` clients send these; `close` is
+//!   honoured as hyper honours it: `connection: close` in the answer, then FIN), and
+//!   parameters that validate. So every error answer, and every request hyper would treat
+//!   specially, is still hyper's.
+//! - An answer whose head is written once shutdown has begun carries `connection: close`
+//!   and ends the connection, as hyper's do.
 //! - The header timeout holds on both paths: a connection gets `header_timeout` from the
-//!   accept (or from the end of its last response) to send a request, and hyper gets what
-//!   is left of it.
+//!   accept (or from the end of its last response) to send each request; a request that
+//!   goes to hyper half-read gets what is left of it, and every later request on the
+//!   connection gets the whole timeout again (`listener`).
+//! - `/stats` counts the requests each path answered (`requests_by_path`).
 //! - Stats are kept as on the hyper path: requests by endpoint, bytes by class, the open
 //!   SSE, parked and active gauges.
 
@@ -34,14 +41,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::app::App;
 use crate::poll::{self, PollParams};
 use crate::sse;
-use crate::stats::Counted;
+use crate::stats::{ConnTag, Counted};
 
 /// The request-line prefixes worth parsing; anything else goes to hyper at once.
 const PREFIXES: [&[u8]; 4] = [b"GET /sse ", b"GET /sse?", b"GET /poll", b"GET /long"];
@@ -52,14 +61,21 @@ const MAX_HEADERS: usize = 32;
 /// What to do with a connection's next request, once it has been read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
-    /// Stream SSE after this cursor (the request has been consumed).
-    Sse(Option<u64>),
+    /// Stream SSE (the request has been consumed).
+    Sse {
+        /// The cursor; `None` means from the head.
+        after: Option<u64>,
+        /// The request said `Connection: close`.
+        close: bool,
+    },
     /// Answer a poll (the request has been consumed).
     Poll {
         /// Long-poll or short-poll.
         long: bool,
         /// The validated parameters.
         params: PollParams,
+        /// The request said `Connection: close`: answer, then end the connection.
+        close: bool,
     },
     /// Hand the connection to hyper, replaying these bytes (already read) first.
     Hyper(Bytes),
@@ -75,8 +91,17 @@ thread_local! {
 
 /// Waits (at most `wait`) for the connection's next request, reads what has arrived (a
 /// real client's request head arrives in one piece) and decides how to serve it. Bytes
-/// read are counted by `stream` as usual.
-pub async fn next_request(app: &App, stream: &mut Counted<TcpStream>, wait: Duration) -> Next {
+/// read are counted by `stream` as usual. `pipelined` holds bytes of the next request that
+/// were already read (while a long-poll was parked); they are decided on without waiting.
+pub async fn next_request(
+    app: &App,
+    stream: &mut Counted<TcpStream>,
+    wait: Duration,
+    pipelined: Option<Bytes>,
+) -> Next {
+    if let Some(bytes) = pipelined {
+        return decide(app, &bytes);
+    }
     let limit = app.config.max_header_bytes;
     let read = poll_fn(|cx| {
         HEAD_BUF.with_borrow_mut(|buf| {
@@ -110,16 +135,33 @@ fn decide(app: &App, bytes: &[u8]) -> Next {
 
 /// A stream that first yields bytes already read from it: how a connection whose request
 /// was read here reaches hyper intact.
+///
+/// It also lets hyper notice a client that leaves while a long-poll is parked after
+/// pipelining another request. hyper stops looking for EOF once it holds unread bytes
+/// (it only reads mid-message to detect EOF while its buffer is empty), so while the
+/// connection's tag says a long-poll is parked, this stream reads ahead itself, keeps
+/// what arrives (at most `limit` bytes) for later, and gives hyper only the EOF.
 #[derive(Debug)]
 pub struct Rewind<S> {
-    prefix: Bytes,
+    prefix: BytesMut,
     inner: S,
+    hold: Option<(Arc<ConnTag>, usize)>,
 }
 
 impl<S> Rewind<S> {
     /// `inner`, with `prefix` read first.
     pub fn new(prefix: Bytes, inner: S) -> Self {
-        Rewind { prefix, inner }
+        Rewind {
+            prefix: BytesMut::from(&prefix[..]),
+            inner,
+            hold: None,
+        }
+    }
+
+    /// Reads ahead while `tag` says a long-poll is parked, keeping at most `limit` bytes.
+    pub fn hold_while_parked(mut self, tag: Arc<ConnTag>, limit: usize) -> Self {
+        self.hold = Some((tag, limit));
+        self
     }
 }
 
@@ -129,13 +171,44 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let chunk = self.prefix.split_to(n);
+        let this = &mut *self;
+        if let Some((tag, limit)) = &this.hold {
+            if tag.long_poll_parked() {
+                return read_ahead(&mut this.inner, &mut this.prefix, *limit, cx);
+            }
+        }
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            let chunk = this.prefix.split_to(n);
             buf.put_slice(&chunk);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+/// Reads what the client sends into `kept` until it would block (`Pending`), leaves
+/// (`Ready(Ok)` with nothing read: EOF for hyper) or sends more than `limit` bytes.
+fn read_ahead<S: AsyncRead + Unpin>(
+    inner: &mut S,
+    kept: &mut BytesMut,
+    limit: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        let mut chunk = [0u8; 1024];
+        let mut rb = ReadBuf::new(&mut chunk);
+        std::task::ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
+        if rb.filled().is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        kept.extend_from_slice(rb.filled());
+        if kept.len() > limit {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "client sent too much while a long-poll was parked",
+            )));
+        }
     }
 }
 
@@ -193,11 +266,28 @@ fn classify_head(app: &App, bytes: &[u8]) -> Option<Next> {
         _ => return None,
     };
     let mut last_event_id = None;
+    let mut hosts = 0;
+    let mut close = None;
     for h in req.headers.iter() {
         let name = h.name;
         // A GET may say it has no body; any other length is hyper's to answer.
         if name.eq_ignore_ascii_case("content-length") && h.value == b"0" {
             continue;
+        }
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            continue;
+        }
+        // One plain `Connection: keep-alive` or `close`; anything else is hyper's.
+        if name.eq_ignore_ascii_case("connection") && close.is_none() {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                close = Some(true);
+                continue;
+            }
+            if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                close = Some(false);
+                continue;
+            }
         }
         let managed = [
             "connection",
@@ -218,6 +308,12 @@ fn classify_head(app: &App, bytes: &[u8]) -> Option<Next> {
             last_event_id = Some(h.value);
         }
     }
+    // RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host; hyper's path answers
+    // the rest with 400.
+    if hosts != 1 {
+        return None;
+    }
+    let close = close.unwrap_or(false);
     if let Some(long) = long {
         // Poll endpoints take no Last-Event-ID; hyper's path ignores it too.
         let Ok(params) = poll::parse_params(query, long) else {
@@ -229,7 +325,11 @@ fn classify_head(app: &App, bytes: &[u8]) -> Option<Next> {
         {
             return None;
         }
-        return Some(Next::Poll { long, params });
+        return Some(Next::Poll {
+            long,
+            params,
+            close,
+        });
     }
     let Ok(after) = sse::cursor_from(query, last_event_id) else {
         return None;
@@ -237,17 +337,28 @@ fn classify_head(app: &App, bytes: &[u8]) -> Option<Next> {
     if sse::check_after(app, after).is_err() {
         return None;
     }
-    Some(Next::Sse(after))
+    Some(Next::Sse { after, close })
 }
 
-/// The head hyper writes for a `200` JSON answer (`respond::json`) of `len` bytes.
-pub fn json_head(len: usize) -> String {
+/// The head hyper writes for a `200` JSON answer (`respond::json`) of `len` bytes; with
+/// `close`, hyper adds `connection: close` after the response's own headers.
+pub fn json_head(len: usize, close: bool) -> String {
+    let connection = connection_header(close);
     with_date(|date| {
         format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
-             content-length: {len}\r\ndate: {date}\r\n\r\n"
+             {connection}content-length: {len}\r\ndate: {date}\r\n\r\n"
         )
     })
+}
+
+/// The `connection` header line hyper adds to an answer that ends its connection.
+pub fn connection_header(close: bool) -> &'static str {
+    if close {
+        "connection: close\r\n"
+    } else {
+        ""
+    }
 }
 
 thread_local! {
@@ -320,63 +431,97 @@ mod tests {
     fn serves_only_the_plain_valid_request() {
         let app = app();
         let ok = |raw: &str| decide(&app, raw.as_bytes());
-        for (raw, after) in [
-            ("GET /sse HTTP/1.1\r\nhost: t\r\n\r\n", None),
+        let sse = |after, close| Next::Sse { after, close };
+        for (raw, want) in [
+            ("GET /sse HTTP/1.1\r\nhost: t\r\n\r\n", sse(None, false)),
             (
                 "GET /sse?after=0 HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
-                Some(0),
+                sse(Some(0), false),
             ),
-            ("GET /sse HTTP/1.1\r\nLast-Event-ID: 0\r\n\r\n", Some(0)),
             (
-                "GET /sse?after=0 HTTP/1.1\r\nLast-Event-ID: 7\r\n\r\n",
-                Some(0),
+                "GET /sse HTTP/1.1\r\nHOST: t\r\nLast-Event-ID: 0\r\n\r\n",
+                sse(Some(0), false),
+            ),
+            (
+                "GET /sse?after=0 HTTP/1.1\r\nhost: t\r\nLast-Event-ID: 7\r\n\r\n",
+                sse(Some(0), false),
             ),
             (
                 "GET /sse HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n",
-                None,
+                sse(None, false),
+            ),
+            // What browsers and `--no-keepalive` clients send.
+            (
+                "GET /sse HTTP/1.1\r\nhost: t\r\nConnection: keep-alive\r\n\r\n",
+                sse(None, false),
+            ),
+            (
+                "GET /sse HTTP/1.1\r\nhost: t\r\nConnection: Close\r\n\r\n",
+                sse(None, true),
             ),
         ] {
-            assert_eq!(ok(raw), Next::Sse(after), "{raw:?}");
+            assert_eq!(ok(raw), want, "{raw:?}");
         }
         for raw in [
             // Incomplete, pipelined, or not HTTP/1.1.
             "GET /sse HTTP/1.1\r\nhost: t\r\n",
-            "GET /sse HTTP/1.1\r\n\r\nGET /poll HTTP/1.1\r\n\r\n",
-            "GET /sse HTTP/1.0\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\n\r\nGET /poll HTTP/1.1\r\n\r\n",
+            "GET /sse HTTP/1.0\r\nhost: t\r\n\r\n",
+            // No Host, or two (RFC 9112 wants a 400, which hyper's path answers).
+            "GET /sse HTTP/1.1\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
             // Another path, a bad or future cursor, an unknown parameter.
-            "GET /sse/x HTTP/1.1\r\n\r\n",
-            "GET /sse?after=x HTTP/1.1\r\n\r\n",
-            "GET /sse?after=5 HTTP/1.1\r\n\r\n",
-            "GET /sse?limit=5 HTTP/1.1\r\n\r\n",
-            "GET /sse HTTP/1.1\r\nlast-event-id: x\r\n\r\n",
-            "GET /sse HTTP/1.1\r\nlast-event-id: 0\r\nlast-event-id: 0\r\n\r\n",
-            // Headers hyper acts on.
-            "GET /sse HTTP/1.1\r\nConnection: close\r\n\r\n",
-            "GET /sse HTTP/1.1\r\ncontent-length: 3\r\n\r\n",
-            "GET /sse HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
-            "GET /sse HTTP/1.1\r\nexpect: 100-continue\r\n\r\n",
-            "GET /sse HTTP/1.1\r\nupgrade: websocket\r\n\r\n",
-            "GET /sse HTTP/1.1\r\nbad header\r\n\r\n",
+            "GET /sse/x HTTP/1.1\r\nhost: t\r\n\r\n",
+            "GET /sse?after=x HTTP/1.1\r\nhost: t\r\n\r\n",
+            "GET /sse?after=5 HTTP/1.1\r\nhost: t\r\n\r\n",
+            "GET /sse?limit=5 HTTP/1.1\r\nhost: t\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\nlast-event-id: x\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\nlast-event-id: 0\r\nlast-event-id: 0\r\n\r\n",
+            // Headers hyper acts on, and connection options other than one plain token.
+            "GET /sse HTTP/1.1\r\nhost: t\r\nConnection: close, upgrade\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\nConnection: close\r\nConnection: close\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\nConnection: upgrade\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\nupgrade: websocket\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\nbad header\r\n\r\n",
         ] {
             assert!(matches!(ok(raw), Next::Hyper(_)), "{raw:?}");
         }
         let poll = |raw: &str| match ok(raw) {
-            Next::Poll { long, params } => {
-                Some((long, params.after, params.limit, params.timeout.as_millis()))
-            }
+            Next::Poll {
+                long,
+                params,
+                close,
+            } => Some((
+                long,
+                params.after,
+                params.limit,
+                params.timeout.as_millis(),
+                close,
+            )),
             _ => None,
         };
         assert_eq!(
             poll("GET /poll?after=0&limit=5 HTTP/1.1\r\nhost: t\r\n\r\n"),
-            Some((false, Some(0), 5, 30_000))
+            Some((false, Some(0), 5, 30_000, false))
         );
         assert_eq!(
-            poll("GET /longpoll?timeout_ms=250 HTTP/1.1\r\ncontent-length: 0\r\n\r\n"),
-            Some((true, None, 1_000, 250))
+            poll("GET /longpoll?timeout_ms=250 HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n"),
+            Some((true, None, 1_000, 250, false))
         );
         assert_eq!(
-            poll("GET /poll HTTP/1.1\r\nlast-event-id: x\r\n\r\n"),
-            Some((false, None, 1_000, 30_000))
+            poll("GET /poll HTTP/1.1\r\nhost: t\r\nlast-event-id: x\r\n\r\n"),
+            Some((false, None, 1_000, 30_000, false))
+        );
+        assert_eq!(
+            poll("GET /longpoll HTTP/1.1\r\nhost: t\r\nconnection: keep-alive\r\n\r\n"),
+            Some((true, None, 1_000, 30_000, false))
+        );
+        assert_eq!(
+            poll("GET /poll HTTP/1.1\r\nconnection: close\r\nhost: t\r\n\r\n"),
+            Some((false, None, 1_000, 30_000, true))
         );
         for raw in [
             // A cursor ahead of the feed, a parameter the endpoint does not take, a bad
@@ -385,13 +530,13 @@ mod tests {
             "GET /poll?timeout_ms=5 HTTP/1.1\r\n\r\n",
             "GET /longpoll?limit=0 HTTP/1.1\r\n\r\n",
             "GET /pollx HTTP/1.1\r\n\r\n",
-            "GET /longpoll HTTP/1.1\r\nconnection: keep-alive\r\n\r\n",
+            "GET /poll HTTP/1.1\r\n\r\n",
             "HEAD /poll HTTP/1.1\r\n\r\n",
         ] {
             assert!(matches!(ok(raw), Next::Hyper(_)), "{raw:?}");
         }
         let many = format!(
-            "GET /sse HTTP/1.1\r\n{}\r\n",
+            "GET /sse HTTP/1.1\r\nhost: t\r\n{}\r\n",
             "a: b\r\n".repeat(MAX_HEADERS + 1)
         );
         assert!(matches!(ok(&many), Next::Hyper(_)));
@@ -466,11 +611,11 @@ mod tests {
                     && raw.windows(9).any(|w| w == b" HTTP/1.1")
             };
             match decide(app, &raw) {
-                Next::Sse(after) => {
+                Next::Sse { after, .. } => {
                     prop_assert!(plain(b"/sse"));
                     prop_assert!(after.unwrap_or(0) <= app.hub.head());
                 }
-                Next::Poll { long, params } => {
+                Next::Poll { long, params, .. } => {
                     let path: &[u8] = if long { b"/longpoll" } else { b"/poll" };
                     prop_assert!(plain(path));
                     prop_assert!(params.after.unwrap_or(0) <= app.hub.head());
@@ -499,12 +644,15 @@ mod tests {
             }
         }
         assert!(matches!(
-            decide(&app, b"GET /poll HTTP/1.1\r\n\r\n"),
+            decide(&app, b"GET /poll HTTP/1.1\r\nhost: t\r\n\r\n"),
             Next::Poll { long: false, .. }
         ));
         assert!(matches!(
-            decide(&app, b"GET /sse HTTP/1.1\r\n\r\n"),
-            Next::Sse(None)
+            decide(&app, b"GET /sse HTTP/1.1\r\nhost: t\r\n\r\n"),
+            Next::Sse {
+                after: None,
+                close: false
+            }
         ));
     }
 

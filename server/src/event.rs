@@ -13,6 +13,15 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 const FILLER2: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const FILLER_LEN: usize = FILLER2.len() / 2;
 
+/// The most an event's JSON and SSE frame add to twice its payload: 64 bytes of JSON
+/// framing (`{"seq":`, `,"ts":`, `,"data":"`, `"}` and two 20-digit numbers) plus 97 for
+/// the SSE frame (the JSON's 64, `id: `, a 20-digit seq, `\ndata: ` and `\n\n`).
+pub const MAX_FRAMING_BYTES: usize = 64 + 97;
+
+/// What an event's struct and its two allocations' bookkeeping take beyond the encoded
+/// bytes, counted generously (the struct itself is 80 bytes).
+pub const STRUCT_BYTES: usize = 128;
+
 /// A published event with its encodings.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -37,6 +46,12 @@ impl Event {
             json: Utf8Bytes::from(json),
             sse,
         }
+    }
+
+    /// The memory the event takes while retained: both encodings and [`STRUCT_BYTES`].
+    /// Never more than `config::event_cost` of its payload (equal with 20-digit numbers).
+    pub fn cost(&self) -> usize {
+        self.json.len() + self.sse.len() + STRUCT_BYTES
     }
 
     /// The event JSON as plain bytes (a reference-count increment, not a copy).
@@ -105,6 +120,15 @@ mod tests {
                 json.len(),
                 r#"{"seq":123,"ts":1,"data":""}"#.len() + payload
             );
+        }
+    }
+
+    #[test]
+    fn cost_never_exceeds_the_configured_worst_case() {
+        for payload in [0usize, 1, 64, 1 << 20] {
+            let worst = Event::new(u64::MAX, u64::MAX, payload);
+            assert_eq!(worst.cost(), crate::config::event_cost(payload));
+            assert!(Event::new(1, 1, payload).cost() < worst.cost());
         }
     }
 

@@ -4,6 +4,12 @@
 //! ring between its cursor and the head. Falling more than `queue` events behind makes it a
 //! slow consumer, which the transport closes and counts. This keeps an idle subscriber's
 //! memory at a few words and makes fan-out one ring push plus one wake-up per subscriber.
+//!
+//! A subscriber that resumes (`?after=`, `Last-Event-ID`) further back than its queue
+//! allows starts half a queue behind the head instead: it would otherwise be closed before
+//! its first event, and a reconnecting browser would loop forever on the same cursor. The
+//! events it skips are missed, which the client sees as the gap in `seq` between its
+//! cursor and the first event it receives, exactly as for events that left the ring.
 
 use crate::event::Event;
 use crate::hub::Hub;
@@ -35,12 +41,21 @@ pub enum Next {
 }
 
 impl Follower {
-    /// A follower starting after `after`, or at the head when `after` is `None`.
+    /// A follower starting after `after`, or at the head when `after` is `None`; a cursor
+    /// more than `queue` behind the head starts `queue / 2` behind it (see the module doc).
     pub fn new(hub: &Hub, after: Option<u64>, queue: usize) -> Follower {
-        Follower {
-            cursor: after.unwrap_or_else(|| hub.head()),
-            queue: queue as u64,
-        }
+        let head = hub.head();
+        let queue = queue as u64;
+        let cursor = match after {
+            None => head,
+            Some(a) if head.saturating_sub(a) > queue => {
+                let start = head - queue / 2;
+                tracing::debug!(after = a, start, "push replay starts closer to the head");
+                start
+            }
+            Some(a) => a,
+        };
+        Follower { cursor, queue }
     }
 
     /// How many published events the subscriber has not been handed yet.
@@ -97,6 +112,31 @@ mod tests {
         assert_eq!((evs.len(), f.cursor), (300 - BATCH, 300));
         hub.publish(&vec![1; 301], 1);
         assert!(matches!(f.next(&hub), Next::TooSlow { behind: 301 }));
+    }
+
+    #[test]
+    fn a_cursor_too_far_back_starts_half_a_queue_behind_the_head() {
+        let hub = Hub::new(
+            FeedConfig {
+                rate_hz: 0.0,
+                payload_bytes: 1,
+            },
+            1_000,
+        );
+        hub.publish(&[1; 100], 1);
+        // 100 behind with a queue of 10: starts after 95, so the first event is 96.
+        let mut f = Follower::new(&hub, Some(0), 10);
+        assert_eq!(f.cursor, 95);
+        let Next::Send(evs) = f.next(&hub) else {
+            panic!("expected events")
+        };
+        assert_eq!(
+            evs.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (96..=100).collect::<Vec<_>>()
+        );
+        // Exactly a queue behind is still replayed in full.
+        assert_eq!(Follower::new(&hub, Some(90), 10).cursor, 90);
+        assert_eq!(Follower::new(&hub, Some(89), 10).cursor, 95);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Invariants:
 //! - `seq` rises by exactly 1 per published event over the hub's lifetime; changing the
 //!   feed never resets it, so every client's cursor stays valid.
-//! - The ring holds the newest `retain` events in seq order; `read_after` reports how many
+//! - The ring holds the newest events in seq order, at most `retain` of them and at most
+//!   `retain_bytes` by [`Event::cost`] (always at least the newest one); `read_after` reports how many
 //!   events a cursor lost to the ring's end as `missed` rather than skipping them silently.
 //! - Publishing never waits for a consumer: it takes the ring's write lock for the length
 //!   of a `VecDeque` push and then bumps the head `watch`, which wakes every waiter.
@@ -45,24 +46,45 @@ pub struct Batch {
     pub head: u64,
 }
 
+/// The retained events and what they cost.
+#[derive(Debug, Default)]
+struct Ring {
+    events: VecDeque<Event>,
+    /// Sum of `Event::cost` over `events`.
+    bytes: usize,
+}
+
 /// The in-memory hub shared by the publisher and every transport.
 #[derive(Debug)]
 pub struct Hub {
-    ring: RwLock<VecDeque<Event>>,
+    ring: RwLock<Ring>,
     retain: usize,
+    retain_bytes: usize,
     head_tx: watch::Sender<u64>,
     published: AtomicU64,
     feed: Mutex<FeedState>,
     feed_changed: Condvar,
+    /// Why the publisher died, once it has (`None` while it runs or after a clean stop).
+    failure: watch::Sender<Option<String>>,
 }
 
 impl Hub {
-    /// A hub with an empty ring of `retain` events and the given initial feed.
+    /// A hub with an empty ring of `retain` events (and no byte bound) and the given
+    /// initial feed.
     pub fn new(feed: FeedConfig, retain: usize) -> Hub {
+        Hub::bounded(feed, retain, usize::MAX)
+    }
+
+    /// A hub whose ring keeps at most `retain` events and `retain_bytes` bytes of them.
+    pub fn bounded(feed: FeedConfig, retain: usize, retain_bytes: usize) -> Hub {
         let (head_tx, _) = watch::channel(0);
         Hub {
-            ring: RwLock::new(VecDeque::with_capacity(retain.min(1 << 16))),
+            ring: RwLock::new(Ring {
+                events: VecDeque::with_capacity(retain.min(1 << 16)),
+                bytes: 0,
+            }),
             retain,
+            retain_bytes,
             head_tx,
             published: AtomicU64::new(0),
             feed: Mutex::new(FeedState {
@@ -71,6 +93,7 @@ impl Hub {
                 stopping: false,
             }),
             feed_changed: Condvar::new(),
+            failure: watch::channel(None).0,
         }
     }
 
@@ -89,6 +112,17 @@ impl Hub {
         self.retain
     }
 
+    /// How many bytes of events the ring keeps (`usize::MAX`: no byte bound).
+    pub fn retain_bytes(&self) -> usize {
+        self.retain_bytes
+    }
+
+    /// How many events the ring holds now, and what they cost in bytes.
+    pub fn ring_usage(&self) -> (usize, usize) {
+        let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
+        (ring.events.len(), ring.bytes)
+    }
+
     /// A receiver that sees every change of the head seq.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.head_tx.subscribe()
@@ -105,6 +139,28 @@ impl Hub {
         state.config = config;
         state.generation += 1;
         self.feed_changed.notify_all();
+    }
+
+    /// Records that the publisher died and why; health checks fail from now on. Public so
+    /// that tests can check what clients and the CLI see of a dead publisher.
+    pub fn fail_publisher(&self, why: String) {
+        self.failure.send_replace(Some(why));
+    }
+
+    /// Why the publisher died, if it has.
+    pub fn publisher_failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    /// Resolves, with the reason, once the publisher has died.
+    pub async fn publisher_failed(&self) -> String {
+        let mut rx = self.failure.subscribe();
+        let why = match rx.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            // The sender lives in the hub, which outlives this borrow.
+            Err(_) => return std::future::pending().await,
+        };
+        why
     }
 
     /// Asks the publisher to stop.
@@ -129,10 +185,15 @@ impl Hub {
         {
             let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
             for ev in events {
-                if ring.len() == self.retain {
-                    ring.pop_front();
+                ring.bytes += ev.cost();
+                ring.events.push_back(ev);
+                while ring.events.len() > 1
+                    && (ring.events.len() > self.retain || ring.bytes > self.retain_bytes)
+                {
+                    if let Some(old) = ring.events.pop_front() {
+                        ring.bytes -= old.cost();
+                    }
                 }
-                ring.push_back(ev);
             }
         }
         self.published
@@ -143,7 +204,8 @@ impl Hub {
 
     /// Retained events with seq > `after`, oldest first, at most `limit`.
     pub fn read_after(&self, after: u64, limit: usize) -> Batch {
-        let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
+        let guard = self.ring.read().unwrap_or_else(|e| e.into_inner());
+        let ring = &guard.events;
         let head = ring.back().map_or(self.head(), |e| e.seq);
         let Some(oldest) = ring.front().map(|e| e.seq) else {
             return Batch {
@@ -224,6 +286,30 @@ mod tests {
         assert_eq!((seqs(&b), b.missed), (vec![], 0));
         let b = h.read_after(u64::MAX, 10);
         assert_eq!((seqs(&b), b.missed), (vec![], 0));
+    }
+
+    #[test]
+    fn ring_is_bounded_by_bytes_too_and_keeps_the_newest() {
+        let feed = FeedConfig {
+            rate_hz: 0.0,
+            payload_bytes: 100,
+        };
+        let cost = |seq: u64, payload| Event::new(seq, seq, payload).cost();
+        // Room for exactly three events of 100 bytes, though `retain` allows 100.
+        let bound = cost(3, 100) + cost(4, 100) + cost(5, 100);
+        let h = Hub::bounded(feed, 100, bound);
+        h.publish(&[1, 2, 3, 4, 5], 100);
+        assert_eq!(h.ring_usage(), (3, bound));
+        let b = h.read_after(0, 10);
+        assert_eq!((seqs(&b), b.missed), (vec![3, 4, 5], 2));
+        // A bigger event pushes out as many old ones as it needs (here two).
+        h.publish(&[6], 200);
+        assert_eq!(h.ring_usage(), (2, cost(5, 100) + cost(6, 200)));
+        // One event over the bound on its own is still kept: a publish never leaves the
+        // ring empty.
+        h.publish(&[7], 10_000);
+        assert_eq!(h.ring_usage(), (1, cost(7, 10_000)));
+        assert_eq!(seqs(&h.read_after(6, 10)), vec![7]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod error;
 pub mod event;
 pub mod follow;
 pub mod hub;
+mod hyper_errors;
 mod listener;
 mod observe;
 pub mod poll;
@@ -33,7 +34,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ServerConfig, MAX_PAYLOAD_BYTES, MAX_RATE_HZ, MAX_RETAIN};
+pub use config::{
+    event_cost, max_rate_hz, ServerConfig, DEFAULT_RETAIN_BYTES, MAX_PAYLOAD_BYTES, MAX_RATE_HZ,
+    MAX_RETAIN, MIN_RATE_HZ, MIN_RETAIN_BYTES,
+};
 pub use error::ServerError;
 pub use hub::{FeedConfig, Hub};
 
@@ -59,6 +63,12 @@ impl ServerHandle {
     /// The server's `/stats` document, read in-process.
     pub fn stats(&self) -> serde_json::Value {
         observe::stats_json(&self.app)
+    }
+
+    /// Resolves, with the reason, if the publisher thread dies: the feed has stopped for
+    /// good, so the server should be stopped too (`/healthz` already answers 503).
+    pub async fn failed(&self) -> String {
+        self.app.hub.publisher_failed().await
     }
 
     /// Starts a graceful shutdown: stop accepting, answer parked long-polls, close
@@ -104,12 +114,13 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         context: "cannot read the bound address",
         source,
     })?;
-    let hub = Arc::new(Hub::new(
+    let hub = Arc::new(Hub::bounded(
         FeedConfig {
             rate_hz: config.rate_hz,
             payload_bytes: config.payload_bytes,
         },
         config.retain,
+        config.retain_bytes,
     ));
     let app = Arc::new(app::App::new(config, hub.clone()));
     let publisher = publisher::spawn(hub).map_err(|source| ServerError::Io {

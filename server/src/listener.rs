@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::direct::{self, Next, Rewind};
+use crate::hyper_errors::JsonErrors;
+use crate::poll_direct::After;
 use crate::routes;
 use crate::stats::{ConnTag, Counted};
 use crate::{poll_direct, sse_direct};
@@ -95,51 +97,55 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     // Feed requests are answered directly while they come plain; the first other request
     // hands the connection to hyper for good, with the bytes already read (see `direct`).
     let mut waiting_since = Instant::now();
-    let (prefix, header_time) = loop {
+    let mut pipelined = None;
+    let prefix = loop {
         let wait =
             direct::remaining_header_time(app.config.header_timeout, waiting_since.elapsed());
-        match direct::next_request(&app, &mut stream, wait).await {
+        match direct::next_request(&app, &mut stream, wait, pipelined.take()).await {
             Next::Close => return,
             // Boxed, so the hyper path's future does not carry these futures' state.
-            Next::Sse(after) => {
-                return Box::pin(sse_direct::serve(app, stream, tag, after)).await;
+            Next::Sse { after, close } => {
+                return Box::pin(sse_direct::serve(app, stream, tag, after, close)).await;
             }
-            Next::Poll { long, params } => {
-                let answer = poll_direct::answer(&app, &mut stream, &tag, long, params);
-                if !Box::pin(answer).await {
-                    return;
+            Next::Poll {
+                long,
+                params,
+                close,
+            } => {
+                let answer = poll_direct::answer(&app, &mut stream, &tag, long, params, close);
+                match Box::pin(answer).await {
+                    After::Close => return,
+                    After::Next(bytes) => pipelined = bytes,
                 }
                 waiting_since = Instant::now();
             }
-            Next::Hyper(prefix) => {
-                let left = direct::remaining_header_time(
-                    app.config.header_timeout,
-                    waiting_since.elapsed(),
-                );
-                break (prefix, left);
-            }
+            Next::Hyper(prefix) => break prefix,
         }
     };
-    let stream = Rewind::new(prefix, stream);
+    // hyper restarts its header timer for every request head, so it gets the whole timeout;
+    // the head it takes over half-read must still be complete within what is left of it.
+    let first_head_due = tokio::time::Instant::from_std(waiting_since) + app.config.header_timeout;
+    let limit = app.config.max_header_bytes;
+    let stream = JsonErrors::new(Rewind::new(prefix, stream).hold_while_parked(tag.clone(), limit));
     let io = TokioIo::new(stream);
     let svc_app = app.clone();
     let svc_tag = tag.clone();
-    let service = service_fn(move |req| routes::handle(svc_app.clone(), svc_tag.clone(), req));
+    let service = service_fn(move |req| {
+        svc_tag.hyper_request_seen();
+        routes::handle(svc_app.clone(), svc_tag.clone(), req)
+    });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_time)
+        .header_read_timeout(app.config.header_timeout)
         .max_buf_size(app.config.max_header_bytes.max(8192))
         .keep_alive(true)
         .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(conn);
+    // Biased, shutdown first: once shutdown has begun, hyper is told before it writes
+    // another answer, so that answer carries `connection: close`.
     let result = tokio::select! {
-        res = conn.as_mut() => res,
-        behind = push_lag(&app, &tag) => {
-            app.stats.slow_sse.fetch_add(1, Relaxed);
-            tracing::debug!(%peer, behind, "closing slow sse consumer");
-            Ok(())
-        }
+        biased;
         _ = app.shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             match tokio::time::timeout(app.config.shutdown_grace, conn.as_mut()).await {
@@ -147,9 +153,28 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
                 Err(_) => Ok(()),
             }
         }
+        res = conn.as_mut() => res,
+        behind = push_lag(&app, &tag) => {
+            app.stats.slow_sse.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, behind, "closing slow sse consumer");
+            Ok(())
+        }
+        () = first_head_late(first_head_due, &tag) => {
+            tracing::debug!(%peer, "request head not received within the header timeout");
+            Ok(())
+        }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+}
+
+/// Resolves at `due` if hyper has not yet received a whole request head on this
+/// connection; pends forever otherwise.
+async fn first_head_late(due: tokio::time::Instant, tag: &ConnTag) {
+    tokio::time::sleep_until(due).await;
+    if tag.has_hyper_request() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::process;
 use crate::respond::{self, Body};
-use crate::stats::{Class, Endpoint};
+use crate::stats::{Class, Endpoint, Path};
 
 /// The whole `/stats` document.
 pub fn stats_json(app: &App) -> Value {
@@ -40,8 +40,10 @@ pub fn stats_json(app: &App) -> Value {
     for (i, ep) in Endpoint::ALL.iter().enumerate() {
         requests.insert(ep.key().into(), json!(s.requests[i].load(Relaxed)));
     }
+    let (ring_events, ring_bytes) = app.hub.ring_usage();
     json!({
-        "feed": {"rate_hz": feed.rate_hz, "payload_bytes": feed.payload_bytes, "retain": app.hub.retain(), "ws_queue": app.config.ws_queue},
+        "feed": {"rate_hz": feed.rate_hz, "payload_bytes": feed.payload_bytes, "retain": app.hub.retain(), "ws_queue": app.config.ws_queue,
+            "retain_bytes": app.config.retain_bytes, "ring_events": ring_events, "ring_bytes": ring_bytes},
         "head_seq": app.hub.head(),
         "events_published": app.hub.published(),
         "uptime_s": app.started.elapsed().as_secs_f64(),
@@ -57,6 +59,10 @@ pub fn stats_json(app: &App) -> Value {
         },
         "bytes": bytes,
         "requests": requests,
+        "requests_by_path": {
+            "direct": s.requests_by_path[Path::Direct as usize].load(Relaxed),
+            "hyper": s.requests_by_path[Path::Hyper as usize].load(Relaxed),
+        },
         "process": process::sample(),
     })
 }

@@ -4,30 +4,47 @@
 //!
 //! The answer is the one `poll::short_poll` / `poll::long_poll` give through hyper, byte for
 //! byte. A parked long-poll watches its own socket: a client that closes (or resets) while
-//! parked ends it at once, so a vanished client leaves no waiter, as on the hyper path. At
-//! shutdown a parked long-poll is answered (no events) and the connection closed.
+//! parked ends it at once, so a vanished client leaves no waiter, as on the hyper path.
+//! Bytes the client sends while parked (a pipelined request) are read and kept, so that a
+//! client that pipelines and then leaves is still noticed; the kept bytes are served once
+//! the long-poll has been answered. At shutdown, or when the request said
+//! `Connection: close`, the answer carries `connection: close` and the connection ends.
 
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::app::App;
 use crate::direct::{json_head, write_all};
 use crate::poll::{self, PollParams};
-use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard};
+use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
+
+/// What the connection does after an answer.
+#[derive(Debug)]
+pub enum After {
+    /// The connection is done (client gone, `Connection: close`, shutdown, write failed).
+    Close,
+    /// Read the next request; the bytes of it already read, if any, come first.
+    Next(Option<Bytes>),
+}
 
 /// Bodies up to this size are sent with their head in one write.
 const ONE_WRITE: usize = 64 * 1024;
 
-/// Answers one request (already read). Returns whether the connection may carry another.
+/// Answers one request (already read) and says what the connection does next.
 pub async fn answer(
     app: &Arc<App>,
     stream: &mut Counted<TcpStream>,
     tag: &ConnTag,
     long: bool,
     params: PollParams,
-) -> bool {
+    close: bool,
+) -> After {
     let (endpoint, class) = if long {
         (Endpoint::LongPoll, Class::LongPoll)
     } else {
@@ -35,18 +52,21 @@ pub async fn answer(
     };
     tag.classify(class);
     app.stats.count_request(endpoint);
+    app.stats.count_path(Path::Direct);
+    let mut pipelined = Vec::new();
     let body = if long {
-        match long_poll(app, stream.get_ref(), params).await {
+        match long_poll(app, stream, params, &mut pipelined).await {
             Some(body) => body,
             // The client left while parked.
-            None => return false,
+            None => return After::Close,
         }
     } else {
         poll::short_poll_body(app, &params)
     };
     // Active (not parked) while the answer is written.
     let _active = GaugeGuard::new(&app.stats.http_active);
-    let head = json_head(body.len());
+    let close = close || app.shutdown.is_cancelled();
+    let head = json_head(body.len(), close);
     let written = if body.len() <= ONE_WRITE {
         let mut out = Vec::with_capacity(head.len() + body.len());
         out.extend_from_slice(head.as_bytes());
@@ -58,12 +78,29 @@ pub async fn answer(
             other => other,
         }
     };
-    // At shutdown the connection closes after its answer, as hyper's graceful shutdown does.
-    matches!(written, Ok(true)) && !app.shutdown.is_cancelled()
+    if !matches!(written, Ok(true)) {
+        return After::Close;
+    }
+    if close {
+        // As hyper does after an answer that ends the connection: FIN, then close.
+        let _ = tokio::time::timeout(app.config.shutdown_grace, stream.shutdown()).await;
+        return After::Close;
+    }
+    // Shutdown began while the answer was written: close after it, as hyper does.
+    if app.shutdown.is_cancelled() {
+        return After::Close;
+    }
+    After::Next((!pipelined.is_empty()).then(|| Bytes::from(pipelined)))
 }
 
-/// Waits as `poll::long_poll` does, and also for the client to leave (`None`).
-async fn long_poll(app: &App, socket: &TcpStream, p: PollParams) -> Option<Bytes> {
+/// Waits as `poll::long_poll` does, and also for the client to leave (`None`), keeping in
+/// `pipelined` what it sends meanwhile.
+async fn long_poll(
+    app: &App,
+    stream: &mut Counted<TcpStream>,
+    p: PollParams,
+    pipelined: &mut Vec<u8>,
+) -> Option<Bytes> {
     let mut head_rx = app.hub.subscribe();
     let after = p.after.unwrap_or_else(|| *head_rx.borrow_and_update());
     if app.hub.head() <= after && !p.timeout.is_zero() {
@@ -72,7 +109,7 @@ async fn long_poll(app: &App, socket: &TcpStream, p: PollParams) -> Option<Bytes
             _ = head_rx.wait_for(|head| *head > after) => {}
             _ = tokio::time::sleep(p.timeout) => {}
             _ = app.shutdown.cancelled() => {}
-            () = client_gone(socket) => return None,
+            () = client_gone(stream, pipelined, app.config.max_header_bytes) => return None,
         }
     }
     Some(poll::encode_body(
@@ -81,13 +118,25 @@ async fn long_poll(app: &App, socket: &TcpStream, p: PollParams) -> Option<Bytes
     ))
 }
 
-/// Resolves when the peer closes or resets the connection. Bytes it sends meanwhile (a
-/// pipelined request) stay in the socket for later, and the watch stops: only EOF or an
-/// error means gone.
-async fn client_gone(socket: &TcpStream) {
-    let mut probe = [0u8; 1];
-    match socket.peek(&mut probe).await {
-        Ok(0) | Err(_) => {}
-        Ok(_) => std::future::pending().await,
-    }
+/// Resolves when the peer closes or resets the connection, or sends more than `limit`
+/// bytes while parked (no request head is that long). What it sends meanwhile (a
+/// pipelined request) is appended to `pipelined`. The read buffer lives only within one
+/// poll, so a parked long-poll holds none.
+async fn client_gone(stream: &mut Counted<TcpStream>, pipelined: &mut Vec<u8>, limit: usize) {
+    poll_fn(|cx| loop {
+        let mut chunk = [0u8; 1024];
+        let mut rb = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => return Poll::Ready(()),
+            Poll::Ready(Ok(())) => {
+                pipelined.extend_from_slice(rb.filled());
+                if pipelined.len() > limit {
+                    return Poll::Ready(());
+                }
+            }
+        }
+    })
+    .await
 }

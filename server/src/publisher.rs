@@ -6,6 +6,13 @@
 //! in the clients' measured latency instead of being hidden (no coordinated omission on the
 //! publishing side). A change of feed starts a new schedule at the moment of the change.
 //!
+//! A batch is bounded by count and by bytes, so a publisher that fell behind on a feed of
+//! large events never holds more than a few MiB of events outside the ring.
+//!
+//! If the thread dies (a panic), the hub records why ([`Hub::publisher_failure`]):
+//! `/healthz` then answers 503 and `feedbench serve` exits non-zero, rather than serving a
+//! feed that silently stopped.
+//!
 //! A dedicated thread sleeping on a condition variable with a 1 µs timer slack wakes within
 //! tens of microseconds of the due time, where tokio's millisecond timer wheel would add up
 //! to a millisecond to every event's latency.
@@ -14,17 +21,36 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::config::event_cost;
 use crate::hub::Hub;
 
 /// Most events published in one wake-up, so a huge backlog still lets feed changes and
 /// shutdown through between batches.
 const MAX_BATCH: u64 = 4_096;
 
+/// Most bytes of events (by `event_cost`) encoded in one wake-up.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// Starts the publisher thread; it ends after `Hub::stop_publishing`.
 pub fn spawn(hub: Arc<Hub>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("feedbench-publisher".into())
-        .spawn(move || run(&hub))
+        .spawn(move || supervise(&hub, run))
+}
+
+/// Runs `body` and records in the hub why it ended if it panicked.
+fn supervise(hub: &Hub, body: fn(&Hub)) {
+    // Nothing observes the hub's state half-updated after a panic: the ring and the feed
+    // are behind locks whose poisoning every reader ignores, and each is left consistent.
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(hub))) {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!("the publisher thread died: {why}");
+        hub.fail_publisher(format!("the publisher thread died: {why}"));
+    }
 }
 
 fn unix_now_ns() -> u64 {
@@ -55,14 +81,24 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// When event `i` is due, from `t0`. Validation keeps the rate at or above
+    /// `MIN_RATE_HZ`, so this is far from `Duration`'s limits; it saturates rather than
+    /// panics all the same.
     fn offset(&self, i: u64) -> Duration {
-        Duration::from_secs_f64(i as f64 / self.rate_hz)
+        Duration::try_from_secs_f64(i as f64 / self.rate_hz).unwrap_or(Duration::MAX)
+    }
+
+    /// The scheduled stamp of event `i`, Unix nanoseconds.
+    fn stamp(&self, i: u64) -> u64 {
+        let offset_ns = u64::try_from(self.offset(i).as_nanos()).unwrap_or(u64::MAX);
+        self.t0_unix_ns.saturating_add(offset_ns)
     }
 
     /// Number of events due by `now` (indices `0..due`).
     fn due(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.t0).as_secs_f64();
-        (elapsed * self.rate_hz).floor() as u64 + 1
+        // `as` saturates a float too large for u64.
+        ((elapsed * self.rate_hz).floor() as u64).saturating_add(1)
     }
 }
 
@@ -99,10 +135,12 @@ fn run(hub: &Hub) {
                 .unwrap_or_else(|e| e.into_inner());
             continue;
         };
-        let due = s.due(Instant::now()).min(s.next + MAX_BATCH);
+        let max_batch =
+            (MAX_BATCH_BYTES / event_cost(s.payload_bytes)).clamp(1, MAX_BATCH as usize);
+        let due = s.due(Instant::now()).min(s.next + max_batch as u64);
         if due > s.next {
             stamps.clear();
-            stamps.extend((s.next..due).map(|i| s.t0_unix_ns + s.offset(i).as_nanos() as u64));
+            stamps.extend((s.next..due).map(|i| s.stamp(i)));
             s.next = due;
             let payload = s.payload_bytes;
             // Publish without holding the feed lock so control requests never wait on it.
@@ -111,8 +149,12 @@ fn run(hub: &Hub) {
             state = hub.lock_feed();
             continue;
         }
-        let wake_at = s.t0 + s.offset(s.next);
-        let wait = wake_at.saturating_duration_since(Instant::now());
+        // A wake-up too far away for `Instant` is re-checked hourly.
+        let wait =
+            s.t0.checked_add(s.offset(s.next))
+                .map_or(Duration::from_secs(3_600), |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
         if wait.is_zero() {
             continue;
         }
@@ -161,6 +203,53 @@ mod tests {
             let gap = w[1].ts_ns - w[0].ts_ns;
             assert!((4_999_999..=5_000_001).contains(&gap), "gap {gap}");
         }
+    }
+
+    #[test]
+    fn schedule_arithmetic_saturates_instead_of_panicking() {
+        let t0 = Instant::now();
+        for rate_hz in [1e-300, 5e-324, 1e-19, crate::config::MIN_RATE_HZ] {
+            let s = Schedule {
+                t0,
+                t0_unix_ns: 1,
+                rate_hz,
+                payload_bytes: 0,
+                generation: 0,
+                next: 0,
+            };
+            assert_eq!(s.stamp(0), 1);
+            assert!(s.stamp(1) > 1, "rate {rate_hz}");
+            assert!(s.offset(u64::MAX) >= s.offset(1));
+            assert_eq!(s.due(t0 + Duration::from_millis(1)), 1);
+        }
+    }
+
+    #[test]
+    fn a_panicking_publisher_is_recorded_in_the_hub() {
+        let hub = Hub::new(
+            FeedConfig {
+                rate_hz: 0.0,
+                payload_bytes: 8,
+            },
+            10,
+        );
+        assert_eq!(hub.publisher_failure(), None);
+        supervise(&hub, |_| panic!("boom"));
+        assert_eq!(
+            hub.publisher_failure().as_deref(),
+            Some("the publisher thread died: boom")
+        );
+        // A publisher that stops because it was asked to is no failure.
+        let hub = Hub::new(
+            FeedConfig {
+                rate_hz: 0.0,
+                payload_bytes: 8,
+            },
+            10,
+        );
+        hub.stop_publishing();
+        supervise(&hub, run);
+        assert_eq!(hub.publisher_failure(), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::respond::{self, Body};
-use crate::stats::{Class, ConnTag, Endpoint, GaugeGuard};
+use crate::stats::{Class, ConnTag, Endpoint, GaugeGuard, Path};
 use crate::{control, observe, poll, sse, ws};
 
 /// Which endpoint a path is, and the transport class its bytes count under.
@@ -46,6 +46,11 @@ pub fn handle(app: Arc<App>, tag: Arc<ConnTag>, req: Request<Incoming>) -> Reply
     let (endpoint, class) = classify(req.uri().path());
     tag.classify(class);
     app.stats.count_request(endpoint);
+    app.stats.count_path(Path::Hyper);
+    if let Some(resp) = bad_host(&req) {
+        let _active = GaugeGuard::new(&app.stats.http_active);
+        return Either::Left(ready(Ok(resp)));
+    }
     let waits = match endpoint {
         Endpoint::LongPoll => matches!(*req.method(), Method::GET | Method::HEAD),
         Endpoint::Control => req.method() == Method::PUT,
@@ -63,12 +68,43 @@ pub fn handle(app: Arc<App>, tag: Arc<ConnTag>, req: Request<Incoming>) -> Reply
                 // hyper's read buffer) is dropped now.
                 let query = req.uri().query().map(str::to_owned);
                 drop(req);
+                // While it waits, the connection's reader looks for the client leaving
+                // (`direct::Rewind`); the guard clears the mark however this ends.
+                let _parked = ParkedMark::new(&tag);
                 poll::long_poll(&app, query.as_deref()).await
             }
             _ => control::put(&app, req).await,
         };
         Ok(resp)
     }))
+}
+
+/// Marks the connection's long-poll as waiting until dropped.
+struct ParkedMark<'a>(&'a ConnTag);
+
+impl<'a> ParkedMark<'a> {
+    fn new(tag: &'a ConnTag) -> Self {
+        tag.set_long_poll_parked(true);
+        ParkedMark(tag)
+    }
+}
+
+impl Drop for ParkedMark<'_> {
+    fn drop(&mut self) {
+        self.0.set_long_poll_parked(false);
+    }
+}
+
+/// RFC 9112 section 3.2: a server answers 400 to an HTTP/1.1 request without a `Host`
+/// header or with more than one.
+fn bad_host<B>(req: &Request<B>) -> Option<Response<Body>> {
+    let hosts = req.headers().get_all(http::header::HOST).iter().count();
+    (req.version() == http::Version::HTTP_11 && hosts != 1).then(|| {
+        respond::error(
+            StatusCode::BAD_REQUEST,
+            format!("an HTTP/1.1 request needs exactly one Host header, got {hosts}"),
+        )
+    })
 }
 
 /// Answers every request that does not wait.
@@ -96,10 +132,21 @@ fn answer_now(
         Endpoint::Metrics if get_only("GET") => respond::method_not_allowed("GET"),
         Endpoint::Metrics => observe::metrics(app),
         Endpoint::Healthz if get_only("GET") => respond::method_not_allowed("GET"),
-        Endpoint::Healthz => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
+        Endpoint::Healthz => healthz(app),
         Endpoint::Other => respond::error(
             StatusCode::NOT_FOUND,
             format!("no such path: {}", shorten(req.uri().path())),
+        ),
+    }
+}
+
+/// `GET /healthz`: 200 while the feed is being published, 503 once the publisher died.
+fn healthz(app: &App) -> Response<Body> {
+    match app.hub.publisher_failure() {
+        None => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
+        Some(why) => respond::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "failed", "error": why}).to_string(),
         ),
     }
 }

@@ -1,7 +1,9 @@
 //! `GET /sse` streamed straight to the socket, for a connection whose request
 //! [`crate::direct`] found plain: the response head hyper would write, then one chunk per
 //! event (upper-case hex size, as hyper frames it), nothing buffered between events, and
-//! the terminal `0\r\n\r\n` at shutdown. A stream never returns to keep-alive.
+//! the terminal `0\r\n\r\n` at shutdown. A stream never returns to keep-alive. A request
+//! that said `Connection: close`, or one answered once shutdown has begun, gets
+//! `connection: close` in the head, as from hyper.
 
 use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::app::App;
-use crate::direct::{with_date, write_all};
+use crate::direct::{connection_header, with_date, write_all};
 use crate::follow::{Follower, Next};
 use crate::listener;
-use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard};
+use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 
 /// Largest write made at once when the stream is behind (a batch of big events).
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -31,14 +33,16 @@ pub async fn serve(
     mut stream: Counted<TcpStream>,
     tag: Arc<ConnTag>,
     after: Option<u64>,
+    close: bool,
 ) {
     app.stats.count_request(Endpoint::Sse);
+    app.stats.count_path(Path::Direct);
     tag.classify(Class::Sse);
     let follower = Follower::new(&app.hub, after, app.config.ws_queue);
     tag.start_push(follower.cursor);
     let _open = GaugeGuard::new(&app.stats.open_sse);
     tokio::select! {
-        res = stream_events(&app, &mut stream, &tag, follower) => {
+        res = stream_events(&app, &mut stream, &tag, follower, close) => {
             if let Err(e) = res {
                 tracing::debug!("sse stream ended with an error: {e}");
             }
@@ -51,11 +55,12 @@ pub async fn serve(
 }
 
 /// The response head, byte for byte what hyper writes for `sse::stream`'s response.
-fn response_head() -> String {
+fn response_head(close: bool) -> String {
+    let connection = connection_header(close);
     with_date(|date| {
         format!(
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
-             x-accel-buffering: no\r\ntransfer-encoding: chunked\r\ndate: {date}\r\n\r\n"
+             x-accel-buffering: no\r\n{connection}transfer-encoding: chunked\r\ndate: {date}\r\n\r\n"
         )
     })
 }
@@ -73,9 +78,11 @@ async fn stream_events(
     stream: &mut Counted<TcpStream>,
     tag: &ConnTag,
     mut follower: Follower,
+    close: bool,
 ) -> std::io::Result<()> {
     let mut head_rx = app.hub.subscribe();
-    if !write_all(app, stream, response_head().as_bytes()).await? {
+    let head = response_head(close || app.shutdown.is_cancelled());
+    if !write_all(app, stream, head.as_bytes()).await? {
         return Ok(());
     }
     let mut probe = [0u8; 64];

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -110,6 +110,15 @@ impl Endpoint {
     }
 }
 
+/// Which code answered a request: the direct fast path or hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// `direct`, `poll_direct`, `sse_direct`.
+    Direct = 0,
+    /// hyper and `routes`.
+    Hyper = 1,
+}
+
 /// Bytes in and out for one class.
 #[derive(Debug, Default)]
 pub struct ByteCounts {
@@ -150,6 +159,8 @@ pub struct Stats {
     pub bytes: [ByteCounts; 5],
     /// Requests by endpoint, indexed like `Endpoint::ALL`.
     pub requests: [AtomicU64; 9],
+    /// Requests by the path that answered them, indexed by `Path as usize`.
+    pub requests_by_path: [AtomicU64; 2],
 }
 
 impl Stats {
@@ -160,6 +171,11 @@ impl Stats {
             .position(|e| *e == endpoint)
             .unwrap_or(8);
         self.requests[i].fetch_add(1, Relaxed);
+    }
+
+    /// Counts one request answered by `path`.
+    pub fn count_path(&self, path: Path) {
+        self.requests_by_path[path as usize].fetch_add(1, Relaxed);
     }
 
     /// Total bytes in and out over all classes.
@@ -201,6 +217,10 @@ pub struct ConnTag {
     /// Woken once when the connection starts a push stream, so that the connection task
     /// starts watching its lag (a stuck socket stops hyper from polling the body).
     pub pushing: Notify,
+    /// Set once hyper has received a whole request head on this connection.
+    hyper_request: AtomicBool,
+    /// Set while a long-poll served by hyper on this connection waits.
+    long_poll_parked: AtomicBool,
 }
 
 impl ConnTag {
@@ -213,7 +233,29 @@ impl ConnTag {
             stats,
             push_cursor: AtomicU64::new(0),
             pushing: Notify::new(),
+            hyper_request: AtomicBool::new(false),
+            long_poll_parked: AtomicBool::new(false),
         }
+    }
+
+    /// Records whether a long-poll served by hyper on this connection is waiting.
+    pub fn set_long_poll_parked(&self, parked: bool) {
+        self.long_poll_parked.store(parked, Relaxed);
+    }
+
+    /// Whether a long-poll served by hyper on this connection is waiting.
+    pub fn long_poll_parked(&self) -> bool {
+        self.long_poll_parked.load(Relaxed)
+    }
+
+    /// Records that hyper received a whole request head on this connection.
+    pub fn hyper_request_seen(&self) {
+        self.hyper_request.store(true, Relaxed);
+    }
+
+    /// Whether hyper has received a whole request head on this connection.
+    pub fn has_hyper_request(&self) -> bool {
+        self.hyper_request.load(Relaxed)
     }
 
     /// Marks the connection as serving a push stream starting after `cursor`.

@@ -630,3 +630,291 @@ async fn slowloris_is_cut_at_the_header_timeout_and_healthy_clients_lose_nothing
     })
     .await;
 }
+
+/// A tiny positive rate used to panic the publisher converting the interval to a
+/// `Duration`; rates below the floor are now refused, and the feed keeps going.
+#[tokio::test]
+async fn tiny_rates_are_refused_and_the_feed_keeps_publishing() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    for rate in ["1e-300", "5e-324", "1e-19", "0.0009"] {
+        let mut c = Http::connect(addr).await;
+        let body = format!(r#"{{"rate_hz":{rate}}}"#);
+        c.send("PUT", "/control/feed", "", body.as_bytes()).await;
+        let r = c.read_response().await;
+        assert_eq!(
+            (r.status, r.json()["error"].as_str().unwrap_or_default()),
+            (
+                400,
+                format!(
+                    "rate_hz must be 0 (paused) or a number in 0.001..=1000000, got {}",
+                    rate.parse::<f64>().unwrap()
+                )
+                .as_str()
+            )
+        );
+    }
+    // The slowest rate accepted, then a fast one: the publisher is alive and publishes.
+    for rate in ["0.001", "1000"] {
+        let mut c = Http::connect(addr).await;
+        let body = format!(r#"{{"rate_hz":{rate}}}"#);
+        c.send("PUT", "/control/feed", "", body.as_bytes()).await;
+        assert_eq!(c.read_response().await.status, 200);
+    }
+    eventually("events published", || async { server.hub().head() >= 10 }).await;
+    assert_eq!(util::get(addr, "/healthz").await.status, 200);
+}
+
+/// A dead publisher is visible: `/healthz` fails, the feed refuses changes, and the handle
+/// reports it (which is what makes `feedbench serve` exit 1).
+#[tokio::test]
+async fn a_dead_publisher_fails_health_and_is_reported() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    assert_eq!(util::get(addr, "/healthz").await.status, 200);
+    server
+        .hub()
+        .fail_publisher("the publisher thread died: test".into());
+    let r = util::get(addr, "/healthz").await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            503,
+            serde_json::json!({"status": "failed", "error": "the publisher thread died: test"})
+        )
+    );
+    let mut c = Http::connect(addr).await;
+    c.send("PUT", "/control/feed", "", br#"{"rate_hz":1}"#)
+        .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        tokio::time::timeout(util::BOUND, server.failed())
+            .await
+            .unwrap(),
+        "the publisher thread died: test"
+    );
+}
+
+/// A control request whose body stops half way is answered 408 and closed within the
+/// configured timeout, instead of holding its connection forever.
+#[tokio::test]
+async fn a_partial_control_body_is_cut_at_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let server = start(|c| c.header_timeout = timeout).await;
+    let mut c = Http::connect(server.local_addr()).await;
+    c.send_raw(
+        b"PUT /control/feed HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n{\"rate_hz\":",
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    let r = c.read_response().await;
+    let took = t0.elapsed();
+    assert_eq!(
+        (r.status, r.header("connection"), r.json()),
+        (
+            408,
+            Some("close"),
+            serde_json::json!({"error": "request body not received within 300ms"})
+        )
+    );
+    assert!(c.closed_by_server().await);
+    // Not before the timeout; the upper bound is only the test's own.
+    assert!(
+        took >= Duration::from_millis(250),
+        "answered after {took:?}"
+    );
+    eventually("the connection closed", || async {
+        stat(&server, "/connections/open/total") == 0
+    })
+    .await;
+}
+
+/// A client resuming further back than `ws_queue` (but within the ring) used to be closed
+/// before its first event, so a browser reconnecting with the same `Last-Event-ID` looped
+/// forever. It now starts half a queue behind the head; the seq gap tells it what it missed.
+#[tokio::test]
+async fn resuming_too_far_back_makes_progress_on_ws_and_sse() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = start(|c| {
+        c.retain = 1_000;
+        c.ws_queue = 10;
+    })
+    .await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1; 100], 16);
+    let want: Vec<u64> = (96..=100).collect();
+
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws?after=0"), stream)
+        .await
+        .expect("ws handshake");
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        match tokio::time::timeout(util::BOUND, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                got.push(v["seq"].as_u64().unwrap());
+            }
+            other => panic!("expected an event after {got:?}, got {other:?}"),
+        }
+    }
+    assert_eq!(got, want);
+
+    // SSE, both as served directly and by hyper (a second request on the connection).
+    for first in [None, Some("/healthz")] {
+        let mut c = Http::connect(addr).await;
+        if let Some(path) = first {
+            assert_eq!(c.get(path).await.status, 200);
+        }
+        c.send("GET", "/sse", "last-event-id: 0\r\n", b"").await;
+        let (status, _) = c.read_head().await;
+        assert_eq!(status, 200);
+        let mut ids = Vec::new();
+        while ids.len() < want.len() {
+            let chunk = c.read_chunk().await.expect("an event, not the end");
+            let text = String::from_utf8(chunk).unwrap();
+            let id = text
+                .strip_prefix("id: ")
+                .unwrap()
+                .split('\n')
+                .next()
+                .unwrap();
+            ids.push(id.parse::<u64>().unwrap());
+        }
+        assert_eq!(ids, want, "first request {first:?}");
+    }
+    assert_eq!(stat(&server, "/connections/slow_consumer_closed/ws"), 0);
+    assert_eq!(stat(&server, "/connections/slow_consumer_closed/sse"), 0);
+}
+
+/// RFC 9112: an HTTP/1.1 request without a Host, or with two, is answered 400; and the
+/// answers hyper makes by itself to a head it cannot parse carry the JSON body every 4xx
+/// promises. Both for requests the fast path would take and for the rest.
+#[tokio::test]
+async fn host_rules_and_hyper_s_own_errors_answer_with_json() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let cases: &[(&str, u16, &str)] = &[
+        (
+            "GET /poll HTTP/1.1\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 0",
+        ),
+        (
+            "GET /sse HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 2",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 0",
+        ),
+        (
+            "GET /longpoll HTTP/1.1\r\nHost: a\r\nHOST: a\r\n\r\n",
+            400,
+            "an HTTP/1.1 request needs exactly one Host header, got 2",
+        ),
+        (
+            "GE\u{1}T / HTTP/1.1\r\nhost: t\r\n\r\n",
+            400,
+            "malformed request head",
+        ),
+        (
+            "GET /poll HTTP/1.1\r\nhost: t\r\nbad header\r\n\r\n",
+            400,
+            "malformed request head",
+        ),
+        (
+            "GET / HTTP/9.1\r\nhost: t\r\n\r\n",
+            400,
+            "malformed request head",
+        ),
+    ];
+    for (raw, status, error) in cases {
+        let mut c = Http::connect(addr).await;
+        c.send_raw(raw.as_bytes()).await;
+        let r = c.read_response().await;
+        assert_eq!(
+            (r.status, r.header("content-type"), r.json()),
+            (
+                *status,
+                Some("application/json"),
+                serde_json::json!({ "error": error })
+            ),
+            "{raw:?}"
+        );
+    }
+    // A head over the limit: 431, and the connection closes after it.
+    let mut c = Http::connect(addr).await;
+    let big = format!(
+        "GET /poll HTTP/1.1\r\nhost: t\r\nx-big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    c.send_raw(big.as_bytes()).await;
+    let r = c.read_response().await;
+    assert_eq!(
+        (r.status, r.header("connection"), r.json()),
+        (
+            431,
+            Some("close"),
+            serde_json::json!({"error": "request head too large"})
+        )
+    );
+    assert!(c.closed_by_server().await);
+    // HTTP/1.0 needs no Host.
+    let mut c = Http::connect(addr).await;
+    c.send_raw(b"GET /healthz HTTP/1.0\r\n\r\n").await;
+    assert_eq!(c.read_response().await.status, 200);
+}
+
+/// A parked long-poll whose client pipelines another request and then leaves is dropped
+/// as soon as the client's FIN arrives, not after its `timeout_ms` (here two minutes), on
+/// both paths; one that stays gets both answers, in order.
+#[tokio::test]
+async fn a_parked_long_poll_notices_a_client_that_pipelined_and_left() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1], 16);
+    let lp = "GET /longpoll?after=1&timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    let padded = format!(
+        "GET /longpoll?after=1&timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n{}\r\n",
+        "x-pad: 1\r\n".repeat(33)
+    );
+    for (path, first) in [("direct", lp.to_string()), ("hyper", padded)] {
+        let mut c = Http::connect(addr).await;
+        c.send_raw(first.as_bytes()).await;
+        eventually("parked", || async {
+            stat(&server, "/connections/open/long_poll_parked") == 1
+        })
+        .await;
+        c.send_raw(b"GET /poll HTTP/1.1\r\nhost: t\r\n\r\n").await;
+        tokio::io::AsyncWriteExt::shutdown(&mut c.stream.inner)
+            .await
+            .unwrap();
+        eventually(&format!("the {path} long-poll dropped"), || async {
+            stat(&server, "/connections/open/long_poll_parked") == 0
+                && stat(&server, "/connections/open/total") == 0
+        })
+        .await;
+    }
+    // A client that pipelines and stays gets both answers when the event comes.
+    let mut c = Http::connect(addr).await;
+    c.send_raw(lp.as_bytes()).await;
+    eventually("parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    c.send_raw(b"GET /poll?after=0 HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await;
+    server.hub().publish(&[2], 16);
+    let first = c.read_response().await.json();
+    assert_eq!(
+        (first["next"].as_u64(), first["missed"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let second = c.read_response().await.json();
+    assert_eq!(second["events"].as_array().map(Vec::len), Some(2));
+}

@@ -716,9 +716,16 @@ async fn read_to_close(s: &mut CountingStream) -> Vec<u8> {
     all
 }
 
+/// The same request with more headers than the fast path parses (padding hyper ignores),
+/// so hyper serves it: how tests force the hyper path by the request's content.
+fn via_hyper(request: &str) -> String {
+    let (head, rest) = request.split_once("\r\n").unwrap();
+    format!("{head}\r\n{}{rest}", "x-pad: 1\r\n".repeat(33))
+}
+
 /// `/sse` is served two ways: straight to the socket when the connection's first request
 /// is a plain `GET /sse` that arrived in one piece, and by hyper otherwise (here: a head
-/// sent in two pieces, which the server cannot see whole at the first peek). Both must put
+/// with more headers than the fast path takes). Both must put
 /// the same bytes on the wire, count the same and end the same way at shutdown.
 #[tokio::test]
 async fn sse_served_directly_and_by_hyper_is_byte_identical() {
@@ -734,11 +741,9 @@ async fn sse_served_directly_and_by_hyper_is_byte_identical() {
         .unwrap();
     let mut by_hyper = CountingStream::connect(addr).await;
     by_hyper
-        .write_all(b"GET /sse?after=0 HTTP/1.1\r\n")
+        .write_all(via_hyper("GET /sse?after=0 HTTP/1.1\r\nhost: t\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    by_hyper.write_all(b"host: t\r\n\r\n").await.unwrap();
     eventually("both streams open", || async {
         stat(&server, "/connections/open/sse") == 2
     })
@@ -863,14 +868,11 @@ async fn polls_served_directly_and_by_hyper_are_byte_identical() {
     assert!(undated(&response(&mut direct).await).ends_with("{\"status\":\"ok\"}"));
     direct.write_all(requests[0].as_bytes()).await.unwrap();
     let after_handoff = response(&mut direct).await;
-    // By hyper: each request in two pieces, so the server never sees a whole head at once.
+    // By hyper: each request with more headers than the fast path takes.
     let mut by_hyper = CountingStream::connect(addr).await;
     let mut hyper_answers = Vec::new();
     for r in requests {
-        let (a, b) = r.split_at(12);
-        by_hyper.write_all(a.as_bytes()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        by_hyper.write_all(b.as_bytes()).await.unwrap();
+        by_hyper.write_all(via_hyper(r).as_bytes()).await.unwrap();
         hyper_answers.push(response(&mut by_hyper).await);
     }
     for (i, (d, h)) in direct_answers.iter().zip(&hyper_answers).enumerate() {
@@ -893,9 +895,12 @@ async fn polls_served_directly_and_by_hyper_are_byte_identical() {
     assert!(
         undated(&direct_answers[3]).ends_with("\r\n\r\n{\"events\":[],\"next\":3,\"missed\":0}")
     );
-    // Accounting: requests by endpoint and bytes by class match the two clients exactly.
+    // Accounting: requests by endpoint and by path, and bytes by class match the two
+    // clients exactly.
     assert_eq!(stat(&server, "/requests/poll"), 5);
     assert_eq!(stat(&server, "/requests/longpoll"), 4);
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 4);
+    assert_eq!(stat(&server, "/requests_by_path/hyper"), 6);
     drop(direct);
     drop(by_hyper);
     eventually("both connections closed", || async {
@@ -905,8 +910,140 @@ async fn polls_served_directly_and_by_hyper_are_byte_identical() {
     let total_in = stat(&server, "/bytes/short_poll/in")
         + stat(&server, "/bytes/long_poll/in")
         + stat(&server, "/bytes/other/in");
-    let written: usize = requests.iter().map(|r| 2 * r.len()).sum::<usize>()
+    let written: usize = requests
+        .iter()
+        .map(|r| r.len() + via_hyper(r).len())
+        .sum::<usize>()
         + requests[0].len()
         + "GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n".len();
     assert_eq!(total_in, written as u64);
+}
+
+/// Sends `request` on a fresh connection and reads until the server closes it.
+async fn exchange_to_close(addr: std::net::SocketAddr, request: &str) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt;
+    let mut s = CountingStream::connect(addr).await;
+    s.write_all(request.as_bytes()).await.unwrap();
+    read_to_close(&mut s).await
+}
+
+/// `Connection: close` and `Connection: keep-alive` (browsers and `--no-keepalive`
+/// clients send them) stay on the fast path, and `close` is honoured exactly as hyper
+/// honours it: the same bytes, `connection: close` included, then the connection ends.
+#[tokio::test]
+async fn connection_headers_stay_on_the_fast_path_with_hyper_s_bytes() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1, 2], 16);
+    let polls = [
+        "GET /poll?after=0 HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        "GET /longpoll?after=1 HTTP/1.1\r\nhost: t\r\nConnection: Close\r\n\r\n",
+    ];
+    for r in polls {
+        let direct = exchange_to_close(addr, r).await;
+        let by_hyper = exchange_to_close(addr, &via_hyper(r)).await;
+        assert_eq!(undated(&direct), undated(&by_hyper), "{r:?}");
+        assert!(
+            undated(&direct).starts_with(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+                 connection: close\r\ncontent-length: "
+            ),
+            "{:?}",
+            undated(&direct)
+        );
+    }
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 2);
+    assert_eq!(stat(&server, "/requests_by_path/hyper"), 2);
+
+    // Keep-alive: answered directly, the connection stays open for the next request.
+    let mut c = Http::connect(addr).await;
+    for _ in 0..2 {
+        c.send("GET", "/poll?after=1", "connection: keep-alive\r\n", b"")
+            .await;
+        let r = c.read_response().await;
+        assert_eq!((r.status, r.header("connection")), (200, None));
+    }
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 4);
+
+    // SSE with close: the same head (with `connection: close`) and stream either way.
+    let sse = "GET /sse?after=0 HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n";
+    let mut direct = CountingStream::connect(addr).await;
+    direct.write_all(sse.as_bytes()).await.unwrap();
+    let mut by_hyper = CountingStream::connect(addr).await;
+    by_hyper.write_all(via_hyper(sse).as_bytes()).await.unwrap();
+    eventually("both streams open", || async {
+        stat(&server, "/connections/open/sse") == 2
+    })
+    .await;
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 5);
+    server.shutdown();
+    let (direct, by_hyper) = (
+        read_to_close(&mut direct).await,
+        read_to_close(&mut by_hyper).await,
+    );
+    assert_eq!(undated(&direct), undated(&by_hyper));
+    assert!(undated(&direct).starts_with(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
+         x-accel-buffering: no\r\nconnection: close\r\ntransfer-encoding: chunked\r\n"
+    ));
+}
+
+/// An answer written once shutdown has begun says `connection: close` on both paths,
+/// byte for byte alike: here, parked long-polls answered by the shutdown.
+#[tokio::test]
+async fn answers_during_shutdown_carry_connection_close_on_both_paths() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1], 16);
+    let lp = "GET /longpoll?after=1&timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    let mut direct = CountingStream::connect(addr).await;
+    direct.write_all(lp.as_bytes()).await.unwrap();
+    let mut by_hyper = CountingStream::connect(addr).await;
+    by_hyper.write_all(via_hyper(lp).as_bytes()).await.unwrap();
+    eventually("both parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 2
+    })
+    .await;
+    server.shutdown();
+    let (direct, by_hyper) = (
+        read_to_close(&mut direct).await,
+        read_to_close(&mut by_hyper).await,
+    );
+    assert_eq!(undated(&direct), undated(&by_hyper));
+    assert_eq!(
+        undated(&direct),
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+         connection: close\r\ncontent-length: 33\r\ndate: <date>\r\n\r\n\
+         {\"events\":[],\"next\":1,\"missed\":0}"
+    );
+}
+
+/// Every request on a keep-alive connection gets the whole header timeout: a first
+/// request that took most of it no longer shortens the ones after it on the hyper path.
+/// The margins are whole seconds against a two-second timeout.
+#[tokio::test]
+async fn every_request_on_a_connection_gets_the_whole_header_timeout() {
+    let timeout = Duration::from_secs(2);
+    let server = start(|c| c.header_timeout = timeout).await;
+    let mut c = Http::connect(server.local_addr()).await;
+    // 1.5 s of the first request's 2 s pass before it is sent; it goes to hyper.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(c.get("/healthz").await.status, 200);
+    // The second request's head takes 1 s, more than the 0.5 s the first left over.
+    c.send_raw(b"GET /healthz HTTP/1.1\r\nhost: t\r\n").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.send_raw(b"\r\n").await;
+    assert_eq!(c.read_response().await.status, 200);
+    // The first head handed to hyper half-read is still cut at the timeout from the accept.
+    let mut slow = Http::connect(server.local_addr()).await;
+    let t0 = std::time::Instant::now();
+    slow.send_raw(b"GET /healthz HTTP/1.1\r\nhost: t\r\n").await;
+    assert!(slow.closed_by_server().await);
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
 }
