@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use feedbench_loadgen::runner::{exit_code, summary_table};
+use feedbench_loadgen::shard::{Shard, StartAt};
 use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::{RunConfig, RunSignals, ScenarioSpec, Target, Transport};
 
@@ -64,6 +65,16 @@ pub struct LoadArgs {
     /// 127.0.0.1-127.0.0.16,127.0.1.1. More addresses, more local ports.
     #[arg(long, default_value = "auto")]
     pub source_addrs: SourceAddrs,
+    /// Run shard I of N (0-based) of the scenario: the contiguous block of client indices
+    /// [clients·I/N, clients·(I+1)/N), with exactly the seeds, poll phases and ramp slots
+    /// one process would give them. `feedbench merge` puts the shards' files together.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Start connecting at this wall-clock instant (Unix seconds, or RFC 3339 such as
+    /// 2026-11-30T18:00:00Z); the measure window then opens at start + ramp + 2s + warm-up,
+    /// the same instant for every shard given the same start.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<StartAt>,
     /// Threads of the load generator's runtime [default: the CPUs it may run on].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -83,6 +94,14 @@ fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
         !args.duration.is_zero(),
         "--duration must be longer than 0s"
     );
+    if let Some(at) = args.start_at {
+        let late = std::time::SystemTime::now().duration_since(at.0).ok();
+        anyhow::ensure!(
+            late.is_none_or(|l| l < Duration::from_secs(1)),
+            "--start-at lies {:.1} s in the past: give every shard a start time far enough ahead",
+            late.map_or(0.0, |l| l.as_secs_f64())
+        );
+    }
     if args.transport == Transport::ShortPoll {
         anyhow::ensure!(
             args.poll_interval.is_zero() || args.poll_interval >= Duration::from_millis(1),
@@ -107,6 +126,8 @@ fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
         keepalive: !args.no_keepalive,
         seed: args.seed,
         control: !args.no_control,
+        shard: args.shard,
+        start_at: args.start_at,
     })
 }
 

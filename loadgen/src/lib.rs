@@ -34,6 +34,7 @@ pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod schema;
+pub mod shard;
 pub mod short_poll;
 pub mod source;
 pub mod sse;

@@ -116,7 +116,7 @@ pub async fn run_with(
             Err(e @ ScenarioError::Control(_)) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }
-            Err(e @ ScenarioError::Capacity(_)) => {
+            Err(e @ (ScenarioError::Capacity(_) | ScenarioError::StartAt(_))) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }
         }

@@ -34,6 +34,7 @@ use crate::results::{
     rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
     ScenarioResult, ServerFigures, ServerSample, Status, Summary,
 };
+use crate::shard::{Shard, StartAt};
 use crate::stats::{ServerStats, StatsClient};
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
 
@@ -49,6 +50,16 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
 const STATS_FAILURES_FATAL: u32 = 3;
 /// Load-generator CPU utilisation above which figures are flagged.
 const LOADGEN_BOUND_UTIL: f64 = 0.85;
+/// With `--start-at`, how long after the ramp the clients have to connect before the
+/// warm-up starts for everyone; stragglers connect later and are flagged.
+pub const ALIGNED_CONNECT_SLOT: Duration = Duration::from_secs(2);
+/// How long before an aligned window opens the server readings are taken.
+const ALIGNED_LEAD: Duration = Duration::from_millis(300);
+/// How far in the past a start time may lie before the scenario is refused.
+const START_AT_LATE: Duration = Duration::from_secs(1);
+/// How far in the future a start time may lie.
+const START_AT_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
 /// How long the head read at the window's start may take.
 const FEED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -140,6 +151,12 @@ pub struct ScenarioSpec {
     pub seed: u64,
     /// Set the feed with `PUT /control/feed` first.
     pub control: bool,
+    /// The block of clients this process runs when the scenario is split into shards
+    /// (`None`: all of them).
+    pub shard: Option<Shard>,
+    /// The wall-clock instant every shard starts connecting at; the window then opens at
+    /// [`ScenarioSpec::aligned_window_start`] (`None`: phases follow each other at once).
+    pub start_at: Option<StartAt>,
 }
 
 impl ScenarioSpec {
@@ -160,6 +177,21 @@ impl ScenarioSpec {
             name.push_str("-noka");
         }
         name
+    }
+
+    /// The client indices this process runs.
+    pub fn local_clients(&self) -> std::ops::Range<usize> {
+        match self.shard {
+            Some(shard) => shard.clients(self.n_clients),
+            None => 0..self.n_clients,
+        }
+    }
+
+    /// With a start time, the instant (Unix ns) every shard opens its window at: the start,
+    /// the ramp, [`ALIGNED_CONNECT_SLOT`] for connecting, then the warm-up.
+    pub fn aligned_window_start(&self) -> Option<u64> {
+        let at = self.start_at?;
+        Some(at.unix_ns() + (self.ramp + ALIGNED_CONNECT_SLOT + self.warmup).as_nanos() as u64)
     }
 
     /// The bounded drain wait: long enough for the slowest transport to fetch the window's
@@ -211,6 +243,9 @@ pub enum ScenarioError {
     /// The clients would not fit (descriptors, ports).
     #[error("{0}")]
     Capacity(String),
+    /// `--start-at` is too far in the past or the future.
+    #[error("{0}")]
+    StartAt(String),
     /// `PUT /control/feed` failed.
     #[error("cannot set the feed with PUT /control/feed (use --no-control for a server you don't control): {0}")]
     Control(String),
@@ -297,8 +332,9 @@ pub async fn run_scenario(
     progress: &Progress,
 ) -> Result<ScenarioResult, ScenarioError> {
     let sources = target.source_addrs.resolve(target.addr);
-    limits::check_capacity(spec.n_clients as u64, &sources, target.addr)
+    limits::check_capacity(spec.local_clients().len() as u64, &sources, target.addr)
         .map_err(ScenarioError::Capacity)?;
+    let start_delay = start_delay(spec)?;
     let started_at = rfc3339(SystemTime::now());
     let mut stats = StatsClient::new(target);
     if spec.control {
@@ -310,6 +346,13 @@ pub async fn run_scenario(
     // Taken after the feed is set and before any client exists: the byte counters' zero
     // and the RSS baseline for memory per connection.
     let server_before = stats.fetch().await.ok();
+    if let Some(delay) = start_delay {
+        progress.phase("waiting for the start time");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = signals.aborted() => {}
+        }
+    }
 
     let ctx = Arc::new(ClientCtx {
         target: target.clone(),
@@ -326,7 +369,8 @@ pub async fn run_scenario(
         epoch: Instant::now(),
         sources,
     });
-    progress.start_scenario(&spec.name(), repeat, spec.n_clients, ctx.live.clone());
+    let n_local = spec.local_clients().len();
+    progress.start_scenario(&spec.name(), repeat, n_local, ctx.live.clone());
     let groups = spawn_groups(&ctx, spec);
 
     let mut readings = Readings::default();
@@ -350,7 +394,7 @@ pub async fn run_scenario(
 
     progress.phase("disconnect");
     ctx.stop.cancel();
-    let disconnect_limit = goodbye_timeout(spec.n_clients) + DISCONNECT_SLACK;
+    let disconnect_limit = goodbye_timeout(n_local) + DISCONNECT_SLACK;
     let (group, lost_groups) = join_groups(groups, disconnect_limit).await;
     let status = signals.status();
     let mut server_after = None;
@@ -382,16 +426,39 @@ pub async fn run_scenario(
     Ok(result)
 }
 
+/// How long to wait for `spec.start_at`; refuses one too far in the past or future.
+fn start_delay(spec: &ScenarioSpec) -> Result<Option<Duration>, ScenarioError> {
+    let Some(at) = spec.start_at else {
+        return Ok(None);
+    };
+    let now = SystemTime::now();
+    match at.0.duration_since(now) {
+        Ok(ahead) if ahead > START_AT_AHEAD => Err(ScenarioError::StartAt(format!(
+            "the start time is {} ahead (at most {} allowed)",
+            humantime::format_duration(Duration::from_secs(ahead.as_secs())),
+            humantime::format_duration(START_AT_AHEAD)
+        ))),
+        Ok(ahead) => Ok(Some(ahead)),
+        Err(e) if e.duration() > START_AT_LATE => Err(ScenarioError::StartAt(format!(
+            "the start time passed {:.1} s ago: give every shard a start time far enough \
+             ahead for all of them to get ready",
+            e.duration().as_secs_f64()
+        ))),
+        Err(_) => Ok(Some(Duration::ZERO)),
+    }
+}
+
 fn spawn_groups(ctx: &Arc<ClientCtx>, spec: &ScenarioSpec) -> Vec<JoinHandle<GroupStats>> {
     let n = spec.n_clients;
-    (0..n)
+    let local = spec.local_clients();
+    local
+        .clone()
         .step_by(GROUP_SIZE)
         .map(|first| {
             let ctx = ctx.clone();
             let ramp = spec.ramp;
-            tokio::spawn(async move {
-                run_group(&ctx, first..(first + GROUP_SIZE).min(n), ramp, n).await
-            })
+            let end = (first + GROUP_SIZE).min(local.end);
+            tokio::spawn(async move { run_group(&ctx, first..end, ramp, n).await })
         })
         .collect()
 }
@@ -439,13 +506,23 @@ struct Phases<'a> {
 async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, progress: &Progress) {
     let (stats, readings) = (&mut *p.stats, &mut *p.readings);
     progress.phase("connect");
-    let connect_deadline = Instant::now() + spec.ramp + CONNECT_GRACE;
-    let n = spec.n_clients as u64;
+    let grace = match spec.start_at {
+        Some(_) => ALIGNED_CONNECT_SLOT,
+        None => CONNECT_GRACE,
+    };
+    let connect_deadline = Instant::now() + spec.ramp + grace;
+    let n = spec.local_clients().len() as u64;
     while ctx.live.ready.load(Ordering::Relaxed) < n && Instant::now() < connect_deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     progress.phase("warm-up");
-    tokio::time::sleep(spec.warmup).await;
+    match spec.aligned_window_start() {
+        // Every shard opens its window at the same instant: wait until just before it.
+        Some(open_ns) => {
+            sleep_until_unix(open_ns.saturating_sub(ALIGNED_LEAD.as_nanos() as u64)).await
+        }
+        None => tokio::time::sleep(spec.warmup).await,
+    }
 
     progress.phase("measure");
     readings.server_start = stats.fetch().await.ok();
@@ -455,9 +532,12 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
         Ok(Err(e)) => readings.feed_error = Some(e.to_string()),
         Err(_) => readings.feed_error = Some(format!("no answer within {FEED_HEAD_TIMEOUT:?}")),
     }
+    if let Some(open_ns) = spec.aligned_window_start() {
+        sleep_until_unix(open_ns).await;
+    }
     readings.ready_at_start = ctx.live.ready.load(Ordering::Relaxed);
     readings.cpu_start = sysinfo::process_cpu_s();
-    let start_ns = unix_nanos();
+    let start_ns = spec.aligned_window_start().unwrap_or_else(unix_nanos);
     let start = Instant::now();
     let end_ns = start_ns + spec.duration.as_nanos() as u64;
     ctx.window.set(start_ns, end_ns);
@@ -495,6 +575,14 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sleeps until the wall clock reads `unix_ns` (at once if it already does).
+async fn sleep_until_unix(unix_ns: u64) {
+    let now = unix_nanos();
+    if unix_ns > now {
+        tokio::time::sleep(Duration::from_nanos(unix_ns - now)).await;
     }
 }
 
@@ -656,7 +744,7 @@ fn build_result(
     samples: Vec<(u64, ServerStats)>,
 ) -> ScenarioResult {
     let (range, source) = window_seq_range(readings, g);
-    let t = totals(range, spec.n_clients as u64, &g.seqs);
+    let t = totals(range, spec.local_clients().len() as u64, &g.seqs);
     let measured_s = match (readings.window_start, readings.window_end_ns) {
         (Some((start, _)), Some(end)) => end.saturating_sub(start) as f64 / 1e9,
         _ => 0.0,
@@ -734,7 +822,7 @@ fn build_result(
             },
         },
         connections: Connections {
-            target: spec.n_clients as u64,
+            target: spec.local_clients().len() as u64,
             opened: g.opened,
             peak_open: ctx.live.peak_open.load(Ordering::Relaxed),
             failed: g.failed,
@@ -833,11 +921,9 @@ fn warnings(
         }
     }
     let ready = ctx.live.ready.load(Ordering::Relaxed);
-    if ready < spec.n_clients as u64 {
-        w.push(format!(
-            "only {ready} of {} clients ever connected",
-            spec.n_clients
-        ));
+    let n_local = spec.local_clients().len() as u64;
+    if ready < n_local {
+        w.push(format!("only {ready} of {n_local} clients ever connected"));
     }
     if let Some((missing, seq)) = readings.drain_missing {
         w.push(format!(
@@ -999,6 +1085,8 @@ mod tests {
             keepalive: true,
             seed: 1,
             control: true,
+            shard: None,
+            start_at: None,
         }
     }
 

@@ -281,6 +281,8 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         keepalive: raw.keepalive.unwrap_or(true),
         seed: raw.seed.unwrap_or(1),
         control: raw.control.unwrap_or(true),
+        shard: None,
+        start_at: None,
     };
     let mut scenarios = Vec::new();
     for &transport in &m.transports {

@@ -31,6 +31,8 @@ fn spec(transport: Transport) -> ScenarioSpec {
         seed: 3,
         // The sluggish server has its own fixed feed.
         control: false,
+        shard: None,
+        start_at: None,
     }
 }
 

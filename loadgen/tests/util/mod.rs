@@ -54,6 +54,8 @@ pub fn spec(
         keepalive: true,
         seed: 7,
         control: true,
+        shard: None,
+        start_at: None,
     }
 }
 
