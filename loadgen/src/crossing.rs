@@ -186,7 +186,7 @@ mod tests {
     use super::*;
 
     fn result(clients: u64, p99_us: u64, status: Status) -> ScenarioResult {
-        let text = include_str!("../tests/data/scenario.json");
+        let text = include_str!("../../results/tests/data/scenario-v1.json");
         let mut s: ScenarioResult = serde_json::from_str(text).unwrap();
         s.name = format!("ws-c{clients}-r1-s64");
         s.params.clients = clients;

@@ -32,7 +32,6 @@ pub mod results;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
-pub mod schema;
 pub mod short_poll;
 pub mod source;
 pub mod sse;

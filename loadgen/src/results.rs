@@ -518,7 +518,7 @@ mod tests {
         // A scenario written before `rss_before_connect_bytes` and
         // `rss_per_connection_bytes` existed.
         let old: ScenarioResult =
-            serde_json::from_str(include_str!("../tests/data/scenario.json")).unwrap();
+            serde_json::from_str(include_str!("../../results/tests/data/scenario-v1.json")).unwrap();
         let server = old.server.expect("server figures");
         assert_eq!(server.rss_start_bytes, 8_126_464);
         assert_eq!(server.rss_before_connect_bytes, 0);

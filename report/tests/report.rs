@@ -5,8 +5,9 @@ mod util;
 use std::path::Path;
 
 use feedbench_report::{write_report, ReportError, ReportInput};
+use feedbench_results::validate;
 use serde_json::{json, Value};
-use util::{fixtures, out_dir, results_schema, schema, write_json};
+use util::{fixtures, out_dir, write_json};
 
 fn input(path: &Path, label: &str) -> ReportInput {
     ReportInput {
@@ -188,7 +189,7 @@ fn memory_per_connection_shows_in_the_table_and_findings() {
         };
         s["server"]["rss_per_connection_bytes"] = json!(bytes);
     }
-    assert!(schema::validate(&results_schema(), &results).is_empty());
+    assert!(validate(&results).is_empty());
     let dir = out_dir("report-memory-per-connection");
     let path = write_json(&dir, "results.json", &results);
     let out = write_report(&[input(&path, "memory")], &dir.join("report")).expect("report");
@@ -237,7 +238,7 @@ fn results_without_memory_per_connection_still_load() {
         assert!(server.remove("rss_before_connect_bytes").is_some());
         assert!(server.remove("rss_per_connection_bytes").is_some());
     }
-    let errors = schema::validate(&results_schema(), &old);
+    let errors = validate(&old);
     assert!(errors.is_empty(), "{errors:?}");
     let parsed = util::parse(&old);
     let server = parsed.scenarios[0].server.as_ref().expect("server figures");
@@ -269,7 +270,7 @@ fn results_without_memory_per_connection_still_load() {
     for s in fixtures::scenarios_mut(&mut none) {
         s["server"] = Value::Null;
     }
-    assert!(schema::validate(&results_schema(), &none).is_empty());
+    assert!(validate(&none).is_empty());
     let path = write_json(&dir, "none.json", &none);
     let out = write_report(&[input(&path, "none")], &dir.join("report-none")).expect("report");
     let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
