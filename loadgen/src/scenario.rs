@@ -10,13 +10,10 @@
 //! clients' counts. Ctrl-C or a dead server cuts the phases short; what was measured is
 //! still turned into a result, with the matching status.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -31,7 +28,7 @@ use crate::clock::{rfc3339, unix_nanos};
 use crate::counting::Window;
 use crate::results::{
     rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
-    ScenarioResult, ServerFigures, ServerSample, Status, Summary,
+    ScenarioResult, ServerFigures, ServerSample, Status, Summary, WindowSource,
 };
 use crate::stats::{ServerStats, StatsClient};
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
@@ -49,68 +46,9 @@ const STATS_FAILURES_FATAL: u32 = 3;
 /// Load-generator CPU utilisation above which figures are flagged.
 const LOADGEN_BOUND_UTIL: f64 = 0.85;
 
-/// A transport, spelled `short-poll`, `long-poll`, `ws`, `sse` for users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    /// `GET /poll` on a schedule.
-    ShortPoll,
-    /// `GET /longpoll` back to back.
-    LongPoll,
-    /// WebSocket.
-    Ws,
-    /// Server-Sent Events.
-    Sse,
-}
-
-impl Transport {
-    /// All transports.
-    pub const ALL: [Transport; 4] = [
-        Transport::ShortPoll,
-        Transport::LongPoll,
-        Transport::Ws,
-        Transport::Sse,
-    ];
-
-    /// The user-facing name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::ShortPoll => "short-poll",
-            Transport::LongPoll => "long-poll",
-            Transport::Ws => "ws",
-            Transport::Sse => "sse",
-        }
-    }
-
-    /// The server's `/stats` byte-counter class for this transport.
-    pub fn stats_class(self) -> &'static str {
-        match self {
-            Transport::ShortPoll => "short_poll",
-            Transport::LongPoll => "long_poll",
-            Transport::Ws => "ws",
-            Transport::Sse => "sse",
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Transport {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Transport::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown transport {s:?} (expected short-poll, long-poll, ws or sse)")
-            })
-    }
-}
+/// The transport enum lives in a leaf module of the results crate; re-exported here so
+/// `scenario::Transport` keeps naming it.
+pub use feedbench_results::Transport;
 
 /// Everything that defines one scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -641,6 +579,8 @@ fn build_result(
             server_missed: g.server_missed,
             first_seq: range.map(|r| r.0),
             last_seq: range.map(|r| r.1),
+            window_source: WindowSource::Clients,
+            unreceived: 0,
         },
         bytes: ByteFigures {
             up,
@@ -683,6 +623,7 @@ fn build_result(
         },
         errors: g.errors.clone(),
         warnings: Vec::new(),
+        notes: Vec::new(),
     };
     result.warnings = warnings(spec, ctx, readings, g, &result);
     if let Some((start_ns, _)) = readings.window_start {
@@ -698,6 +639,7 @@ fn build_result(
             class: spec.transport.stats_class().into(),
             slow_consumer_closed: 0,
             samples: server_samples(start_ns, readings.server_start.as_ref(), &samples),
+            requests_by_path: None,
         });
     }
     result
