@@ -73,12 +73,14 @@ fn fixtures_carry_real_histograms_matching_their_summaries() {
     for (name, generated) in committed() {
         let results = util::parse(&generated);
         for s in &results.scenarios {
-            let hist = feedbench_report::hdr::decode(&s.latency_us.hdr)
+            let hist = s
+                .latency_us
+                .histogram()
                 .unwrap_or_else(|e| panic!("{name} {} repeat {}: {e}", s.name, s.repeat));
             assert_eq!(hist.len(), s.latency_us.count, "{name} {}", s.name);
             if name == "baseline.json" {
                 assert_eq!(
-                    hist.value_at_quantile(0.99) as f64,
+                    hist.value_at_quantile(0.99),
                     s.latency_us.p99,
                     "{name} {}",
                     s.name
