@@ -28,7 +28,7 @@ use crate::clock::{rfc3339, unix_nanos};
 use crate::counting::Window;
 use crate::results::{
     rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
-    ScenarioResult, ServerFigures, ServerSample, Status, Summary, WindowSource,
+    ScenarioResult, ServerFigures, ServerSample, Status, Summary, WINDOW_FROM_CLIENTS,
 };
 use crate::stats::{ServerStats, StatsClient};
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
@@ -579,7 +579,7 @@ fn build_result(
             server_missed: g.server_missed,
             first_seq: range.map(|r| r.0),
             last_seq: range.map(|r| r.1),
-            window_source: WindowSource::Clients,
+            window_source: WINDOW_FROM_CLIENTS.into(),
             unreceived: 0,
         },
         bytes: ByteFigures {

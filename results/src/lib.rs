@@ -34,7 +34,8 @@ pub use p99_limit::{P99Limit, Series, Step};
 pub use run::{CpuSets, Host, Results, Status, Tool};
 pub use scenario::{
     rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
-    RequestsByPath, ScenarioResult, ServerFigures, ServerSample, WindowSource,
+    RequestsByPath, ScenarioResult, ServerFigures, ServerSample, WINDOW_FROM_CLIENTS,
+    WINDOW_FROM_FEED,
 };
 pub use schema::{validate, Violation};
 pub use summary::{decode_hdr, HdrError, Summary};

@@ -91,28 +91,15 @@ pub struct Params {
     pub seed: u64,
 }
 
-/// How the seq range of a measure window was established.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WindowSource {
-    /// Read from the server's feed after the window: exactly the seqs whose `ts` falls in
-    /// it, whether or not any client received them.
-    Feed,
-    /// The fallback: the union of what the clients saw in the window. An event no client
-    /// received is then outside the range and cannot be counted as missed. Every schema-1
-    /// file was accounted this way.
-    #[default]
-    Clients,
-}
+/// [`Events::window_source`] when the window's seqs were read from the server's feed.
+pub const WINDOW_FROM_FEED: &str = "feed";
 
-impl WindowSource {
-    /// The lowercase name, as in the JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WindowSource::Feed => "feed",
-            WindowSource::Clients => "clients",
-        }
-    }
+/// [`Events::window_source`] when the window's range is the union of what the clients saw.
+pub const WINDOW_FROM_CLIENTS: &str = "clients";
+
+/// The default of [`Events::window_source`]: what every schema-1 file did.
+fn window_from_clients() -> String {
+    WINDOW_FROM_CLIENTS.into()
 }
 
 /// Sequence accounting over the window.
@@ -141,10 +128,14 @@ pub struct Events {
     /// See `first_seq`.
     #[serde(default)]
     pub last_seq: Option<u64>,
-    /// How the window's seq range was established. Schema 2; `clients` for older files,
-    /// which were all accounted that way.
-    #[serde(default)]
-    pub window_source: WindowSource,
+    /// How the window's seq range was established: [`WINDOW_FROM_FEED`] (read from the
+    /// server's feed after the window: exactly the seqs whose `ts` falls in it, whether or
+    /// not any client received them) or [`WINDOW_FROM_CLIENTS`] (the fallback: the union of
+    /// what the clients saw, which cannot count an event no client received). The schema
+    /// allows only these two. Schema 2; `clients` for older files, which were all accounted
+    /// that way.
+    #[serde(default = "window_from_clients")]
+    pub window_source: String,
     /// Events in the window that no client received; each is counted missed for every
     /// client (so `missed ≥ unreceived × clients`). Always 0 when `window_source` is
     /// `clients`, which cannot see such events. Schema 2; 0 for older files.
@@ -373,7 +364,7 @@ mod tests {
         assert_eq!(server.rss_before_connect_bytes, 0);
         assert_eq!(server.rss_per_connection_bytes, None);
         assert_eq!(server.requests_by_path, None);
-        assert_eq!(old.events.window_source, WindowSource::Clients);
+        assert_eq!(old.events.window_source, WINDOW_FROM_CLIENTS);
         assert_eq!(old.events.unreceived, 0);
         assert!(old.notes.is_empty());
     }
@@ -382,7 +373,7 @@ mod tests {
     fn schema_2_fields_serialize_as_documented() {
         let mut s: ScenarioResult =
             serde_json::from_str(include_str!("../tests/data/scenario-v1.json")).unwrap();
-        s.events.window_source = WindowSource::Feed;
+        s.events.window_source = WINDOW_FROM_FEED.into();
         s.events.unreceived = 3;
         s.notes.push("a note".into());
         s.server.as_mut().unwrap().requests_by_path = Some(RequestsByPath {
@@ -400,6 +391,5 @@ mod tests {
         s.server.as_mut().unwrap().requests_by_path = None;
         let v = serde_json::to_value(&s).unwrap();
         assert!(v["server"]["requests_by_path"].is_null());
-        assert_eq!(WindowSource::Clients.as_str(), "clients");
     }
 }

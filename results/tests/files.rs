@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use feedbench_results::{
-    validate, Results, Status, Transport, WindowSource, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION,
+    validate, Results, Status, Transport, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION,
+    WINDOW_FROM_CLIENTS,
 };
 use serde_json::Value;
 
@@ -33,7 +34,7 @@ fn the_schema_1_baseline_validates_and_loads() {
     }
     for s in &results.scenarios {
         // What schema 1 meant: the window's range came from what the clients saw.
-        assert_eq!(s.events.window_source, WindowSource::Clients);
+        assert_eq!(s.events.window_source, WINDOW_FROM_CLIENTS);
         assert_eq!(s.events.unreceived, 0);
         assert!(s.notes.is_empty());
         assert!(s.server.as_ref().unwrap().requests_by_path.is_none());
