@@ -260,14 +260,11 @@ async fn results_files_follow_the_schema() {
         serde_json::from_str(&std::fs::read_to_string(&cfg.results_path).unwrap()).unwrap();
     let errors = feedbench_results::validate(&written);
     assert!(errors.is_empty(), "{errors:#?}");
-    // Schema 2, with its fields as the load generator fills them today: the window's range
-    // is the union of what the clients saw, and the server reports no path counts.
+    // Schema 2 (the validation above checks its fields are there); the in-process server
+    // loses nothing, so no window event went unreceived.
     assert_eq!(written["schema_version"], 2);
     for s in written["scenarios"].as_array().unwrap() {
-        assert_eq!(s["events"]["window_source"], "clients");
-        assert_eq!(s["events"]["unreceived"], 0);
-        assert!(s["notes"].is_array());
-        assert!(s["server"]["requests_by_path"].is_null());
+        assert_eq!(s["events"]["unreceived"], 0, "{}", s["events"]);
     }
     assert_eq!(written["scenarios"].as_array().unwrap().len(), 2);
     assert_eq!(
