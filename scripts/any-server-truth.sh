@@ -63,8 +63,15 @@ fi
 
 WORK="$(mktemp -d /tmp/any-server-truth.XXXXXX)"
 SERVER_PID=""
+LOAD_PID=""
 cleanup() {
   local rc=$?
+  if [ -n "$LOAD_PID" ]; then   # interrupted during a run: stop that feedbench load first
+    kill -TERM "$LOAD_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$LOAD_PID" 2>/dev/null || true
+    wait "$LOAD_PID" 2>/dev/null || true
+  fi
   if [ -n "$SERVER_PID" ]; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 40); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
@@ -138,9 +145,13 @@ for t in "${TRANSPORTS[@]}"; do
     extra=()
     [ "$t" = short-poll ] && extra=(--poll-interval "$POLL_INTERVAL")
     rc=0
+    # In the background so that a signal to this script is handled at once (see cleanup).
     timeout --kill-after=10 "$RUN_LIMIT_S" "$FB" load --target "$URL" --transport "$t" \
       --clients "$CLIENTS" --rate "$RATE" --payload-bytes "$PAYLOAD" --duration "$DURATION" \
-      --warmup "$WARMUP" "${extra[@]}" --out "$out" >"$WORK/$t-$run.stdout" 2>"$WORK/$t-$run.stderr" || rc=$?
+      --warmup "$WARMUP" "${extra[@]}" --out "$out" >"$WORK/$t-$run.stdout" 2>"$WORK/$t-$run.stderr" &
+    LOAD_PID=$!
+    wait "$LOAD_PID" || rc=$?
+    LOAD_PID=""
     read -r status published expected delivered missed smissed dup ooo nwarn nnote nerr \
       < <(summarise "$out")
     verdict=ok

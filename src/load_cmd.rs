@@ -78,7 +78,7 @@ pub struct LoadArgs {
     /// Threads of the load generator's runtime [default: the CPUs it may run on].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Results file (JSON, schema 1), written atomically.
+    /// Results file (JSON, schema 2), written atomically.
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -1,14 +1,18 @@
 //! The `feedbench` command line: a thin layer over the server, load generator and report
 //! crates. Each subcommand lives in its own module and returns the process exit code.
 //!
-//! Exit codes: 0 success; 1 a run that failed or was interrupted, or a regression found by
-//! `compare`; 2 a usage or input error (the message goes to stderr, prefixed `feedbench: `).
+//! Exit codes: 0 success; 1 a run that failed or was interrupted, a regression found by
+//! `compare`, or a results file that `validate` found valid but short of a `--require-*`
+//! check; 2 a usage or input error, including an invalid results file (the message goes to
+//! stderr, prefixed `feedbench: `, except `validate`'s per-file verdicts, which go to
+//! stdout).
 
 mod compare_cmd;
 mod load_cmd;
 mod report_cmd;
 mod run_cmd;
 mod serve_cmd;
+mod validate_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -36,7 +40,7 @@ pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muz
     version,
     about,
     long_about = None,
-    after_help = "Exit codes: 0 success; 1 run failed or interrupted, or compare found a regression; 2 usage or input error."
+    after_help = "Exit codes: 0 success; 1 run failed or interrupted, compare found a regression, or validate found a --require-* check unmet; 2 usage or input error (validate: an invalid results file)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,6 +64,8 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Compare a candidate's results with a baseline's; exit 1 on a regression.
     Compare(compare_cmd::CompareArgs),
+    /// Check results files against the results schema; exit 2 if one is invalid.
+    Validate(validate_cmd::ValidateArgs),
 }
 
 fn main() {
@@ -78,6 +84,7 @@ fn main() {
         Command::Run(args) => run_cmd::execute(args),
         Command::Report(args) => report_cmd::execute(args),
         Command::Compare(args) => compare_cmd::execute(args),
+        Command::Validate(args) => validate_cmd::execute(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

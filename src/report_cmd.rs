@@ -17,7 +17,7 @@ use feedbench_report::{write_report, ReportInput};
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Exit codes: 0 report written, 2 usage or input error.")]
 pub struct ReportArgs {
-    /// Results files written by `feedbench run` or `feedbench load` (schema 1)
+    /// Results files written by `feedbench run` or `feedbench load` (schema 1 or 2)
     #[arg(required = true, value_name = "RESULTS.json")]
     pub results: Vec<PathBuf>,
     /// Directory to write the report into (created if missing)

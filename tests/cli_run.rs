@@ -127,10 +127,7 @@ fn start_long_run(dir: &Path, out: &Path) -> (Child, u32) {
 fn read_results(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-results/schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
-    let errors = feedbench_loadgen::schema::validate(&value, &schema);
+    let errors = feedbench_results::validate(&value);
     assert!(errors.is_empty(), "{errors:#?}");
     value
 }

@@ -33,7 +33,6 @@ pub mod results;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
-pub mod schema;
 pub mod shard;
 pub mod short_poll;
 pub mod source;

@@ -10,13 +10,10 @@
 //! clients' counts. Ctrl-C or a dead server cuts the phases short; what was measured is
 //! still turned into a result, with the matching status.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -32,7 +29,8 @@ use crate::counting::Window;
 use crate::feed::{FeedReader, FeedWindow};
 use crate::results::{
     rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
-    ScenarioResult, ServerFigures, ServerSample, Status, Summary,
+    ScenarioResult, ServerFigures, ServerSample, Status, Summary, WINDOW_FROM_CLIENTS,
+    WINDOW_FROM_FEED,
 };
 use crate::shard::{Shard, StartAt};
 use crate::stats::{ServerStats, StatsClient};
@@ -63,68 +61,9 @@ const START_AT_AHEAD: Duration = Duration::from_secs(24 * 3600);
 /// How long the head read at the window's start may take.
 const FEED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A transport, spelled `short-poll`, `long-poll`, `ws`, `sse` for users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    /// `GET /poll` on a schedule.
-    ShortPoll,
-    /// `GET /longpoll` back to back.
-    LongPoll,
-    /// WebSocket.
-    Ws,
-    /// Server-Sent Events.
-    Sse,
-}
-
-impl Transport {
-    /// All transports.
-    pub const ALL: [Transport; 4] = [
-        Transport::ShortPoll,
-        Transport::LongPoll,
-        Transport::Ws,
-        Transport::Sse,
-    ];
-
-    /// The user-facing name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::ShortPoll => "short-poll",
-            Transport::LongPoll => "long-poll",
-            Transport::Ws => "ws",
-            Transport::Sse => "sse",
-        }
-    }
-
-    /// The server's `/stats` byte-counter class for this transport.
-    pub fn stats_class(self) -> &'static str {
-        match self {
-            Transport::ShortPoll => "short_poll",
-            Transport::LongPoll => "long_poll",
-            Transport::Ws => "ws",
-            Transport::Sse => "sse",
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Transport {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Transport::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown transport {s:?} (expected short-poll, long-poll, ws or sse)")
-            })
-    }
-}
+/// The transport enum lives in a leaf module of the results crate; re-exported here so
+/// `scenario::Transport` keeps naming it.
+pub use feedbench_results::Transport;
 
 /// Everything that defines one scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -852,6 +791,7 @@ fn build_result(
             class: spec.transport.stats_class().into(),
             slow_consumer_closed: 0,
             samples: server_samples(start_ns, readings.server_start.as_ref(), &samples),
+            requests_by_path: None,
         });
     }
     result
@@ -864,15 +804,15 @@ fn build_result(
 fn window_seq_range(readings: &Readings, g: &GroupStats) -> (Option<(u64, u64)>, &'static str) {
     let clients = window_range(&g.seqs);
     match &readings.feed_window {
-        Some(f) if f.start_confirmed && f.end_confirmed => (f.range, "feed"),
+        Some(f) if f.start_confirmed && f.end_confirmed => (f.range, WINDOW_FROM_FEED),
         Some(f) => {
             let widened = match (f.range, clients) {
                 (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
                 (a, b) => a.or(b),
             };
-            (widened, "feed")
+            (widened, WINDOW_FROM_FEED)
         }
-        None => (clients, "clients"),
+        None => (clients, WINDOW_FROM_CLIENTS),
     }
 }
 
@@ -993,6 +933,14 @@ fn add_server_figures(
     };
     let end = readings.server_end.as_ref().unwrap_or(start);
     fig.cpu_s = (end.cpu_s() - start.cpu_s()).max(0.0);
+    // The window's requests by code path; they include the load generator's own /stats
+    // samples (two a second, through hyper on feedbench's server).
+    if let (Some(a), Some(b)) = (start.requests_by_path, end.requests_by_path) {
+        fig.requests_by_path = Some(crate::results::RequestsByPath {
+            direct: b.direct.saturating_sub(a.direct),
+            hyper: b.hyper.saturating_sub(a.hyper),
+        });
+    }
     fig.rss_start_bytes = start.process.rss_bytes;
     fig.rss_end_bytes = end.process.rss_bytes;
     fig.rss_peak_bytes = fig

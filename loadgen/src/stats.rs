@@ -54,6 +54,18 @@ pub struct ServerStats {
     pub bytes: BTreeMap<String, InOut>,
     /// Process accounting.
     pub process: Process,
+    /// Requests answered by each of feedbench's code paths (absent on other servers).
+    pub requests_by_path: Option<RequestsByPath>,
+}
+
+/// Requests answered on the fast path and through hyper.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RequestsByPath {
+    /// Answered without hyper.
+    pub direct: u64,
+    /// Answered by hyper.
+    pub hyper: u64,
 }
 
 /// Connection counters.
@@ -248,7 +260,17 @@ mod tests {
         assert!((s.cpu_s() - 0.15).abs() < 1e-9);
         assert_eq!(s.open_total(), 1);
         assert_eq!(s.process.rss_bytes, 1_234_567);
+        assert_eq!(s.requests_by_path, None);
         let partial: ServerStats = serde_json::from_str(r#"{"head_seq":5}"#).unwrap();
         assert_eq!(partial.head_seq, 5);
+        let paths: ServerStats =
+            serde_json::from_str(r#"{"requests_by_path":{"direct":7,"hyper":2}}"#).unwrap();
+        assert_eq!(
+            paths.requests_by_path,
+            Some(RequestsByPath {
+                direct: 7,
+                hyper: 2
+            })
+        );
     }
 }

@@ -21,7 +21,7 @@ use std::fmt;
 
 use crate::error::ReportError;
 use crate::group::{Dataset, Group, ScenarioKey, Spread};
-use crate::results::{RunStatus, Scenario};
+use feedbench_results::{ScenarioResult, Status};
 
 /// How strict the gate is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,7 +75,7 @@ pub struct Metric {
     /// Only for the polling transports.
     pub polling_only: bool,
     /// The value of one repeat.
-    pub value: fn(&Scenario) -> Option<f64>,
+    pub value: fn(&ScenarioResult) -> Option<f64>,
     /// How a value is shown.
     pub show: fn(f64) -> String,
 }
@@ -124,7 +124,7 @@ pub const METRICS: [Metric; 8] = [
         unit: "us",
         class: MetricClass::NoisyMedian,
         polling_only: false,
-        value: |s| Some(s.latency_us.p50),
+        value: |s| Some(s.latency_us.p50 as f64),
         show: crate::format::micros,
     },
     Metric {
@@ -133,7 +133,7 @@ pub const METRICS: [Metric; 8] = [
         unit: "us",
         class: MetricClass::NoisyTail,
         polling_only: false,
-        value: |s| Some(s.latency_us.p99),
+        value: |s| Some(s.latency_us.p99 as f64),
         show: crate::format::micros,
     },
     Metric {
@@ -142,7 +142,7 @@ pub const METRICS: [Metric; 8] = [
         unit: "ms",
         class: MetricClass::NoisyMedian,
         polling_only: false,
-        value: Scenario::server_cpu_ms_per_1k_events,
+        value: ScenarioResult::server_cpu_ms_per_1k_events,
         show: show_ms,
     },
     Metric {
@@ -399,7 +399,7 @@ fn compare_group(scenario: String, b: &Group, c: &Group, opts: &CompareOptions) 
     let incomplete = |g: &Group| {
         g.repeats
             .iter()
-            .filter(|s| s.status != RunStatus::Complete)
+            .filter(|s| s.status != Status::Complete)
             .count()
     };
     let (b_bad, c_bad) = (incomplete(b), incomplete(c));
@@ -551,7 +551,7 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
 pub fn load_side(path: &std::path::Path) -> Result<Dataset, ReportError> {
     let label = crate::group::default_label(path);
     if !path.is_dir() {
-        return Ok(Dataset::new(label, crate::results::Results::load(path)?));
+        return Ok(Dataset::new(label, feedbench_results::Results::load(path)?));
     }
     let mut files = Vec::new();
     let direct = path.join("results.json");
@@ -576,9 +576,9 @@ pub fn load_side(path: &std::path::Path) -> Result<Dataset, ReportError> {
             path.display()
         ))
     })?;
-    let mut dataset = Dataset::new(label, crate::results::Results::load(&first)?);
+    let mut dataset = Dataset::new(label, feedbench_results::Results::load(&first)?);
     for file in files {
-        dataset.merge(crate::results::Results::load(&file)?);
+        dataset.merge(feedbench_results::Results::load(&file)?);
     }
     Ok(dataset)
 }

@@ -5,32 +5,19 @@ use std::path::PathBuf;
 /// Everything that can stop a report or a comparison.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// A results file could not be read.
+    /// A results directory could not be read.
     #[error("cannot read {}", path.display())]
     Read {
-        /// The file.
+        /// The directory.
         path: PathBuf,
         /// The I/O error.
         #[source]
         source: std::io::Error,
     },
-    /// A results file is not valid results JSON.
-    #[error("{} is not a valid results file", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What serde found.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A results file uses a schema this crate does not read.
-    #[error("{} has schema_version {found}; this feedbench reads schema 1", path.display())]
-    SchemaVersion {
-        /// The file.
-        path: PathBuf,
-        /// Its schema version.
-        found: u64,
-    },
+    /// A results file could not be loaded: unreadable, not results JSON, or of a schema
+    /// version this feedbench does not read.
+    #[error(transparent)]
+    Load(#[from] feedbench_results::LoadError),
     /// A scenario's `hdr` field does not decode.
     #[error("scenario {scenario}: cannot decode its latency histogram: {reason}")]
     Histogram {

@@ -1,14 +1,16 @@
-//! Findings and warnings: what the data says, in plain sentences.
+//! Findings, warnings and notes: what the data says, in plain sentences.
 //!
 //! Findings compare transports at each load point (bytes, latency, server CPU) and sum up
-//! polling waste, memory (peak, and per connection) and event accounting. Warnings collect whatever the runs carried
-//! that makes their figures less trustworthy: the load generator's own warnings, missed
-//! or duplicated events, errors, failed connections, scenarios that did not complete.
-//! Every number is the median over repeats.
+//! polling waste, memory (peak, and per connection), the server's request paths and event
+//! accounting. Warnings collect whatever the runs carried that makes their figures less
+//! trustworthy: the load generator's own warnings, missed, unreceived or duplicated events,
+//! errors, failed connections, scenarios that did not complete. Notes are the load
+//! generator's informational remarks, which are not problems. Every number is the median
+//! over repeats unless a sentence says otherwise.
 
 use crate::format;
 use crate::group::{Dataset, Group, Load, Variant};
-use crate::results::{RunStatus, Scenario};
+use feedbench_results::{ScenarioResult, Status};
 
 /// The findings for one dataset, grouped under a heading per load point.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,7 @@ pub fn findings(dataset: &Dataset) -> Findings {
     overall.extend(polling_findings(dataset));
     overall.extend(memory_finding(dataset));
     overall.extend(memory_per_connection_finding(dataset));
+    overall.extend(request_path_finding(dataset));
     overall.push(accounting_finding(dataset));
     Findings { overall, per_load }
 }
@@ -47,7 +50,7 @@ pub fn findings(dataset: &Dataset) -> Findings {
 /// A label and a median for each group that has the metric.
 fn medians<'a>(
     groups: &[&'a Group],
-    metric: impl Fn(&Scenario) -> Option<f64>,
+    metric: impl Fn(&ScenarioResult) -> Option<f64>,
 ) -> Vec<(&'a Group, f64)> {
     let mut v: Vec<(&Group, f64)> = groups
         .iter()
@@ -102,9 +105,9 @@ fn load_findings(load: &Load, groups: &[&Group]) -> Vec<String> {
             ));
         }
     }
-    let p50 = medians(groups, |s| Some(s.latency_us.p50));
+    let p50 = medians(groups, |s| Some(s.latency_us.p50 as f64));
     let p99 = |g: &Group| {
-        g.spread(|s| Some(s.latency_us.p99))
+        g.spread(|s| Some(s.latency_us.p99 as f64))
             .map(|s| s.median)
             .unwrap_or(f64::NAN)
     };
@@ -119,7 +122,7 @@ fn load_findings(load: &Load, groups: &[&Group]) -> Vec<String> {
             format::micros(p99(slow))
         ));
     }
-    let cpu = medians(groups, Scenario::server_cpu_ms_per_1k_events);
+    let cpu = medians(groups, ScenarioResult::server_cpu_ms_per_1k_events);
     if let (Some((cheap, c)), Some((dear, d))) = (cpu.first(), cpu.last()) {
         if d / c.max(f64::MIN_POSITIVE) >= 1.2 {
             out.push(format!(
@@ -155,7 +158,7 @@ fn polling_findings(dataset: &Dataset) -> Vec<String> {
             let worst = medians(&groups, |s| Some(s.requests.per_event)).pop()?;
             let (group, per_event) = worst;
             let empty = group
-                .spread(Scenario::empty_poll_share)
+                .spread(ScenarioResult::empty_poll_share)
                 .map(|s| s.median)
                 .unwrap_or(0.0);
             let noun = if format::sig3(per_event) == "1" {
@@ -212,7 +215,10 @@ fn memory_finding(dataset: &Dataset) -> Option<String> {
 /// has the figure: medians over repeats, the highest of them where a variant ran several
 /// rates or payloads at that count. Lowest first.
 fn memory_per_connection_finding(dataset: &Dataset) -> Option<String> {
-    let measured = |g: &&Group| g.spread(Scenario::server_memory_per_connection).is_some();
+    let measured = |g: &&Group| {
+        g.spread(ScenarioResult::server_memory_per_connection)
+            .is_some()
+    };
     let clients = dataset
         .groups
         .iter()
@@ -226,7 +232,7 @@ fn memory_per_connection_finding(dataset: &Dataset) -> Option<String> {
         .collect();
     // (variant, figure, how many loads it was the highest of)
     let mut per_variant: Vec<(Variant, f64, usize)> = Vec::new();
-    for (g, bytes) in medians(&groups, Scenario::server_memory_per_connection) {
+    for (g, bytes) in medians(&groups, ScenarioResult::server_memory_per_connection) {
         match per_variant.iter_mut().find(|(v, _, _)| *v == g.key.variant) {
             Some((_, b, n)) => {
                 *b = b.max(bytes);
@@ -261,6 +267,49 @@ fn memory_per_connection_finding(dataset: &Dataset) -> Option<String> {
     Some(sentence)
 }
 
+/// How the server answered requests, per variant: the share on its direct fast path, the
+/// rest through hyper, summed over every repeat and load that reports it. `None` when no
+/// scenario does (servers that do not report it, and files written before schema 2).
+fn request_path_finding(dataset: &Dataset) -> Option<String> {
+    // (variant, direct, total)
+    let mut per_variant: Vec<(Variant, u64, u64)> = Vec::new();
+    for g in &dataset.groups {
+        for s in g.usable() {
+            let Some(by_path) = s.server.as_ref().and_then(|f| f.requests_by_path) else {
+                continue;
+            };
+            let total = by_path.direct + by_path.hyper;
+            match per_variant.iter_mut().find(|(v, ..)| *v == g.key.variant) {
+                Some((_, d, t)) => {
+                    *d += by_path.direct;
+                    *t += total;
+                }
+                None => per_variant.push((g.key.variant, by_path.direct, total)),
+            }
+        }
+    }
+    per_variant.retain(|(.., total)| *total > 0);
+    if per_variant.is_empty() {
+        return None;
+    }
+    let figures: Vec<String> = per_variant
+        .iter()
+        .map(|(v, direct, total)| {
+            format!(
+                "{v} {} ({} of {})",
+                format::percent(*direct as f64 / *total as f64),
+                format::thousands(*direct),
+                format::thousands(*total)
+            )
+        })
+        .collect();
+    Some(format!(
+        "Requests the server answered on its direct fast path, the rest through hyper: {} \
+         (sums over every repeat and load).",
+        figures.join(", ")
+    ))
+}
+
 /// Whether every event arrived exactly once and in order.
 fn accounting_finding(dataset: &Dataset) -> String {
     let all = dataset.groups.iter().flat_map(|g| g.repeats.iter());
@@ -291,13 +340,13 @@ fn accounting_finding(dataset: &Dataset) -> String {
 pub fn warnings(dataset: &Dataset) -> Vec<String> {
     let r = &dataset.results;
     let mut out = Vec::new();
-    if r.status != RunStatus::Complete {
+    if r.status != Status::Complete {
         let why = r.status_message.as_deref().unwrap_or("no reason given");
         out.push(format!("The run is {}: {why}.", r.status.as_str()));
     }
     for s in &r.scenarios {
         let who = format!("{} repeat {}", s.name, s.repeat);
-        if s.status != RunStatus::Complete {
+        if s.status != Status::Complete {
             out.push(format!("{who}: scenario {}.", s.status.as_str()));
         }
         for w in &s.warnings {
@@ -309,6 +358,12 @@ pub fn warnings(dataset: &Dataset) -> Vec<String> {
                 "{who}: {} of {} deliveries missed.",
                 format::thousands(e.missed),
                 format::thousands(e.expected)
+            ));
+        }
+        if e.unreceived > 0 {
+            out.push(format!(
+                "{who}: {} events in the window reached no client (each counted missed for every client).",
+                format::thousands(e.unreceived)
             ));
         }
         if e.duplicates > 0 || e.out_of_order > 0 {
@@ -330,6 +385,21 @@ pub fn warnings(dataset: &Dataset) -> Vec<String> {
         }
     }
     out
+}
+
+/// Every note the run carried, one sentence each, prefixed with the scenario: remarks that
+/// are not problems, shown apart from the warnings.
+pub fn notes(dataset: &Dataset) -> Vec<String> {
+    dataset
+        .results
+        .scenarios
+        .iter()
+        .flat_map(|s| {
+            s.notes
+                .iter()
+                .map(move |n| format!("{} repeat {}: {n}", s.name, s.repeat))
+        })
+        .collect()
 }
 
 #[cfg(test)]

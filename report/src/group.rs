@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::format;
-use crate::results::{Params, Results, RunStatus, Scenario, Transport};
+use feedbench_results::{Params, Results, ScenarioResult, Status, Transport};
 
 /// A rate in milli-events per second, so that keys can be compared exactly.
 fn rate_mhz(rate_hz: f64) -> u64 {
@@ -208,26 +208,24 @@ pub struct Group {
     /// The load generator's scenario name (from the first repeat).
     pub name: String,
     /// Every repeat, in file order, whatever its status.
-    pub repeats: Vec<Scenario>,
+    pub repeats: Vec<ScenarioResult>,
 }
 
 impl Group {
     /// Repeats that can be charted: not failed and with something delivered.
-    pub fn usable(&self) -> impl Iterator<Item = &Scenario> {
+    pub fn usable(&self) -> impl Iterator<Item = &ScenarioResult> {
         self.repeats
             .iter()
-            .filter(|s| s.status != RunStatus::Failed && s.events.delivered > 0)
+            .filter(|s| s.status != Status::Failed && s.events.delivered > 0)
     }
 
     /// Repeats that ran to the end; the only ones `compare` judges.
-    pub fn complete(&self) -> impl Iterator<Item = &Scenario> {
-        self.repeats
-            .iter()
-            .filter(|s| s.status == RunStatus::Complete)
+    pub fn complete(&self) -> impl Iterator<Item = &ScenarioResult> {
+        self.repeats.iter().filter(|s| s.status == Status::Complete)
     }
 
     /// The spread of a metric over the usable repeats.
-    pub fn spread(&self, metric: impl Fn(&Scenario) -> Option<f64>) -> Option<Spread> {
+    pub fn spread(&self, metric: impl Fn(&ScenarioResult) -> Option<f64>) -> Option<Spread> {
         Spread::of(self.usable().filter_map(metric))
     }
 }

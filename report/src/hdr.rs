@@ -1,26 +1,14 @@
-//! Decodes the results' `hdr` fields and samples a histogram's percentile spectrum.
+//! Samples a latency histogram's percentile spectrum for the latency-spectrum chart.
 //!
-//! The load generator serialises each latency histogram as HdrHistogram V2 with deflate,
-//! standard base64 with padding; values are µs. The spectrum is sampled at percentiles
-//! spaced evenly on the chart's x axis, which is `1 / (1 − q)` on a log scale, so the tail
-//! gets as many points as the body.
+//! The histograms come from the results' `hdr` fields, decoded by
+//! `feedbench_results::Summary::histogram`; values are µs. The spectrum is sampled at
+//! percentiles spaced evenly on the chart's x axis, which is `1 / (1 − q)` on a log scale,
+//! so the tail gets as many points as the body.
 
-use base64::Engine;
-use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 
 /// The highest percentile the spectrum reaches: 99.99.
 pub const MAX_QUANTILE: f64 = 0.9999;
-
-/// Decodes an `hdr` field into a histogram of µs values.
-pub fn decode(hdr: &str) -> Result<Histogram<u64>, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(hdr.trim())
-        .map_err(|e| format!("bad base64: {e}"))?;
-    Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("bad HdrHistogram V2 data: {e:?}"))
-}
 
 /// The chart's x coordinate for quantile `q`: `1 / (1 − q)`, so 90% → 10, 99.99% → 10,000.
 pub fn x_of_quantile(q: f64) -> f64 {
@@ -65,32 +53,6 @@ pub fn spectrum(hist: &Histogram<u64>, points_per_decade: usize) -> Vec<(f64, f6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-
-    fn encode(hist: &Histogram<u64>) -> String {
-        let mut buf = Vec::new();
-        V2DeflateSerializer::new()
-            .serialize(hist, &mut buf)
-            .expect("serialising to a Vec cannot fail");
-        base64::engine::general_purpose::STANDARD.encode(buf)
-    }
-
-    #[test]
-    fn decodes_what_the_load_generator_encodes() {
-        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        for v in 1..=10_000u64 {
-            hist.record(v).unwrap();
-        }
-        let back = decode(&encode(&hist)).unwrap();
-        assert_eq!(back.len(), 10_000);
-        assert_eq!(back.value_at_quantile(0.5), hist.value_at_quantile(0.5));
-    }
-
-    #[test]
-    fn rejects_garbage() {
-        assert!(decode("not base64!").is_err());
-        assert!(decode("AAAA").is_err());
-    }
 
     #[test]
     fn spectrum_spans_zero_to_four_nines() {

@@ -1,4 +1,4 @@
-//! `index.html`: one self-contained page with the findings, warnings, every chart as
+//! `index.html`: one self-contained page with the findings, warnings and notes, every chart as
 //! inline SVG and the scenario tables.
 //!
 //! Architecture invariant: the page loads nothing. CSS is inline, SVGs are inlined (their
@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::charts::{ChartKind, RenderedChart};
-use crate::findings::{findings, warnings};
+use crate::findings::{findings, notes, warnings};
 use crate::group::Dataset;
 use crate::summary::run_line;
 use crate::table;
@@ -137,6 +137,18 @@ pub fn render(
         } else {
             let _ = writeln!(h, "<ul class=\"warnings\">");
             for s in &w {
+                let _ = writeln!(h, "<li>{}</li>", escape(s));
+            }
+            let _ = writeln!(h, "</ul>");
+        }
+        // Notes read as plain text, not in the warnings' colour: they are not problems.
+        let n = notes(d);
+        if !n.is_empty() {
+            let _ = writeln!(
+                h,
+                "<p>Notes (informational, not problems):</p>\n<ul class=\"notes\">"
+            );
+            for s in &n {
                 let _ = writeln!(h, "<li>{}</li>", escape(s));
             }
             let _ = writeln!(h, "</ul>");

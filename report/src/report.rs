@@ -7,7 +7,7 @@ use crate::compare::{self, CompareOptions};
 use crate::compare_output;
 use crate::error::ReportError;
 use crate::group::{default_label, Dataset};
-use crate::results::Results;
+use feedbench_results::Results;
 
 /// One results file to report on.
 #[derive(Debug, Clone)]

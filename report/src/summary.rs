@@ -1,9 +1,10 @@
-//! `summary.md`: run details, findings, warnings and the per-scenario table, in Markdown.
+//! `summary.md`: run details, findings, warnings and notes, and the per-scenario table, in
+//! Markdown.
 
 use std::fmt::Write as _;
 
 use crate::charts::RenderedChart;
-use crate::findings::{findings, warnings};
+use crate::findings::{findings, notes, warnings};
 use crate::group::Dataset;
 use crate::table;
 
@@ -73,6 +74,14 @@ pub fn render(
             let _ = writeln!(md, "None: no scenario carried a warning.\n");
         } else {
             for s in &w {
+                let _ = writeln!(md, "- {s}");
+            }
+            let _ = writeln!(md);
+        }
+        let n = notes(d);
+        if !n.is_empty() {
+            let _ = writeln!(md, "Notes (informational, not problems):\n");
+            for s in &n {
                 let _ = writeln!(md, "- {s}");
             }
             let _ = writeln!(md);

@@ -4,7 +4,7 @@
 
 use crate::format;
 use crate::group::{Dataset, Group, Spread};
-use crate::results::Scenario;
+use feedbench_results::ScenarioResult;
 
 /// Column headings.
 pub const HEADINGS: [&str; 14] = [
@@ -36,7 +36,7 @@ pub fn rows(dataset: &Dataset) -> Vec<[String; 14]> {
 
 fn cell(
     group: &Group,
-    metric: impl Fn(&Scenario) -> Option<f64>,
+    metric: impl Fn(&ScenarioResult) -> Option<f64>,
     fmt: impl Fn(f64) -> String,
 ) -> String {
     match group.spread(metric) {
@@ -59,8 +59,8 @@ fn row(g: &Group) -> [String; 14] {
         format::rate(g.key.load.rate_hz()),
         format!("{} B", g.key.load.payload_bytes),
         repeats,
-        cell(g, |s| Some(s.latency_us.p50), format::micros),
-        cell(g, |s| Some(s.latency_us.p99), format::micros),
+        cell(g, |s| Some(s.latency_us.p50 as f64), format::micros),
+        cell(g, |s| Some(s.latency_us.p99 as f64), format::micros),
         cell(g, |s| Some(s.bytes.per_event), format::bytes),
         cell(g, |s| Some(s.bytes.overhead_ratio), format::percent),
         if polling {
@@ -69,11 +69,11 @@ fn row(g: &Group) -> [String; 14] {
             "–".to_string()
         },
         if polling {
-            cell(g, Scenario::empty_poll_share, format::percent)
+            cell(g, ScenarioResult::empty_poll_share, format::percent)
         } else {
             "–".to_string()
         },
-        cell(g, Scenario::server_cpu_ms_per_1k_events, |v| {
+        cell(g, ScenarioResult::server_cpu_ms_per_1k_events, |v| {
             format!("{} ms", format::sig3(v))
         }),
         cell(
@@ -81,6 +81,10 @@ fn row(g: &Group) -> [String; 14] {
             |s| s.server.as_ref().map(|v| v.rss_peak_bytes as f64),
             format::bytes,
         ),
-        cell(g, Scenario::server_memory_per_connection, format::bytes),
+        cell(
+            g,
+            ScenarioResult::server_memory_per_connection,
+            format::bytes,
+        ),
     ]
 }

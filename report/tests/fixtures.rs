@@ -1,4 +1,4 @@
-//! The committed fixtures: they validate against `bench-results/schema.json`, carry real
+//! The committed fixtures: they validate against `results/schema.json`, carry real
 //! HdrHistograms, and are exactly what `tests/util/fixtures.rs` generates.
 //!
 //! Regenerate them after changing the generator with
@@ -6,8 +6,9 @@
 
 mod util;
 
+use feedbench_results::validate;
 use serde_json::Value;
-use util::{fixture_path, fixtures, results_schema, schema};
+use util::{fixture_path, fixtures};
 
 /// The committed fixtures and the generator that makes each.
 fn committed() -> [(&'static str, Value); 2] {
@@ -53,13 +54,16 @@ fn committed_fixtures_match_their_generator() {
 
 #[test]
 fn fixtures_validate_against_the_results_schema() {
-    let schema = results_schema();
     for (name, generated) in committed() {
-        let errors = schema::validate(&schema, &generated);
+        let errors = validate(&generated);
         assert!(
             errors.is_empty(),
             "{name} violates schema.json:\n{}",
-            errors.join("\n")
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 }
@@ -69,12 +73,14 @@ fn fixtures_carry_real_histograms_matching_their_summaries() {
     for (name, generated) in committed() {
         let results = util::parse(&generated);
         for s in &results.scenarios {
-            let hist = feedbench_report::hdr::decode(&s.latency_us.hdr)
+            let hist = s
+                .latency_us
+                .histogram()
                 .unwrap_or_else(|e| panic!("{name} {} repeat {}: {e}", s.name, s.repeat));
             assert_eq!(hist.len(), s.latency_us.count, "{name} {}", s.name);
             if name == "baseline.json" {
                 assert_eq!(
-                    hist.value_at_quantile(0.99) as f64,
+                    hist.value_at_quantile(0.99),
                     s.latency_us.p99,
                     "{name} {}",
                     s.name
@@ -92,6 +98,6 @@ fn the_results_schema_rejects_a_broken_file() {
         .as_object_mut()
         .expect("events object")
         .remove("missed");
-    let errors = schema::validate(&results_schema(), &broken);
+    let errors = validate(&broken);
     assert_eq!(errors.len(), 2, "{errors:?}");
 }

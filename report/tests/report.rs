@@ -1,12 +1,14 @@
-//! A report directory from fixture results: files, page contents, findings and warnings.
+//! A report directory from fixture results: files, page contents, findings, warnings and
+//! notes.
 
 mod util;
 
 use std::path::Path;
 
 use feedbench_report::{write_report, ReportError, ReportInput};
+use feedbench_results::{validate, LoadError};
 use serde_json::{json, Value};
-use util::{fixtures, out_dir, results_schema, schema, write_json};
+use util::{fixtures, out_dir, write_json};
 
 fn input(path: &Path, label: &str) -> ReportInput {
     ReportInput {
@@ -121,13 +123,20 @@ fn unreadable_inputs_are_clear_errors() {
     let dir = out_dir("report-errors");
     let missing = dir.join("missing.json");
     let err = write_report(&[input(&missing, "x")], &dir).expect_err("missing file");
-    assert!(matches!(err, ReportError::Read { .. }), "{err}");
+    assert!(
+        matches!(err, ReportError::Load(LoadError::Read { .. })),
+        "{err}"
+    );
 
     let mut future = fixtures::baseline();
-    future["schema_version"] = serde_json::Value::from(2);
+    future["schema_version"] = serde_json::Value::from(3);
     let path = write_json(&dir, "future.json", &future);
-    let err = write_report(&[input(&path, "x")], &dir).expect_err("schema 2");
-    assert!(err.to_string().contains("schema_version 2"), "{err}");
+    let err = write_report(&[input(&path, "x")], &dir).expect_err("schema 3");
+    assert!(
+        err.to_string()
+            .ends_with("has schema_version 3; this feedbench reads schemas 1 to 2"),
+        "{err}"
+    );
 
     let path = dir.join("garbage.json");
     std::fs::write(&path, "{\"schema_version\": 1}").expect("write");
@@ -188,7 +197,7 @@ fn memory_per_connection_shows_in_the_table_and_findings() {
         };
         s["server"]["rss_per_connection_bytes"] = json!(bytes);
     }
-    assert!(schema::validate(&results_schema(), &results).is_empty());
+    assert!(validate(&results).is_empty());
     let dir = out_dir("report-memory-per-connection");
     let path = write_json(&dir, "results.json", &results);
     let out = write_report(&[input(&path, "memory")], &dir.join("report")).expect("report");
@@ -237,7 +246,7 @@ fn results_without_memory_per_connection_still_load() {
         assert!(server.remove("rss_before_connect_bytes").is_some());
         assert!(server.remove("rss_per_connection_bytes").is_some());
     }
-    let errors = schema::validate(&results_schema(), &old);
+    let errors = validate(&old);
     assert!(errors.is_empty(), "{errors:?}");
     let parsed = util::parse(&old);
     let server = parsed.scenarios[0].server.as_ref().expect("server figures");
@@ -246,7 +255,7 @@ fn results_without_memory_per_connection_still_load() {
             server.rss_before_connect_bytes,
             server.rss_per_connection_bytes
         ),
-        (None, None)
+        (0, None)
     );
 
     let dir = out_dir("report-old-results");
@@ -269,9 +278,86 @@ fn results_without_memory_per_connection_still_load() {
     for s in fixtures::scenarios_mut(&mut none) {
         s["server"] = Value::Null;
     }
-    assert!(schema::validate(&results_schema(), &none).is_empty());
+    assert!(validate(&none).is_empty());
     let path = write_json(&dir, "none.json", &none);
     let out = write_report(&[input(&path, "none")], &dir.join("report-none")).expect("report");
     let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
     assert!(md_row(&md, &["ws", "100", "10 events/s"]).ends_with(" | – | – |"));
+}
+
+#[test]
+fn schema_2_notes_paths_and_unreceived_events_show_in_the_report() {
+    let mut results = fixtures::baseline();
+    results["schema_version"] = json!(2);
+    for s in fixtures::scenarios_mut(&mut results) {
+        let polling = s["transport"] == "short-poll" || s["transport"] == "long-poll";
+        let sent = s["requests"]["sent"].as_u64().expect("sent");
+        // What the load generator writes and schema 2 requires beyond schema 1.
+        s["status_message"] = Value::Null;
+        s["measured_s"] = s["params"]["duration_s"].clone();
+        s["notes"] = json!([]);
+        s["events"]["window_source"] = json!("feed");
+        s["events"]["unreceived"] = json!(0);
+        // Polls on the direct path save one in ten for hyper; push transports report none.
+        s["server"]["requests_by_path"] = if polling {
+            json!({"direct": sent - sent / 10, "hyper": sent / 10})
+        } else {
+            Value::Null
+        };
+    }
+    let ws = fixtures::scenarios_mut(&mut results)
+        .find(|s| s["name"] == "ws-c100-r10-s64" && s["repeat"] == 0)
+        .expect("a ws scenario");
+    ws["notes"] = json!(["the server reports no byte counters: bytes not cross-checked"]);
+    ws["events"]["unreceived"] = json!(2);
+    ws["events"]["missed"] = json!(200);
+    let expected = ws["events"]["expected"].as_u64().expect("expected");
+    ws["events"]["delivered"] = json!(expected - 200);
+    let errors = validate(&results);
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let dir = out_dir("report-schema-2");
+    let path = write_json(&dir, "results.json", &results);
+    let out = write_report(&[input(&path, "v2")], &dir.join("report")).expect("report");
+    let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
+    let note =
+        "ws-c100-r10-s64 repeat 0: the server reports no byte counters: bytes not cross-checked";
+    let unreceived = "ws-c100-r10-s64 repeat 0: 2 events in the window reached no client \
+                      (each counted missed for every client).";
+    // The note comes after the warnings, under its own lead-in, never as a warning.
+    let warnings_at = md.find("## Warnings").expect("warnings");
+    let notes_at = md
+        .find("Notes (informational, not problems):\n\n")
+        .expect("notes");
+    assert!(warnings_at < notes_at);
+    assert!(md[warnings_at..notes_at].contains(&format!("- {unreceived}\n")));
+    assert!(!md[warnings_at..notes_at].contains(note));
+    assert!(md[notes_at..].contains(&format!("- {note}\n")), "{md}");
+    // Sums over 3 repeats × 2 clients × 2 rates; 90% of each poll count is direct.
+    let paths = "Requests the server answered on its direct fast path, the rest through hyper: ";
+    let line = md
+        .lines()
+        .find(|l| l.starts_with(&format!("- {paths}")))
+        .expect("request path finding");
+    for variant in [
+        "short-poll (1 s) 90",
+        "short-poll (100 ms) 90",
+        "long-poll 90",
+    ] {
+        assert!(line.contains(variant), "{line}");
+    }
+    assert!(!line.contains("ws") && !line.contains("sse"), "{line}");
+
+    let page = std::fs::read_to_string(&out.index_html).expect("index.html");
+    assert!(page.contains(&format!("<ul class=\"notes\">\n<li>{note}</li>")));
+    let warnings = &page[page.find("<ul class=\"warnings\">").expect("warnings")..];
+    let warnings = &warnings[..warnings.find("</ul>").expect("end")];
+    assert!(!warnings.contains(note) && warnings.contains("reached no client"));
+    assert!(page.contains(paths));
+
+    // The same scenarios as schema 1 (no notes, no paths) show none of it.
+    let plain = write_json(&dir, "plain.json", &fixtures::baseline());
+    let out = write_report(&[input(&plain, "v1")], &dir.join("report-v1")).expect("report");
+    let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
+    assert!(!md.contains("Notes (") && !md.contains(paths), "{md}");
 }

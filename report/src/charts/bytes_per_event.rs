@@ -12,7 +12,7 @@ use crate::charts::{
     all_loads, all_variants, groups_for, panel_caption, style, ChartFigure, ChartKind, NO_DATA,
 };
 use crate::group::{Dataset, Load, Spread, Variant};
-use crate::results::Scenario;
+use feedbench_results::ScenarioResult;
 
 /// Segment colours: payload, overhead down, bytes up.
 const SEGMENTS: [(&str, RGBColor); 3] = [
@@ -111,7 +111,7 @@ fn bars(
     dataset: &Dataset,
     variants: &[Variant],
     load: &Load,
-    make: fn(&[&Scenario], &Variant, &[Variant]) -> Option<Bar>,
+    make: fn(&[&ScenarioResult], &Variant, &[Variant]) -> Option<Bar>,
 ) -> Vec<Bar> {
     variants
         .iter()
@@ -125,8 +125,8 @@ fn bars(
 }
 
 /// The steady-state bar: payload, overhead down, up; whisker on the per-event total.
-fn steady_bar(repeats: &[&Scenario], variant: &Variant, all: &[Variant]) -> Option<Bar> {
-    let median = |f: &dyn Fn(&Scenario) -> Option<f64>| {
+fn steady_bar(repeats: &[&ScenarioResult], variant: &Variant, all: &[Variant]) -> Option<Bar> {
+    let median = |f: &dyn Fn(&ScenarioResult) -> Option<f64>| {
         Spread::of(repeats.iter().filter_map(|s| f(s))).map(|s| s.median)
     };
     let payload = median(&|s| s.payload_per_event())?;
@@ -142,7 +142,7 @@ fn steady_bar(repeats: &[&Scenario], variant: &Variant, all: &[Variant]) -> Opti
 }
 
 /// The setup bar: setup bytes in both directions per opened connection.
-fn setup_bar(repeats: &[&Scenario], variant: &Variant, all: &[Variant]) -> Option<Bar> {
+fn setup_bar(repeats: &[&ScenarioResult], variant: &Variant, all: &[Variant]) -> Option<Bar> {
     let total = Spread::of(
         repeats
             .iter()

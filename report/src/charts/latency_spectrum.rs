@@ -103,10 +103,12 @@ pub fn figures(datasets: &[Dataset]) -> Result<Vec<ChartFigure>, ReportError> {
 fn spectrum_over_repeats(group: &Group) -> Result<Vec<(f64, Spread)>, ReportError> {
     let mut per_repeat = Vec::new();
     for scenario in group.usable() {
-        let hist =
-            hdr::decode(&scenario.latency_us.hdr).map_err(|reason| ReportError::Histogram {
+        let hist = scenario
+            .latency_us
+            .histogram()
+            .map_err(|e| ReportError::Histogram {
                 scenario: format!("{} repeat {}", scenario.name, scenario.repeat),
-                reason,
+                reason: e.to_string(),
             })?;
         let points = hdr::spectrum(&hist, POINTS_PER_DECADE);
         if !points.is_empty() {

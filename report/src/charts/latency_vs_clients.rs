@@ -18,12 +18,12 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
         LineSpec {
             suffix: "p50",
             dash: Dash::Solid,
-            metric: |s| Some(s.latency_us.p50),
+            metric: |s| Some(s.latency_us.p50 as f64),
         },
         LineSpec {
             suffix: "p99",
             dash: Dash::Dashed,
-            metric: |s| Some(s.latency_us.p99),
+            metric: |s| Some(s.latency_us.p99 as f64),
         },
     ];
     let x = AxisSpec {

@@ -265,7 +265,7 @@ pub struct LineSpec {
     /// Dash pattern.
     pub dash: panel::Dash,
     /// The metric of one repeat.
-    pub metric: fn(&crate::results::Scenario) -> Option<f64>,
+    pub metric: fn(&feedbench_results::ScenarioResult) -> Option<f64>,
 }
 
 /// Lines for one dataset: for each variant and spec, the groups in the slice as points

@@ -10,7 +10,7 @@ use plotters::style::{FontStyle, RGBColor};
 
 use crate::error::ReportError;
 use crate::group::Variant;
-use crate::results::Transport;
+use feedbench_results::Transport;
 
 /// DejaVu Sans (see `assets/LICENSE-DejaVu.txt`).
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");

@@ -358,13 +358,18 @@ pub fn scenarios_mut(results: &mut Value) -> impl Iterator<Item = &mut Value> {
         .iter_mut()
 }
 
-/// Multiplies a scenario's latency summary (not its histogram) by `factor`.
+/// Multiplies a scenario's latency summary (not its histogram) by `factor`, rounding the
+/// percentiles to whole µs as a histogram records them.
 pub fn scale_latency(scenario: &mut Value, factor: f64) {
-    for k in ["min", "mean", "p50", "p90", "p99", "p999", "max"] {
+    let mean = scenario["latency_us"]["mean"]
+        .as_f64()
+        .expect("numeric mean");
+    scenario["latency_us"]["mean"] = json!(mean * factor);
+    for k in ["min", "p50", "p90", "p99", "p999", "max"] {
         let x = scenario["latency_us"][k]
-            .as_f64()
-            .expect("numeric latency field");
-        scenario["latency_us"][k] = json!(x * factor);
+            .as_u64()
+            .expect("whole µs latency field");
+        scenario["latency_us"][k] = json!((x as f64 * factor).round() as u64);
     }
 }
 

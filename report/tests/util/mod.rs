@@ -4,7 +4,6 @@
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
 pub mod fixtures;
-pub mod schema;
 
 use std::path::{Path, PathBuf};
 
@@ -42,13 +41,6 @@ pub fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
 /// Parses a results document with the crate's own types.
 pub fn parse(value: &Value) -> Results {
     Results::from_json(&value.to_string()).expect("fixture parses as results")
-}
-
-/// The results schema, `bench-results/schema.json`, from the workspace root.
-pub fn results_schema() -> Value {
-    let path = crate_dir().join("../bench-results/schema.json");
-    let text = std::fs::read_to_string(&path).expect("read bench-results/schema.json");
-    serde_json::from_str(&text).expect("schema.json is JSON")
 }
 
 /// Panics unless `text` is well-formed XML with an `<svg>` root element.
