@@ -1,8 +1,11 @@
-//! Wall-clock helpers: Unix-epoch nanoseconds and RFC 3339 timestamps.
+//! Wall-clock helpers: Unix-epoch nanoseconds, the load generator's [`LocalClock`] and
+//! RFC 3339 timestamps.
 //!
 //! Delivery latency compares the server's scheduled publish time (`ts`, Unix ns) with the
 //! client's receive time, so both sides must use the realtime clock; on one machine they
-//! share it exactly.
+//! share it exactly. On two machines they differ by an offset that
+//! [`crate::clock_sync`] estimates; [`LocalClock`] can inject a known error into the local
+//! side so that tests can check the estimate and the correction against it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +17,35 @@ pub fn unix_nanos() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The load generator's realtime clock, read with an injected error of `skew_ns`.
+///
+/// `LocalClock::default()` is the host's clock. A skewed clock stands in for a host whose
+/// clock is off: every reading, and every raw [`unix_nanos`] timestamp passed through
+/// [`LocalClock::at`] (such as a socket's receive time), is `skew_ns` later than the truth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalClock {
+    /// What this clock adds to the host's clock, in nanoseconds (positive: it reads ahead).
+    pub skew_ns: i64,
+}
+
+impl LocalClock {
+    /// A clock that reads `skew_ns` ahead of the host's (behind if negative).
+    pub const fn skewed(skew_ns: i64) -> Self {
+        LocalClock { skew_ns }
+    }
+
+    /// Now, on this clock, in Unix nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.at(unix_nanos())
+    }
+
+    /// The reading of this clock at the instant the host's clock read `unix_ns` (a raw
+    /// [`unix_nanos`] value); saturates at 0 and `u64::MAX`.
+    pub fn at(&self, unix_ns: u64) -> u64 {
+        unix_ns.saturating_add_signed(self.skew_ns)
+    }
 }
 
 /// Formats a `SystemTime` as RFC 3339 UTC with millisecond precision, e.g.
@@ -78,5 +110,14 @@ mod tests {
         // A leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_skewed_clock_shifts_every_reading_by_its_skew() {
+        assert_eq!(LocalClock::default().at(1_000), 1_000);
+        assert_eq!(LocalClock::skewed(25_000_000).at(1_000), 25_001_000);
+        assert_eq!(LocalClock::skewed(-400).at(1_000), 600);
+        assert_eq!(LocalClock::skewed(-2_000).at(1_000), 0);
+        assert_eq!(LocalClock::skewed(5).at(u64::MAX - 1), u64::MAX);
     }
 }

@@ -19,6 +19,7 @@
 pub mod accounting;
 pub mod client;
 pub mod clock;
+pub mod clock_sync;
 pub mod counting;
 pub mod crossing;
 pub mod embedded;

@@ -53,7 +53,9 @@ fn supervise(hub: &Hub, body: fn(&Hub)) {
     }
 }
 
-fn unix_now_ns() -> u64 {
+/// The realtime clock in Unix nanoseconds: what every schedule's stamps start from, and
+/// what `GET /time` answers, so a client's offset estimate is to the clock of `ts`.
+pub(crate) fn unix_now_ns() -> u64 {
     // A clock before 1970 is a broken host; stamping 0 keeps the feed going and makes the
     // resulting latencies obviously wrong rather than crashing the server.
     SystemTime::now()

@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::app::App;
+use crate::publisher::unix_now_ns;
 use crate::respond::{self, Body};
 use crate::stats::{Class, ConnTag, Endpoint, GaugeGuard, Path};
 use crate::{control, observe, poll, sse, ws};
@@ -27,6 +28,7 @@ pub fn classify(path: &str) -> (Endpoint, Class) {
         "/stats" => (Endpoint::Stats, Class::Other),
         "/metrics" => (Endpoint::Metrics, Class::Other),
         "/healthz" => (Endpoint::Healthz, Class::Other),
+        "/time" => (Endpoint::Time, Class::Other),
         _ => (Endpoint::Other, Class::Other),
     }
 }
@@ -133,6 +135,8 @@ fn answer_now(
         Endpoint::Metrics => observe::metrics(app),
         Endpoint::Healthz if get_only("GET") => respond::method_not_allowed("GET"),
         Endpoint::Healthz => healthz(app),
+        Endpoint::Time if get_only("GET") => respond::method_not_allowed("GET"),
+        Endpoint::Time => no_query(&req).unwrap_or_else(time),
         Endpoint::Other => respond::error(
             StatusCode::NOT_FOUND,
             format!("no such path: {}", shorten(req.uri().path())),
@@ -149,6 +153,16 @@ fn healthz(app: &App) -> Response<Body> {
             serde_json::json!({"status": "failed", "error": why}).to_string(),
         ),
     }
+}
+
+/// `GET /time`: `{"unix_ns":N}`, the server's realtime clock in Unix nanoseconds, the
+/// clock every event's `ts` is stamped from (load generators on other hosts estimate their
+/// offset to it). The clock is read last, once the request has been routed and checked,
+/// so that only building the response and hyper's write separate the reading from the
+/// bytes leaving.
+fn time() -> Response<Body> {
+    let unix_ns = unix_now_ns();
+    respond::json(StatusCode::OK, format!(r#"{{"unix_ns":{unix_ns}}}"#))
 }
 
 fn no_query<B>(req: &Request<B>) -> Option<Response<Body>> {
@@ -171,5 +185,6 @@ mod tests {
         assert_eq!(classify("/ws"), (Endpoint::Ws, Class::Ws));
         assert_eq!(classify("/poll/"), (Endpoint::Other, Class::Other));
         assert_eq!(classify("/stats"), (Endpoint::Stats, Class::Other));
+        assert_eq!(classify("/time"), (Endpoint::Time, Class::Other));
     }
 }

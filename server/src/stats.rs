@@ -29,7 +29,7 @@ pub enum Class {
     Ws = 2,
     /// `GET /sse`.
     Sse = 3,
-    /// Everything else (control, stats, metrics, errors, unrouted connections).
+    /// Everything else (control, stats, metrics, healthz, time, errors, unrouted connections).
     Other = 4,
 }
 
@@ -76,13 +76,15 @@ pub enum Endpoint {
     Metrics,
     /// `/healthz`
     Healthz,
+    /// `/time`
+    Time,
     /// Anything else (404s).
     Other,
 }
 
 impl Endpoint {
     /// All endpoints, in index order.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Poll,
         Endpoint::LongPoll,
         Endpoint::Ws,
@@ -91,6 +93,7 @@ impl Endpoint {
         Endpoint::Stats,
         Endpoint::Metrics,
         Endpoint::Healthz,
+        Endpoint::Time,
         Endpoint::Other,
     ];
 
@@ -105,6 +108,7 @@ impl Endpoint {
             Endpoint::Stats => "stats",
             Endpoint::Metrics => "metrics",
             Endpoint::Healthz => "healthz",
+            Endpoint::Time => "time",
             Endpoint::Other => "other",
         }
     }
@@ -158,7 +162,7 @@ pub struct Stats {
     /// Bytes by class, indexed by `Class as usize`.
     pub bytes: [ByteCounts; 5],
     /// Requests by endpoint, indexed like `Endpoint::ALL`.
-    pub requests: [AtomicU64; 9],
+    pub requests: [AtomicU64; Endpoint::ALL.len()],
     /// Requests by the path that answered them, indexed by `Path as usize`.
     pub requests_by_path: [AtomicU64; 2],
 }
@@ -166,10 +170,11 @@ pub struct Stats {
 impl Stats {
     /// Counts one request to `endpoint`.
     pub fn count_request(&self, endpoint: Endpoint) {
+        // Every endpoint is in `ALL`; the fallback only keeps this total.
         let i = Endpoint::ALL
             .iter()
             .position(|e| *e == endpoint)
-            .unwrap_or(8);
+            .unwrap_or(Endpoint::ALL.len() - 1);
         self.requests[i].fetch_add(1, Relaxed);
     }
 

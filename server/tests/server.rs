@@ -1047,3 +1047,45 @@ async fn every_request_on_a_connection_gets_the_whole_header_timeout() {
         "closed after {took:?}"
     );
 }
+
+/// The realtime clock in Unix nanoseconds, as a client on this host reads it.
+fn client_unix_ns() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    u64::try_from(since.unwrap().as_nanos()).unwrap()
+}
+
+/// `GET /time` answers exactly `{"unix_ns":N}` (JSON, not cached) with N the server's
+/// realtime clock, which on one host lies between the client's reads just before sending
+/// and just after the answer; on a kept-alive connection every answer does. Other methods
+/// and a query get the usual 405 and 400, and every request counts under `time`.
+#[tokio::test]
+async fn time_answers_the_realtime_clock_within_the_exchange() {
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let mut c = Http::connect(addr).await;
+    for _ in 0..3 {
+        let before = client_unix_ns();
+        let r = c.get("/time").await;
+        let after = client_unix_ns();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        let n = r.json()["unix_ns"].as_u64().expect("unix_ns is a u64");
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            format!(r#"{{"unix_ns":{n}}}"#)
+        );
+        assert!(
+            before <= n && n <= after,
+            "server clock {n} outside the exchange [{before}, {after}]"
+        );
+    }
+    c.send("POST", "/time", "", b"").await;
+    let r = c.read_response().await;
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    let r = c.get("/time?x=1").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(stat(&server, "/requests/time"), 5);
+    assert_eq!(stat(&server, "/requests/other"), 0);
+    server.shutdown();
+}
