@@ -123,7 +123,7 @@ def render(args):
     job["spec"]["parallelism"] = shards
     if args.active_deadline is not None:
         job["spec"]["activeDeadlineSeconds"] = args.active_deadline
-    keep = {"all": None, "base": ("Namespace", "Deployment", "Service"),
+    keep = {"all": None, "namespace": ("Namespace",), "server": ("Deployment", "Service"),
             "load": ("ConfigMap", "Job")}[args.only]
     out = [d for d in docs if keep is None or d["kind"] in keep]
     yaml.safe_dump_all(out, sys.stdout, sort_keys=False, default_flow_style=False)
@@ -395,8 +395,8 @@ def main():
     p.add_argument("--dir", default=MANIFEST_DIR, help="manifest directory (default: deploy/k8s)")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("render", help="print the manifests for one run")
-    r.add_argument("--only", choices=["all", "base", "load"], default="all",
-                   help="base: namespace, server and Service; load: ConfigMap and Job")
+    r.add_argument("--only", choices=["all", "namespace", "server", "load"], default="all",
+                   help="server: Deployment and Service; load: ConfigMap and Job")
     r.add_argument("--image")
     r.add_argument("--pull-policy", choices=["Always", "IfNotPresent", "Never"])
     r.add_argument("--namespace")
