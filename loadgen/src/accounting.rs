@@ -146,12 +146,8 @@ pub fn totals(range: Option<(u64, u64)>, n_clients: u64, sets: &[SeqSet]) -> Eve
     }
 }
 
-/// How many seqs in `[lo, hi]` are in none of `sets`: events of the window that no client
-/// received.
-pub fn unreceived(range: Option<(u64, u64)>, sets: &[SeqSet]) -> u64 {
-    let Some((lo, hi)) = range else {
-        return 0;
-    };
+/// The seqs in `[lo, hi]` that any of `sets` holds.
+fn union_in(lo: u64, hi: u64, sets: &[SeqSet]) -> SeqSet {
     // OR the sets word by word: clients × range/64 word operations, not clients × range.
     let mut union = SeqSet {
         base: lo & !63,
@@ -162,7 +158,28 @@ pub fn unreceived(range: Option<(u64, u64)>, sets: &[SeqSet]) -> u64 {
             union.words[i] |= bits;
         }
     }
-    (hi - lo + 1) - union.count_in(lo, hi)
+    union
+}
+
+/// How many seqs in `[lo, hi]` are in none of `sets`: events of the window that no client
+/// received.
+pub fn unreceived(range: Option<(u64, u64)>, sets: &[SeqSet]) -> u64 {
+    let Some((lo, hi)) = range else {
+        return 0;
+    };
+    (hi - lo + 1) - union_in(lo, hi, sets).count_in(lo, hi)
+}
+
+/// The first `max` seqs in `[lo, hi]` that are in none of `sets`, in order.
+pub fn unreceived_seqs(range: Option<(u64, u64)>, sets: &[SeqSet], max: usize) -> Vec<u64> {
+    let Some((lo, hi)) = range else {
+        return Vec::new();
+    };
+    let union = union_in(lo, hi, sets);
+    (lo..=hi)
+        .filter(|&s| !union.contains(s))
+        .take(max)
+        .collect()
 }
 
 /// The window's seq range: the union of what any client saw in the window.
@@ -243,6 +260,12 @@ mod tests {
         assert_eq!(unreceived(Some((151, 151)), &sets), 0);
         assert_eq!(unreceived(None, &sets), 0);
         assert_eq!(unreceived(Some((5, 6)), &[]), 2);
+        assert_eq!(unreceived_seqs(Some((100, 300)), &sets, 10), vec![150]);
+        assert_eq!(
+            unreceived_seqs(Some((90, 310)), &sets, 12),
+            vec![90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 150, 301]
+        );
+        assert_eq!(unreceived_seqs(None, &sets, 10), Vec::<u64>::new());
         let t = totals(Some((100, 300)), 3, &sets);
         // Client c received nothing; 150 is missed by all three.
         assert_eq!(t.missed, 201 + 2 + 2);

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::SeqSet;
+use crate::clock::LocalClock;
 use crate::counting::{ByteCounts, CountingStream, Window};
 use crate::event::EventHead;
 use crate::http::io_error_kind;
@@ -64,6 +65,8 @@ pub struct Target {
     pub control_token: Option<String>,
     /// Local addresses the clients connect from (`auto` unless told otherwise).
     pub source_addrs: SourceAddrs,
+    /// This process's clock (the host's, unless a test injects a skew).
+    pub clock: LocalClock,
 }
 
 impl Target {
@@ -97,6 +100,7 @@ impl Target {
             host: host.to_string(),
             control_token: None,
             source_addrs: SourceAddrs::Auto,
+            clock: LocalClock::default(),
         })
     }
 
@@ -138,6 +142,9 @@ pub struct ClientCtx {
     pub epoch: Instant,
     /// Source addresses, client *i* on `sources[i % len]`; empty: the kernel's choice.
     pub sources: Vec<IpAddr>,
+    /// Add to a raw receive time ([`crate::clock::unix_nanos`]) to get the server's clock:
+    /// the target clock's skew plus the applied clock offset; 0 on one host.
+    pub to_server_ns: i64,
 }
 
 /// Live per-client state the controller reads.
@@ -371,12 +378,15 @@ impl<'g> ClientState<'g> {
         let received_in_window = window.contains(recv_ns);
         let mut latency_us = None;
         let (mut duplicate, mut out_of_order) = (false, false);
-        if window.contains(ev.ts) {
+        // The window is on this host's clock, `ts` on the server's.
+        let shift = self.ctx.to_server_ns;
+        if window.contains(ev.ts.saturating_add_signed(-shift)) {
             match self.seen.insert(ev.seq) {
                 Some(false) => duplicate = true,
                 _ => {
                     out_of_order = ev.seq < self.highest;
-                    latency_us = Some(recv_ns.saturating_sub(ev.ts) / 1000);
+                    let recv_server_ns = recv_ns.saturating_add_signed(shift);
+                    latency_us = Some(recv_server_ns.saturating_sub(ev.ts) / 1000);
                 }
             }
         }

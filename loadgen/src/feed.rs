@@ -107,10 +107,12 @@ impl FeedReader {
 
     /// The seqs stamped inside `window`, reading from a little before `head_at_start` (the
     /// head read just before the window opened), until an event stamped at or after the
-    /// window's end appears or `deadline` passes.
+    /// window's end appears or `deadline` passes. `window` is on this host's clock; add
+    /// `to_server_ns` to it to get the server's, on which `ts` is stamped.
     pub async fn window_seqs(
         &mut self,
         window: &Window,
+        to_server_ns: i64,
         head_at_start: u64,
         rate_hz: f64,
         deadline: Instant,
@@ -130,7 +132,8 @@ impl FeedReader {
             let page = parse_poll_body(&body)?;
             out.ring_missed += page.missed;
             for raw in &page.events {
-                let ev = parse_event(raw.get().as_bytes())?;
+                let mut ev = parse_event(raw.get().as_bytes())?;
+                ev.ts = ev.ts.saturating_add_signed(-to_server_ns);
                 if first_page {
                     out.start_confirmed |= ev.ts < window.start_ns();
                     first_page = false;

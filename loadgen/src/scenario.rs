@@ -12,25 +12,26 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::{totals, unreceived, window_range};
+use crate::accounting::{totals, unreceived, unreceived_seqs, window_range};
 use crate::client::{
     goodbye_timeout, ClientCtx, ClientParams, ClientState, GroupStats, LiveStats, Target,
     GROUP_SIZE,
 };
 use crate::clock::{rfc3339, unix_nanos};
+use crate::clock_sync::{self, ClockError, SyncOptions};
 use crate::counting::Window;
 use crate::feed::{FeedReader, FeedWindow};
 use crate::results::{
-    rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
-    ScenarioResult, ServerFigures, ServerSample, Status, Summary, WINDOW_FROM_CLIENTS,
-    WINDOW_FROM_FEED,
+    rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events, Loadgen, Params,
+    Requests, ScenarioResult, ServerFigures, ServerSample, ShardInfo, Status, Summary, WindowTimes,
+    MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
 };
 use crate::shard::{Shard, StartAt};
 use crate::stats::{ServerStats, StatsClient};
@@ -273,10 +274,12 @@ pub async fn run_scenario(
     let sources = target.source_addrs.resolve(target.addr);
     limits::check_capacity(spec.local_clients().len() as u64, &sources, target.addr)
         .map_err(ScenarioError::Capacity)?;
-    let start_delay = start_delay(spec)?;
+    let clock = estimate_clock(target).await;
+    let start_delay = start_delay(spec, clock.to_server_ns)?;
     let started_at = rfc3339(SystemTime::now());
     let mut stats = StatsClient::new(target);
-    if spec.control {
+    // In a sharded run only shard 0 sets the feed: every change starts a new schedule.
+    if spec.control && spec.shard.is_none_or(|s| s.index == 0) {
         stats
             .set_feed(spec.rate_hz, spec.payload_bytes)
             .await
@@ -307,6 +310,7 @@ pub async fn run_scenario(
         connect_limit: Semaphore::new(CONNECTS_IN_FLIGHT),
         epoch: Instant::now(),
         sources,
+        to_server_ns: clock.to_server_ns,
     });
     let n_local = spec.local_clients().len();
     progress.start_scenario(&spec.name(), repeat, n_local, ctx.live.clone());
@@ -337,11 +341,15 @@ pub async fn run_scenario(
     let (group, lost_groups) = join_groups(groups, disconnect_limit).await;
     let status = signals.status();
     let mut server_after = None;
-    if server_before.is_some() && status == Status::Complete {
+    // A shard's clients are only part of what the server counts: nothing to settle on.
+    if server_before.is_some() && status == Status::Complete && spec.shard.is_none() {
         server_after =
             settle_server_bytes(&mut stats, spec.transport, server_before.as_ref(), &group).await;
     }
     let mut result = build_result(spec, repeat, started_at, &ctx, &readings, &group, samples);
+    result.clock = clock.figures;
+    result.notes.extend(clock.note);
+    result.warnings.extend(clock.warning);
     result.status = status;
     result.status_message = match status {
         Status::Complete => None,
@@ -350,7 +358,7 @@ pub async fn run_scenario(
     };
     add_server_figures(
         &mut result,
-        spec.transport,
+        spec,
         &readings,
         server_before.as_ref(),
         server_after.as_ref(),
@@ -365,13 +373,81 @@ pub async fn run_scenario(
     Ok(result)
 }
 
-/// How long to wait for `spec.start_at`; refuses one too far in the past or future.
-fn start_delay(spec: &ScenarioSpec) -> Result<Option<Duration>, ScenarioError> {
+/// How many `GET /time` exchanges the clock estimate takes.
+const CLOCK_SAMPLES: usize = 16;
+/// How long the whole estimate may take.
+const CLOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This process's clock against the server's, and what the results say about it.
+struct ClockState {
+    /// Add to a raw receive time to get the server's clock.
+    to_server_ns: i64,
+    figures: Option<ClockFigures>,
+    note: Option<String>,
+    warning: Option<String>,
+}
+
+/// Estimates the server's clock offset (`GET /time`). The offset is applied only when it
+/// is further from 0 than its own uncertainty: otherwise 0 is as good an estimate, and
+/// exactly right when both run on one host.
+async fn estimate_clock(target: &Target) -> ClockState {
+    let skew = target.clock.skew_ns;
+    let opts = SyncOptions {
+        samples: CLOCK_SAMPLES,
+        clock: target.clock,
+        ..SyncOptions::default()
+    };
+    let mut state = ClockState {
+        to_server_ns: skew,
+        figures: None,
+        note: None,
+        warning: None,
+    };
+    match tokio::time::timeout(CLOCK_TIMEOUT, clock_sync::estimate(target, &opts)).await {
+        Ok(Ok(est)) => {
+            let applied = est.offset_ns.unsigned_abs() > est.uncertainty_ns;
+            if applied {
+                state.to_server_ns = skew.saturating_add(est.offset_ns);
+            }
+            state.figures = Some(ClockFigures {
+                offset_ns: est.offset_ns,
+                uncertainty_ns: est.uncertainty_ns,
+                min_rtt_ns: est.min_rtt_ns,
+                samples: est.samples,
+                applied,
+            });
+        }
+        Ok(Err(ClockError::Unsupported)) => {
+            state.note = Some(
+                "the server has no GET /time: its clock is taken to agree with this host's \
+                 (true on one host; across hosts latency is only as good as their clock sync)"
+                    .into(),
+            );
+        }
+        Ok(Err(e)) => {
+            state.warning = Some(format!(
+                "no clock offset to the server ({e}): its clock is taken to agree with this host's"
+            ));
+        }
+        Err(_) => {
+            state.warning = Some(format!(
+                "no clock offset to the server within {CLOCK_TIMEOUT:?}: its clock is taken to \
+                 agree with this host's"
+            ));
+        }
+    }
+    state
+}
+
+/// How long to wait for `spec.start_at` (an instant on the server's clock, which is this
+/// host's raw clock plus `to_server_ns`); refuses one too far in the past or future.
+fn start_delay(spec: &ScenarioSpec, to_server_ns: i64) -> Result<Option<Duration>, ScenarioError> {
     let Some(at) = spec.start_at else {
         return Ok(None);
     };
-    let now = SystemTime::now();
-    match at.0.duration_since(now) {
+    let local = at.unix_ns().saturating_add_signed(-to_server_ns);
+    let now = UNIX_EPOCH + Duration::from_nanos(unix_nanos());
+    match (UNIX_EPOCH + Duration::from_nanos(local)).duration_since(now) {
         Ok(ahead) if ahead > START_AT_AHEAD => Err(ScenarioError::StartAt(format!(
             "the start time is {} ahead (at most {} allowed)",
             humantime::format_duration(Duration::from_secs(ahead.as_secs())),
@@ -455,7 +531,12 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     progress.phase("warm-up");
-    match spec.aligned_window_start() {
+    // The aligned window opens at an instant of the server's clock; this host's is off by
+    // `to_server_ns`.
+    let aligned_open = spec
+        .aligned_window_start()
+        .map(|ns| ns.saturating_add_signed(-ctx.to_server_ns));
+    match aligned_open {
         // Every shard opens its window at the same instant: wait until just before it.
         Some(open_ns) => {
             sleep_until_unix(open_ns.saturating_sub(ALIGNED_LEAD.as_nanos() as u64)).await
@@ -471,12 +552,12 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
         Ok(Err(e)) => readings.feed_error = Some(e.to_string()),
         Err(_) => readings.feed_error = Some(format!("no answer within {FEED_HEAD_TIMEOUT:?}")),
     }
-    if let Some(open_ns) = spec.aligned_window_start() {
+    if let Some(open_ns) = aligned_open {
         sleep_until_unix(open_ns).await;
     }
     readings.ready_at_start = ctx.live.ready.load(Ordering::Relaxed);
     readings.cpu_start = sysinfo::process_cpu_s();
-    let start_ns = spec.aligned_window_start().unwrap_or_else(unix_nanos);
+    let start_ns = aligned_open.unwrap_or_else(unix_nanos);
     let start = Instant::now();
     let end_ns = start_ns + spec.duration.as_nanos() as u64;
     ctx.window.set(start_ns, end_ns);
@@ -549,7 +630,7 @@ async fn read_feed_window(
     // Each page is bounded by the reader's exchange timeout; the whole read by the pages'
     // count, and past the deadline by this outer bound.
     let bound = feed_edge_wait(spec.rate_hz) + Duration::from_secs(30);
-    let read = feed.window_seqs(&ctx.window, head, spec.rate_hz, deadline);
+    let read = feed.window_seqs(&ctx.window, ctx.to_server_ns, head, spec.rate_hz, deadline);
     match tokio::time::timeout(bound, read).await {
         Ok(Ok(w)) => readings.feed_window = Some(w),
         Ok(Err(e)) => readings.feed_error = Some(e.to_string()),
@@ -733,6 +814,7 @@ fn build_result(
             last_seq: range.map(|r| r.1),
             window_source: source.into(),
             unreceived: unreceived(range, &g.seqs),
+            unreceived_seqs: unreceived_seqs(range, &g.seqs, MAX_UNRECEIVED_SEQS),
         },
         bytes: ByteFigures {
             up,
@@ -776,6 +858,23 @@ fn build_result(
         errors: g.errors.clone(),
         warnings: Vec::new(),
         notes: Vec::new(),
+        shard: spec.shard.map(|shard| {
+            let block = shard.clients(spec.n_clients);
+            ShardInfo {
+                index: shard.index,
+                count: shard.count,
+                first_client: block.start as u64,
+                clients: block.len() as u64,
+            }
+        }),
+        window: match (readings.window_start, readings.window_end_ns) {
+            (Some((start, _)), Some(end)) => Some(WindowTimes {
+                start_ns: start.saturating_add_signed(ctx.to_server_ns),
+                end_ns: end.saturating_add_signed(ctx.to_server_ns),
+            }),
+            _ => None,
+        },
+        clock: None,
     };
     result.warnings = warnings(spec, ctx, readings, g, &result);
     if let Some((start_ns, _)) = readings.window_start {
@@ -921,7 +1020,7 @@ pub const MEMORY_MIN_CLIENTS: u64 = 1_000;
 
 fn add_server_figures(
     result: &mut ScenarioResult,
-    transport: Transport,
+    spec: &ScenarioSpec,
     readings: &Readings,
     before: Option<&ServerStats>,
     after: Option<&ServerStats>,
@@ -931,6 +1030,7 @@ fn add_server_figures(
         result.server = None;
         return;
     };
+    let transport = spec.transport;
     let end = readings.server_end.as_ref().unwrap_or(start);
     fig.cpu_s = (end.cpu_s() - start.cpu_s()).max(0.0);
     // The window's requests by code path; they include the load generator's own /stats
@@ -960,7 +1060,13 @@ fn add_server_figures(
     // figure is only taken from a server that has served little more than this tool's
     // own /stats and control requests.
     let served_before = before.map_or(0, |b| b.connections.accepted);
-    if served_before <= FRESH_SERVER_ACCEPTED {
+    if spec.shard.is_some() {
+        result.notes.push(
+            "a shard: the server's byte counters and memory cover every shard's clients, so \
+             they are neither compared with nor divided by this shard's"
+                .into(),
+        );
+    } else if served_before <= FRESH_SERVER_ACCEPTED {
         // Below MEMORY_MIN_CLIENTS the server's fixed growth (runtime slabs, allocator
         // caches, the ring filling up) is not small next to the clients' share: at 50
         // clients the quick suite read 2.8-5.8 KiB for what is 1.9-3.4 KiB at 1,000+.
@@ -987,7 +1093,9 @@ fn add_server_figures(
     if let (Some(b), Some(a)) = (before, after) {
         fig.slow_consumer_closed = closed(a).saturating_sub(closed(b));
     }
-    if before.is_some_and(|b| !counts_bytes(b)) {
+    if spec.shard.is_some() {
+        // Said in the note above: the server counts every shard's bytes.
+    } else if before.is_some_and(|b| !counts_bytes(b)) {
         result.notes.push(format!(
             "the server reports no byte counters for {class} in /stats: the clients' byte \
              counts are not cross-checked against the server's"

@@ -7,7 +7,7 @@ use std::time::Duration;
 use feedbench_loadgen::counting::{CountingStream, Window};
 use feedbench_loadgen::http::{BodyFraming, HttpConn};
 use feedbench_loadgen::results::{CpuSets, Status};
-use feedbench_loadgen::{RunConfig, RunSignals, Transport};
+use feedbench_loadgen::{run_scenario, RunConfig, RunSignals, Transport};
 use util::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,5 +309,51 @@ async fn results_files_follow_the_schema() {
     assert!(feedbench_results::validate(&written).is_empty());
     assert_eq!(written["status"], "interrupted");
     std::fs::remove_dir_all(&dir).unwrap();
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_25ms_ahead_is_corrected_by_the_server_offset() {
+    let server = start_server(100_000).await;
+    let s = spec(Transport::Ws, 4, 20.0, Duration::from_millis(1500));
+    let plain = run(&server, &s).await;
+    let mut skewed_target = target(&server);
+    skewed_target.clock = feedbench_loadgen::clock::LocalClock::skewed(25_000_000);
+    let skewed = run_scenario(
+        &skewed_target,
+        &s,
+        0,
+        &RunSignals::new(),
+        &feedbench_loadgen::progress::Progress::hidden(),
+    )
+    .await
+    .unwrap();
+    for r in [&plain, &skewed] {
+        assert_lossless(r);
+        assert_prompt(r);
+    }
+    // One host: the plain estimate is 0 within its uncertainty and not applied; the skewed
+    // one is -25 ms within its uncertainty and applied.
+    let c = plain.clock.unwrap();
+    assert!(
+        c.offset_ns.unsigned_abs() <= c.uncertainty_ns + 100_000,
+        "{c:?}"
+    );
+    let k = skewed.clock.unwrap();
+    assert!(k.applied, "{k:?}");
+    assert!(
+        (k.offset_ns + 25_000_000).unsigned_abs() <= k.uncertainty_ns + 100_000,
+        "{k:?}"
+    );
+    // Without the correction every latency would read 25 ms more.
+    assert!(
+        skewed.latency_us.p50 < plain.latency_us.p50 + 5_000,
+        "{:?} vs {:?}",
+        skewed.latency_us,
+        plain.latency_us
+    );
+    // The recorded window is on the server's clock either way.
+    let w = skewed.window.unwrap();
+    assert_eq!(w.end_ns - w.start_ns, 1_500_000_000);
     stop_server(server).await;
 }

@@ -33,9 +33,9 @@ pub use file::{is_supported_version, write_json_atomic, LoadError};
 pub use p99_limit::{P99Limit, Series, Step};
 pub use run::{CpuSets, Host, Results, Status, Tool};
 pub use scenario::{
-    rss_per_connection_bytes, ByteFigures, Connections, Events, Loadgen, Params, Requests,
-    RequestsByPath, ScenarioResult, ServerFigures, ServerSample, WINDOW_FROM_CLIENTS,
-    WINDOW_FROM_FEED,
+    rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events, Loadgen, Params,
+    Requests, RequestsByPath, ScenarioResult, ServerFigures, ServerSample, ShardInfo, WindowTimes,
+    MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
 };
 pub use schema::{validate, Violation};
 pub use summary::{decode_hdr, HdrError, Summary};

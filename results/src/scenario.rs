@@ -64,6 +64,16 @@ pub struct ScenarioResult {
     /// older files.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The block of clients this file covers, when the run was split into shards and this
+    /// is one shard's file (a merged file has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// The measure window on the server's clock, when it was opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowTimes>,
+    /// The clock-offset estimate, when the server offers `GET /time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockFigures>,
 }
 
 /// Scenario parameters.
@@ -141,6 +151,52 @@ pub struct Events {
     /// `clients`, which cannot see such events. Schema 2; 0 for older files.
     #[serde(default)]
     pub unreceived: u64,
+    /// The seqs of those events, at most [`MAX_UNRECEIVED_SEQS`] of them (the first ones),
+    /// so a merge of shards can tell which events no client of *any* shard received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreceived_seqs: Vec<u64>,
+}
+
+/// Most seqs listed in [`Events::unreceived_seqs`].
+pub const MAX_UNRECEIVED_SEQS: usize = 10_000;
+
+/// Which block of a scenario's clients a shard ran (`feedbench load --shard I/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// This shard, `0..count`.
+    pub index: u32,
+    /// Shards in the run.
+    pub count: u32,
+    /// Index of this shard's first client in the whole scenario.
+    pub first_client: u64,
+    /// Clients this shard ran.
+    pub clients: u64,
+}
+
+/// The measure window on the server's clock, Unix ns: `[start_ns, end_ns)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowTimes {
+    /// Opening instant.
+    pub start_ns: u64,
+    /// Closing instant.
+    pub end_ns: u64,
+}
+
+/// The load generator's clock against the server's (`GET /time`, see PROTOCOL.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockFigures {
+    /// Estimated server clock minus load-generator clock, ns.
+    pub offset_ns: i64,
+    /// The offset is exact to within ± this (half the best exchange's round trip).
+    pub uncertainty_ns: u64,
+    /// That exchange's round trip, ns.
+    pub min_rtt_ns: u64,
+    /// Exchanges the estimate took (after one warm-up).
+    pub samples: u32,
+    /// Whether receive times were corrected by `offset_ns`. An offset within its own
+    /// uncertainty of 0 is not applied: 0 is then as good an estimate, and exact on one
+    /// host.
+    pub applied: bool,
 }
 
 /// Byte accounting.

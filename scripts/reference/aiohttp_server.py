@@ -31,6 +31,7 @@ import sys
 import time
 
 from aiohttp import WSMsgType, web
+from aiohttp import http_exceptions, web_protocol
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 U64_MAX = 2**64 - 1
@@ -41,6 +42,8 @@ POLL_LIMIT_MAX = 10_000
 LONGPOLL_TIMEOUT_DEFAULT_MS = 30_000
 LONGPOLL_TIMEOUT_MAX_MS = 120_000
 RATE_MAX = 1_000_000.0
+RATE_MIN = 0.001  # a rate is 0 (paused) or at least this
+EVENT_RING_OVERHEAD = 289  # an event counts 2 * payload_bytes + 289 against retain_bytes
 PAYLOAD_MAX = 1_048_576
 CONTROL_BODY_MAX = 64 * 1024
 # Overdue events published in one go before the publisher yields to the loop.
@@ -53,11 +56,13 @@ JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None):
+    def __init__(self, status: int, message: str, headers: dict | None = None,
+                 close: bool = False):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.close = close  # end the connection after the answer
 
 
 def json_bytes(obj) -> bytes:
@@ -70,21 +75,47 @@ def error_response(status: int, message: str, headers: dict | None = None) -> we
     return web.Response(status=status, body=json_bytes({"error": message}), headers=h)
 
 
+def json_parse_errors() -> None:
+    """Requests aiohttp's parser rejects (no Host, two Hosts, a bad request line, a header
+    line over the limit) get the JSON error body too, not aiohttp's text/plain one; a line
+    over the limit is 431. The connection is closed after the answer, as aiohttp does."""
+    plain = web_protocol.RequestHandler.handle_error
+
+    def handle_error(self, request, status=500, exc=None, message=None):
+        if not 400 <= status < 500:
+            return plain(self, request, status, exc, message)
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started")
+        if isinstance(exc, http_exceptions.LineTooLong):
+            status = 431
+        text = getattr(exc, "message", None) or message or str(exc) or "bad request"
+        resp = error_response(status, " ".join(str(text).split()))
+        resp.force_close()
+        return resp
+
+    web_protocol.RequestHandler.handle_error = handle_error
+
+
 # --------------------------------------------------------------------------- the feed
 
 
 class Feed:
     """The one feed: open-loop publisher, ring of the newest `retain` events, waiters."""
 
-    def __init__(self, rate_hz: float, payload_bytes: int, retain: int, ws_queue: int,
-                 jitter_ms: float):
+    def __init__(self, rate_hz: float, payload_bytes: int, retain: int, retain_bytes: int,
+                 ws_queue: int, jitter_ms: float):
         self.rate_hz = float(rate_hz)
         self.payload_bytes = int(payload_bytes)
         self.retain = retain
+        self.retain_bytes = retain_bytes
         self.ws_queue = ws_queue
         self.jitter_s = jitter_ms / 1000.0
-        self.ring: list[bytes | None] = [None] * retain
+        # Slot seq % retain holds (event bytes, its cost against retain_bytes).
+        self.ring: list[tuple[bytes, int] | None] = [None] * retain
+        self.oldest = 1  # seq of the oldest retained event (head + 1 when empty)
+        self.ring_bytes = 0
         self.head = 0  # seq of the newest event; 0 before the first
+        self.failed: str | None = None  # why the publisher died, if it did
         self.published = 0
         self._changed = asyncio.Event()  # replaced on every publish
         self._task: asyncio.Task | None = None
@@ -96,10 +127,10 @@ class Feed:
 
     def first_retained(self) -> int:
         """Seq of the oldest event still in the ring (head + 1 when the ring is empty)."""
-        return max(1, self.head - self.retain + 1)
+        return self.oldest
 
     def get(self, seq: int) -> bytes:
-        return self.ring[seq % self.retain]
+        return self.ring[seq % self.retain][0]
 
     def after(self, after: int, limit: int) -> tuple[list[bytes], int, int]:
         """(events with seq > after, oldest first, at most limit; next; missed)."""
@@ -107,7 +138,7 @@ class Feed:
         missed = max(0, min(first - 1, self.head) - after)
         start = max(after + 1, first)
         end = min(self.head, start + limit - 1)
-        events = [self.ring[s % self.retain] for s in range(start, end + 1)]
+        events = [self.ring[s % self.retain][0] for s in range(start, end + 1)]
         nxt = end if events else after
         return events, nxt, missed
 
@@ -127,7 +158,15 @@ class Feed:
     def _publish(self, ts_ns: int) -> None:
         seq = self.head + 1
         event = ('{"seq":%d,"ts":%d,"data":"%s"}' % (seq, ts_ns, self._filler(seq))).encode()
-        self.ring[seq % self.retain] = event
+        cost = 2 * self.payload_bytes + EVENT_RING_OVERHEAD
+        # The oldest leave first when either bound (retain events, retain_bytes) is reached.
+        while self.oldest <= self.head and (seq - self.oldest + 1 > self.retain
+                                            or self.ring_bytes + cost > self.retain_bytes):
+            self.ring_bytes -= self.ring[self.oldest % self.retain][1]
+            self.ring[self.oldest % self.retain] = None
+            self.oldest += 1
+        self.ring[seq % self.retain] = (event, cost)
+        self.ring_bytes += cost
         self.head = seq
         self.published += 1
         ev, self._changed = self._changed, asyncio.Event()
@@ -137,7 +176,7 @@ class Feed:
 
     def _check_slow(self) -> None:
         for sub in list(self.subscribers):
-            if sub.lag(self.head) > self.ws_queue and not sub.slow:
+            if self.head - sub.cursor > self.ws_queue and not sub.slow:
                 sub.slow = True
                 self.slow_closed[sub.kind] += 1
                 if sub.task is not None:
@@ -156,6 +195,20 @@ class Feed:
             self._task = None
         if self.rate_hz > 0:
             self._task = asyncio.get_running_loop().create_task(self._run(self.rate_hz))
+            self._task.add_done_callback(self._publisher_done)
+
+    def _publisher_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.failed = f"the publisher died: {task.exception()!r}"
+            print(f"aiohttp_server: {self.failed}", file=sys.stderr, flush=True)
+            if self.on_failure is not None:
+                self.on_failure()
+
+    on_failure = None  # called once the publisher has died
+
+    def max_rate(self, payload_bytes: int) -> float:
+        """The highest rate whose events the ring can hold for a second."""
+        return self.retain_bytes / (2 * payload_bytes + EVENT_RING_OVERHEAD)
 
     async def _run(self, rate_hz: float) -> None:
         loop = asyncio.get_running_loop()
@@ -194,15 +247,20 @@ class Feed:
 class Subscriber:
     """A streaming connection (ws or sse) for the slow-consumer check."""
 
-    def __init__(self, kind: str, cursor: int, head_at_start: int):
+    def __init__(self, kind: str, feed: Feed, after: int | None):
         self.kind = kind
-        self.cursor = cursor  # last seq written to the socket
-        self.head_at_start = head_at_start  # replayed events do not count as lag
+        head = feed.head
+        if after is None:
+            cursor = head  # from the next event published
+        elif head - after > feed.ws_queue:
+            # It would be a slow consumer before its first event: start ws_queue / 2
+            # behind the head (the skipped events are missed, as a gap in seq).
+            cursor = head - feed.ws_queue // 2
+        else:
+            cursor = after
+        self.cursor = cursor  # last seq written (or skipped) for this connection
         self.task = asyncio.current_task()
         self.slow = False
-
-    def lag(self, head: int) -> int:
-        return head - max(self.cursor, self.head_at_start)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -256,7 +314,7 @@ class FeedServer:
         self.open = {"ws": 0, "sse": 0, "long_poll_parked": 0, "http_active": 0}
         self.conn = {"accepted": 0, "closed": 0}
         self.requests = {k: 0 for k in ("poll", "longpoll", "ws", "sse", "control", "stats",
-                                         "metrics", "healthz", "other")}
+                                         "metrics", "healthz", "time", "other")}
         self.ws_protocol_errors = 0
         self.streams: set[asyncio.Task] = set()
         self.runner: web.AppRunner | None = None
@@ -268,15 +326,20 @@ class FeedServer:
         path = request.path
         cls = {"/poll": "poll", "/longpoll": "longpoll", "/ws": "ws", "/sse": "sse",
                "/control/feed": "control", "/stats": "stats", "/metrics": "metrics",
-               "/healthz": "healthz"}.get(path, "other")
+               "/healthz": "healthz", "/time": "time"}.get(path, "other")
         self.requests[cls] += 1
         streaming = cls in ("ws", "sse")
         if not streaming:
             self.open["http_active"] += 1
         try:
-            return await handler(request)
+            hosts = request.headers.getall("Host", [])
+            if request.version >= (1, 1) and len(hosts) != 1:
+                raise ApiError(400, "an HTTP/1.1 request needs exactly one Host header")
+            resp = await handler(request)
         except ApiError as e:
-            return error_response(e.status, e.message, e.headers)
+            resp = error_response(e.status, e.message, e.headers)
+            if e.close:
+                resp.force_close()
         except web.HTTPException as e:
             if e.status < 400:
                 raise
@@ -289,16 +352,28 @@ class FeedServer:
                 msg = f"method {request.method} not allowed on {path}"
             else:
                 msg = e.reason or e.text or "error"
-            return error_response(e.status, msg, headers)
+            resp = error_response(e.status, msg, headers)
         finally:
             if not streaming:
                 self.open["http_active"] -= 1
+        # Once shutdown has begun, answers carry `connection: close` (aiohttp adds it).
+        if self.shutting_down.is_set() and not resp.prepared:
+            resp.force_close()
+        return resp
 
     # -- endpoints
 
     async def healthz(self, request: web.Request) -> web.Response:
         parse_query(request, {})
+        if self.feed.failed is not None:
+            return web.Response(status=503, headers=JSON_HEADERS, body=json_bytes(
+                {"status": "failed", "error": self.feed.failed}))
         return web.Response(body=b'{"status":"ok"}', headers=JSON_HEADERS)
+
+    async def time(self, request: web.Request) -> web.Response:
+        parse_query(request, {})
+        # The clock `ts` comes from (time.time_ns), read as late as possible.
+        return web.Response(body=b'{"unix_ns":%d}' % time.time_ns(), headers=JSON_HEADERS)
 
     async def poll(self, request: web.Request) -> web.Response:
         feed = self.feed
@@ -357,8 +432,7 @@ class FeedServer:
             e.headers.update(bad)
             raise
         await ws.prepare(request)
-        cursor = feed.head if after is None else after
-        sub = Subscriber("ws", cursor, feed.head)
+        sub = Subscriber("ws", feed, after)
         feed.subscribers.add(sub)
         self.streams.add(sub.task)
         self.open["ws"] += 1
@@ -416,8 +490,7 @@ class FeedServer:
         })
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        cursor = feed.head if after is None else after
-        sub = Subscriber("sse", cursor, feed.head)
+        sub = Subscriber("sse", feed, after)
         feed.subscribers.add(sub)
         self.streams.add(sub.task)
         self.open["sse"] += 1
@@ -462,17 +535,33 @@ class FeedServer:
         if token is not None and request.headers.get("Authorization") != f"Bearer {token}":
             raise ApiError(401, "PUT /control/feed needs Authorization: Bearer TOKEN",
                            {"WWW-Authenticate": "Bearer"})
+        if self.feed.failed is not None:
+            raise ApiError(503, self.feed.failed)
         if request.content_length is not None and request.content_length > CONTROL_BODY_MAX:
-            raise ApiError(413, f"control body over {CONTROL_BODY_MAX} bytes")
+            raise ApiError(413, f"control body over {CONTROL_BODY_MAX} bytes", close=True)
         body = bytearray()
+        deadline = asyncio.get_running_loop().time() + self.args.header_timeout
         while True:
-            chunk = await request.content.readany()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                chunk = await asyncio.wait_for(request.content.readany(), max(left, 0))
+            except asyncio.TimeoutError:
+                raise ApiError(408, "control body not received within the header timeout",
+                               close=True)
             if not chunk:
                 break
             body += chunk
             if len(body) > CONTROL_BODY_MAX:
-                raise ApiError(413, f"control body over {CONTROL_BODY_MAX} bytes")
+                raise ApiError(413, f"control body over {CONTROL_BODY_MAX} bytes", close=True)
         rate, payload = parse_control(bytes(body))
+        new_rate = self.feed.rate_hz if rate is None else rate
+        new_payload = self.feed.payload_bytes if payload is None else payload
+        highest = self.feed.max_rate(new_payload)
+        if new_rate > highest:
+            raise ApiError(400, f"the ring cannot hold this feed: at {new_payload}-byte payloads "
+                                f"the highest rate is {highest:.3f} events/s "
+                                f"(rate_hz x (2 x payload_bytes + 289) <= retain_bytes "
+                                f"{self.feed.retain_bytes})")
         self.feed.configure(rate, payload)
         return web.Response(body=self.feed_settings(), headers=JSON_HEADERS)
 
@@ -483,7 +572,9 @@ class FeedServer:
         active = max(0, self.open["http_active"] - self.open["long_poll_parked"])
         doc = {
             "feed": {"rate_hz": float(feed.rate_hz), "payload_bytes": feed.payload_bytes,
-                     "retain": feed.retain, "ws_queue": feed.ws_queue},
+                     "retain": feed.retain, "ws_queue": feed.ws_queue,
+                     "retain_bytes": feed.retain_bytes,
+                     "ring_events": feed.head - feed.oldest + 1, "ring_bytes": feed.ring_bytes},
             "head_seq": feed.head,
             "events_published": feed.published,
             "uptime_s": round(time.monotonic() - self.started, 6),
@@ -560,6 +651,7 @@ class FeedServer:
         get("/stats", self.stats)
         get("/metrics", self.metrics)
         get("/healthz", self.healthz)
+        app.router.add_get("/time", self.time)  # GET and HEAD
         return app
 
     def _track_connections(self, server) -> None:
@@ -576,13 +668,17 @@ class FeedServer:
         server.connection_made = connection_made
         server.connection_lost = connection_lost
 
-    async def serve(self) -> None:
+    async def serve(self) -> int:
         args = self.args
-        self.feed = Feed(args.rate, args.payload_bytes, args.retain, args.ws_queue,
-                         args.jitter_ms)
+        self.feed = Feed(args.rate, args.payload_bytes, args.retain, args.retain_bytes,
+                         args.ws_queue, args.jitter_ms)
         sock = bind(args.addr)
+        json_parse_errors()
+        # Request head lines up to 16 KiB (PROTOCOL.md 9; aiohttp bounds each line, not the
+        # head as a whole).
         self.runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None,
-                                    handler_cancellation=True, shutdown_timeout=0.5)
+                                    handler_cancellation=True, shutdown_timeout=0.5,
+                                    max_line_size=16384, max_field_size=16384)
         await self.runner.setup()
         self._track_connections(self.runner.server)
         site = web.SockSite(self.runner, sock)
@@ -595,6 +691,7 @@ class FeedServer:
         self.feed.configure()  # start the schedule now
 
         stop = asyncio.Event()
+        self.feed.on_failure = stop.set  # a dead publisher: answer 503, then exit 1
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -609,6 +706,7 @@ class FeedServer:
         while self.streams and loop.time() < deadline:
             await asyncio.sleep(0.01)
         await self.runner.cleanup()
+        return 1 if self.feed.failed is not None else 0
 
 
 def parse_control(body: bytes) -> tuple[float | None, int | None]:
@@ -628,8 +726,8 @@ def parse_control(body: bytes) -> tuple[float | None, int | None]:
         r = doc["rate_hz"]
         if isinstance(r, bool) or not isinstance(r, (int, float)):
             raise ApiError(400, "rate_hz must be a number")
-        if not math.isfinite(r) or not 0 <= r <= RATE_MAX:
-            raise ApiError(400, f"rate_hz must be in 0..=1000000, got {r}")
+        if not math.isfinite(r) or not (r == 0 or RATE_MIN <= r <= RATE_MAX):
+            raise ApiError(400, f"rate_hz must be 0 (paused) or in 0.001..=1000000, got {r}")
         rate = float(r)
     if "payload_bytes" in doc:
         p = doc["payload_bytes"]
@@ -694,6 +792,10 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=10.0, help="events per second (0: paused)")
     p.add_argument("--payload-bytes", type=int, default=64, help="length of each event's data")
     p.add_argument("--retain", type=int, default=100_000, help="events kept in the ring")
+    p.add_argument("--retain-bytes", type=int, default=512 * 1024 * 1024,
+                   help="bytes the ring may hold, each event counted as 2 x payload + 289")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a control body may take to arrive (408 after)")
     p.add_argument("--ws-queue", type=int, default=4096,
                    help="most events a ws/sse connection may fall behind the head")
     p.add_argument("--jitter-ms", type=float, default=0.0,
@@ -703,17 +805,23 @@ def main() -> None:
     p.add_argument("--max-frame", type=int, default=65536,
                    help="largest client WebSocket message (1009 above)")
     args = p.parse_args()
-    if not 0 <= args.rate <= RATE_MAX or not math.isfinite(args.rate):
-        p.error("--rate must be in 0..=1000000")
+    if not math.isfinite(args.rate) or not (args.rate == 0 or RATE_MIN <= args.rate <= RATE_MAX):
+        p.error("--rate must be 0 (paused) or in 0.001..=1000000")
     if not 0 <= args.payload_bytes <= PAYLOAD_MAX:
         p.error("--payload-bytes must be in 0..=1048576")
     if args.retain < 1:
         p.error("--retain must be at least 1")
+    if args.retain_bytes < 2 * args.payload_bytes + EVENT_RING_OVERHEAD:
+        p.error("--retain-bytes must hold at least one event")
+    if args.rate * (2 * args.payload_bytes + EVENT_RING_OVERHEAD) > args.retain_bytes:
+        p.error("the ring cannot hold this feed: rate x (2 x payload + 289) > --retain-bytes")
+    if args.header_timeout <= 0:
+        p.error("--header-timeout must be above 0")
     if args.ws_queue < 1:
         p.error("--ws-queue must be at least 1")
     if args.jitter_ms < 0:
         p.error("--jitter-ms must be 0 or more")
-    asyncio.run(FeedServer(args).serve())
+    sys.exit(asyncio.run(FeedServer(args).serve()))
 
 
 if __name__ == "__main__":
