@@ -160,6 +160,7 @@ pub fn execute(args: LoadArgs) -> anyhow::Result<i32> {
             embedded_server: false,
             cpu_sets: None,
             p99_limit: None,
+            shards: None,
         };
         let results = feedbench_loadgen::run(&cfg, &signals).await;
         watcher.abort();

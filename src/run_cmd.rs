@@ -15,6 +15,7 @@ use feedbench_loadgen::clock::compact_utc;
 use feedbench_loadgen::embedded::EmbeddedServer;
 use feedbench_loadgen::results::CpuSets;
 use feedbench_loadgen::runner::{exit_code, summary_table, update_latest_link};
+use feedbench_loadgen::shard_run::ShardPlan;
 use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::sysinfo::{allowed_cpus, format_cpu_list, pin_current_thread, split_cpus};
 use feedbench_loadgen::{RunConfig, RunSignals, ServerSwap, Suite, Target};
@@ -54,6 +55,11 @@ pub struct RunArgs {
     /// 127.0.0.1-127.0.0.16,127.0.1.1. More addresses, more local ports.
     #[arg(long, default_value = "auto")]
     pub source_addrs: SourceAddrs,
+    /// Run every scenario as N local shard processes (`feedbench load --shard I/N`, each
+    /// with its own descriptors and ports, on the load generator's CPUs in turn), started
+    /// for one instant and merged exactly; their files go to DIR/shards.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub shards: Option<u32>,
     /// Bearer token for PUT /control/feed on the target.
     #[arg(long, env = "FEEDBENCH_CONTROL_TOKEN", hide_env_values = true)]
     pub control_token: Option<String>,
@@ -228,7 +234,20 @@ async fn run_suite(
             loadgen: Some(format_cpu_list(l)),
         }),
         p99_limit: suite.p99_limit,
+        shards: match args.shards {
+            Some(count) if count >= 2 => Some(ShardPlan {
+                exe: std::env::current_exe().context("cannot find the feedbench executable")?,
+                count,
+                dir: out_dir.join("shards"),
+                cpus: cpus.as_ref().map(|c| c.1.clone()).unwrap_or_default(),
+            }),
+            _ => None,
+        },
     };
+    if let Some(plan) = &cfg.shards {
+        std::fs::create_dir_all(&plan.dir)
+            .with_context(|| format!("cannot create {}", plan.dir.display()))?;
+    }
     eprintln!(
         "feedbench: suite {} ({}): {} runs, about {}; results in {}",
         suite.name,

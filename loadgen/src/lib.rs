@@ -35,6 +35,7 @@ pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod shard;
+pub mod shard_run;
 pub mod short_poll;
 pub mod source;
 pub mod sse;

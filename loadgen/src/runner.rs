@@ -17,6 +17,7 @@ use crate::clock::rfc3339;
 use crate::progress::Progress;
 use crate::results::{write_json_atomic, CpuSets, Results, ScenarioResult, Status, SCHEMA_VERSION};
 use crate::scenario::{run_scenario, RunSignals, ScenarioError, ScenarioSpec};
+use crate::shard_run::ShardPlan;
 use crate::{crossing, limits, sysinfo};
 
 /// What to run and where to write it.
@@ -37,6 +38,8 @@ pub struct RunConfig {
     /// A suite's p99 limit: scenarios over it get a warning, and the results say where
     /// each series of client counts crosses it.
     pub p99_limit: Option<Duration>,
+    /// Run each scenario as local shard processes, merged (`feedbench run --shards N`).
+    pub shards: Option<ShardPlan>,
 }
 
 /// Replaces the server between scenario runs (a suite's `fresh_server`): implemented by
@@ -66,7 +69,12 @@ pub async fn run_with(
         .check(cfg.target.addr)
         .map_err(anyhow::Error::msg)?;
     let sources = cfg.target.source_addrs.resolve(cfg.target.addr);
-    limits::check_capacity(most_clients as u64, &sources, cfg.target.addr)
+    // Shard processes each check their own block (descriptors are per process).
+    let per_process = match &cfg.shards {
+        Some(plan) => most_clients.div_ceil(plan.count.max(1) as usize),
+        None => most_clients,
+    };
+    limits::check_capacity(per_process as u64, &sources, cfg.target.addr)
         .map_err(anyhow::Error::msg)?;
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
@@ -103,7 +111,16 @@ pub async fn run_with(
                 }
             }
         }
-        match run_scenario(&target, spec, *repeat, signals, &progress).await {
+        let outcome = match &cfg.shards {
+            Some(plan) => {
+                progress.phase("shards");
+                crate::shard_run::run(plan, &target, spec, *repeat, signals)
+                    .await
+                    .map_err(ScenarioError::Shards)
+            }
+            None => run_scenario(&target, spec, *repeat, signals, &progress).await,
+        };
+        match outcome {
             Ok(mut result) => {
                 if let Some(limit) = cfg.p99_limit {
                     warn_over_limit(&mut result, limit);
@@ -116,7 +133,11 @@ pub async fn run_with(
             Err(e @ ScenarioError::Control(_)) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }
-            Err(e @ (ScenarioError::Capacity(_) | ScenarioError::StartAt(_))) => {
+            Err(
+                e @ (ScenarioError::Capacity(_)
+                | ScenarioError::StartAt(_)
+                | ScenarioError::Shards(_)),
+            ) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }
         }

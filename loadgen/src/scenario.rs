@@ -183,6 +183,9 @@ pub enum ScenarioError {
     /// The clients would not fit (descriptors, ports).
     #[error("{0}")]
     Capacity(String),
+    /// The shard processes of a sharded run could not be run or merged.
+    #[error("{0}")]
+    Shards(String),
     /// `--start-at` is too far in the past or the future.
     #[error("{0}")]
     StartAt(String),

@@ -262,6 +262,7 @@ async fn results_files_follow_the_schema() {
         }),
         // Exercises the optional `p99_limit` field against the schema.
         p99_limit: Some(Duration::from_millis(100)),
+        shards: None,
     };
     let results = feedbench_loadgen::run(&cfg, &RunSignals::new())
         .await
