@@ -1045,3 +1045,570 @@ fn merge_run(
         scenarios,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode_hdr, validate, Host, ShardInfo, Tool, WindowTimes, WINDOW_FROM_FEED};
+
+    /// Clients of the test scenario, split 2, 3, 2, 3 over four shards.
+    const CLIENTS: u64 = 10;
+    /// Shards.
+    const COUNT: u32 = 4;
+    /// Events in the window, seqs 101..=160.
+    const PUBLISHED: u64 = 60;
+    /// Event JSON length; a ws frame adds 2 bytes.
+    const JSON_BYTES: u64 = 107;
+    const WINDOW: WindowTimes = WindowTimes {
+        start_ns: 1_764_500_000_000_000_000,
+        end_ns: 1_764_500_003_000_000_000,
+    };
+
+    fn histogram() -> Histogram<u64> {
+        Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
+    }
+
+    /// The latency samples shard `index` records: every shard its own spread.
+    fn latencies(index: u32, clients: u64) -> impl Iterator<Item = u64> {
+        (0..PUBLISHED * clients).map(move |i| 300 + (i * 37) % 5_000 + u64::from(index) * 1_500)
+    }
+
+    fn connect_times(index: u32, clients: u64) -> impl Iterator<Item = u64> {
+        (0..clients).map(move |i| 120 + i * 9 + u64::from(index) * 40)
+    }
+
+    fn summary_of(values: impl Iterator<Item = u64>) -> Summary {
+        let mut h = histogram();
+        for v in values {
+            h.record(v).unwrap();
+        }
+        Summary::of(&h)
+    }
+
+    /// Shard `index` of `count` of a lossless ws scenario of [`CLIENTS`] clients.
+    fn scenario(index: u32, count: u32) -> ScenarioResult {
+        let mut s: ScenarioResult =
+            serde_json::from_str(include_str!("../tests/data/scenario-v1.json")).unwrap();
+        let at = |i: u32| CLIENTS * u64::from(i) / u64::from(count);
+        let clients = at(index + 1) - at(index);
+        let events = PUBLISHED * clients;
+        s.name = "ws-c10-r20-s64".into();
+        s.params.clients = CLIENTS;
+        s.shard = Some(ShardInfo {
+            index,
+            count,
+            first_client: at(index),
+            clients,
+        });
+        s.window = Some(WINDOW);
+        s.events = Events {
+            published: PUBLISHED,
+            expected: events,
+            delivered: events,
+            missed: 0,
+            duplicates: u64::from(index),
+            out_of_order: 1,
+            server_missed: 0,
+            first_seq: Some(101),
+            last_seq: Some(160),
+            window_source: WINDOW_FROM_FEED.into(),
+            unreceived: 0,
+            unreceived_seqs: Vec::new(),
+        };
+        s.latency_us = summary_of(latencies(index, clients));
+        s.connections = Connections {
+            target: clients,
+            opened: clients,
+            peak_open: clients,
+            failed: 0,
+            connect_us: summary_of(connect_times(index, clients)),
+        };
+        let down = events * (JSON_BYTES + 2);
+        s.bytes = ByteFigures {
+            up: 0,
+            down,
+            setup_up: clients * 180,
+            setup_down: clients * 129,
+            payload: events * JSON_BYTES,
+            events,
+            per_event: (JSON_BYTES + 2) as f64,
+            per_event_up: 0.0,
+            per_event_down: (JSON_BYTES + 2) as f64,
+            overhead_ratio: 2.0 / JSON_BYTES as f64,
+            total_up: clients * 186,
+            total_down: down + clients * 133,
+        };
+        s.loadgen = Loadgen {
+            cpu_s: 0.25 * f64::from(index + 1),
+            cpu_util: 0.25 * f64::from(index + 1) / (3.0 * 2.0),
+            cores: 2,
+        };
+        s.server.as_mut().unwrap().cpu_s = 1.0 + f64::from(index);
+        s.clock = Some(ClockFigures {
+            offset_ns: 1_000 * i64::from(index),
+            // Shard 1 has the largest uncertainty.
+            uncertainty_ns: if index == 1 { 90_000 } else { 20_000 },
+            min_rtt_ns: 40_000,
+            samples: 16,
+            applied: false,
+        });
+        s.notes = vec!["the same note in every shard".into()];
+        if index == 1 {
+            s.warnings = vec!["a warning of shard 1".into()];
+        }
+        if index == 2 {
+            s.errors.insert("ws_closed".into(), 1);
+        }
+        s.started_at = format!("2026-11-22T02:21:0{index}.000Z");
+        s
+    }
+
+    fn file(index: u32, scenarios: Vec<ScenarioResult>) -> (String, Results) {
+        let results = Results {
+            schema_version: 2,
+            status: Status::Complete,
+            status_message: None,
+            tool: Tool {
+                name: "feedbench".into(),
+                version: "0.1.0".into(),
+                git_sha: None,
+            },
+            host: Host {
+                os: "linux".into(),
+                kernel: "6.1".into(),
+                cpu_model: "test cpu".into(),
+                cores: 2,
+                memory_bytes: 1 << 33,
+            },
+            suite: "load".into(),
+            started_at: format!("2026-11-22T02:21:0{index}.000Z"),
+            finished_at: format!("2026-11-22T02:22:0{index}.000Z"),
+            target: "http://10.0.0.1:8080".into(),
+            embedded_server: false,
+            cpu_sets: None,
+            source_addrs: Vec::new(),
+            p99_limit: None,
+            scenarios,
+        };
+        (format!("shard-{index}.json"), results)
+    }
+
+    fn shards(indices: &[u32]) -> Vec<(String, Results)> {
+        indices
+            .iter()
+            .map(|&i| file(i, vec![scenario(i, COUNT)]))
+            .collect()
+    }
+
+    fn refusal(files: &[(String, Results)]) -> String {
+        match merge(files) {
+            Ok(m) => panic!("merged: {:?}", m.results.status_message),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn four_shards_merge_into_one_run_of_every_client() {
+        let files = shards(&[0, 1, 2, 3]);
+        let m = merge(&files).unwrap();
+        assert_eq!((m.shard_count, m.present.len()), (4, 4));
+        assert!(m.missing.is_empty());
+        let r = &m.results;
+        assert_eq!(
+            (r.status, r.status_message.as_deref()),
+            (Status::Complete, None)
+        );
+        assert_eq!(r.started_at, "2026-11-22T02:21:00.000Z");
+        assert_eq!(r.finished_at, "2026-11-22T02:22:03.000Z");
+        assert!(validate(&serde_json::to_value(r).unwrap()).is_empty());
+        let s = &r.scenarios[0];
+        assert_eq!(s.shard, None);
+        assert_eq!(s.window, Some(WINDOW));
+        assert_eq!(s.status, Status::Complete);
+
+        let e = &s.events;
+        assert_eq!(e.published, PUBLISHED);
+        assert_eq!((e.expected, e.delivered, e.missed), (600, 600, 0));
+        assert_eq!(e.expected, e.published * s.params.clients);
+        assert_eq!((e.duplicates, e.out_of_order), (6, 4));
+        assert_eq!((e.first_seq, e.last_seq), (Some(101), Some(160)));
+        assert_eq!(s.connections.target, s.params.clients);
+        assert_eq!(s.connections.opened, 10);
+
+        let b = &s.bytes;
+        assert_eq!((b.events, b.down, b.payload), (600, 600 * 109, 600 * 107));
+        assert_eq!(b.per_event, 109.0);
+        assert_eq!(b.per_event_down, 109.0);
+        assert_eq!(b.overhead_ratio, 109.0 / 107.0 - 1.0);
+        assert_eq!(b.setup_up, 1_800);
+        assert_eq!(s.errors.get("ws_closed"), Some(&1));
+
+        assert_eq!(s.loadgen.cores, 8);
+        assert_eq!(s.loadgen.cpu_s, 0.25 + 0.5 + 0.75 + 1.0);
+        assert_eq!(s.loadgen.cpu_util, 2.5 / (3.0 * 8.0));
+        // Taken once, from shard 0: not summed.
+        assert_eq!(s.server.as_ref().unwrap().cpu_s, 1.0);
+        assert_eq!(s.clock.unwrap().uncertainty_ns, 90_000);
+        assert_eq!(s.clock.unwrap().offset_ns, 1_000);
+        assert_eq!(s.warnings, ["shard 1: a warning of shard 1"]);
+        assert_eq!(
+            s.notes
+                .iter()
+                .filter(|n| *n == "the same note in every shard")
+                .count(),
+            1
+        );
+        let clock_note = s
+            .notes
+            .iter()
+            .find(|n| n.starts_with("clock offsets"))
+            .unwrap();
+        assert!(
+            clock_note.contains("shard 3 +0.003 ms ± 0.020 ms"),
+            "{clock_note}"
+        );
+        assert!(clock_note.contains("clock is shard 1's"), "{clock_note}");
+
+        // The files' order does not matter.
+        let mut reversed = files.clone();
+        reversed.reverse();
+        let again = merge(&reversed).unwrap();
+        assert_eq!(
+            serde_json::to_value(&again.results).unwrap(),
+            serde_json::to_value(r).unwrap()
+        );
+    }
+
+    #[test]
+    fn merged_histograms_are_the_sum_of_the_shards() {
+        let files = shards(&[0, 1, 2, 3]);
+        let m = merge(&files).unwrap();
+        let s = &m.results.scenarios[0];
+        // The truth: one histogram that recorded every shard's samples.
+        let (mut latency, mut connect) = (histogram(), histogram());
+        // The shards' histograms, decoded independently of the merge and added.
+        let (mut latency_sum, mut connect_sum) = (histogram(), histogram());
+        for (_, f) in &files {
+            let shard = &f.scenarios[0];
+            let clients = shard.shard.unwrap().clients;
+            let index = shard.shard.unwrap().index;
+            for v in latencies(index, clients) {
+                latency.record(v).unwrap();
+            }
+            for v in connect_times(index, clients) {
+                connect.record(v).unwrap();
+            }
+            latency_sum
+                .add(decode_hdr(&shard.latency_us.hdr).unwrap())
+                .unwrap();
+            connect_sum
+                .add(decode_hdr(&shard.connections.connect_us.hdr).unwrap())
+                .unwrap();
+        }
+        let merged = decode_hdr(&s.latency_us.hdr).unwrap();
+        assert_eq!(merged, latency_sum);
+        assert_eq!(merged, latency);
+        assert_eq!(
+            decode_hdr(&s.connections.connect_us.hdr).unwrap(),
+            connect_sum
+        );
+        assert_eq!(s.latency_us, Summary::of(&latency));
+        assert_eq!(s.connections.connect_us, Summary::of(&connect));
+        let counts: u64 = files
+            .iter()
+            .map(|(_, f)| f.scenarios[0].latency_us.count)
+            .sum();
+        assert_eq!(s.latency_us.count, counts);
+        // Not the mean of the shards' medians, which differ by 1.5 ms per shard.
+        let mean_p50 = files
+            .iter()
+            .map(|(_, f)| f.scenarios[0].latency_us.p50)
+            .sum::<u64>()
+            / 4;
+        assert_eq!(s.latency_us.p50, latency.value_at_quantile(0.5));
+        assert_ne!(s.latency_us.p50, mean_p50);
+        assert_eq!(s.request_latency_us, None);
+    }
+
+    /// Sets a shard's unreceived seqs (and how many there are, when the list was cut).
+    fn set_unreceived(f: &mut (String, Results), seqs: &[u64], total: u64) {
+        let s = &mut f.1.scenarios[0];
+        let clients = s.connections.target;
+        let e = &mut s.events;
+        e.unreceived_seqs = seqs.to_vec();
+        e.unreceived = total;
+        e.missed = total * clients;
+        e.delivered = e.expected - e.missed;
+    }
+
+    #[test]
+    fn an_event_is_unreceived_only_if_no_shard_received_it() {
+        let mut files = shards(&[0, 1, 2, 3]);
+        set_unreceived(&mut files[0], &[105, 110, 120], 3);
+        set_unreceived(&mut files[1], &[105, 120, 130], 3);
+        set_unreceived(&mut files[2], &[105, 120], 2);
+        set_unreceived(&mut files[3], &[101, 105, 120, 150], 4);
+        let s = &merge(&files).unwrap().results.scenarios[0];
+        assert_eq!(s.events.unreceived_seqs, [105, 120]);
+        assert_eq!(s.events.unreceived, 2);
+        assert!(s.events.missed >= s.events.unreceived * s.params.clients);
+        assert_eq!(
+            s.warnings,
+            ["shard 1: a warning of shard 1"],
+            "no merge warning"
+        );
+
+        // Shard 0's list was cut after seq 120: beyond it only bounds are known.
+        set_unreceived(&mut files[0], &[105, 110, 120], 5);
+        set_unreceived(&mut files[1], &[105, 120, 130, 140], 4);
+        set_unreceived(&mut files[2], &[105, 120, 130], 3);
+        set_unreceived(&mut files[3], &[105, 120, 130, 150], 4);
+        let s = &merge(&files).unwrap().results.scenarios[0];
+        assert_eq!(s.events.unreceived_seqs, [105, 120]);
+        assert_eq!(s.events.unreceived, 2);
+        let w = s
+            .warnings
+            .iter()
+            .find(|w| w.contains("listed only"))
+            .unwrap();
+        assert!(w.starts_with("shard 0 listed only the first 10000"), "{w}");
+        assert!(w.contains("up to seq 120"), "{w}");
+        assert!(w.contains("between 2 and 3"), "{w}");
+    }
+
+    #[test]
+    fn a_missing_shard_fails_the_merge_and_is_named() {
+        let m = merge(&shards(&[0, 1, 3])).unwrap();
+        assert_eq!(m.missing, [2]);
+        let r = &m.results;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(
+            r.status_message.as_deref(),
+            Some("no results file from shard 2 of 4")
+        );
+        let s = &r.scenarios[0];
+        assert_eq!(s.status, Status::Failed);
+        assert_eq!(
+            s.status_message.as_deref(),
+            Some("no result from shard 2 of 4: 2 of 10 clients are missing")
+        );
+        // What there is, is merged: 8 clients' figures.
+        assert_eq!(s.connections.target, 8);
+        assert_eq!(s.events.delivered, 8 * PUBLISHED);
+        assert!(validate(&serde_json::to_value(r).unwrap()).is_empty());
+
+        let m = merge(&shards(&[1, 3])).unwrap();
+        assert_eq!(m.missing, [0, 2]);
+        assert_eq!(
+            m.results.status_message.as_deref(),
+            Some("no results file from shards 0, 2 of 4")
+        );
+        // Shard 0 is gone: the server figures are the lowest index's present.
+        assert_eq!(m.results.scenarios[0].server.as_ref().unwrap().cpu_s, 2.0);
+    }
+
+    #[test]
+    fn a_failed_or_interrupted_shard_gives_the_merge_its_status() {
+        let mut files = shards(&[0, 1, 2, 3]);
+        {
+            let r = &mut files[1].1;
+            r.status = Status::Failed;
+            r.status_message = Some("the server stopped answering /stats".into());
+            let s = &mut r.scenarios[0];
+            s.status = Status::Failed;
+            s.status_message = Some("the server stopped answering /stats".into());
+            // Cut short a second early: fewer events, its own seq range.
+            s.window.as_mut().unwrap().end_ns -= 1_000_000_000;
+            s.events.published = 40;
+            s.events.last_seq = Some(140);
+        }
+        let m = merge(&files).unwrap();
+        let r = &m.results;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(
+            r.status_message.as_deref(),
+            Some("shard 1 (shard-1.json) failed: the server stopped answering /stats")
+        );
+        let s = &r.scenarios[0];
+        assert_eq!(s.status, Status::Failed);
+        assert!(s
+            .status_message
+            .as_deref()
+            .unwrap()
+            .contains("shard 1 (shard-1.json) failed"));
+        // The complete shards' window and events.
+        assert_eq!((s.events.published, s.events.last_seq), (60, Some(160)));
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.contains("shard 1 covered other seqs")));
+
+        let mut files = shards(&[0, 1, 2, 3]);
+        files[3].1.status = Status::Interrupted;
+        files[3].1.status_message = Some("interrupted by signal".into());
+        files[3].1.scenarios[0].status = Status::Interrupted;
+        let r = merge(&files).unwrap().results;
+        assert_eq!(r.status, Status::Interrupted);
+        assert_eq!(r.scenarios[0].status, Status::Interrupted);
+        assert_eq!(
+            r.status_message.as_deref(),
+            Some("shard 3 (shard-3.json) interrupted: interrupted by signal")
+        );
+    }
+
+    #[test]
+    fn a_shard_that_stopped_early_is_missing_from_its_later_scenarios() {
+        let two = |i: u32| {
+            let mut second = scenario(i, COUNT);
+            second.repeat = 1;
+            vec![scenario(i, COUNT), second]
+        };
+        let mut files: Vec<_> = (0..4).map(|i| file(i, two(i))).collect();
+        files[3].1.scenarios.truncate(1);
+        // A shard killed before its first scenario ended wrote a file without scenarios.
+        let killed = file(9, Vec::new());
+        files.push(("killed.json".into(), killed.1));
+        let m = merge(&files).unwrap();
+        let r = &m.results;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(
+            r.status_message.as_deref(),
+            Some("killed.json holds no scenarios; shard 3 (shard-3.json) has 1 of the 2 scenarios")
+        );
+        assert_eq!(r.scenarios[0].status, Status::Complete);
+        assert_eq!(r.scenarios[1].status, Status::Failed);
+        assert_eq!(
+            r.scenarios[1].status_message.as_deref(),
+            Some("no result from shard 3 of 4: 3 of 10 clients are missing")
+        );
+    }
+
+    #[test]
+    fn files_that_do_not_belong_together_are_refused_with_the_reason() {
+        assert!(matches!(merge(&[]), Err(MergeError::NoFiles)));
+        let empty = file(0, Vec::new());
+        assert_eq!(
+            refusal(&[empty]),
+            "nothing to merge: shard-0.json hold no scenarios"
+        );
+
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].shard = None;
+        let e = refusal(&files);
+        assert!(e.starts_with("shard-1.json is not a shard's results file: scenario ws-c10-r20-s64 #0 has no shard block"), "{e}");
+
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].shard.as_mut().unwrap().first_client = 3;
+        let e = refusal(&files);
+        assert!(
+            e.contains("its clients [3, 6) are not shard 1/4 of 10 clients, [2, 5)"),
+            "{e}"
+        );
+
+        let mut files = shards(&[0]);
+        files.push(file(1, vec![scenario(1, 3)]));
+        assert_eq!(
+            refusal(&files),
+            "shard-0.json and shard-1.json split the run differently: shard-0.json is one of 4 shards, shard-1.json one of 3"
+        );
+
+        let mut files = shards(&[0, 2]);
+        files.push(("again.json".into(), file(2, vec![scenario(2, COUNT)]).1));
+        assert_eq!(
+            refusal(&files),
+            "shard-2.json and again.json are both shard 2 of 4"
+        );
+
+        let mut files = shards(&[0, 1]);
+        files[1].1.target = "http://10.0.0.2:8080".into();
+        assert_eq!(
+            refusal(&files),
+            r#"shard-0.json and shard-1.json are not from the same run: target "http://10.0.0.1:8080" vs "http://10.0.0.2:8080""#
+        );
+        let mut files = shards(&[0, 1]);
+        files[1].1.suite = "quick".into();
+        assert!(refusal(&files).contains(r#"suite "load" vs "quick""#));
+
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].name = "sse-c10-r20-s64".into();
+        files[1].1.scenarios[0].transport = crate::Transport::Sse;
+        assert_eq!(
+            refusal(&files),
+            "shard-0.json and shard-1.json ran different scenarios: scenario 1 of the run: ws-c10-r20-s64 #0 (ws) vs sse-c10-r20-s64 #0 (sse)"
+        );
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].params.rate_hz = 40.0;
+        let e = refusal(&files);
+        assert!(
+            e.ends_with("ws-c10-r20-s64 #0 with different parameters: rate_hz 20.0 vs 40.0"),
+            "{e}"
+        );
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].repeat = 1;
+        assert!(refusal(&files).contains("ws-c10-r20-s64 #0 (ws) vs ws-c10-r20-s64 #1 (ws)"));
+    }
+
+    #[test]
+    fn windows_must_line_up_within_a_millisecond() {
+        let shift = |files: &mut Vec<(String, Results)>, i: usize, start: i64, end: i64| {
+            let w = files[i].1.scenarios[0].window.as_mut().unwrap();
+            w.start_ns = w.start_ns.saturating_add_signed(start);
+            w.end_ns = w.end_ns.saturating_add_signed(end);
+        };
+        let mut files = shards(&[0, 1, 2, 3]);
+        shift(&mut files, 2, 900_000, -900_000);
+        assert!(merge(&files).is_ok(), "within the tolerance");
+
+        let mut files = shards(&[0, 1, 2, 3]);
+        shift(&mut files, 2, 3_200_000, 3_100_000);
+        assert_eq!(
+            refusal(&files),
+            "scenario ws-c10-r20-s64 #0: the measure windows of shard 0 (shard-0.json) and shard 2 (shard-2.json) differ by more than 1 ms: shard 2 (shard-2.json) opens 3.2 ms later and closes 3.1 ms later than shard 0 (shard-0.json)"
+        );
+
+        let mut files = shards(&[0, 1, 2, 3]);
+        shift(&mut files, 3, -5_000_000_000, -5_000_000_000);
+        let e = refusal(&files);
+        assert!(e.contains("shard 3 (shard-3.json) do not overlap: [1764500000000000000, 1764500003000000000) vs [1764499995000000000, 1764499998000000000) ns"), "{e}");
+
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].window = None;
+        assert!(refusal(&files).contains("differ: shard 1 (shard-1.json) has no window"));
+    }
+
+    #[test]
+    fn complete_shards_must_read_the_same_events() {
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].events.published = 61;
+        files[1].1.scenarios[0].events.last_seq = Some(161);
+        assert_eq!(
+            refusal(&files),
+            "scenario ws-c10-r20-s64 #0: shard 0 (shard-0.json) and shard 1 (shard-1.json) disagree on the window's events (60 published, seqs 101..=160, window from feed vs 61 published, seqs 101..=161, window from feed); a merge needs the same events in every shard's window"
+        );
+    }
+
+    #[test]
+    fn a_broken_histogram_is_refused() {
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].latency_us.hdr = "not base64!".into();
+        let e = refusal(&files);
+        assert!(e.starts_with("scenario ws-c10-r20-s64 #0: shard 1 (shard-1.json)'s latency_us histogram: hdr is not base64"), "{e}");
+        let mut files = shards(&[0, 1]);
+        files[1].1.scenarios[0].latency_us.count += 1;
+        assert!(refusal(&files).contains("holds 180 samples where the summary says 181"));
+    }
+
+    #[test]
+    fn different_hosts_are_noted() {
+        let mut files = shards(&[0, 1]);
+        files[1].1.host.cores = 16;
+        let s = &merge(&files).unwrap().results.scenarios[0];
+        let note = s
+            .notes
+            .iter()
+            .find(|n| n.contains("different hosts"))
+            .unwrap();
+        assert!(note.contains("host is shard 0's"), "{note}");
+        assert!(note.contains("shard 1: 16 cores"), "{note}");
+    }
+}
