@@ -475,10 +475,15 @@ fn merge_scenario(
     let clock = merge_clock(parts, &mut notes);
     notes.extend(host_note(shards));
     if parts.len() > 1 {
+        let lag = if ref_result.params.poll_interval_ms.is_some() {
+            " and requests.schedule_lag_p99_us the largest shard's p99 (an upper bound: the \
+             lag histogram is not in the files)"
+        } else {
+            ""
+        };
         notes.push(format!(
             "merged from {} shards: connections.peak_open is the sum of the shards' peaks (an \
-             upper bound) and requests.schedule_lag_p99_us the largest shard's p99 (an upper \
-             bound: the lag histogram is not in the files)",
+             upper bound){lag}",
             parts.len()
         ));
     }
