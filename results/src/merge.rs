@@ -120,16 +120,12 @@ pub enum MergeError {
         /// Which scenario and what differs.
         detail: String,
     },
-    /// Two shards' measure windows do not line up.
-    #[error("scenario {scenario}: the measure windows of {a} and {b} {detail}")]
+    /// Two shards' measure windows do not line up (or a complete shard has none).
+    #[error("scenario {scenario}: {detail}")]
     Window {
         /// The scenario, `name #repeat`.
         scenario: String,
-        /// One shard, `shard I (file)`.
-        a: String,
-        /// The other.
-        b: String,
-        /// How they differ.
+        /// Which shards (`shard I (file)`) and how their windows differ.
         detail: String,
     },
     /// Two complete shards read different events for the window from the feed.
@@ -579,55 +575,52 @@ fn connections_target(parts: &[Part<'_, '_>]) -> u64 {
 fn check_windows(reference: &Part<'_, '_>, parts: &[Part<'_, '_>]) -> Result<(), MergeError> {
     let (ref_shard, ref_result) = *reference;
     let complete = ref_result.status == Status::Complete;
-    let error = |shard: &Shard<'_>, detail: String| MergeError::Window {
+    let error = |detail: String| MergeError::Window {
         scenario: scenario_label(ref_result),
-        a: ref_shard.label(),
-        b: shard.label(),
         detail,
     };
     let Some(rw) = ref_result.window else {
         if complete {
-            return Err(error(
-                ref_shard,
-                "are unknown: a complete shard without a window on the server's clock".into(),
-            ));
+            return Err(error(format!(
+                "the measure window of {} is unknown: a complete shard has one on the server's \
+                 clock",
+                ref_shard.label()
+            )));
         }
         return Ok(());
     };
     for (s, r) in parts {
-        let this_complete = r.status == Status::Complete;
+        let both = format!(
+            "the measure windows of {} and {}",
+            ref_shard.label(),
+            s.label()
+        );
+        // Only complete shards must close together: one cut short closes when it stopped.
+        let both_complete = complete && r.status == Status::Complete;
         let Some(w) = r.window else {
-            if this_complete {
-                return Err(error(s, format!("differ: {} has no window", s.label())));
+            if both_complete {
+                return Err(error(format!("{both} differ: {} has none", s.label())));
             }
             continue;
         };
         if w.end_ns <= rw.start_ns || rw.end_ns <= w.start_ns {
-            return Err(error(
-                s,
-                format!(
-                    "do not overlap: [{}, {}) vs [{}, {}) ns on the server's clock",
-                    rw.start_ns, rw.end_ns, w.start_ns, w.end_ns
-                ),
-            ));
+            return Err(error(format!(
+                "{both} do not overlap: [{}, {}) vs [{}, {}) ns on the server's clock",
+                rw.start_ns, rw.end_ns, w.start_ns, w.end_ns
+            )));
         }
         let start = signed_diff(w.start_ns, rw.start_ns);
         let end = signed_diff(w.end_ns, rw.end_ns);
-        let early_end_allowed = !this_complete && end < 0;
-        if start.unsigned_abs() > u128::from(WINDOW_TOLERANCE_NS)
-            || (end.unsigned_abs() > u128::from(WINDOW_TOLERANCE_NS) && !early_end_allowed)
-        {
-            return Err(error(
-                s,
-                format!(
-                    "differ by more than {} ms: {} opens {} and closes {} than {}",
-                    ms(WINDOW_TOLERANCE_NS as i128),
-                    s.label(),
-                    relative(start, "later", "earlier"),
-                    relative(end, "later", "earlier"),
-                    ref_shard.label()
-                ),
-            ));
+        let tolerance = u128::from(WINDOW_TOLERANCE_NS);
+        if start.unsigned_abs() > tolerance || (both_complete && end.unsigned_abs() > tolerance) {
+            return Err(error(format!(
+                "{both} differ by more than {} ms: {} opens {} and closes {} than {}",
+                ms(i128::from(WINDOW_TOLERANCE_NS)),
+                s.label(),
+                relative(start, "later", "earlier"),
+                relative(end, "later", "earlier"),
+                ref_shard.label()
+            )));
         }
     }
     Ok(())
@@ -1459,6 +1452,19 @@ mod tests {
             r.status_message.as_deref(),
             Some("shard 3 (shard-3.json) interrupted: interrupted by signal")
         );
+
+        // Every shard interrupted, each closing its window when it stopped: merged, as
+        // long as they opened together.
+        let mut files = shards(&[0, 1, 2, 3]);
+        for (i, f) in files.iter_mut().enumerate() {
+            f.1.status = Status::Interrupted;
+            let s = &mut f.1.scenarios[0];
+            s.status = Status::Interrupted;
+            s.window.as_mut().unwrap().end_ns -= 500_000_000 * (3 - i as u64);
+        }
+        assert_eq!(merge(&files).unwrap().results.status, Status::Interrupted);
+        files[2].1.scenarios[0].window.as_mut().unwrap().start_ns += 5_000_000;
+        assert!(refusal(&files).contains("shard 2 (shard-2.json) opens 5 ms later"));
     }
 
     #[test]
@@ -1578,7 +1584,7 @@ mod tests {
 
         let mut files = shards(&[0, 1]);
         files[1].1.scenarios[0].window = None;
-        assert!(refusal(&files).contains("differ: shard 1 (shard-1.json) has no window"));
+        assert!(refusal(&files).contains("differ: shard 1 (shard-1.json) has none"));
     }
 
     #[test]
