@@ -1,14 +1,16 @@
 //! The `feedbench` command line: a thin layer over the server, load generator and report
 //! crates. Each subcommand lives in its own module and returns the process exit code.
 //!
-//! Exit codes: 0 success; 1 a run that failed or was interrupted, a regression found by
-//! `compare`, or a results file that `validate` found valid but short of a `--require-*`
-//! check; 2 a usage or input error, including an invalid results file (the message goes to
-//! stderr, prefixed `feedbench: `, except `validate`'s per-file verdicts, which go to
-//! stdout).
+//! Exit codes: 0 success; 1 a run that failed or was interrupted, a merge of shards one of
+//! which is missing, failed or interrupted, a regression found by `compare`, or a results
+//! file that `validate` found valid but short of a `--require-*` check; 2 a usage or input
+//! error, including an invalid results file and shard files `merge` refuses (the message
+//! goes to stderr, prefixed `feedbench: `, except `validate`'s per-file verdicts, which go
+//! to stdout).
 
 mod compare_cmd;
 mod load_cmd;
+mod merge_cmd;
 mod report_cmd;
 mod run_cmd;
 mod serve_cmd;
@@ -40,7 +42,7 @@ pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muz
     version,
     about,
     long_about = None,
-    after_help = "Exit codes: 0 success; 1 run failed or interrupted, compare found a regression, or validate found a --require-* check unmet; 2 usage or input error (validate: an invalid results file)."
+    after_help = "Exit codes: 0 success; 1 run failed or interrupted, merge had a missing, failed or interrupted shard, compare found a regression, or validate found a --require-* check unmet; 2 usage or input error (validate: an invalid results file; merge: files refused)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,6 +62,8 @@ enum Command {
     /// Run a benchmark suite (quick, standard or a TOML file) and write results and a report.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(run_cmd::RunArgs),
+    /// Merge the results files of a run's shards into one; exit 2 if they do not belong together.
+    Merge(merge_cmd::MergeArgs),
     /// Turn results files into charts, an HTML page and a Markdown summary.
     Report(report_cmd::ReportArgs),
     /// Compare a candidate's results with a baseline's; exit 1 on a regression.
@@ -82,6 +86,7 @@ fn main() {
         Command::Serve(args) => serve_cmd::execute(args),
         Command::Load(args) => load_cmd::execute(args),
         Command::Run(args) => run_cmd::execute(args),
+        Command::Merge(args) => merge_cmd::execute(args),
         Command::Report(args) => report_cmd::execute(args),
         Command::Compare(args) => compare_cmd::execute(args),
         Command::Validate(args) => validate_cmd::execute(args),

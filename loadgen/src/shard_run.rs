@@ -40,7 +40,13 @@ pub struct ShardPlan {
 }
 
 /// The `feedbench load` arguments of shard `shard` of `spec` (no secrets).
-pub fn shard_args(target: &Target, spec: &ScenarioSpec, shard: Shard, start: StartAt, out: &Path) -> Vec<String> {
+pub fn shard_args(
+    target: &Target,
+    spec: &ScenarioSpec,
+    shard: Shard,
+    start: StartAt,
+    out: &Path,
+) -> Vec<String> {
     let d = |d: Duration| format!("{}ms", d.as_millis());
     let mut args = vec![
         "load".to_string(),
@@ -124,12 +130,22 @@ pub async fn run(
     }
     let merged = feedbench_results::merge(&loaded).map_err(|e| e.to_string())?;
     let mut scenario = merged
+        .results
         .scenarios
         .into_iter()
         .next()
         .ok_or_else(|| "no shard wrote a result".to_string())?;
     for m in missing {
         scenario.warnings.push(format!("no results from {m}"));
+    }
+    // A shard that failed (its server died, say) fails the run as a single process would.
+    if scenario.status == crate::results::Status::Failed {
+        signals.fail(
+            scenario
+                .status_message
+                .clone()
+                .unwrap_or_else(|| format!("a shard of {} failed", spec.name())),
+        );
     }
     Ok(scenario)
 }
@@ -143,7 +159,8 @@ fn spawn(
     out: &Path,
     log: &Path,
 ) -> Result<Child, String> {
-    let log_file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let log_file =
+        std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let mut cmd = Command::new(&plan.exe);
     cmd.args(shard_args(target, spec, shard, start, out))
         .stdin(Stdio::null())
@@ -185,7 +202,10 @@ async fn wait_all(children: &mut [Child], bound: Duration, signals: &RunSignals)
     };
     if interrupted {
         for c in children.iter() {
-            if let Some(pid) = c.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+            if let Some(pid) = c
+                .id()
+                .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+            {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
             }
         }
@@ -226,7 +246,13 @@ mod tests {
             start_at: None,
         };
         let start = StartAt(SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_500_000_250));
-        let args = shard_args(&target, &spec, Shard { index: 2, count: 4 }, start, Path::new("/x/o.json"));
+        let args = shard_args(
+            &target,
+            &spec,
+            Shard { index: 2, count: 4 },
+            start,
+            Path::new("/x/o.json"),
+        );
         let joined = args.join(" ");
         assert_eq!(
             joined,

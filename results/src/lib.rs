@@ -9,7 +9,8 @@
 //! Code map: [`transport`] is the leaf enum every crate names a transport with; [`run`]
 //! holds the file's top level, [`scenario`] one scenario's figures, [`summary`] a latency
 //! histogram's summary, [`p99_limit`] the answer to "where does p99 cross the suite's
-//! limit"; [`figures`] derives ratios from the recorded figures; [`file`] reads (with the
+//! limit"; [`figures`] derives ratios from the recorded figures; [`merge`] combines the
+//! files of a run's shards into one, histograms added exactly; [`file`] reads (with the
 //! version rules) and writes files; [`schema`] validates documents.
 //!
 //! Architecture invariant: this crate knows nothing of how the figures are measured or
@@ -22,6 +23,7 @@
 
 pub mod figures;
 pub mod file;
+pub mod merge;
 pub mod p99_limit;
 pub mod run;
 pub mod scenario;
@@ -30,6 +32,7 @@ pub mod summary;
 pub mod transport;
 
 pub use file::{is_supported_version, write_json_atomic, LoadError};
+pub use merge::{merge, MergeError, Merged, WINDOW_TOLERANCE_NS};
 pub use p99_limit::{P99Limit, Series, Step};
 pub use run::{CpuSets, Host, Results, Status, Tool};
 pub use scenario::{
