@@ -374,3 +374,62 @@ payload_bytes = [16]
     assert!((1024.0..16384.0).contains(&per_conn), "{per_conn}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn shards_run_as_processes_and_merge_into_one_result() {
+    let dir = scratch("shards");
+    let suite = dir.join("shards.toml");
+    std::fs::write(
+        &suite,
+        r#"
+name = "shards"
+repeat = 1
+duration = "2s"
+warmup = "1s"
+[matrix]
+transports = ["ws", "short-poll"]
+clients = [30]
+rate_hz = [20]
+payload_bytes = [64]
+poll_interval = ["500ms"]
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let status = Command::new(EXE)
+        .args(["run", "--no-report", "--shards", "3", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let r = read_results(&out.join("results.json"));
+    assert_eq!(r["status"], "complete");
+    for s in r["scenarios"].as_array().unwrap() {
+        let e = &s["events"];
+        let published = e["published"].as_u64().unwrap();
+        // Every client of every shard, accounted once: 30 clients in blocks of 10.
+        assert!(published > 0, "{e}");
+        assert_eq!(e["expected"].as_u64(), Some(published * 30), "{e}");
+        assert_eq!(e["delivered"], e["expected"], "{e}");
+        assert_eq!(e["missed"], 0, "{e}");
+        assert_eq!(s["connections"]["target"], 30);
+        assert!(s["shard"].is_null(), "a merged scenario is no shard: {s}");
+        assert_eq!(s["latency_us"]["count"].as_u64(), Some(published * 30));
+        // Three shard processes per scenario, each with its own file and a third of the
+        // clients.
+        let name = s["name"].as_str().unwrap();
+        for i in 0..3 {
+            let f = out.join("shards").join(format!("{name}-r0-shard{i}.json"));
+            let shard = read_results(&f);
+            let block = &shard["scenarios"][0]["shard"];
+            assert_eq!(block["index"], i, "{block}");
+            assert_eq!(block["clients"], 10, "{block}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
