@@ -844,6 +844,7 @@ fn build_result(
             } else {
                 g.schedule_lag.value_at_quantile(0.99)
             },
+            schedule_lag_max_us: g.schedule_lag.max(),
         },
         connections: Connections {
             target: spec.local_clients().len() as u64,

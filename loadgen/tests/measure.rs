@@ -129,10 +129,13 @@ async fn short_poll_latency_is_half_the_interval() {
         (mean - model).abs() <= 0.15 * half_us,
         "mean {mean} µs vs P/2 + request mean {model} µs"
     );
-    // No event waits longer than one interval plus the slowest answer.
+    // No event waits longer than one interval, plus the latest any poll's timer fired,
+    // plus the slowest answer (plus the histograms' 0.1% rounding).
+    let lag_max = r.requests.schedule_lag_max_us;
+    let bound = interval.as_micros() as u64 + lag_max + req.max;
     assert!(
-        r.latency_us.max <= interval.as_micros() as u64 + req.max + 1_000,
-        "{:?} request {req:?}",
+        r.latency_us.max <= bound + bound / 500,
+        "{:?} request {req:?} timer lateness max {lag_max} µs",
         r.latency_us
     );
     // About 15 polls per client in 3 s; each answers at once.

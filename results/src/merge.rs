@@ -873,6 +873,12 @@ fn merge_requests(parts: &[Part<'_, '_>], events: u64) -> Requests {
             .map(|(_, r)| r.requests.schedule_lag_p99_us)
             .max()
             .unwrap_or(0),
+        // The largest of the shards' maxima is the whole run's maximum, exactly.
+        schedule_lag_max_us: parts
+            .iter()
+            .map(|(_, r)| r.requests.schedule_lag_max_us)
+            .max()
+            .unwrap_or(0),
     }
 }
 

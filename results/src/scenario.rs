@@ -249,6 +249,10 @@ pub struct Requests {
     /// 99th percentile of short-poll timer lateness, µs; 0 in files that lack it.
     #[serde(default)]
     pub schedule_lag_p99_us: u64,
+    /// Largest short-poll timer lateness, µs (an event can wait one interval plus this
+    /// plus its poll's answer); 0 in files that lack it.
+    #[serde(default)]
+    pub schedule_lag_max_us: u64,
 }
 
 /// Connection accounting.
