@@ -369,7 +369,11 @@ pub fn warnings(dataset: &Dataset) -> Vec<String> {
             out.push(format!("{who}: scenario {}.", s.status.as_str()));
         }
         // The clock warning is the group's, below, by the same rule.
-        for w in s.warnings.iter().filter(|w| !is_clock_uncertainty_warning(w)) {
+        for w in s
+            .warnings
+            .iter()
+            .filter(|w| !is_clock_uncertainty_warning(w))
+        {
             out.push(format!("{who}: {w}"));
         }
         let e = &s.events;

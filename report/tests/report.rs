@@ -407,13 +407,19 @@ fn clock_uncertainty_shows_next_to_latency_across_hosts_and_warns_above_a_tenth_
         "small",
         &clock_results("http://10.0.0.5:8080", [30, 20, 25]),
     );
-    assert!(md.contains("| p50 latency | p99 latency | clock ± | bytes/event |"), "{md}");
+    assert!(
+        md.contains("| p50 latency | p99 latency | clock ± | bytes/event |"),
+        "{md}"
+    );
     let row = md_row(&md, &["ws", "100", "10 events/s", "64 B", "3", "2 ms"]);
     let cells: Vec<&str> = row.split(" | ").collect();
     assert_eq!(cells[7], "30 µs", "{row}");
     assert!(page.contains("<th>p99 latency</th><th>clock ±</th><th>bytes/event</th>"));
     let row = html_row(&page, &["ws", "100", "10 events/s", "64 B", "3", "2 ms"]);
-    assert!(row.contains("<td class=\"num\">30 µs</td><td class=\"num\">"), "{row}");
+    assert!(
+        row.contains("<td class=\"num\">30 µs</td><td class=\"num\">"),
+        "{row}"
+    );
     let latency = md
         .lines()
         .filter(|l| l.contains(" delivered fastest (p50 2 ms, p99 "))
@@ -450,7 +456,10 @@ fn clock_uncertainty_shows_next_to_latency_across_hosts_and_warns_above_a_tenth_
     let warnings = md_warnings(&md);
     assert!(warnings.contains(&format!("- {warning}\n")), "{warnings}");
     assert_eq!(warnings.matches(lead).count(), groups, "{warnings}");
-    assert!(!warnings.contains("repeat 0: delivery latency"), "{warnings}");
+    assert!(
+        !warnings.contains("repeat 0: delivery latency"),
+        "{warnings}"
+    );
     let escaped = warning.replace('\'', "&#39;");
     assert!(page.contains(&format!("<li>{escaped}</li>")), "{page}");
 

@@ -148,7 +148,11 @@ mod tests {
     #[test]
     fn warns_above_a_tenth_of_the_p50() {
         assert_eq!(clock_uncertainty_warning(30.0, 2_000.0), None);
-        assert_eq!(clock_uncertainty_warning(200.0, 2_000.0), None, "10% exactly");
+        assert_eq!(
+            clock_uncertainty_warning(200.0, 2_000.0),
+            None,
+            "10% exactly"
+        );
         assert_eq!(
             clock_uncertainty_warning(500.0, 2_000.0).as_deref(),
             Some(
@@ -159,13 +163,21 @@ mod tests {
         );
         let w = clock_uncertainty_warning(1_234.0, 2_450.0).expect("50%");
         assert!(
-            w.starts_with("delivery latency is only known to ± 1.23 ms (50% of its p50 of 2.45 ms)"),
+            w.starts_with(
+                "delivery latency is only known to ± 1.23 ms (50% of its p50 of 2.45 ms)"
+            ),
             "{w}"
         );
         assert!(is_clock_uncertainty_warning(&w));
         assert!(is_clock_uncertainty_warning(&format!("shard 1: {w}")));
-        assert!(!is_clock_uncertainty_warning("the server closed 3 slow consumers"));
-        assert_eq!(clock_uncertainty_warning(10.0, 0.0), None, "nothing delivered");
+        assert!(!is_clock_uncertainty_warning(
+            "the server closed 3 slow consumers"
+        ));
+        assert_eq!(
+            clock_uncertainty_warning(10.0, 0.0),
+            None,
+            "nothing delivered"
+        );
     }
 
     #[test]
