@@ -29,9 +29,9 @@ use crate::clock_sync::{self, ClockError, SyncOptions};
 use crate::counting::Window;
 use crate::feed::{FeedReader, FeedWindow};
 use crate::results::{
-    rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events, Loadgen, Params,
-    Requests, ScenarioResult, ServerFigures, ServerSample, ShardInfo, Status, Summary, WindowTimes,
-    MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
+    is_loopback_target, rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events,
+    Loadgen, Params, Requests, ScenarioResult, ServerFigures, ServerSample, ShardInfo, Status,
+    Summary, WindowTimes, MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
 };
 use crate::shard::{Shard, StartAt};
 use crate::stats::{ServerStats, StatsClient};
@@ -351,6 +351,7 @@ pub async fn run_scenario(
     }
     let mut result = build_result(spec, repeat, started_at, &ctx, &readings, &group, samples);
     result.clock = clock.figures;
+    result.warnings.extend(clock_warning(target, &result));
     result.notes.extend(clock.note);
     result.warnings.extend(clock.warning);
     result.status = status;
@@ -984,6 +985,14 @@ fn warnings(
     w
 }
 
+/// The warning that the scenario's delivery latency is only known to within the clock
+/// estimate's uncertainty, when that exceeds a tenth of its p50. Never for a loopback target:
+/// one host, one clock. It needs `r.clock`, so it runs once that is set, after [`warnings`];
+/// the rule is the results crate's, the one the report applies to each repeat group.
+fn clock_warning(target: &Target, r: &ScenarioResult) -> Option<String> {
+    r.clock_warning(is_loopback_target(&target.url()))
+}
+
 /// What the feed read could not establish, if anything.
 fn feed_warnings(readings: &Readings, w: &mut Vec<String>) {
     if readings.window_start.is_none() || readings.window_end_ns.is_none() {
@@ -1148,6 +1157,39 @@ mod tests {
             shard: None,
             start_at: None,
         }
+    }
+
+    fn result_with_clock(p50_us: u64, uncertainty_ns: u64) -> ScenarioResult {
+        let text = include_str!("../../results/tests/data/scenario-v1.json");
+        let mut r: ScenarioResult = serde_json::from_str(text).unwrap();
+        r.latency_us.p50 = p50_us;
+        r.clock = Some(ClockFigures {
+            offset_ns: -4_000_000,
+            uncertainty_ns,
+            min_rtt_ns: 2 * uncertainty_ns,
+            samples: 16,
+            applied: true,
+        });
+        r
+    }
+
+    #[test]
+    fn clock_warning_above_a_tenth_of_p50_and_only_across_hosts() {
+        // IP literals: parsing resolves nothing over the network.
+        let remote = Target::parse("http://10.0.0.5:8080").unwrap();
+        let local = Target::parse("http://127.0.0.1:8080").unwrap();
+        let small = result_with_clock(2_000, 30_000);
+        assert_eq!(clock_warning(&remote, &small), None, "30 µs of 2 ms");
+        let big = result_with_clock(2_000, 500_000);
+        let w = clock_warning(&remote, &big).expect("500 µs of 2 ms");
+        assert!(
+            w.starts_with("delivery latency is only known to ± 500 µs (25% of its p50 of 2 ms)"),
+            "{w}"
+        );
+        assert_eq!(clock_warning(&local, &big), None, "one host, one clock");
+        let mut none = big;
+        none.clock = None;
+        assert_eq!(clock_warning(&remote, &none), None, "no GET /time");
     }
 
     #[test]

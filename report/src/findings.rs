@@ -7,10 +7,16 @@
 //! errors, failed connections, scenarios that did not complete. Notes are the load
 //! generator's informational remarks, which are not problems. Every number is the median
 //! over repeats unless a sentence says otherwise.
+//!
+//! Clock uncertainty: where the load generator and the server ran on different hosts, a
+//! latency sentence names how far the figures may be off (`clock ± …`, the largest over the
+//! repeats), and a repeat group whose uncertainty exceeds a tenth of its median p50 carries
+//! one warning. That warning replaces the per-repeat copies a newer load generator wrote,
+//! so a group is warned once, by the same rule, whichever wrote the file.
 
 use crate::format;
 use crate::group::{Dataset, Group, Load, Variant};
-use feedbench_results::{ScenarioResult, Status};
+use feedbench_results::{is_clock_uncertainty_warning, ScenarioResult, Status};
 
 /// The findings for one dataset, grouped under a heading per load point.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +29,7 @@ pub struct Findings {
 
 /// Computes the findings for a dataset.
 pub fn findings(dataset: &Dataset) -> Findings {
+    let loopback = dataset.target_is_loopback();
     let mut loads: Vec<Load> = dataset.groups.iter().map(|g| g.key.load).collect();
     loads.sort();
     loads.dedup();
@@ -34,7 +41,7 @@ pub fn findings(dataset: &Dataset) -> Findings {
                 .iter()
                 .filter(|g| g.key.load == *load)
                 .collect();
-            let sentences = load_findings(load, &groups);
+            let sentences = load_findings(load, &groups, loopback);
             (!sentences.is_empty()).then(|| (load.describe(), sentences))
         })
         .collect();
@@ -79,8 +86,26 @@ fn at(load: &Load) -> String {
     )
 }
 
+/// A group's latency in a sentence: `p50 2 ms, p99 3.1 ms`, and `, clock ± 30 µs` where the
+/// two clocks could only be compared that well.
+fn latency_phrase(group: &Group, p50_us: f64, loopback: bool) -> String {
+    let p99_us = group
+        .spread(|s| Some(s.latency_us.p99 as f64))
+        .map(|s| s.median)
+        .unwrap_or(f64::NAN);
+    let mut phrase = format!(
+        "p50 {}, p99 {}",
+        format::micros(p50_us),
+        format::micros(p99_us)
+    );
+    if let Some(clock_us) = group.clock_uncertainty_us(loopback) {
+        phrase.push_str(&format!(", clock ± {}", format::micros(clock_us)));
+    }
+    phrase
+}
+
 /// Bytes, latency and CPU comparisons at one load point.
-fn load_findings(load: &Load, groups: &[&Group]) -> Vec<String> {
+fn load_findings(load: &Load, groups: &[&Group], loopback: bool) -> Vec<String> {
     let mut out = Vec::new();
     if groups.len() < 2 {
         return out;
@@ -106,20 +131,13 @@ fn load_findings(load: &Load, groups: &[&Group]) -> Vec<String> {
         }
     }
     let p50 = medians(groups, |s| Some(s.latency_us.p50 as f64));
-    let p99 = |g: &Group| {
-        g.spread(|s| Some(s.latency_us.p99 as f64))
-            .map(|s| s.median)
-            .unwrap_or(f64::NAN)
-    };
     if let (Some((fast, f)), Some((slow, s))) = (p50.first(), p50.last()) {
         out.push(format!(
-            "{} delivered fastest (p50 {}, p99 {}); {} slowest (p50 {}, p99 {}).",
+            "{} delivered fastest ({}); {} slowest ({}).",
             fast.key.variant,
-            format::micros(*f),
-            format::micros(p99(fast)),
+            latency_phrase(fast, *f, loopback),
             slow.key.variant,
-            format::micros(*s),
-            format::micros(p99(slow))
+            latency_phrase(slow, *s, loopback)
         ));
     }
     let cpu = medians(groups, ScenarioResult::server_cpu_ms_per_1k_events);
@@ -336,7 +354,8 @@ fn accounting_finding(dataset: &Dataset) -> String {
     }
 }
 
-/// Every warning the run carried, one sentence each, prefixed with the scenario.
+/// Every warning the run carried, one sentence each, prefixed with the scenario; then one
+/// per repeat group whose latency the clock comparison leaves too uncertain.
 pub fn warnings(dataset: &Dataset) -> Vec<String> {
     let r = &dataset.results;
     let mut out = Vec::new();
@@ -349,7 +368,12 @@ pub fn warnings(dataset: &Dataset) -> Vec<String> {
         if s.status != Status::Complete {
             out.push(format!("{who}: scenario {}.", s.status.as_str()));
         }
-        for w in &s.warnings {
+        // The clock warning is the group's, below, by the same rule.
+        for w in s
+            .warnings
+            .iter()
+            .filter(|w| !is_clock_uncertainty_warning(w))
+        {
             out.push(format!("{who}: {w}"));
         }
         let e = &s.events;
@@ -382,6 +406,14 @@ pub fn warnings(dataset: &Dataset) -> Vec<String> {
         if errors > 0 {
             let kinds: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
             out.push(format!("{who}: {errors} errors ({}).", kinds.join(", ")));
+        }
+    }
+    let loopback = dataset.target_is_loopback();
+    for g in &dataset.groups {
+        if let Some(w) = g.clock_warning(loopback) {
+            let n = g.usable().count();
+            let repeats = if n == 1 { "repeat" } else { "repeats" };
+            out.push(format!("{} ({n} {repeats}): {w}.", g.name));
         }
     }
     out

@@ -4,14 +4,19 @@
 //! parameters) apart from the repeat index, so it is what charts aggregate over and what
 //! `compare` matches on. A [`Variant`] is one legend entry (a transport, with the poll
 //! interval for short-poll); a [`Load`] is one point on a chart's axis (clients, rate,
-//! payload). Repeats are summarised as a [`Spread`]: median with min and max.
+//! payload). Repeats are summarised as a [`Spread`]: median with min and max. A group's
+//! clock uncertainty ([`Group::clock_uncertainty_us`]) is the largest of its repeats', and
+//! only where the load generator and the server had different clocks.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use crate::format;
-use feedbench_results::{Params, Results, ScenarioResult, Status, Transport};
+use feedbench_results::{
+    clock_uncertainty_warning, is_loopback_target, Params, Results, ScenarioResult, Status,
+    Transport,
+};
 
 /// A rate in milli-events per second, so that keys can be compared exactly.
 fn rate_mhz(rate_hz: f64) -> u64 {
@@ -228,6 +233,25 @@ impl Group {
     pub fn spread(&self, metric: impl Fn(&ScenarioResult) -> Option<f64>) -> Option<Spread> {
         Spread::of(self.usable().filter_map(metric))
     }
+
+    /// How far the delivery latency may be off because of the clock comparison, µs: the
+    /// largest [`ScenarioResult::clock_uncertainty_us`] among the usable repeats, so the
+    /// figure bounds every repeat the medians come from. `None` when no repeat has one, and
+    /// always on a loopback target (one host, one clock).
+    pub fn clock_uncertainty_us(&self, target_is_loopback: bool) -> Option<f64> {
+        self.usable()
+            .filter_map(|s| s.clock_uncertainty_us(target_is_loopback))
+            .max_by(f64::total_cmp)
+    }
+
+    /// The warning that the group's latency is only known to within that uncertainty, when
+    /// it exceeds a tenth of the median p50 delivery latency (the rule of
+    /// [`clock_uncertainty_warning`]).
+    pub fn clock_warning(&self, target_is_loopback: bool) -> Option<String> {
+        let uncertainty_us = self.clock_uncertainty_us(target_is_loopback)?;
+        let p50_us = self.spread(|s| Some(s.latency_us.p50 as f64))?.median;
+        clock_uncertainty_warning(uncertainty_us, p50_us)
+    }
 }
 
 /// One results file with its scenarios grouped, as reports and compare use it.
@@ -270,6 +294,12 @@ impl Dataset {
         all.extend(other.scenarios);
         self.results.scenarios = all;
         *self = Dataset::new(std::mem::take(&mut self.label), self.results.clone());
+    }
+
+    /// Whether the file's target is a loopback address, so the load generator and the
+    /// server read one clock and latency carries no clock uncertainty.
+    pub fn target_is_loopback(&self) -> bool {
+        is_loopback_target(&self.results.target)
     }
 
     /// The group for a key, if this file measured it.

@@ -194,12 +194,13 @@ pub fn render(
         if datasets.len() > 1 {
             let _ = writeln!(h, "<h3>{}</h3>", escape(&d.label));
         }
+        let t = table::table(d);
         let _ = write!(h, "<table>\n<tr>");
-        for heading in table::HEADINGS {
+        for heading in &t.headings {
             let _ = write!(h, "<th>{}</th>", escape(heading));
         }
         let _ = writeln!(h, "</tr>");
-        for row in table::rows(d) {
+        for row in &t.rows {
             let _ = write!(h, "<tr>");
             for (i, c) in row.iter().enumerate() {
                 let class = if table::is_numeric(i) {

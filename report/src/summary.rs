@@ -98,12 +98,13 @@ pub fn render(
         };
         let _ = writeln!(md, "## Scenarios{heading}\n");
         let _ = writeln!(md, "Medians over repeats.\n");
-        let _ = writeln!(md, "| {} |", table::HEADINGS.join(" | "));
-        let align: Vec<&str> = (0..table::HEADINGS.len())
+        let t = table::table(d);
+        let _ = writeln!(md, "| {} |", t.headings.join(" | "));
+        let align: Vec<&str> = (0..t.headings.len())
             .map(|i| if table::is_numeric(i) { "---:" } else { "---" })
             .collect();
         let _ = writeln!(md, "| {} |", align.join(" | "));
-        for row in table::rows(d) {
+        for row in &t.rows {
             let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
             let _ = writeln!(md, "| {} |", cells.join(" | "));
         }

@@ -1,13 +1,18 @@
 //! The per-scenario table shared by `summary.md` and `index.html`: one row per scenario
 //! key, medians over repeats; "–" where a figure is unknown (e.g. server memory per
 //! connection in files written before the load generator measured it).
+//!
+//! A "clock ±" column follows the latency columns only when some group's latency carries a
+//! clock uncertainty (the load generator and the server on different hosts, and a file that
+//! records the clock estimate); a loopback run's table is the same as before the column
+//! existed.
 
 use crate::format;
 use crate::group::{Dataset, Group, Spread};
 use feedbench_results::ScenarioResult;
 
-/// Column headings.
-pub const HEADINGS: [&str; 14] = [
+/// Column headings, without the clock column.
+const HEADINGS: [&str; 14] = [
     "transport",
     "clients",
     "rate",
@@ -24,14 +29,54 @@ pub const HEADINGS: [&str; 14] = [
     "server memory/connection",
 ];
 
+/// The clock column's heading: how far delivery latency may be off because the two clocks
+/// could only be compared so well.
+pub const CLOCK_HEADING: &str = "clock ±";
+
+/// Where the clock column goes: right after "p99 latency".
+const CLOCK_COLUMN: usize = 7;
+
+/// A dataset's table: headings and one row of formatted cells per group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Column headings.
+    pub headings: Vec<&'static str>,
+    /// One row per group, as many cells as headings.
+    pub rows: Vec<Vec<String>>,
+}
+
 /// Columns that hold numbers (right-aligned).
 pub fn is_numeric(column: usize) -> bool {
     column >= 1
 }
 
-/// One row of formatted cells per group.
-pub fn rows(dataset: &Dataset) -> Vec<[String; 14]> {
-    dataset.groups.iter().map(row).collect()
+/// The table for a dataset.
+pub fn table(dataset: &Dataset) -> Table {
+    let loopback = dataset.target_is_loopback();
+    let clock: Vec<Option<f64>> = dataset
+        .groups
+        .iter()
+        .map(|g| g.clock_uncertainty_us(loopback))
+        .collect();
+    let with_clock = clock.iter().any(Option::is_some);
+    let mut headings = HEADINGS.to_vec();
+    if with_clock {
+        headings.insert(CLOCK_COLUMN, CLOCK_HEADING);
+    }
+    let rows = dataset
+        .groups
+        .iter()
+        .zip(clock)
+        .map(|(g, clock_us)| {
+            let mut cells = row(g).to_vec();
+            if with_clock {
+                let clock_cell = clock_us.map_or_else(|| "–".to_string(), format::micros);
+                cells.insert(CLOCK_COLUMN, clock_cell);
+            }
+            cells
+        })
+        .collect();
+    Table { headings, rows }
 }
 
 fn cell(

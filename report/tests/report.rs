@@ -361,3 +361,125 @@ fn schema_2_notes_paths_and_unreceived_events_show_in_the_report() {
     let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
     assert!(!md.contains("Notes (") && !md.contains(paths), "{md}");
 }
+
+/// The baseline fixture as a schema-2 file from a load generator that compared clocks with
+/// the server at `target`: every group's median p50 is 2 ms (repeats 1.9, 2 and 2.1 ms), and
+/// the repeats' clock uncertainties are `uncertainty_us` (the largest) and two smaller ones.
+fn clock_results(target: &str, uncertainty_us: [u64; 3]) -> Value {
+    let mut results = fixtures::baseline();
+    fixtures::to_schema_2(&mut results);
+    results["target"] = json!(target);
+    for s in fixtures::scenarios_mut(&mut results) {
+        let repeat = s["repeat"].as_u64().expect("repeat") as usize;
+        s["latency_us"]["p50"] = json!([1_900, 2_000, 2_100][repeat]);
+        s["clock"] = fixtures::clock(uncertainty_us[repeat] * 1_000);
+    }
+    let errors = validate(&results);
+    assert!(errors.is_empty(), "{errors:?}");
+    results
+}
+
+/// The report's summary.md and index.html for one results document.
+fn render(dir: &Path, name: &str, results: &Value) -> (String, String) {
+    let path = write_json(dir, &format!("{name}.json"), results);
+    let out = write_report(&[input(&path, "clock")], &dir.join(name)).expect("report");
+    let md = std::fs::read_to_string(&out.summary_md).expect("summary.md");
+    let page = std::fs::read_to_string(&out.index_html).expect("index.html");
+    (md, page)
+}
+
+/// The Markdown list items between `## Warnings` and the next heading.
+fn md_warnings(md: &str) -> &str {
+    let at = md.find("## Warnings").expect("warnings");
+    let end = md[at..].find("\n## Scenarios").expect("next section") + at;
+    &md[at..end]
+}
+
+#[test]
+fn clock_uncertainty_shows_next_to_latency_across_hosts_and_warns_above_a_tenth_of_p50() {
+    let dir = out_dir("report-clock");
+    let groups = 20; // 5 variants × 2 client counts × 2 rates
+    let lead = "delivery latency is only known to ± ";
+
+    // 30 µs of 2 ms (1.5%): shown in the table and the latency findings, no warning.
+    let (md, page) = render(
+        &dir,
+        "small",
+        &clock_results("http://10.0.0.5:8080", [30, 20, 25]),
+    );
+    assert!(
+        md.contains("| p50 latency | p99 latency | clock ± | bytes/event |"),
+        "{md}"
+    );
+    let row = md_row(&md, &["ws", "100", "10 events/s", "64 B", "3", "2 ms"]);
+    let cells: Vec<&str> = row.split(" | ").collect();
+    assert_eq!(cells[7], "30 µs", "{row}");
+    assert!(page.contains("<th>p99 latency</th><th>clock ±</th><th>bytes/event</th>"));
+    let row = html_row(&page, &["ws", "100", "10 events/s", "64 B", "3", "2 ms"]);
+    assert!(
+        row.contains("<td class=\"num\">30 µs</td><td class=\"num\">"),
+        "{row}"
+    );
+    let latency = md
+        .lines()
+        .filter(|l| l.contains(" delivered fastest (p50 2 ms, p99 "))
+        .collect::<Vec<_>>();
+    assert_eq!(latency.len(), 4, "one latency finding per load point");
+    for line in latency {
+        assert_eq!(line.matches(", clock ± 30 µs)").count(), 2, "{line}");
+    }
+    assert!(!md.contains(lead) && !page.contains(lead), "{md}");
+
+    // 500 µs of 2 ms (25%): shown, and one warning per group, whose repeats' own copies (as
+    // a load generator writes them, also through a shard merge) it replaces.
+    let mut big = clock_results("http://feed.example.com:8080", [500, 300, 450]);
+    for s in fixtures::scenarios_mut(&mut big) {
+        if s["name"] == "ws-c100-r10-s64" && s["repeat"] != 2 {
+            let p50 = s["latency_us"]["p50"].as_f64().expect("p50");
+            let own = feedbench_results::clock_uncertainty_warning(500.0, p50).expect("26%");
+            let own = if s["repeat"] == 1 {
+                format!("shard 1: {own}")
+            } else {
+                own
+            };
+            s["warnings"] = json!([own]);
+        }
+    }
+    let (md, page) = render(&dir, "big", &big);
+    let row = md_row(&md, &["ws", "100", "10 events/s", "64 B", "3", "2 ms"]);
+    assert_eq!(row.split(" | ").nth(7), Some("500 µs"), "{row}");
+    assert!(md.contains(", clock ± 500 µs)"));
+    let warning = "ws-c100-r10-s64 (3 repeats): delivery latency is only known to ± 500 µs \
+                   (25% of its p50 of 2 ms), because the load generator's and the server's \
+                   clocks could only be compared that well (half the fastest GET /time round \
+                   trip).";
+    let warnings = md_warnings(&md);
+    assert!(warnings.contains(&format!("- {warning}\n")), "{warnings}");
+    assert_eq!(warnings.matches(lead).count(), groups, "{warnings}");
+    assert!(
+        !warnings.contains("repeat 0: delivery latency"),
+        "{warnings}"
+    );
+    let escaped = warning.replace('\'', "&#39;");
+    assert!(page.contains(&format!("<li>{escaped}</li>")), "{page}");
+
+    // On one host there is one clock: neither column, clause nor warning, whatever the
+    // estimate says; the summary is the one without any estimate.
+    let loopback = clock_results("http://localhost:40000", [500, 300, 450]);
+    let (md, page) = render(&dir, "loopback", &loopback);
+    assert!(!md.contains("clock ±") && !page.contains("clock ±"), "{md}");
+    assert!(!md.contains(lead) && !page.contains(lead));
+    let mut no_clock = loopback.clone();
+    for s in fixtures::scenarios_mut(&mut no_clock) {
+        s.as_object_mut().expect("scenario").remove("clock");
+    }
+    let (md_no_clock, _) = render(&dir, "no-clock", &no_clock);
+    assert_eq!(md, md_no_clock);
+
+    // A schema-1 file has no estimate: nothing to show or warn about, even across hosts.
+    let mut v1 = fixtures::baseline();
+    v1["target"] = json!("http://10.0.0.5:8080");
+    let (md, page) = render(&dir, "schema-1", &v1);
+    assert!(!md.contains("clock ±") && !page.contains("clock ±"), "{md}");
+    assert!(!md.contains(lead) && !page.contains(lead));
+}

@@ -1,8 +1,10 @@
 //! Figures derived from a scenario's recorded ones, defined once for every reader.
 //!
-//! Each is a ratio of fields in the file and `None` where its denominator is zero or the
-//! file lacks what it needs, so a report shows "no figure" rather than a made-up one.
+//! Each is a ratio of fields in the file (or one field in the unit readers show) and `None`
+//! where its denominator is zero or the file lacks what it needs, so a report shows "no
+//! figure" rather than a made-up one.
 
+use crate::clock::clock_uncertainty_warning;
 use crate::scenario::ScenarioResult;
 
 impl ScenarioResult {
@@ -57,11 +59,33 @@ impl ScenarioResult {
         let total = by_path.direct + by_path.hyper;
         (total > 0).then(|| by_path.direct as f64 / total as f64)
     }
+
+    /// How far the delivery latency may be off because the load generator's clock could only
+    /// be compared with the server's so well, µs: the clock estimate's `uncertainty_ns`.
+    /// `None` when the scenario has no estimate (a server without `GET /time`, files before
+    /// schema 2), and when `target_is_loopback` (see
+    /// [`is_loopback_target`](crate::is_loopback_target)): on one host both read the same
+    /// clock, so the latency is exact whatever the estimate says.
+    pub fn clock_uncertainty_us(&self, target_is_loopback: bool) -> Option<f64> {
+        if target_is_loopback {
+            return None;
+        }
+        Some(self.clock?.uncertainty_ns as f64 / 1_000.0)
+    }
+
+    /// The warning that this scenario's delivery latency is only known to within its clock
+    /// uncertainty, when that exceeds
+    /// [`CLOCK_UNCERTAINTY_WARN_SHARE`](crate::CLOCK_UNCERTAINTY_WARN_SHARE) of its p50
+    /// (see [`clock_uncertainty_warning`]).
+    pub fn clock_warning(&self, target_is_loopback: bool) -> Option<String> {
+        let uncertainty_us = self.clock_uncertainty_us(target_is_loopback)?;
+        clock_uncertainty_warning(uncertainty_us, self.latency_us.p50 as f64)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{RequestsByPath, ScenarioResult};
+    use crate::{ClockFigures, RequestsByPath, ScenarioResult};
 
     fn scenario() -> ScenarioResult {
         serde_json::from_str(include_str!("../tests/data/scenario-v1.json")).unwrap()
@@ -117,5 +141,35 @@ mod tests {
         assert_eq!(s.direct_path_share(), Some(0.9));
         s.server = None;
         assert_eq!(s.server_memory_per_connection(), None);
+    }
+
+    fn clock(uncertainty_ns: u64) -> ClockFigures {
+        ClockFigures {
+            offset_ns: 1_200_000,
+            uncertainty_ns,
+            min_rtt_ns: 2 * uncertainty_ns,
+            samples: 16,
+            applied: true,
+        }
+    }
+
+    #[test]
+    fn clock_uncertainty_only_across_hosts() {
+        let mut s = scenario();
+        s.latency_us.p50 = 2_000;
+        assert_eq!(s.clock_uncertainty_us(false), None, "no estimate");
+        assert_eq!(s.clock_warning(false), None);
+        s.clock = Some(clock(30_000));
+        assert_eq!(s.clock_uncertainty_us(false), Some(30.0));
+        assert_eq!(s.clock_warning(false), None, "1.5% of the p50");
+        assert_eq!(s.clock_uncertainty_us(true), None, "one host, one clock");
+        s.clock = Some(clock(500_000));
+        assert_eq!(s.clock_uncertainty_us(false), Some(500.0));
+        let w = s.clock_warning(false).expect("25% of the p50");
+        assert!(
+            w.starts_with("delivery latency is only known to ± 500 µs (25% of its p50 of 2 ms)"),
+            "{w}"
+        );
+        assert_eq!(s.clock_warning(true), None);
     }
 }

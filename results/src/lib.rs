@@ -9,18 +9,22 @@
 //! Code map: [`transport`] is the leaf enum every crate names a transport with; [`run`]
 //! holds the file's top level, [`scenario`] one scenario's figures, [`summary`] a latency
 //! histogram's summary, [`p99_limit`] the answer to "where does p99 cross the suite's
-//! limit"; [`figures`] derives ratios from the recorded figures; [`merge`] combines the
-//! files of a run's shards into one, histograms added exactly; [`file`] reads (with the
-//! version rules) and writes files; [`schema`] validates documents.
+//! limit"; [`figures`] derives ratios from the recorded figures; [`clock`] says when the
+//! clock comparison bounds delivery latency and when that earns a warning; [`merge`]
+//! combines the files of a run's shards into one, histograms added exactly; [`file`] reads
+//! (with the version rules) and writes files; [`schema`] validates documents.
 //!
 //! Architecture invariant: this crate knows nothing of how the figures are measured or
 //! shown. It depends on no other feedbench crate, and data types never import logic: the
-//! load generator computes `p99_limit`, this crate only says what it looks like.
+//! load generator computes `p99_limit`, this crate only says what it looks like. The one
+//! sentence here, [`clock_uncertainty_warning`], is data both sides write (into a file's
+//! warnings, and into a report's), kept here so the rule behind it exists once.
 //!
 //! Versions: this crate writes schema [`SCHEMA_VERSION`] (2) and reads schemas
 //! [`OLDEST_SCHEMA_VERSION`] (1) to [`SCHEMA_VERSION`]. Fields added in schema 2 have serde
 //! defaults that say what a schema-1 writer meant, so old files read as what they measured.
 
+pub mod clock;
 pub mod figures;
 pub mod file;
 pub mod merge;
@@ -31,6 +35,10 @@ pub mod schema;
 pub mod summary;
 pub mod transport;
 
+pub use clock::{
+    clock_uncertainty_warning, is_clock_uncertainty_warning, is_loopback_target,
+    CLOCK_UNCERTAINTY_WARN_SHARE,
+};
 pub use file::{is_supported_version, write_json_atomic, LoadError};
 pub use merge::{merge, MergeError, Merged, WINDOW_TOLERANCE_NS};
 pub use p99_limit::{P99Limit, Series, Step};

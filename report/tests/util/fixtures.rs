@@ -384,3 +384,29 @@ pub fn scale_bytes_down(scenario: &mut Value, factor: f64) {
     b["per_event_down"] = json!(down as f64 / delivered);
     b["per_event"] = json!((down + up) as f64 / delivered);
 }
+
+/// Makes a fixture a schema-2 file: the scenario fields schema 2 requires beyond schema 1,
+/// with what a load generator writes when nothing special happened.
+pub fn to_schema_2(results: &mut Value) {
+    results["schema_version"] = json!(2);
+    for s in scenarios_mut(results) {
+        s["status_message"] = Value::Null;
+        s["measured_s"] = s["params"]["duration_s"].clone();
+        s["notes"] = json!([]);
+        s["events"]["window_source"] = json!("feed");
+        s["events"]["unreceived"] = json!(0);
+        s["server"]["requests_by_path"] = Value::Null;
+    }
+}
+
+/// A scenario's clock estimate (`GET /time`) as the load generator records it: exact within
+/// ± `uncertainty_ns`, half the best round trip, and applied.
+pub fn clock(uncertainty_ns: u64) -> Value {
+    json!({
+        "offset_ns": 3_250_000,
+        "uncertainty_ns": uncertainty_ns,
+        "min_rtt_ns": 2 * uncertainty_ns,
+        "samples": 16,
+        "applied": true,
+    })
+}
