@@ -11,6 +11,8 @@
 
 use std::net::IpAddr;
 
+use crate::units::micros;
+
 /// The share of the p50 delivery latency above which the clock uncertainty earns a warning.
 pub const CLOCK_UNCERTAINTY_WARN_SHARE: f64 = 0.10;
 
@@ -71,36 +73,6 @@ pub fn clock_uncertainty_warning(uncertainty_us: f64, p50_us: f64) -> Option<Str
 /// [`clock_uncertainty_warning`] wrote.
 pub fn is_clock_uncertainty_warning(warning: &str) -> bool {
     warning.contains(WARNING_LEAD)
-}
-
-/// A duration in µs as the report spells it (`850 µs`, `2.45 ms`, `1.5 s`): about three
-/// significant digits, trailing zeros dropped. This crate shows nothing else, so it keeps
-/// this one spelling itself rather than depend on the report.
-fn micros(us: f64) -> String {
-    let (value, unit) = if us >= 1_000_000.0 {
-        (us / 1_000_000.0, "s")
-    } else if us >= 1_000.0 {
-        (us / 1_000.0, "ms")
-    } else {
-        (us, "µs")
-    };
-    let decimals = if value == 0.0 || value >= 100.0 {
-        0
-    } else if value >= 10.0 {
-        1
-    } else if value >= 1.0 {
-        2
-    } else {
-        // Three significant digits below 1, as the report's `sig3`.
-        ((-value.log10()).floor() as usize + 3).min(9)
-    };
-    let s = format!("{value:.decimals$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &s
-    };
-    format!("{s} {unit}")
 }
 
 #[cfg(test)]
@@ -178,17 +150,5 @@ mod tests {
             None,
             "nothing delivered"
         );
-    }
-
-    #[test]
-    fn micros_matches_the_report_spelling() {
-        assert_eq!(micros(30.0), "30 µs");
-        assert_eq!(micros(850.0), "850 µs");
-        assert_eq!(micros(1_200.0), "1.2 ms");
-        assert_eq!(micros(2_450.0), "2.45 ms");
-        assert_eq!(micros(12_340.0), "12.3 ms");
-        assert_eq!(micros(1_500_000.0), "1.5 s");
-        assert_eq!(micros(0.5), "0.5 µs");
-        assert_eq!(micros(0.01234), "0.0123 µs");
     }
 }

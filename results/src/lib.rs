@@ -18,7 +18,8 @@
 //! shown. It depends on no other feedbench crate, and data types never import logic: the
 //! load generator computes `p99_limit`, this crate only says what it looks like. The one
 //! sentence here, [`clock_uncertainty_warning`], is data both sides write (into a file's
-//! warnings, and into a report's), kept here so the rule behind it exists once.
+//! warnings, and into a report's), kept here so the rule behind it exists once; [`units`]
+//! spells its numbers, and the report spells every figure with the same functions.
 //!
 //! Versions: this crate writes schema [`SCHEMA_VERSION`] (2) and reads schemas
 //! [`OLDEST_SCHEMA_VERSION`] (1) to [`SCHEMA_VERSION`]. Fields added in schema 2 have serde
@@ -34,6 +35,7 @@ pub mod scenario;
 pub mod schema;
 pub mod summary;
 pub mod transport;
+pub mod units;
 
 pub use clock::{
     clock_uncertainty_warning, is_clock_uncertainty_warning, is_loopback_target,
