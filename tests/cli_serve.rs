@@ -21,17 +21,23 @@ fn spawn_server() -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn feedbench serve");
+    let addr = listening_address(&mut child);
+    (child, addr)
+}
+
+/// The address from a server's first line, `feedbench listening on http://ADDR`.
+fn listening_address(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line
+        .trim()
         .strip_prefix("feedbench listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .trim()
         .to_string();
     assert!(!addr.ends_with(":0"), "real port expected, got {addr}");
-    (child, addr)
+    addr
 }
 
 fn wait_exit(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus> {
@@ -163,15 +169,7 @@ fn out_of_descriptors_backs_off_logs_once_and_recovers() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bash");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("feedbench listening on http://")
-        .expect("first line")
-        .to_string();
+    let addr = listening_address(&mut child);
     // The kernel completes handshakes into the listen backlog even when accept() fails.
     let mut clients: Vec<TcpStream> = (0..120)
         .map(|_| TcpStream::connect(&addr).unwrap())
@@ -274,15 +272,7 @@ fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn feedbench serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("feedbench listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let addr = listening_address(&mut child);
     (Server(Some(child)), addr)
 }
 
