@@ -70,9 +70,10 @@ pub struct LoadArgs {
     /// one process would give them. `feedbench merge` puts the shards' files together.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
-    /// Start connecting at this wall-clock instant (Unix seconds, or RFC 3339 such as
-    /// 2026-11-30T18:00:00Z); the measure window then opens at start + ramp + 2s + warm-up,
-    /// the same instant for every shard given the same start.
+    /// Start connecting at this instant of the server's clock (Unix seconds, or RFC 3339
+    /// such as 2026-11-30T18:00:00Z; this host's clock is corrected by the offset estimated
+    /// over GET /time); the measure window then opens at start + ramp + 2s + warm-up, the
+    /// same instant for every shard given the same start.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<StartAt>,
     /// Threads of the load generator's runtime [default: the CPUs it may run on].
