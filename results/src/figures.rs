@@ -73,6 +73,63 @@ impl ScenarioResult {
         Some(self.clock?.uncertainty_ns as f64 / 1_000.0)
     }
 
+    /// IP bytes (headers, retransmissions and pure ACKs included) per delivered event, in
+    /// both directions: `(net.down.bytes + net.up.bytes) / bytes.events`. `None` without a
+    /// link block or without events. Harness traffic never crosses the link, so every byte
+    /// counted is the measured transport's: nothing is subtracted.
+    pub fn ip_bytes_per_event(&self) -> Option<f64> {
+        let net = self.net.as_ref()?;
+        self.per_event(net.down.bytes + net.up.bytes)
+    }
+
+    /// IP bytes server → clients per delivered event (see [`Self::ip_bytes_per_event`]).
+    pub fn ip_bytes_per_event_down(&self) -> Option<f64> {
+        self.per_event(self.net.as_ref()?.down.bytes)
+    }
+
+    /// IP bytes clients → server per delivered event (see [`Self::ip_bytes_per_event`]).
+    pub fn ip_bytes_per_event_up(&self) -> Option<f64> {
+        self.per_event(self.net.as_ref()?.up.bytes)
+    }
+
+    /// IP packets, both directions, per delivered event.
+    pub fn ip_packets_per_event(&self) -> Option<f64> {
+        let net = self.net.as_ref()?;
+        self.per_event(net.down.packets + net.up.packets)
+    }
+
+    /// IP bytes over socket bytes in the window, both directions: what TCP/IP adds (headers,
+    /// ACKs, retransmissions) as a factor, e.g. 1.4. `None` without a link block or socket
+    /// bytes.
+    pub fn ip_overhead_factor(&self) -> Option<f64> {
+        let net = self.net.as_ref()?;
+        let socket = self.bytes.up + self.bytes.down;
+        (socket > 0).then(|| (net.down.bytes + net.up.bytes) as f64 / socket as f64)
+    }
+
+    /// IP-level bit rate server → clients over the nominal window (`params.duration_s`).
+    pub fn ip_bits_per_s_down(&self) -> Option<f64> {
+        let net = self.net.as_ref()?;
+        (self.params.duration_s > 0.0).then(|| net.down.bytes as f64 * 8.0 / self.params.duration_s)
+    }
+
+    /// IP-level bit rate clients → server over the nominal window (`params.duration_s`).
+    pub fn ip_bits_per_s_up(&self) -> Option<f64> {
+        let net = self.net.as_ref()?;
+        (self.params.duration_s > 0.0).then(|| net.up.bytes as f64 * 8.0 / self.params.duration_s)
+    }
+
+    /// TCP retransmissions seen on the link, both directions.
+    pub fn tcp_retransmits(&self) -> Option<u64> {
+        let net = self.net.as_ref()?;
+        Some(net.down.tcp_retransmits + net.up.tcp_retransmits)
+    }
+
+    /// `count / bytes.events`, `None` without events.
+    fn per_event(&self, count: u64) -> Option<f64> {
+        (self.bytes.events > 0).then(|| count as f64 / self.bytes.events as f64)
+    }
+
     /// The warning that this scenario's delivery latency is only known to within its clock
     /// uncertainty, when that exceeds
     /// [`CLOCK_UNCERTAINTY_WARN_SHARE`](crate::CLOCK_UNCERTAINTY_WARN_SHARE) of its p50
@@ -141,6 +198,27 @@ mod tests {
         assert_eq!(s.direct_path_share(), Some(0.9));
         s.server = None;
         assert_eq!(s.server_memory_per_connection(), None);
+    }
+
+    #[test]
+    fn ip_figures_of_the_link_block() {
+        let mut s = scenario();
+        assert_eq!(s.ip_bytes_per_event(), None, "no link, no IP figures");
+        s.net = Some(crate::net::tests::block());
+        s.bytes.events = 600;
+        s.bytes.down = 600 * 109;
+        s.bytes.up = 0;
+        s.params.duration_s = 3.0;
+        assert_eq!(s.ip_bytes_per_event_down(), Some(161.0));
+        assert_eq!(s.ip_bytes_per_event_up(), Some(52.0));
+        assert_eq!(s.ip_bytes_per_event(), Some(213.0));
+        assert_eq!(s.ip_packets_per_event(), Some(2.0));
+        assert_eq!(s.ip_overhead_factor(), Some(213.0 / 109.0));
+        assert_eq!(s.ip_bits_per_s_down(), Some(96_600.0 * 8.0 / 3.0));
+        assert_eq!(s.ip_bits_per_s_up(), Some(600.0 * 52.0 * 8.0 / 3.0));
+        assert_eq!(s.tcp_retransmits(), Some(6));
+        s.bytes.events = 0;
+        assert_eq!(s.ip_bytes_per_event(), None);
     }
 
     fn clock(uncertainty_ns: u64) -> ClockFigures {

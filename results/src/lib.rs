@@ -11,7 +11,9 @@
 //! histogram's summary, [`p99_limit`] the answer to "where does p99 cross the suite's
 //! limit"; [`figures`] derives ratios from the recorded figures; [`clock`] says when the
 //! clock comparison bounds delivery latency and when that earns a warning; [`merge`]
-//! combines the files of a run's shards into one, histograms added exactly; [`file`] reads
+//! combines the files of a run's shards into one, histograms added exactly; [`net`] holds
+//! the emulated link's block and [`model`] the analytic latency and byte models a scenario
+//! is checked against; [`file`] reads
 //! (with the version rules) and writes files; [`schema`] validates documents.
 //!
 //! Architecture invariant: this crate knows nothing of how the figures are measured or
@@ -29,6 +31,8 @@ pub mod clock;
 pub mod figures;
 pub mod file;
 pub mod merge;
+pub mod model;
+pub mod net;
 pub mod p99_limit;
 pub mod run;
 pub mod scenario;
@@ -43,6 +47,7 @@ pub use clock::{
 };
 pub use file::{is_supported_version, write_json_atomic, LoadError};
 pub use merge::{merge, MergeError, Merged, WINDOW_TOLERANCE_NS};
+pub use net::{EmulatorFigures, NetClass, NetDirection, NetFigures, RttProbe};
 pub use p99_limit::{P99Limit, Series, Step};
 pub use run::{CpuSets, Host, Results, Status, Tool};
 pub use scenario::{

@@ -13,6 +13,8 @@
 //!   of any shard received it, i.e. iff it is in every shard's `unreceived_seqs`.
 //! - The server's figures describe the shared window and are taken once, from the lowest
 //!   shard index present, never summed.
+//! - The link block (`net`) describes the one link all shards share: every shard that has
+//!   one must carry the same block, which is taken once; different blocks are refused.
 //!
 //! Architecture invariant: files that do not belong together are refused ([`MergeError`],
 //! naming the files and the reason), while a run that is merely incomplete (a shard without
@@ -23,6 +25,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::net::NetFigures;
 use crate::run::{Results, Status};
 use crate::scenario::{
     ByteFigures, ClockFigures, Connections, Events, Loadgen, Requests, ScenarioResult,
@@ -138,6 +141,18 @@ pub enum MergeError {
         /// The other.
         b: String,
         /// Both shards' figures.
+        detail: String,
+    },
+    /// Two shards carry different link blocks, though shards of one run share one link.
+    #[error("scenario {scenario}: {a} and {b} carry different net blocks ({detail}); shards of one run share one link and record the same block")]
+    Net {
+        /// The scenario, `name #repeat`.
+        scenario: String,
+        /// One shard.
+        a: String,
+        /// The other.
+        b: String,
+        /// What differs.
         detail: String,
     },
     /// A histogram does not decode or cannot be added.
@@ -434,6 +449,7 @@ fn merge_scenario(
         .unwrap_or(&parts[0]);
     check_windows(reference, parts)?;
     check_feed(reference, parts)?;
+    let net = merge_net(reference, parts)?;
     let ref_result = reference.1;
     let label = scenario_label(ref_result);
     let histogram = |field: &'static str, get: fn(&ScenarioResult) -> Option<&Summary>| {
@@ -549,7 +565,41 @@ fn merge_scenario(
         shard: None,
         window: ref_result.window,
         clock,
+        net,
     })
+}
+
+/// The link block of the merged scenario: shards share one link, so every shard that has a
+/// block must carry the same one (the load generator writes the link's counters into each
+/// shard's file), and it is taken once. A shard without a block (e.g. one that failed before
+/// reading the counters) does not contradict the others.
+fn merge_net(
+    reference: &Part<'_, '_>,
+    parts: &[Part<'_, '_>],
+) -> Result<Option<NetFigures>, MergeError> {
+    let Some((first_shard, first)) = parts
+        .iter()
+        .find_map(|(s, r)| r.net.as_ref().map(|n| (s, n)))
+    else {
+        return Ok(None);
+    };
+    for (s, r) in parts {
+        let Some(net) = &r.net else { continue };
+        if net != first {
+            let detail = if net.spec == first.spec {
+                format!("both {:?}, different figures", net.spec)
+            } else {
+                format!("{:?} vs {:?}", first.spec, net.spec)
+            };
+            return Err(MergeError::Net {
+                scenario: scenario_label(reference.1),
+                a: first_shard.label(),
+                b: s.label(),
+                detail,
+            });
+        }
+    }
+    Ok(Some(first.clone()))
 }
 
 /// An empty histogram's summary: what a field no shard recorded merges to (which cannot
@@ -1613,6 +1663,33 @@ mod tests {
         let mut files = shards(&[0, 1]);
         files[1].1.scenarios[0].latency_us.count += 1;
         assert!(refusal(&files).contains("holds 180 samples where the summary says 181"));
+    }
+
+    #[test]
+    fn one_link_block_is_taken_once_and_different_ones_are_refused() {
+        let mut files = shards(&[0, 1, 2, 3]);
+        for (_, r) in &mut files {
+            r.scenarios[0].net = Some(crate::net::tests::block());
+        }
+        let m = merge(&files).unwrap();
+        let net = m.results.scenarios[0].net.as_ref().unwrap();
+        // Taken once: the counters are the link's, not summed over the 4 shards.
+        assert_eq!(net.down.packets, 600);
+        assert_eq!(net.down.bytes, 96_600);
+        assert_eq!(net.emulator.cpu_s, 0.12);
+        assert!(validate(&serde_json::to_value(&m.results).unwrap()).is_empty());
+
+        files[2].1.scenarios[0].net.as_mut().unwrap().down.packets = 601;
+        assert_eq!(
+            refusal(&files),
+            "scenario ws-c10-r20-s64 #0: shard 0 (shard-0.json) and shard 2 (shard-2.json) carry different net blocks (both \"rtt=100ms,loss=1%\", different figures); shards of one run share one link and record the same block"
+        );
+        files[2].1.scenarios[0].net.as_mut().unwrap().spec = "rtt=50ms".into();
+        assert!(refusal(&files).contains(r#"("rtt=100ms,loss=1%" vs "rtt=50ms")"#));
+
+        // Without any block the merged scenario has none.
+        let m = merge(&shards(&[0, 1])).unwrap();
+        assert_eq!(m.results.scenarios[0].net, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::NetFigures;
 use crate::run::Status;
 use crate::summary::Summary;
 use crate::transport::Transport;
@@ -74,6 +75,10 @@ pub struct ScenarioResult {
     /// The clock-offset estimate, when the server offers `GET /time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockFigures>,
+    /// The emulated link between clients and server and what crossed it, when the scenario
+    /// ran through the link emulator; absent on loopback (no emulation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetFigures>,
 }
 
 /// Scenario parameters.
@@ -99,6 +104,11 @@ pub struct Params {
     /// Seed of short-poll phases; 0 in files that lack it.
     #[serde(default)]
     pub seed: u64,
+    /// The emulated link's canonical spec (`rtt=100ms,loss=1%`, or a profile name); absent
+    /// for loopback, no emulation. Part of what defines a scenario, so shards and repeats
+    /// agree on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<String>,
 }
 
 /// [`Events::window_source`] when the window's seqs were read from the server's feed.

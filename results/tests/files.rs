@@ -117,3 +117,68 @@ fn violations_point_at_the_value() {
     assert!(errors[1].message.contains("\"missed\""), "{}", errors[1]);
     assert!(errors[2].message.contains("integer"), "{}", errors[2]);
 }
+
+/// A link block as the load generator writes it: 100 ms, 1% loss, one class.
+fn net_block() -> Value {
+    let direction = serde_json::json!({
+        "packets": 600, "bytes": 96_600, "delivered_packets": 594, "delivered_bytes": 95_634,
+        "tcp_retransmits": 6, "drops_loss": 6, "drops_queue": 0, "drops_overflow": 0
+    });
+    serde_json::json!({
+        "spec": "rtt=100ms,loss=1%",
+        "classes": [{
+            "weight": 1.0, "clients": 10, "rtt_ms": 100.0, "jitter_ms": 0.0,
+            "down_bps": null, "up_bps": null, "loss": 0.01, "queue_bytes": null
+        }],
+        "shared_bps": null,
+        "rtt_measured_ms": {"n": 8, "min": 100.2, "p50": 100.4, "max": 101.0},
+        "down": direction,
+        "up": direction,
+        "emulator": {"cpu_s": 0.12, "wall_s": 3.0, "late_packets": 0, "late_max_us": 40, "saturated": false}
+    })
+}
+
+#[test]
+fn the_optional_link_block_is_schema_2_and_checked() {
+    let mut results = Results::load(&baseline_path()).unwrap();
+    results.schema_version = SCHEMA_VERSION;
+    let mut value = serde_json::to_value(&results).unwrap();
+    assert!(
+        value["scenarios"][0].get("net").is_none(),
+        "absent on loopback: not written"
+    );
+    value["scenarios"][0]["net"] = net_block();
+    value["scenarios"][0]["params"]["net"] = Value::from("rtt=100ms,loss=1%");
+    assert!(validate(&value).is_empty(), "{:?}", validate(&value));
+    // The types read it back and write the same block.
+    let read: Results = serde_json::from_value(value.clone()).unwrap();
+    let net = read.scenarios[0].net.as_ref().unwrap();
+    assert_eq!((net.down.bytes, net.classes[0].rtt_ms), (96_600, 100.0));
+    assert_eq!(
+        read.scenarios[0].params.net.as_deref(),
+        Some("rtt=100ms,loss=1%")
+    );
+    assert_eq!(
+        serde_json::to_value(&read).unwrap()["scenarios"][0]["net"],
+        net_block()
+    );
+
+    value["scenarios"][0]["net"]["classes"][0]["loss"] = Value::from(1.5);
+    value["scenarios"][0]["net"]
+        .as_object_mut()
+        .unwrap()
+        .remove("down");
+    value["scenarios"][0]["net"]["classes"] = Value::Array(Vec::new());
+    value["scenarios"][0]["params"]["net"] = Value::from("");
+    let pointers: Vec<String> = validate(&value).iter().map(|v| v.pointer.clone()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/scenarios/0/params/net",
+            "/scenarios/0/net",
+            "/scenarios/0/net/classes"
+        ],
+        "{:?}",
+        validate(&value)
+    );
+}
