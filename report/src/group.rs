@@ -63,7 +63,81 @@ impl fmt::Display for Variant {
     }
 }
 
-/// One load point: how many clients, how fast, how big.
+/// Longest link spec a [`Link`] keeps verbatim; longer ones are cut and marked `…`.
+const LINK_SPEC_MAX: usize = 62;
+
+/// The emulated link a scenario ran over, as part of its key: its round trip and loss (for
+/// ordering rows and charts) and its spec text.
+///
+/// The spec is held inline rather than as a `String` so that keys stay `Copy`, as every
+/// chart and table passes them by value; specs are short (`rtt=100ms,jitter=5ms,loss=1%`),
+/// and one longer than [`LINK_SPEC_MAX`] bytes is cut (ending in `…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Link {
+    /// Round trip of a single-class link, µs; `None` for a mix or without a link block.
+    pub rtt_us: Option<u64>,
+    /// Loss of a single-class link, parts per million.
+    pub loss_ppm: u64,
+    /// The spec's bytes, `spec_len` of them.
+    spec: [u8; LINK_SPEC_MAX + 2],
+    spec_len: u8,
+}
+
+impl Link {
+    /// The link of a scenario: its `params.net` (or its link block's spec) with the round
+    /// trip and loss of the block's only class; `None` on loopback.
+    pub fn of(scenario: &ScenarioResult) -> Option<Link> {
+        let spec = scenario
+            .params
+            .net
+            .as_deref()
+            .or(scenario.net.as_ref().map(|n| n.spec.as_str()))?;
+        let class = scenario.net.as_ref().and_then(|n| n.single_class());
+        let mut text = spec.to_string();
+        if text.len() > LINK_SPEC_MAX {
+            let mut cut = LINK_SPEC_MAX - '…'.len_utf8();
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        let mut bytes = [0u8; LINK_SPEC_MAX + 2];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(Link {
+            rtt_us: class.map(|c| (c.rtt_ms * 1_000.0).round().max(0.0) as u64),
+            loss_ppm: class.map_or(0, |c| (c.loss * 1e6).round().max(0.0) as u64),
+            spec: bytes,
+            spec_len: text.len() as u8,
+        })
+    }
+
+    /// The spec as given (cut if very long).
+    pub fn spec(&self) -> &str {
+        // Built from a `&str` cut on a character boundary, so this is valid UTF-8.
+        std::str::from_utf8(&self.spec[..usize::from(self.spec_len)]).unwrap_or("?")
+    }
+
+    /// Round trip in ms, when known.
+    pub fn rtt_ms(&self) -> Option<f64> {
+        self.rtt_us.map(|us| us as f64 / 1_000.0)
+    }
+
+    /// A file-name fragment: `rtt-100ms-loss-1` for `rtt=100ms,loss=1%`.
+    pub fn slug(&self) -> String {
+        let mut out = String::new();
+        for c in self.spec().chars() {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        out.trim_matches('-').to_string()
+    }
+}
+
+/// One load point: how many clients, how fast, how big, over which link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Load {
     /// Concurrent clients.
@@ -72,6 +146,8 @@ pub struct Load {
     pub rate_mhz: u64,
     /// Event payload size.
     pub payload_bytes: u64,
+    /// The emulated link; `None` on loopback (last, so loopback keys sort as before).
+    pub link: Option<Link>,
 }
 
 impl Load {
@@ -80,25 +156,38 @@ impl Load {
         self.rate_mhz as f64 / 1_000.0
     }
 
-    /// A phrase naming the load: `100 clients, 10 events/s, 64 B payload`.
+    /// A phrase naming the load: `100 clients, 10 events/s, 64 B payload`, and
+    /// `, link rtt=100ms` over an emulated link.
     pub fn describe(&self) -> String {
         format!(
-            "{} clients, {}, {} B payload",
+            "{} clients, {}, {} B payload{}",
             format::thousands(self.clients),
             format::rate(self.rate_hz()),
-            self.payload_bytes
+            self.payload_bytes,
+            link_phrase(self.link)
         )
     }
 
-    /// A file-name fragment: `c100-r10-s64`.
+    /// A file-name fragment: `c100-r10-s64`, and `-net-rtt-100ms` over an emulated link.
     pub fn slug(&self) -> String {
         format!(
-            "c{}-r{}-s{}",
+            "c{}-r{}-s{}{}",
             self.clients,
             slug_number(self.rate_hz()),
-            self.payload_bytes
+            self.payload_bytes,
+            link_slug(self.link)
         )
     }
+}
+
+/// `, link SPEC` for a link, nothing on loopback.
+pub fn link_phrase(link: Option<Link>) -> String {
+    link.map_or_else(String::new, |l| format!(", link {}", l.spec()))
+}
+
+/// `-net-SLUG` for a link, nothing on loopback.
+pub fn link_slug(link: Option<Link>) -> String {
+    link.map_or_else(String::new, |l| format!("-net-{}", l.slug()))
 }
 
 /// Spells a number for a file name: `10`, `0.5`.
@@ -121,7 +210,15 @@ pub struct ScenarioKey {
 }
 
 impl ScenarioKey {
-    /// The key of a scenario's parameters.
+    /// The key of a scenario: its parameters and its link.
+    pub fn of_scenario(scenario: &ScenarioResult) -> ScenarioKey {
+        let mut key = ScenarioKey::of(scenario.transport, &scenario.params);
+        key.load.link = Link::of(scenario);
+        key
+    }
+
+    /// The key of a scenario's parameters alone, without its link
+    /// ([`ScenarioKey::of_scenario`] adds it).
     pub fn of(transport: Transport, params: &Params) -> ScenarioKey {
         ScenarioKey {
             variant: Variant {
@@ -133,6 +230,7 @@ impl ScenarioKey {
                 clients: params.clients,
                 rate_mhz: rate_mhz(params.rate_hz),
                 payload_bytes: params.payload_bytes,
+                link: None,
             },
             duration_ms: secs_to_ms(params.duration_s),
             warmup_ms: secs_to_ms(params.warmup_s),
@@ -270,7 +368,7 @@ impl Dataset {
     pub fn new(label: impl Into<String>, results: Results) -> Dataset {
         let mut by_key: BTreeMap<ScenarioKey, Group> = BTreeMap::new();
         for scenario in &results.scenarios {
-            let key = ScenarioKey::of(scenario.transport, &scenario.params);
+            let key = ScenarioKey::of_scenario(scenario);
             by_key
                 .entry(key)
                 .or_insert_with(|| Group {

@@ -9,7 +9,7 @@ use crate::charts::{
     ChartKind, LineSpec, NO_DATA,
 };
 use crate::format;
-use crate::group::{slug_number, Dataset, Load};
+use crate::group::{link_phrase, link_slug, slug_number, Dataset, Load};
 
 /// Plans one figure per (rate, payload).
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -44,8 +44,10 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     };
     rate_payload_slices(datasets)
         .into_iter()
-        .map(|(rate_mhz, payload_bytes)| {
-            let in_slice = |l: &Load| l.rate_mhz == rate_mhz && l.payload_bytes == payload_bytes;
+        .map(|(rate_mhz, payload_bytes, link)| {
+            let in_slice = |l: &Load| {
+                l.rate_mhz == rate_mhz && l.payload_bytes == payload_bytes && l.link == link
+            };
             let per_dataset = datasets
                 .iter()
                 .map(|d| {
@@ -69,11 +71,16 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
             let rate_hz = rate_mhz as f64 / 1_000.0;
             ChartFigure {
                 kind: ChartKind::Bandwidth,
-                stem: format!("bandwidth-r{}-s{payload_bytes}", slug_number(rate_hz)),
+                stem: format!(
+                    "bandwidth-r{}-s{payload_bytes}{}",
+                    slug_number(rate_hz),
+                    link_slug(link)
+                ),
                 figure: Figure {
                     title: format!(
-                        "Bandwidth vs clients at {}, {payload_bytes} B payload",
-                        format::rate(rate_hz)
+                        "Bandwidth vs clients at {}, {payload_bytes} B payload{}",
+                        format::rate(rate_hz),
+                        link_phrase(link)
                     ),
                     rows,
                     legend,

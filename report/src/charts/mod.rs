@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::error::ReportError;
-use crate::group::{Dataset, Group, Load, Variant};
+use crate::group::{Dataset, Group, Link, Load, Variant};
 use panel::Figure;
 
 /// Which of the six charts a figure is.
@@ -336,11 +336,12 @@ pub fn line_panels(
         .collect()
 }
 
-/// The (rate, payload) pairs of all datasets, sorted.
-pub fn rate_payload_slices(datasets: &[Dataset]) -> Vec<(u64, u64)> {
-    let set: BTreeSet<(u64, u64)> = all_loads(datasets)
+/// The (rate, payload, link) slices of all datasets, sorted: a chart over clients never
+/// mixes links.
+pub fn rate_payload_slices(datasets: &[Dataset]) -> Vec<(u64, u64, Option<Link>)> {
+    let set: BTreeSet<(u64, u64, Option<Link>)> = all_loads(datasets)
         .iter()
-        .map(|l| (l.rate_mhz, l.payload_bytes))
+        .map(|l| (l.rate_mhz, l.payload_bytes, l.link))
         .collect();
     set.into_iter().collect()
 }

@@ -12,7 +12,7 @@ use crate::charts::{
     NO_DATA,
 };
 use crate::format;
-use crate::group::{Dataset, Group, Load};
+use crate::group::{link_phrase, link_slug, Dataset, Group, Link, Load};
 
 /// Plans one figure per (clients, payload) with polling scenarios.
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -23,11 +23,17 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     if variants.is_empty() {
         return Vec::new();
     }
-    let slices: BTreeSet<(u64, u64)> = datasets
+    let slices: BTreeSet<(u64, u64, Option<Link>)> = datasets
         .iter()
         .flat_map(|d| d.groups.iter())
         .filter(|g| g.key.variant.transport.is_polling())
-        .map(|g| (g.key.load.clients, g.key.load.payload_bytes))
+        .map(|g| {
+            (
+                g.key.load.clients,
+                g.key.load.payload_bytes,
+                g.key.load.link,
+            )
+        })
         .collect();
     let per_event = [LineSpec {
         suffix: "",
@@ -66,8 +72,10 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     let rate_of = |g: &Group| Some(g.key.load.rate_hz()).filter(|r| *r > 0.0);
     slices
         .into_iter()
-        .map(|(clients, payload_bytes)| {
-            let in_slice = |l: &Load| l.clients == clients && l.payload_bytes == payload_bytes;
+        .map(|(clients, payload_bytes, link)| {
+            let in_slice = |l: &Load| {
+                l.clients == clients && l.payload_bytes == payload_bytes && l.link == link
+            };
             let left_series = datasets
                 .iter()
                 .map(|d| series_for(d, &variants, &in_slice, &rate_of, true, &per_event))
@@ -99,11 +107,12 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 .collect();
             ChartFigure {
                 kind: ChartKind::Polling,
-                stem: format!("polling-c{clients}-s{payload_bytes}"),
+                stem: format!("polling-c{clients}-s{payload_bytes}{}", link_slug(link)),
                 figure: Figure {
                     title: format!(
-                        "Polling efficiency vs event rate at {} clients, {payload_bytes} B payload",
-                        format::thousands(clients)
+                        "Polling efficiency vs event rate at {} clients, {payload_bytes} B payload{}",
+                        format::thousands(clients),
+                        link_phrase(link)
                     ),
                     legend: line_legend(&variants, &rows, &[]),
                     rows,

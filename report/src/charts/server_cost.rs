@@ -11,7 +11,7 @@ use crate::charts::{
     ChartKind, LineSpec,
 };
 use crate::format;
-use crate::group::{slug_number, Dataset, Group, Load};
+use crate::group::{link_phrase, link_slug, slug_number, Dataset, Group, Load};
 
 /// Shown when no scenario in a panel has server figures.
 const NO_SERVER: &str = "no server figures (/stats unavailable)";
@@ -72,8 +72,10 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     };
     rate_payload_slices(datasets)
         .into_iter()
-        .map(|(rate_mhz, payload_bytes)| {
-            let in_slice = |l: &Load| l.rate_mhz == rate_mhz && l.payload_bytes == payload_bytes;
+        .map(|(rate_mhz, payload_bytes, link)| {
+            let in_slice = |l: &Load| {
+                l.rate_mhz == rate_mhz && l.payload_bytes == payload_bytes && l.link == link
+            };
             let cpu_series = datasets
                 .iter()
                 .map(|d| series_for(d, &variants, &in_slice, &clients_of, true, &cpu))
@@ -103,11 +105,16 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
             let rate_hz = rate_mhz as f64 / 1_000.0;
             ChartFigure {
                 kind: ChartKind::ServerCost,
-                stem: format!("server-cost-r{}-s{payload_bytes}", slug_number(rate_hz)),
+                stem: format!(
+                    "server-cost-r{}-s{payload_bytes}{}",
+                    slug_number(rate_hz),
+                    link_slug(link)
+                ),
                 figure: Figure {
                     title: format!(
-                        "Server CPU and memory at {}, {payload_bytes} B payload",
-                        format::rate(rate_hz)
+                        "Server CPU and memory at {}, {payload_bytes} B payload{}",
+                        format::rate(rate_hz),
+                        link_phrase(link)
                     ),
                     legend: line_legend(&variants, &rows, &[]),
                     rows,
