@@ -50,8 +50,58 @@ pub fn findings(dataset: &Dataset) -> Findings {
     overall.extend(memory_finding(dataset));
     overall.extend(memory_per_connection_finding(dataset));
     overall.extend(request_path_finding(dataset));
+    overall.extend(loss_findings(dataset));
     overall.push(accounting_finding(dataset));
     Findings { overall, per_load }
+}
+
+/// For each group over a lossy single-class link whose loss-free twin (same transport and
+/// load, a link of the same round trip without loss) is in the dataset: how much its p99
+/// rose, and why.
+fn loss_findings(dataset: &Dataset) -> Vec<String> {
+    let p99 = |g: &Group| {
+        g.spread(|s| Some(s.latency_us.p99 as f64))
+            .map(|sp| sp.median)
+    };
+    let mut out = Vec::new();
+    for lossy in &dataset.groups {
+        let Some(link) = lossy.key.load.link.filter(|l| l.loss_ppm > 0) else {
+            continue;
+        };
+        let Some(rtt_us) = link.rtt_us else { continue };
+        let twin = dataset.groups.iter().find(|g| {
+            let mut key = g.key;
+            key.load.link = lossy.key.load.link;
+            key == lossy.key
+                && g.key
+                    .load
+                    .link
+                    .is_some_and(|l| l.loss_ppm == 0 && l.rtt_us == Some(rtt_us))
+        });
+        let (Some(twin), Some(with), Some(without)) = (twin, p99(lossy), twin.and_then(p99)) else {
+            continue;
+        };
+        let twin_spec = twin
+            .key
+            .load
+            .link
+            .map_or_else(String::new, |l| l.spec().to_string());
+        let change = if with >= without { "rose" } else { "fell" };
+        out.push(format!(
+            "With loss={} ({}), {} p99 {change} by {} over the loss-free run of the same link \
+             ({}: {} → {}): a lost segment stalls the stream until TCP retransmits it (at \
+             least one RTT, {}, usually a 200 ms timeout).",
+            format::percent(link.loss_ppm as f64 / 1e6),
+            link.spec(),
+            lossy.key.variant,
+            format::micros((with - without).abs()),
+            twin_spec,
+            format::micros(without),
+            format::micros(with),
+            format::micros(rtt_us as f64)
+        ));
+    }
+    out
 }
 
 /// A label and a median for each group that has the metric.

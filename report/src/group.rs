@@ -254,6 +254,7 @@ impl ScenarioKey {
         if !self.variant.keepalive && self.variant.transport.is_polling() {
             s.push_str("-nokeepalive");
         }
+        s.push_str(&link_slug(self.load.link));
         s
     }
 }
@@ -406,6 +407,17 @@ impl Dataset {
             .binary_search_by(|g| g.key.cmp(key))
             .ok()
             .map(|i| &self.groups[i])
+    }
+
+    /// The base latency L0 of the model for a scenario over a link, ms: the median p50 of
+    /// the loopback group with the same transport and parameters, when the file has one.
+    pub fn loopback_p50_ms(&self, key: &ScenarioKey) -> Option<f64> {
+        let mut loopback = *key;
+        loopback.load.link = None;
+        let p50 = self
+            .group(&loopback)?
+            .spread(|s| Some(s.latency_us.p50 as f64))?;
+        Some(p50.median / 1e3)
     }
 
     /// A short name for a group: the key's slug, plus the window when two keys differ

@@ -227,6 +227,7 @@ fn anchor(kind: ChartKind) -> &'static str {
         ChartKind::Bandwidth => "bandwidth",
         ChartKind::ServerCost => "server-cost",
         ChartKind::Polling => "polling",
+        ChartKind::LatencyVsRtt => "latency-vs-rtt",
     }
 }
 

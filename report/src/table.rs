@@ -5,10 +5,12 @@
 //! A "clock ±" column follows the latency columns only when some group's latency carries a
 //! clock uncertainty (the load generator and the server on different hosts, and a file that
 //! records the clock estimate); a loopback run's table is the same as before the column
-//! existed.
+//! existed. Likewise the link columns ([`NET_HEADINGS`]) are appended only when some
+//! scenario ran over an emulated link.
 
 use crate::format;
 use crate::group::{Dataset, Group, Spread};
+use feedbench_results::model::deviation_with;
 use feedbench_results::ScenarioResult;
 
 /// Column headings, without the clock column.
@@ -32,6 +34,17 @@ const HEADINGS: [&str; 14] = [
 /// The clock column's heading: how far delivery latency may be off because the two clocks
 /// could only be compared so well.
 pub const CLOCK_HEADING: &str = "clock ±";
+
+/// The columns added at the end when some scenario ran over an emulated link.
+pub const NET_HEADINGS: [&str; 7] = [
+    "link",
+    "RTT measured",
+    "IP bytes/event",
+    "TCP retransmits",
+    "drops loss/queue",
+    "model latency",
+    "vs model",
+];
 
 /// Where the clock column goes: right after "p99 latency".
 const CLOCK_COLUMN: usize = 7;
@@ -59,9 +72,13 @@ pub fn table(dataset: &Dataset) -> Table {
         .map(|g| g.clock_uncertainty_us(loopback))
         .collect();
     let with_clock = clock.iter().any(Option::is_some);
+    let with_net = dataset.groups.iter().any(|g| g.key.load.link.is_some());
     let mut headings = HEADINGS.to_vec();
     if with_clock {
         headings.insert(CLOCK_COLUMN, CLOCK_HEADING);
+    }
+    if with_net {
+        headings.extend(NET_HEADINGS);
     }
     let rows = dataset
         .groups
@@ -73,10 +90,74 @@ pub fn table(dataset: &Dataset) -> Table {
                 let clock_cell = clock_us.map_or_else(|| "–".to_string(), format::micros);
                 cells.insert(CLOCK_COLUMN, clock_cell);
             }
+            if with_net {
+                cells.extend(net_cells(dataset, g));
+            }
             cells
         })
         .collect();
     Table { headings, rows }
+}
+
+/// The link columns of a group: its spec, measured RTT, IP figures and the model's
+/// latency (p50; the mean for short-poll, as [`deviation_with`] judges it) with the
+/// measurement's deviation from it. "–" on loopback and where the file lacks a figure.
+fn net_cells(dataset: &Dataset, g: &Group) -> [String; 7] {
+    let Some(link) = g.key.load.link else {
+        return std::array::from_fn(|_| "–".to_string());
+    };
+    let base_ms = dataset.loopback_p50_ms(&g.key).unwrap_or(0.0);
+    let check = |s: &ScenarioResult| deviation_with(s, base_ms);
+    let model = match (
+        g.spread(|s| check(s).map(|c| c.model)),
+        g.usable().find_map(check),
+    ) {
+        (Some(m), Some(c)) => format!("{} {}", format::micros(m.median * 1e3), short(c.metric)),
+        _ => "–".to_string(),
+    };
+    let drops = match (
+        g.spread(|s| {
+            s.net
+                .as_ref()
+                .map(|n| (n.down.drops_loss + n.up.drops_loss) as f64)
+        }),
+        g.spread(|s| {
+            s.net
+                .as_ref()
+                .map(|n| (n.down.drops_queue + n.up.drops_queue) as f64)
+        }),
+    ) {
+        (Some(loss), Some(queue)) => format!(
+            "{}/{}",
+            format::sig3(loss.median),
+            format::sig3(queue.median)
+        ),
+        _ => "–".to_string(),
+    };
+    [
+        link.spec().to_string(),
+        cell(
+            g,
+            |s| Some(s.net.as_ref()?.rtt_measured_ms?.p50 * 1e3),
+            format::micros,
+        ),
+        cell(g, ScenarioResult::ip_bytes_per_event, format::bytes),
+        cell(g, |s| s.tcp_retransmits().map(|n| n as f64), format::sig3),
+        drops,
+        model,
+        cell(g, |s| check(s).map(|c| c.deviation_ratio), signed_percent),
+    ]
+}
+
+/// `p50` or `mean`, from a check's metric.
+fn short(metric: &str) -> &str {
+    metric.split(' ').next().unwrap_or(metric)
+}
+
+/// A ratio as a signed percentage: `+2.0%`, `-13%`.
+fn signed_percent(ratio: f64) -> String {
+    let sign = if ratio >= 0.0 { "+" } else { "" };
+    format!("{sign}{}", format::percent(ratio))
 }
 
 fn cell(

@@ -1,4 +1,4 @@
-//! The report's six charts: planned from datasets, drawn once as SVG and once as PNG.
+//! The report's charts (six, and a seventh for runs over an emulated link): planned from datasets, drawn once as SVG and once as PNG.
 //!
 //! Each chart module turns datasets into [`ChartFigure`]s (one per slice of the scenario
 //! matrix: the parameters that are not on the chart's axes). With several datasets
@@ -9,6 +9,7 @@ pub mod bandwidth;
 pub mod bytes_per_event;
 pub mod latency_spectrum;
 pub mod latency_vs_clients;
+pub mod latency_vs_rtt;
 pub mod panel;
 pub mod polling;
 pub mod server_cost;
@@ -23,7 +24,7 @@ use crate::error::ReportError;
 use crate::group::{Dataset, Group, Link, Load, Variant};
 use panel::Figure;
 
-/// Which of the six charts a figure is.
+/// Which chart a figure is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChartKind {
     /// 1. Delivery-latency percentile spectrum per transport.
@@ -38,17 +39,20 @@ pub enum ChartKind {
     ServerCost,
     /// 6. Requests per event and empty polls vs event rate.
     Polling,
+    /// 7. p50 delivery latency vs the emulated link's round trip, with the model.
+    LatencyVsRtt,
 }
 
 impl ChartKind {
     /// All kinds in report order.
-    pub const ALL: [ChartKind; 6] = [
+    pub const ALL: [ChartKind; 7] = [
         ChartKind::LatencySpectrum,
         ChartKind::LatencyVsClients,
         ChartKind::BytesPerEvent,
         ChartKind::Bandwidth,
         ChartKind::ServerCost,
         ChartKind::Polling,
+        ChartKind::LatencyVsRtt,
     ];
 
     /// Section heading.
@@ -60,6 +64,7 @@ impl ChartKind {
             ChartKind::Bandwidth => "Bandwidth vs clients",
             ChartKind::ServerCost => "Server CPU and memory",
             ChartKind::Polling => "Polling efficiency",
+            ChartKind::LatencyVsRtt => "Delivery latency vs round trip",
         }
     }
 
@@ -90,6 +95,13 @@ impl ChartKind {
             ChartKind::Polling => {
                 "For the polling transports: requests sent per delivered event, and the share \
                  of polls that came back empty, as the event rate changes."
+            }
+            ChartKind::LatencyVsRtt => {
+                "Median delivery latency as the emulated link's round trip grows (solid, \
+                 measured), beside the analytic model of MODEL.md (dashed, same colour): push \
+                 pays one transit, short-poll half an interval more, and long-poll one \
+                 transit until the round trip reaches the event interval, then about a \
+                 whole round trip."
             }
         }
     }
@@ -133,6 +145,7 @@ pub fn plan(datasets: &[Dataset]) -> Result<Vec<ChartFigure>, ReportError> {
     figures.extend(bandwidth::figures(datasets));
     figures.extend(server_cost::figures(datasets));
     figures.extend(polling::figures(datasets));
+    figures.extend(latency_vs_rtt::figures(datasets));
     Ok(figures)
 }
 
@@ -241,7 +254,7 @@ pub struct AxisSpec {
 
 impl AxisSpec {
     /// The axis for these values.
-    fn fit(&self, values: impl IntoIterator<Item = f64>) -> panel::Axis {
+    pub fn fit(&self, values: impl IntoIterator<Item = f64>) -> panel::Axis {
         let values: Vec<f64> = values.into_iter().collect();
         let mut axis = panel::Axis::fitted(self.desc, self.log, self.ticks, values.iter().copied());
         if let Some(range) = self.fixed {
