@@ -1,0 +1,232 @@
+//! The client network namespace and its plumbing: the machine-wide lock, the `ip`
+//! commands that set addresses and routes, entering the namespace, and cleanup.
+//!
+//! Names carry the owning pid (`fbnet-<pid>`, `fbh<pid>`, `fbc<pid>`), so a leftover of a
+//! killed process is recognisable: [`cleanup_stale`] removes those whose pid is dead.
+//! Addresses come only from 198.19.0.0/16 (inside the RFC 2544 benchmarking range; other
+//! tools on this machine use 198.18.0.x).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::process::{Command, Stdio};
+
+use crate::error::NetError;
+
+/// The lock file: one emulated link per machine.
+pub const LOCK_PATH: &str = "/run/feedbench-net.lock";
+/// Host-side address, on `fbh<pid>`.
+pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// The client namespace's own address, on `fbc<pid>` (the source of unbound sockets).
+pub const CLIENT_NS_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+/// First address of the client pool 198.19.128.0/17 (.0 is skipped).
+pub const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(198, 19, 128, 1);
+/// Addresses in the pool: 198.19.128.1 ..= 198.19.255.254.
+pub const POOL_SIZE: usize = 32_766;
+
+const NS_PREFIX: &str = "fbnet-";
+const HOST_LINK_PREFIX: &str = "fbh";
+
+/// The names one process uses.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// The namespace, `fbnet-<pid>`.
+    pub ns: String,
+    /// The host-side TUN device, `fbh<pid>`.
+    pub host_link: String,
+    /// The client-side TUN device, `fbc<pid>`.
+    pub client_link: String,
+}
+
+impl Names {
+    /// The names for process `pid`.
+    pub fn for_pid(pid: u32) -> Names {
+        Names {
+            ns: format!("{NS_PREFIX}{pid}"),
+            host_link: format!("{HOST_LINK_PREFIX}{pid}"),
+            client_link: format!("fbc{pid}"),
+        }
+    }
+}
+
+/// Takes the machine-wide lock and writes our pid into it; the lock lasts as long as the
+/// returned file.
+pub fn take_lock() -> Result<File, NetError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(LOCK_PATH)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => NetError::NotRoot,
+            _ => NetError::io(format!("open {LOCK_PATH}"), e),
+        })?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut text = String::new();
+        // A holder that has not yet written its pid reads as 0.
+        let _ = file.read_to_string(&mut text);
+        return Err(NetError::LockHeld {
+            path: LOCK_PATH.into(),
+            pid: text.trim().parse().unwrap_or(0),
+        });
+    }
+    let write = |f: &mut File| -> io::Result<()> {
+        f.set_len(0)?;
+        f.rewind()?;
+        writeln!(f, "{}", std::process::id())
+    };
+    write(&mut file).map_err(|e| NetError::io(format!("write {LOCK_PATH}"), e))?;
+    Ok(file)
+}
+
+/// Runs `ip` with `args`, or `ip [-n ns] -batch -` with `lines` on stdin if `args` is
+/// empty; stderr becomes the error.
+pub fn ip(netns: Option<&str>, args: &[&str], lines: &[String]) -> Result<(), NetError> {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    if args.is_empty() {
+        cmd.args(["-batch", "-"]);
+    } else {
+        cmd.args(args);
+    }
+    let shown = format!("{cmd:?}").replace('"', "");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(NetError::IpMissing)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| NetError::io("write to ip -batch", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetError::io(format!("wait for {shown}"), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if stderr.contains("Operation not permitted") {
+        return Err(NetError::NotRoot);
+    }
+    let command = match lines.is_empty() {
+        true => shown,
+        false => format!("{shown} <<< {}", lines.join("; ")),
+    };
+    Err(NetError::IpFailed { command, stderr })
+}
+
+/// Creates the namespace, moves the client TUN device into it, and sets addresses and
+/// routes on both sides. The TUN devices must already exist.
+pub fn configure(names: &Names) -> Result<(), NetError> {
+    let Names {
+        ns,
+        host_link: h,
+        client_link: c,
+    } = names;
+    ip(None, &["netns", "add", ns], &[])?;
+    let host = [
+        format!("link set {c} netns {ns}"),
+        format!("link set {h} mtu 1500 up"),
+        format!("addr add {HOST_IP}/32 dev {h}"),
+        format!("route add 198.19.0.0/16 dev {h}"),
+    ];
+    ip(None, &[], &host)?;
+    let client = [
+        "link set lo up".to_string(),
+        format!("link set {c} mtu 1500 up"),
+        format!("addr add {CLIENT_NS_IP}/32 dev {c}"),
+        format!("route add {HOST_IP} dev {c}"),
+        format!("route add default dev {c} src {CLIENT_NS_IP}"),
+        // AnyIP: the whole pool is local, so each client binds its own source address.
+        "route add local 198.19.128.0/17 dev lo".to_string(),
+    ];
+    ip(Some(ns), &[], &client)
+}
+
+/// Deletes our namespace if it exists; the TUN devices go with their descriptors.
+pub fn remove(names: &Names) -> Result<(), NetError> {
+    if ns_exists(&names.ns) {
+        ip(None, &["netns", "del", &names.ns], &[])?;
+    }
+    Ok(())
+}
+
+fn ns_exists(name: &str) -> bool {
+    fs::metadata(format!("/run/netns/{name}")).is_ok()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for the process; nothing is sent.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Names in `dir` of the form `<prefix><pid>` whose pid is dead (or is `also`).
+fn stale_in(dir: &str, prefix: &str, also: Option<u32>) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut stale = Vec::new();
+    for entry in entries.flatten().take(100_000) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pid = name
+            .strip_prefix(prefix)
+            .and_then(|p| p.parse::<u32>().ok());
+        match pid {
+            Some(pid) if Some(pid) == also || !pid_alive(pid) => stale.push(name),
+            _ => {}
+        }
+    }
+    stale
+}
+
+/// Removes leftovers of dead processes: `fbnet-<pid>` namespaces and `fbh<pid>` links
+/// whose pid is not alive. Returns what it removed (`netns X`, `link Y`). Idempotent.
+pub fn cleanup_stale() -> Result<Vec<String>, NetError> {
+    cleanup(None)
+}
+
+/// [`cleanup_stale`], also removing this process's own names (`own` = our pid), which
+/// only a lock holder may do: with the lock held nothing of ours can be live.
+pub fn cleanup(own: Option<u32>) -> Result<Vec<String>, NetError> {
+    let mut removed = Vec::new();
+    for ns in stale_in("/run/netns", NS_PREFIX, own) {
+        ip(None, &["netns", "del", &ns], &[])?;
+        removed.push(format!("netns {ns}"));
+    }
+    for link in stale_in("/sys/class/net", HOST_LINK_PREFIX, own) {
+        // A link of a dead process normally vanished with its descriptor; if it is
+        // still here (a persistent device), delete it.
+        ip(None, &["link", "del", &link], &[])?;
+        removed.push(format!("link {link}"));
+    }
+    Ok(removed)
+}
+
+/// Opens a namespace file (`/run/netns/X` or `/proc/thread-self/ns/net`) for `setns`.
+pub fn open_ns(path: &str) -> Result<OwnedFd, NetError> {
+    File::open(path)
+        .map(OwnedFd::from)
+        .map_err(|e| NetError::io(format!("open {path}"), e))
+}
+
+/// Moves the calling thread into the network namespace `ns`.
+pub fn enter(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: setns takes a descriptor and a flag; it affects only the calling thread's
+    // network namespace.
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
