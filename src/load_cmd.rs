@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use feedbench_loadgen::net::ClientNet;
 use feedbench_loadgen::runner::{exit_code, summary_table};
 use feedbench_loadgen::shard::{Shard, StartAt};
 use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::{RunConfig, RunSignals, ScenarioSpec, Target, Transport};
+use feedbench_netem::{NetEnv, NetOptions, NetSpec};
 
 /// Run one scenario against a running server and write its results file.
 ///
@@ -79,6 +81,13 @@ pub struct LoadArgs {
     /// Threads of the load generator's runtime [default: the CPUs it may run on].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Put an emulated link between the clients and the target: a profile (lan, cable,
+    /// dsl, 4g, 3g, 2g, satellite) or keys such as rtt=100ms,down=2mbit,loss=1%. The clients
+    /// then connect to the target's port on 198.19.0.1 (the link's host side), so the server
+    /// must listen there or on all addresses; the load generator's own requests (/stats,
+    /// /control) still go to --target directly. Needs root; see netem/PROFILES.md.
+    #[arg(long, value_name = "SPEC")]
+    pub net: Option<NetSpec>,
     /// Results file (JSON, schema 2), written atomically.
     #[arg(long)]
     pub out: PathBuf,
@@ -129,6 +138,7 @@ fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
         control: !args.no_control,
         shard: args.shard,
         start_at: args.start_at,
+        net: args.net.clone(),
     })
 }
 
@@ -139,6 +149,24 @@ pub fn execute(args: LoadArgs) -> anyhow::Result<i32> {
     target.control_token = args.control_token.clone();
     target.source_addrs = args.source_addrs.clone();
     anyhow::ensure!(args.threads != Some(0), "--threads must be at least 1");
+    anyhow::ensure!(
+        !(args.net.is_some() && args.shard.is_some()),
+        "--net cannot be combined with --shard: the link lives in one process"
+    );
+    // Dropped after the runtime, which removes the namespace and the devices.
+    let _net = match &args.net {
+        Some(spec) => {
+            let env = NetEnv::create(NetOptions {
+                spec: spec.clone(),
+                seed: args.seed,
+            })
+            .context("cannot create the emulated link")?;
+            let net = ClientNet::new(Arc::new(env));
+            target.net = Some(net.clone());
+            Some(net)
+        }
+        None => None,
+    };
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

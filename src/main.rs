@@ -11,6 +11,7 @@
 mod compare_cmd;
 mod load_cmd;
 mod merge_cmd;
+mod net_cmd;
 mod report_cmd;
 mod run_cmd;
 mod serve_cmd;
@@ -70,6 +71,8 @@ enum Command {
     Compare(compare_cmd::CompareArgs),
     /// Check results files against the results schema; exit 2 if one is invalid.
     Validate(validate_cmd::ValidateArgs),
+    /// Run a command on the client side of an emulated link (RTT, bandwidth, loss); needs root.
+    Net(net_cmd::NetArgs),
 }
 
 fn main() {
@@ -90,6 +93,7 @@ fn main() {
         Command::Report(args) => report_cmd::execute(args),
         Command::Compare(args) => compare_cmd::execute(args),
         Command::Validate(args) => validate_cmd::execute(args),
+        Command::Net(args) => net_cmd::execute(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -12,13 +12,15 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use feedbench_loadgen::clock::compact_utc;
-use feedbench_loadgen::embedded::EmbeddedServer;
+use feedbench_loadgen::embedded::{EmbeddedOptions, EmbeddedServer};
+use feedbench_loadgen::net::ClientNet;
 use feedbench_loadgen::results::CpuSets;
 use feedbench_loadgen::runner::{exit_code, summary_table, update_latest_link};
 use feedbench_loadgen::shard_run::ShardPlan;
 use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::sysinfo::{allowed_cpus, format_cpu_list, pin_current_thread, split_cpus};
 use feedbench_loadgen::{RunConfig, RunSignals, ServerSwap, Suite, Target};
+use feedbench_netem::{NetEnv, NetOptions, NetSpec};
 
 /// Where results go by default.
 const RESULTS_ROOT: &str = "bench-results";
@@ -35,7 +37,8 @@ const RESULTS_ROOT: &str = "bench-results";
 /// invalid suite file).
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Suite: quick, standard, connections, or the path of a suite TOML file.
+    /// Suite: quick, standard, connections, wan, mobile, websocket-org (the last three need
+    /// root: emulated links), or the path of a suite TOML file.
     #[arg(long, default_value = "quick")]
     pub suite: String,
     /// Measure this server (e.g. http://127.0.0.1:8080) instead of starting one.
@@ -63,12 +66,19 @@ pub struct RunArgs {
     /// Bearer token for PUT /control/feed on the target.
     #[arg(long, env = "FEEDBENCH_CONTROL_TOKEN", hide_env_values = true)]
     pub control_token: Option<String>,
+    /// Put an emulated link between the clients and the server for every scenario (it
+    /// replaces the suite's `matrix.net`): a profile (lan, cable, dsl, 4g, 3g, 2g,
+    /// satellite) or keys such as rtt=100ms,jitter=10ms,down=2mbit,up=512kbit,loss=1%,queue=64kb.
+    /// Needs root (network namespaces and TUN devices); see netem/PROFILES.md.
+    #[arg(long, value_name = "SPEC")]
+    pub net: Option<NetSpec>,
 }
 
 /// The server `feedbench run` started, and the task that fails the run if it dies.
 struct Embedded {
     exe: PathBuf,
-    cpus: Option<Vec<usize>>,
+    opts: EmbeddedOptions,
+    net: Option<ClientNet>,
     signals: Arc<RunSignals>,
     source_addrs: SourceAddrs,
     server: Option<EmbeddedServer>,
@@ -78,9 +88,11 @@ struct Embedded {
 impl Embedded {
     /// Starts a server and its watch; returns its target.
     async fn launch(&mut self) -> anyhow::Result<Target> {
-        let server = EmbeddedServer::start(&self.exe, self.cpus.clone()).await?;
+        let server = EmbeddedServer::start(&self.exe, self.opts.clone()).await?;
         let mut t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
         t.source_addrs = self.source_addrs.clone();
+        t.control_token = self.opts.control_token.clone();
+        t.net = self.net.clone();
         let (exited, status, pid, signals) = (
             server.exited.clone(),
             server.status_handle(),
@@ -146,7 +158,16 @@ pub async fn interrupt_on_signal(signals: Arc<RunSignals>) {
 
 /// Runs `feedbench run`; returns the exit code.
 pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
-    let suite = Suite::load(&args.suite)?;
+    let mut suite = Suite::load(&args.suite)?;
+    if let Some(net) = &args.net {
+        suite.set_net(net);
+    }
+    let needs_net = suite.scenarios.iter().any(|s| s.net.is_some());
+    anyhow::ensure!(
+        !(needs_net && args.shards.is_some_and(|n| n >= 2)),
+        "--shards cannot be combined with an emulated link (--net or `matrix.net`): the link \
+         lives in this process and shard processes would bypass it"
+    );
     let target = match &args.target {
         Some(url) => {
             let mut t = Target::parse(url).map_err(anyhow::Error::msg)?;
@@ -180,11 +201,61 @@ pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
     if let Some((_, loadgen_cpus)) = &cpus {
         builder.worker_threads(loadgen_cpus.len());
     }
+    // After pinning: the emulator's thread shares the load generator's CPUs, never the
+    // server's. Dropped after the runtime, which removes the namespace and the devices.
+    let net = match needs_net {
+        true => Some(ClientNet::new(Arc::new(open_link(&suite)?))),
+        false => None,
+    };
+    let target = target.map(|mut t| {
+        t.net = net.clone();
+        t
+    });
     let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_suite(args, suite, target, out_dir, default_out, cpus))
+    runtime.block_on(run_suite(
+        args,
+        suite,
+        target,
+        out_dir,
+        default_out,
+        cpus,
+        net,
+    ))
+}
+
+/// Opens the emulated link for a suite, set to its first scenario's spec (each scenario sets
+/// its own before it runs).
+fn open_link(suite: &Suite) -> anyhow::Result<NetEnv> {
+    let first = suite
+        .scenarios
+        .iter()
+        .find_map(|s| s.net.clone())
+        .context("no scenario has a link spec")?;
+    let env = NetEnv::create(NetOptions {
+        spec: first,
+        seed: 1,
+    })
+    .context("cannot create the emulated link")?;
+    eprintln!(
+        "feedbench: emulated link up: clients in network namespace {}, server side {}",
+        env.ns_name(),
+        env.host_ip()
+    );
+    Ok(env)
+}
+
+/// A fresh random token for the embedded server's control endpoint, when it listens on the
+/// link's address rather than loopback.
+fn random_token() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for a control token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn run_suite(
@@ -194,6 +265,7 @@ async fn run_suite(
     out_dir: PathBuf,
     default_out: bool,
     cpus: Option<(Vec<usize>, Vec<usize>)>,
+    net: Option<ClientNet>,
 ) -> anyhow::Result<i32> {
     let signals = Arc::new(RunSignals::new());
     let interrupts = tokio::spawn(interrupt_on_signal(signals.clone()));
@@ -210,9 +282,22 @@ async fn run_suite(
         }
         None => {
             let exe = std::env::current_exe().context("cannot find the feedbench executable")?;
+            let server_cpus = cpus.as_ref().map(|c| c.0.clone());
+            // With a link the server listens on its host side (clients reach it through the
+            // link, the harness directly); that address is not loopback, so control needs a
+            // token, which the child gets in its environment.
+            let opts = match &net {
+                Some(n) => EmbeddedOptions {
+                    cpus: server_cpus,
+                    addr: n.server_addr(0),
+                    control_token: Some(random_token()?),
+                },
+                None => EmbeddedOptions::loopback(server_cpus),
+            };
             let mut e = Embedded {
                 exe,
-                cpus: cpus.as_ref().map(|c| c.0.clone()),
+                opts,
+                net: net.clone(),
                 signals: signals.clone(),
                 source_addrs: args.source_addrs.clone(),
                 server: None,

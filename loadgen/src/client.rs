@@ -24,6 +24,7 @@ use crate::clock::LocalClock;
 use crate::counting::{ByteCounts, CountingStream, Window};
 use crate::event::EventHead;
 use crate::http::io_error_kind;
+use crate::net::ClientNet;
 use crate::scenario::Transport;
 use crate::source::{connect_from, SourceAddrs};
 
@@ -67,6 +68,9 @@ pub struct Target {
     pub source_addrs: SourceAddrs,
     /// This process's clock (the host's, unless a test injects a skew).
     pub clock: LocalClock,
+    /// The emulated link the clients reach the server through, when the run has one
+    /// (`addr` then stays the harness's way in, which does not cross the link).
+    pub net: Option<ClientNet>,
 }
 
 impl Target {
@@ -101,6 +105,7 @@ impl Target {
             control_token: None,
             source_addrs: SourceAddrs::Auto,
             clock: LocalClock::default(),
+            net: None,
         })
     }
 
@@ -142,6 +147,11 @@ pub struct ClientCtx {
     pub epoch: Instant,
     /// Source addresses, client *i* on `sources[i % len]`; empty: the kernel's choice.
     pub sources: Vec<IpAddr>,
+    /// The link the clients connect through, when the scenario emulates one: client *i*
+    /// connects from the link's address *i* to `client_addr`.
+    pub link: Option<ClientNet>,
+    /// Where the clients connect: the target, or its port on the far side of the link.
+    pub client_addr: SocketAddr,
     /// Add to a raw receive time ([`crate::clock::unix_nanos`]) to get the server's clock:
     /// the target clock's skew plus the applied clock offset; 0 on one host.
     pub to_server_ns: i64,
@@ -443,9 +453,19 @@ impl<'g> ClientState<'g> {
         // The semaphore is never closed, so acquire cannot fail.
         let _permit = ctx.connect_limit.acquire().await.ok()?;
         let started = Instant::now();
-        let source = (!ctx.sources.is_empty()).then(|| ctx.sources[self.index % ctx.sources.len()]);
-        let result =
-            tokio::time::timeout(CONNECT_TIMEOUT, connect_from(source, ctx.target.addr)).await;
+        let result = match &ctx.link {
+            Some(link) => {
+                let source = link.client_ip(self.index);
+                let connect = link.connect(source, ctx.client_addr);
+                tokio::time::timeout(CONNECT_TIMEOUT, connect).await
+            }
+            None => {
+                let source =
+                    (!ctx.sources.is_empty()).then(|| ctx.sources[self.index % ctx.sources.len()]);
+                let connect = connect_from(source, ctx.client_addr);
+                tokio::time::timeout(CONNECT_TIMEOUT, connect).await
+            }
+        };
         let stream = match result {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {

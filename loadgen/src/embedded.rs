@@ -43,6 +43,30 @@ pub enum EmbeddedError {
     Timeout(Duration),
 }
 
+/// Where the embedded server listens and what protects its control endpoint.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// CPUs to pin the server to (and then as many worker threads); `None`: no pinning.
+    pub cpus: Option<Vec<usize>>,
+    /// The listen address: `127.0.0.1:0` normally, the host side of an emulated link
+    /// (`198.19.0.1:0`) when the run emulates a network.
+    pub addr: std::net::SocketAddr,
+    /// Bearer token for `PUT /control/feed`, handed to the child in its environment (never on
+    /// its command line); needed when `addr` is not a loopback address.
+    pub control_token: Option<String>,
+}
+
+impl EmbeddedOptions {
+    /// On a free loopback port, optionally pinned.
+    pub fn loopback(cpus: Option<Vec<usize>>) -> Self {
+        Self {
+            cpus,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            control_token: None,
+        }
+    }
+}
+
 /// A running embedded server.
 #[derive(Debug)]
 pub struct EmbeddedServer {
@@ -58,14 +82,19 @@ pub struct EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    /// Starts `exe serve --addr 127.0.0.1:0 [--worker-threads K]`, pinned to `cpus` if
+    /// Starts `exe serve --addr ADDR [--worker-threads K]`, pinned to `opts.cpus` if
     /// given (and then with K = the number of those CPUs).
-    pub async fn start(exe: &Path, cpus: Option<Vec<usize>>) -> Result<Self, EmbeddedError> {
+    pub async fn start(exe: &Path, opts: EmbeddedOptions) -> Result<Self, EmbeddedError> {
+        let cpus = opts.cpus;
         let mut cmd = Command::new(exe);
-        cmd.args(["serve", "--addr", "127.0.0.1:0"]);
+        cmd.args(["serve", "--addr", &opts.addr.to_string()]);
         if let Some(c) = &cpus {
             cmd.args(["--worker-threads", &c.len().to_string()]);
         }
+        match &opts.control_token {
+            Some(token) => cmd.env("FEEDBENCH_CONTROL_TOKEN", token),
+            None => cmd.env_remove("FEEDBENCH_CONTROL_TOKEN"),
+        };
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

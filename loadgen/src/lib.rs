@@ -28,6 +28,7 @@ pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod long_poll;
+pub mod net;
 pub mod polling;
 pub mod progress;
 pub mod results;

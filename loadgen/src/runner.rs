@@ -136,7 +136,8 @@ pub async fn run_with(
             Err(
                 e @ (ScenarioError::Capacity(_)
                 | ScenarioError::StartAt(_)
-                | ScenarioError::Shards(_)),
+                | ScenarioError::Shards(_)
+                | ScenarioError::Net(_)),
             ) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }

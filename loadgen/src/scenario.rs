@@ -28,14 +28,17 @@ use crate::clock::{rfc3339, unix_nanos};
 use crate::clock_sync::{self, ClockError, SyncOptions};
 use crate::counting::Window;
 use crate::feed::{FeedReader, FeedWindow};
+use crate::net::{self, ClientNet};
 use crate::results::{
     is_loopback_target, rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events,
-    Loadgen, Params, Requests, ScenarioResult, ServerFigures, ServerSample, ShardInfo, Status,
-    Summary, WindowTimes, MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
+    Loadgen, Params, Requests, RttProbe, ScenarioResult, ServerFigures, ServerSample, ShardInfo,
+    Status, Summary, WindowTimes, MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
 };
 use crate::shard::{Shard, StartAt};
 use crate::stats::{ServerStats, StatsClient};
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
+use feedbench_netem::{NetCounters, NetSpec};
+use feedbench_results::model;
 
 /// Connects in flight at once.
 const CONNECTS_IN_FLIGHT: usize = 256;
@@ -97,6 +100,10 @@ pub struct ScenarioSpec {
     /// The wall-clock instant every shard starts connecting at; the window then opens at
     /// [`ScenarioSpec::aligned_window_start`] (`None`: phases follow each other at once).
     pub start_at: Option<StartAt>,
+    /// The emulated link between the clients and the server (`None`: no emulation, the
+    /// clients connect over loopback or the host's own network). Needs a target made with
+    /// [`crate::net::ClientNet`].
+    pub net: Option<NetSpec>,
 }
 
 impl ScenarioSpec {
@@ -115,6 +122,10 @@ impl ScenarioSpec {
         }
         if !self.keepalive && self.transport == Transport::ShortPoll {
             name.push_str("-noka");
+        }
+        if let Some(net) = &self.net {
+            name.push('@');
+            name.push_str(&net.to_string());
         }
         name
     }
@@ -137,10 +148,11 @@ impl ScenarioSpec {
     /// The bounded drain wait: long enough for the slowest transport to fetch the window's
     /// last event.
     pub fn drain_limit(&self) -> Duration {
-        match self.transport {
+        let base = match self.transport {
             Transport::ShortPoll => (self.poll_interval * 2).max(Duration::from_secs(2)),
             _ => Duration::from_secs(2),
-        }
+        };
+        base + self.net.as_ref().map_or(Duration::ZERO, net::drain_slack)
     }
 
     /// A rough wall-clock estimate of one run of this scenario.
@@ -149,8 +161,13 @@ impl ScenarioSpec {
             Transport::ShortPoll => self.poll_interval,
             _ => Duration::from_millis(100),
         };
+        // Through a link: the RTT probe and the last event's trip, a few RTTs.
+        let link = self
+            .net
+            .as_ref()
+            .map_or(Duration::ZERO, |n| net::max_rtt(n) * 4);
         // Connecting, settling byte counters and writing results: about half a second.
-        self.ramp + self.warmup + self.duration + drain + Duration::from_millis(500)
+        self.ramp + self.warmup + self.duration + drain + link + Duration::from_millis(500)
     }
 
     fn params(&self) -> Params {
@@ -165,6 +182,7 @@ impl ScenarioSpec {
             keepalive: self.keepalive,
             ramp_s: self.ramp.as_secs_f64(),
             seed: self.seed,
+            net: self.net.as_ref().map(|n| n.to_string()),
         }
     }
 }
@@ -189,6 +207,9 @@ pub enum ScenarioError {
     /// `--start-at` is too far in the past or the future.
     #[error("{0}")]
     StartAt(String),
+    /// The emulated link could not be set up or reached.
+    #[error("{0}")]
+    Net(String),
     /// `PUT /control/feed` failed.
     #[error("cannot set the feed with PUT /control/feed (use --no-control for a server you don't control): {0}")]
     Control(String),
@@ -264,6 +285,10 @@ struct Readings {
     feed_window: Option<FeedWindow>,
     /// Why the feed could not be read, if it could not.
     feed_error: Option<String>,
+    /// The emulated link's counters when the window opened and closed.
+    net_start: Option<NetCounters>,
+    /// See `net_start`.
+    net_end: Option<NetCounters>,
 }
 
 /// Runs one scenario against `target`.
@@ -274,9 +299,26 @@ pub async fn run_scenario(
     signals: &RunSignals,
     progress: &Progress,
 ) -> Result<ScenarioResult, ScenarioError> {
-    let sources = target.source_addrs.resolve(target.addr);
-    limits::check_capacity(spec.local_clients().len() as u64, &sources, target.addr)
+    let link = scenario_link(target, spec)?;
+    let client_addr = match &link {
+        Some(l) => l.server_addr(target.addr.port()),
+        None => target.addr,
+    };
+    let sources = match &link {
+        // One address per client, each on its own access link: ports are no constraint.
+        Some(l) => (0..spec.local_clients().len().min(64))
+            .map(|i| l.client_ip(i))
+            .collect(),
+        None => target.source_addrs.resolve(target.addr),
+    };
+    limits::check_capacity(spec.local_clients().len() as u64, &sources, client_addr)
         .map_err(ScenarioError::Capacity)?;
+    // Before the feed is set and the server's counters are read: the probe's connections
+    // carry no request and are closed before any figure is taken.
+    let rtt_probe = match &link {
+        Some(l) => Some(l.probe_rtt(client_addr).await.map_err(ScenarioError::Net)?),
+        None => None,
+    };
     let clock = estimate_clock(target).await;
     let start_delay = start_delay(spec, clock.to_server_ns)?;
     let started_at = rfc3339(SystemTime::now());
@@ -312,7 +354,9 @@ pub async fn run_scenario(
         live: Arc::new(LiveStats::new(spec.n_clients)),
         connect_limit: Semaphore::new(CONNECTS_IN_FLIGHT),
         epoch: Instant::now(),
-        sources,
+        sources: if link.is_some() { Vec::new() } else { sources },
+        link,
+        client_addr,
         to_server_ns: clock.to_server_ns,
     });
     let n_local = spec.local_clients().len();
@@ -350,6 +394,7 @@ pub async fn run_scenario(
             settle_server_bytes(&mut stats, spec.transport, server_before.as_ref(), &group).await;
     }
     let mut result = build_result(spec, repeat, started_at, &ctx, &readings, &group, samples);
+    add_net_figures(&mut result, spec, rtt_probe, &readings);
     result.clock = clock.figures;
     result.warnings.extend(clock_warning(target, &result));
     result.notes.extend(clock.note);
@@ -375,6 +420,44 @@ pub async fn run_scenario(
     }
     progress.finish_scenario(&result);
     Ok(result)
+}
+
+/// The link a scenario's clients go through, set to the scenario's spec; `None` without one.
+fn scenario_link(target: &Target, spec: &ScenarioSpec) -> Result<Option<ClientNet>, ScenarioError> {
+    let Some(net) = &spec.net else {
+        return Ok(None);
+    };
+    let Some(link) = &target.net else {
+        return Err(ScenarioError::Net(format!(
+            "scenario {} has an emulated link ({net}) but the run has none (it needs --net or \
+             a suite with `matrix.net`, as root)",
+            spec.name()
+        )));
+    };
+    link.configure(net, spec.seed).map_err(ScenarioError::Net)?;
+    Ok(Some(link.clone()))
+}
+
+/// Puts the link's window figures, its warnings and the model check into the result.
+fn add_net_figures(
+    result: &mut ScenarioResult,
+    spec: &ScenarioSpec,
+    probe: Option<RttProbe>,
+    readings: &Readings,
+) {
+    let (Some(net), Some(start), Some(end)) = (&spec.net, &readings.net_start, &readings.net_end)
+    else {
+        return;
+    };
+    let figures = net::figures(net, spec.n_clients, probe, start, end);
+    result.warnings.extend(net::warnings(&figures));
+    result.net = Some(figures);
+    // The loopback latency (L0) is not known here: 0, which the checks' 2 ms floor covers.
+    for check in model::checks(result, 0.0) {
+        if !check.within {
+            result.warnings.push(check.sentence);
+        }
+    }
 }
 
 /// How many `GET /time` exchanges the clock estimate takes.
@@ -565,8 +648,10 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
     let start = Instant::now();
     let end_ns = start_ns + spec.duration.as_nanos() as u64;
     ctx.window.set(start_ns, end_ns);
+    readings.net_start = ctx.link.as_ref().map(|l| l.counters());
     readings.window_start = Some((start_ns, start));
     tokio::time::sleep_until(start + spec.duration).await;
+    readings.net_end = ctx.link.as_ref().map(|l| l.counters());
     readings.cpu_end = sysinfo::process_cpu_s();
     readings.window_end_ns = Some(end_ns);
     readings.server_end = stats.fetch().await.ok();
@@ -880,6 +965,7 @@ fn build_result(
             _ => None,
         },
         clock: None,
+        net: None,
     };
     result.warnings = warnings(spec, ctx, readings, g, &result);
     if let Some((start_ns, _)) = readings.window_start {
@@ -986,11 +1072,17 @@ fn warnings(
 }
 
 /// The warning that the scenario's delivery latency is only known to within the clock
-/// estimate's uncertainty, when that exceeds a tenth of its p50. Never for a loopback target:
-/// one host, one clock. It needs `r.clock`, so it runs once that is set, after [`warnings`];
-/// the rule is the results crate's, the one the report applies to each repeat group.
+/// estimate's uncertainty, when that exceeds a tenth of its p50. Never for a loopback target
+/// or the host side of this process's own emulated link: one host, one clock. It needs
+/// `r.clock`, so it runs once that is set, after [`warnings`]; the rule is the results
+/// crate's, the one the report applies to each repeat group.
 fn clock_warning(target: &Target, r: &ScenarioResult) -> Option<String> {
-    r.clock_warning(is_loopback_target(&target.url()))
+    let on_this_host = is_loopback_target(&target.url())
+        || target
+            .net
+            .as_ref()
+            .is_some_and(|n| n.server_addr(target.addr.port()) == target.addr);
+    r.clock_warning(on_this_host)
 }
 
 /// What the feed read could not establish, if anything.
@@ -1156,6 +1248,7 @@ mod tests {
             control: true,
             shard: None,
             start_at: None,
+            net: None,
         }
     }
 

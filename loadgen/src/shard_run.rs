@@ -244,6 +244,7 @@ mod tests {
             control: true,
             shard: None,
             start_at: None,
+            net: None,
         };
         let start = StartAt(SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_500_000_250));
         let args = shard_args(

@@ -137,7 +137,7 @@ pub async fn connect_from(
 
 /// Defers the port choice from `bind` to `connect`, so a port is unique per 4-tuple rather
 /// than per source address. Best effort: without it (an old kernel) bind picks the port.
-fn bind_address_no_port(socket: &TcpSocket) {
+pub(crate) fn bind_address_no_port(socket: &TcpSocket) {
     use std::os::fd::AsRawFd;
     let one: libc::c_int = 1;
     // SAFETY: setsockopt on a socket we own, with a pointer to a c_int that outlives the call.

@@ -18,6 +18,8 @@
 //! payload_bytes = [64]
 //! poll_interval = ["500ms"] # required with short-poll, refused without it; "0s" polls
 //!                           # back to back (a throughput test)
+//! net = ["rtt=100ms", "4g"] # optional: emulated links (root only), "none" for loopback;
+//!                           # see netem/PROFILES.md for the grammar and the profiles
 //! ```
 //!
 //! Unknown keys and wrong types are refused by serde (`deny_unknown_fields`); bad values
@@ -30,6 +32,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use feedbench_netem::NetSpec;
+
 use crate::scenario::{ScenarioSpec, Transport};
 
 /// The built-in `quick` suite.
@@ -38,6 +42,12 @@ pub const QUICK: &str = include_str!("../../suites/quick.toml");
 pub const STANDARD: &str = include_str!("../../suites/standard.toml");
 /// The built-in `connections` suite.
 pub const CONNECTIONS: &str = include_str!("../../suites/connections.toml");
+/// The built-in `wan` suite (an emulated link; needs root).
+pub const WAN: &str = include_str!("../../suites/wan.toml");
+/// The built-in `mobile` suite (emulated access links; needs root).
+pub const MOBILE: &str = include_str!("../../suites/mobile.toml");
+/// The built-in `websocket-org` suite (the websocket.org table, measured; needs root).
+pub const WEBSOCKET_ORG: &str = include_str!("../../suites/websocket-org.toml");
 
 const MAX_CLIENTS: usize = 100_000;
 const MAX_RATE_HZ: f64 = 1_000_000.0;
@@ -89,6 +99,7 @@ struct Matrix {
     rate_hz: Vec<f64>,
     payload_bytes: Vec<usize>,
     poll_interval: Option<Vec<String>>,
+    net: Option<Vec<String>>,
 }
 
 /// Stopping one embedded server and starting the next, roughly.
@@ -115,13 +126,19 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Resolves `--suite`: `quick`, `standard` and `connections` are built in, anything
+    /// Resolves `--suite`: `quick`, `standard`, `connections`, `wan`, `mobile` and
+    /// `websocket-org` are built in, anything
     /// else is a path.
     pub fn load(arg: &str) -> Result<Suite, SuiteError> {
         match arg {
             "quick" => Suite::parse(QUICK, "builtin:quick", "quick"),
             "standard" => Suite::parse(STANDARD, "builtin:standard", "standard"),
             "connections" => Suite::parse(CONNECTIONS, "builtin:connections", "connections"),
+            "wan" => Suite::parse(WAN, "builtin:wan", "wan"),
+            "mobile" => Suite::parse(MOBILE, "builtin:mobile", "mobile"),
+            "websocket-org" => {
+                Suite::parse(WEBSOCKET_ORG, "builtin:websocket-org", "websocket-org")
+            }
             path => {
                 let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
                     file: path.to_string(),
@@ -147,6 +164,16 @@ impl Suite {
             s.source = file.to_string();
             s
         })
+    }
+
+    /// Puts every scenario on `net` (`--net` replaces the suite's `matrix.net`): one
+    /// scenario per combination of the other keys, as if `matrix.net = [net]`.
+    pub fn set_net(&mut self, net: &NetSpec) {
+        let mut seen = std::collections::BTreeSet::new();
+        self.scenarios.retain_mut(|s| {
+            s.net = Some(net.clone());
+            seen.insert(s.name())
+        });
     }
 
     /// Every run in order: repeat 0 of every scenario, then repeat 1, and so on.
@@ -269,6 +296,10 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
             ));
         }
     }
+    let nets = match m.net {
+        None => vec![None],
+        Some(list) => parse_nets(&list)?,
+    };
     let base = ScenarioSpec {
         transport: Transport::Ws,
         n_clients: 1,
@@ -283,6 +314,7 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         control: raw.control.unwrap_or(true),
         shard: None,
         start_at: None,
+        net: None,
     };
     let mut scenarios = Vec::new();
     for &transport in &m.transports {
@@ -296,13 +328,22 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
                         payload_bytes,
                         ..base.clone()
                     };
-                    if transport == Transport::ShortPoll {
-                        scenarios.extend(intervals.iter().map(|&poll_interval| ScenarioSpec {
-                            poll_interval,
-                            ..spec.clone()
-                        }));
+                    let per_interval: Vec<ScenarioSpec> = if transport == Transport::ShortPoll {
+                        intervals
+                            .iter()
+                            .map(|&poll_interval| ScenarioSpec {
+                                poll_interval,
+                                ..spec.clone()
+                            })
+                            .collect()
                     } else {
-                        scenarios.push(spec);
+                        vec![spec]
+                    };
+                    for s in per_interval {
+                        scenarios.extend(nets.iter().map(|net| ScenarioSpec {
+                            net: net.clone(),
+                            ..s.clone()
+                        }));
                     }
                 }
             }
@@ -316,6 +357,23 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         p99_limit,
         fresh_server: raw.fresh_server.unwrap_or(true),
     })
+}
+
+/// Parses `matrix.net`: link specs, or `none` for no emulation (clients on loopback).
+fn parse_nets(list: &[String]) -> Result<Vec<Option<NetSpec>>, String> {
+    check_unique("matrix.net", list)?;
+    if list.is_empty() {
+        return Err("key `matrix.net`: give at least one link spec (or leave the key out)".into());
+    }
+    list.iter()
+        .map(|text| match text.as_str() {
+            "none" => Ok(None),
+            _ => text
+                .parse::<NetSpec>()
+                .map(Some)
+                .map_err(|e| format!("key `matrix.net`: {text:?}: {e}")),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ fn spec(transport: Transport) -> ScenarioSpec {
         control: false,
         shard: None,
         start_at: None,
+        net: None,
     }
 }
 

@@ -56,6 +56,7 @@ pub fn spec(
         control: true,
         shard: None,
         start_at: None,
+        net: None,
     }
 }
 

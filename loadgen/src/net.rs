@@ -1,0 +1,258 @@
+//! The load generator's side of an emulated network: clients connect through the link,
+//! the link's RTT is probed before the clients start, and the window's packet counts
+//! become the scenario's `net` block.
+//!
+//! The emulator itself (namespaces, TUN devices, the forwarder) is `feedbench-netem`. A
+//! [`ClientNet`] holds one live link for a whole run; every scenario with a `net` spec sets
+//! the link's parameters first. Client sockets are made inside the clients' namespace and
+//! bound to one address per client (so each client has its own access link); everything the
+//! harness itself sends (`/stats`, `/control`, `/time`, the feed reads) leaves from this
+//! namespace and reaches the server without crossing the link, so the link's counters hold
+//! the clients' traffic only.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use feedbench_netem::spec::Classes;
+use feedbench_netem::{NetCounters, NetEnv, NetSpec, POOL_SIZE};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use crate::results::{EmulatorFigures, NetClass, NetDirection, NetFigures, RttProbe};
+
+/// TCP connects the RTT probe makes through the link before the clients start.
+const PROBE_CONNECTS: usize = 10;
+/// How long the whole probe may take: ten connects over a lossy 10 s RTT link do not fit,
+/// and then the probe says what it got.
+const PROBE_LIMIT: Duration = Duration::from_secs(30);
+
+/// A live emulated link, shared by every scenario of a run.
+#[derive(Clone)]
+pub struct ClientNet {
+    env: Arc<NetEnv>,
+}
+
+impl std::fmt::Debug for ClientNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientNet")
+            .field("ns", &self.env.ns_name())
+            .field("host_ip", &self.env.host_ip())
+            .finish()
+    }
+}
+
+impl ClientNet {
+    /// Wraps a live link.
+    pub fn new(env: Arc<NetEnv>) -> Self {
+        Self { env }
+    }
+
+    /// The link.
+    pub fn env(&self) -> &NetEnv {
+        &self.env
+    }
+
+    /// The server's address on the far side of the link, on `port`.
+    pub fn server_addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(self.env.host_ip()), port)
+    }
+
+    /// Client `index`'s source address (one per client: its own access link). Beyond the
+    /// pool's [`POOL_SIZE`] addresses, clients share them (and their links) in turn.
+    pub fn client_ip(&self, index: usize) -> IpAddr {
+        IpAddr::V4(self.env.client_ip(index % POOL_SIZE))
+    }
+
+    /// Applies a scenario's link spec (new per-client links, queues empty).
+    pub fn configure(&self, spec: &NetSpec, seed: u64) -> Result<(), String> {
+        self.env
+            .set_spec(spec.clone(), seed)
+            .map_err(|e| format!("cannot set the link to {spec}: {e}"))
+    }
+
+    /// The link's counters now.
+    pub fn counters(&self) -> NetCounters {
+        self.env.counters()
+    }
+
+    /// Connects from `source` (inside the clients' namespace) to `server`.
+    pub async fn connect(&self, source: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
+        let fd = self.env.tcp_socket_v4()?;
+        let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
+        crate::source::bind_address_no_port(&socket);
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(server).await
+    }
+
+    /// Times [`PROBE_CONNECTS`] TCP connects, all at once, from client 0's address to
+    /// `server`: each is one round trip through the link (SYN up, SYN-ACK down). Together
+    /// they take one RTT rather than ten; their few packets never queue on a link the probe
+    /// does not fill.
+    pub async fn probe_rtt(&self, server: SocketAddr) -> Result<RttProbe, String> {
+        let source = self.client_ip(0);
+        let one = |_| async move {
+            let started = Instant::now();
+            let stream = self.connect(source, server).await?;
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            drop(stream);
+            Ok::<f64, std::io::Error>(ms)
+        };
+        let all = futures_util::future::join_all((0..PROBE_CONNECTS).map(one));
+        let results = tokio::time::timeout(PROBE_LIMIT, all).await.map_err(|_| {
+            format!("no TCP connect to {server} through the link finished within {PROBE_LIMIT:?}")
+        })?;
+        let mut ms = Vec::with_capacity(PROBE_CONNECTS);
+        for r in results {
+            match r {
+                Ok(v) => ms.push(v),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot connect to {server} through the link: {e} (the server must \
+                         listen on {} or on all addresses)",
+                        self.env.host_ip()
+                    ))
+                }
+            }
+        }
+        probe_summary(&mut ms)
+            .ok_or_else(|| format!("no TCP connect to {server} through the link succeeded"))
+    }
+}
+
+/// n, min, median (the lower middle of an even count) and max of the probe's times.
+fn probe_summary(ms: &mut [f64]) -> Option<RttProbe> {
+    ms.sort_by(f64::total_cmp);
+    Some(RttProbe {
+        n: ms.len() as u64,
+        min: *ms.first()?,
+        p50: ms[(ms.len() - 1) / 2],
+        max: *ms.last()?,
+    })
+}
+
+/// The `net` block of a scenario: the link as configured, the probe, and the window's
+/// counts (`end − start`).
+pub fn figures(
+    spec: &NetSpec,
+    n_clients: usize,
+    probe: Option<RttProbe>,
+    start: &NetCounters,
+    end: &NetCounters,
+) -> NetFigures {
+    let delta = *end - *start;
+    let table = spec.class_table();
+    let mut per_class = vec![0u64; spec.class_count()];
+    for i in 0..n_clients {
+        per_class[table[i % table.len()]] += 1;
+    }
+    let weights = class_weights(spec);
+    NetFigures {
+        spec: spec.to_string(),
+        classes: (0..spec.class_count())
+            .map(|c| {
+                let link = spec.class_params(c);
+                NetClass {
+                    weight: weights[c],
+                    clients: per_class[c],
+                    rtt_ms: link.rtt.as_secs_f64() * 1e3,
+                    jitter_ms: link.jitter.as_secs_f64() * 1e3,
+                    down_bps: link.down_bps,
+                    up_bps: link.up_bps,
+                    loss: f64::from(link.loss_ppm) / 1e6,
+                    queue_bytes: link.queue_bytes,
+                }
+            })
+            .collect(),
+        shared_bps: spec.shared.map(|s| s.rate_bps),
+        rtt_measured_ms: probe,
+        down: direction(&delta.down),
+        up: direction(&delta.up),
+        emulator: EmulatorFigures {
+            cpu_s: delta.thread_cpu_ns as f64 / 1e9,
+            wall_s: delta.wall_ns as f64 / 1e9,
+            late_packets: delta.late_packets,
+            late_max_us: end.late_max_us,
+            saturated: delta.saturated(),
+        },
+    }
+}
+
+/// Each class's share of the clients, 0–1.
+fn class_weights(spec: &NetSpec) -> Vec<f64> {
+    match &spec.classes {
+        Classes::Single(_) => vec![1.0],
+        Classes::Mix(v) => v.iter().map(|(w, _)| f64::from(*w) / 100.0).collect(),
+    }
+}
+
+/// The longest RTT of any class.
+pub fn max_rtt(spec: &NetSpec) -> Duration {
+    (0..spec.class_count())
+        .map(|c| spec.class_params(c).rtt)
+        .max()
+        .unwrap_or_default()
+}
+
+/// The widest jitter of any class.
+fn max_jitter(spec: &NetSpec) -> Duration {
+    (0..spec.class_count())
+        .map(|c| spec.class_params(c).jitter)
+        .max()
+        .unwrap_or_default()
+}
+
+/// Whether any class loses packets.
+fn lossy(spec: &NetSpec) -> bool {
+    (0..spec.class_count()).any(|c| spec.class_params(c).loss_ppm > 0)
+}
+
+fn direction(d: &feedbench_netem::DirCounters) -> NetDirection {
+    NetDirection {
+        packets: d.packets,
+        bytes: d.bytes,
+        delivered_packets: d.delivered_packets,
+        delivered_bytes: d.delivered_bytes,
+        tcp_retransmits: d.tcp_retransmits,
+        drops_loss: d.drops_loss,
+        drops_queue: d.drops_queue,
+        drops_overflow: d.drops_overflow,
+    }
+}
+
+/// Warnings about the link: a saturated emulator or overflowing holding queue means the
+/// emulator, not the network it emulates, shaped the figures.
+pub fn warnings(net: &NetFigures) -> Vec<String> {
+    let mut w = Vec::new();
+    if net.emulator.saturated {
+        w.push(format!(
+            "the network emulator was saturated ({} packets left more than 1 ms late, the \
+             latest by {} µs; it used {:.0}% of a core): the link it emulates was slower than \
+             specified, so latency here includes the emulator's own queueing",
+            net.emulator.late_packets,
+            net.emulator.late_max_us,
+            100.0 * net.emulator.cpu_s / net.emulator.wall_s.max(1e-9)
+        ));
+    }
+    let overflow = net.down.drops_overflow + net.up.drops_overflow;
+    if overflow > 0 {
+        w.push(format!(
+            "the network emulator dropped {overflow} packets because its holding queue was \
+             full (not the link's queue): the load exceeds what the emulator can hold in flight"
+        ));
+    }
+    w
+}
+
+/// What a link adds to the drain wait: the last event's trip (two RTTs with jitter, for a
+/// long-poll that must re-request first), and under loss the retransmission timeouts that
+/// may stall a stream (TCP's first RTO is at least 200 ms and doubles; three of them).
+pub fn drain_slack(spec: &NetSpec) -> Duration {
+    let trip = (max_rtt(spec) + max_jitter(spec) * 2) * 2;
+    let rto = if lossy(spec) {
+        (max_rtt(spec) + Duration::from_millis(200)) * 7
+    } else {
+        Duration::ZERO
+    };
+    trip + rto
+}

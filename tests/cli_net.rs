@@ -1,0 +1,272 @@
+//! End-to-end tests of emulated links through the built binary: `feedbench net` runs a
+//! command behind a link with the RTT it was given and counts its packets, `feedbench run`
+//! measures a suite through a link (latency shifted by one transit, socket bytes unchanged,
+//! the `net` block filled), bad specs are refused with exit 2, and nothing is left behind.
+//!
+//! Creating a link needs root. As an ordinary user each test that needs one checks instead
+//! that the refusal is the clear "needs root" error with exit 2 and nothing created: the
+//! behaviour an ordinary user gets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_feedbench");
+
+/// One link per machine at a time (the emulator holds a lock): tests that make one take
+/// this first.
+static LINK: Mutex<()> = Mutex::new(());
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("feedbench-net-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn feedbench(args: &[&str]) -> Output {
+    Command::new(EXE).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Namespaces and TUN devices the emulator made (`fbnet-*`, `fbh*`) that still exist.
+fn leftovers() -> Vec<String> {
+    let mut left = Vec::new();
+    if let Ok(o) = Command::new("ip").args(["netns", "list"]).output() {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        left.extend(
+            text.lines()
+                .filter(|l| l.starts_with("fbnet-"))
+                .map(str::to_string),
+        );
+    }
+    if let Ok(o) = Command::new("ip").args(["-o", "link"]).output() {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        left.extend(
+            text.lines()
+                .filter(|l| l.contains(": fbh"))
+                .map(str::to_string),
+        );
+    }
+    left
+}
+
+/// As an ordinary user: exit 2, the message says root is needed, nothing was created.
+fn assert_refused_without_root(o: &Output) {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    assert!(stderr(o).contains("needs root"), "{}", stderr(o));
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+#[test]
+fn bad_link_specs_are_refused_with_exit_2_naming_the_problem() {
+    for (spec, says) in [
+        ("rtt=20s", "rtt"),
+        ("loss=60%", "loss"),
+        ("rtt=abc", "abc"),
+        ("mars", "mars"),
+        ("down=0mbit", "down"),
+    ] {
+        let o = feedbench(&["net", "--link", spec, "--", "true"]);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{spec}: {}", stderr(&o));
+        let o = feedbench(&["run", "--net", spec, "--no-report"]);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {}", stderr(&o));
+    }
+    let dir = scratch("badsuite");
+    let suite = dir.join("s.toml");
+    std::fs::write(
+        &suite,
+        "duration = \"2s\"\nwarmup = \"0s\"\n[matrix]\ntransports = [\"ws\"]\nclients = [1]\n\
+         rate_hz = [1]\npayload_bytes = [8]\nnet = [\"rtt=11s\"]\n",
+    )
+    .unwrap();
+    let o = feedbench(&["run", "--no-report", "--suite", suite.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("matrix.net"), "{}", stderr(&o));
+}
+
+/// A small bash client (bash 5's `$EPOCHREALTIME` times without forking): connects 5
+/// times to $FEEDBENCH_NET_HOST:$1 and prints each connect time in ms, then sends $2 zero
+/// bytes on a sixth connection.
+const PROBE: &str = r#"
+for i in 1 2 3 4 5; do
+  t0=${EPOCHREALTIME/./}
+  exec 3<>"/dev/tcp/$FEEDBENCH_NET_HOST/$1" || exit 3
+  t1=${EPOCHREALTIME/./}
+  exec 3>&-
+  echo "$(( (t1 - t0) / 1000 )).$(( (t1 - t0) % 1000 / 100 ))"
+done
+exec 3<>"/dev/tcp/$FEEDBENCH_NET_HOST/$1" || exit 3
+head -c "$2" /dev/zero >&3
+exec 3>&-
+"#;
+
+#[test]
+fn net_runs_a_command_behind_the_link_with_its_rtt_and_counts_its_packets() {
+    let _one = LINK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("cmd");
+    let counts = dir.join("counts.json");
+    // A server on this side of the link; the command reaches it at $FEEDBENCH_NET_HOST.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = std::thread::spawn(move || {
+        let mut received = 0usize;
+        for _ in 0..6 {
+            let Ok((mut s, _)) = listener.accept() else {
+                break;
+            };
+            received += std::io::copy(&mut s, &mut std::io::sink()).unwrap_or(0) as usize;
+        }
+        received
+    });
+    let o = feedbench(&[
+        "net",
+        "--link",
+        "rtt=60ms",
+        "--counts-out",
+        counts.to_str().unwrap(),
+        "--",
+        "bash",
+        "-c",
+        PROBE,
+        "probe",
+        &port.to_string(),
+        "100000",
+    ]);
+    if !is_root() {
+        assert_refused_without_root(&o);
+        // Unblock the sink thread.
+        drop(std::net::TcpStream::connect(("127.0.0.1", port)));
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut ms: Vec<f64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    assert_eq!(ms.len(), 5);
+    // A connect is one round trip: 60 ms through the link, plus well under a millisecond
+    // of the two kernels' and the emulator's own work.
+    assert!(
+        ms[2] >= 59.9 && ms[2] <= 61.5,
+        "median connect {} ms",
+        ms[2]
+    );
+    assert_eq!(sink.join().unwrap(), 100_000);
+    let c: Value = serde_json::from_slice(&std::fs::read(&counts).unwrap()).unwrap();
+    // The 100,000 bytes went up as TCP segments: their IP bytes are the payload plus at
+    // least 40 bytes of headers per packet; the handshakes and ACKs came down.
+    let up_bytes = c["up"]["bytes"].as_u64().unwrap();
+    let up_packets = c["up"]["packets"].as_u64().unwrap();
+    assert!(up_bytes >= 100_000 + 40 * up_packets, "{c}");
+    assert!(c["down"]["packets"].as_u64().unwrap() >= 6 * 2, "{c}");
+    assert_eq!(c["up"]["drops_loss"], 0);
+    assert_eq!(c["up"]["packets"], c["up"]["delivered_packets"]);
+    assert_eq!(c["down"]["bytes"], c["down"]["delivered_bytes"]);
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+fn suite_through_link(dir: &Path) -> PathBuf {
+    let path = dir.join("wan-tiny.toml");
+    std::fs::write(
+        &path,
+        r#"
+name = "wan-tiny"
+repeat = 1
+duration = "3s"
+warmup = "1s"
+[matrix]
+transports = ["long-poll", "ws"]
+clients = [5]
+rate_hz = [4]
+payload_bytes = [64]
+net = ["none", "rtt=40ms"]
+"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn run_through_a_link_adds_one_transit_and_leaves_socket_bytes_alone() {
+    let _one = LINK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("run");
+    let suite = suite_through_link(&dir);
+    let out = dir.join("out");
+    let o = feedbench(&[
+        "run",
+        "--no-report",
+        "--no-pin",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if !is_root() {
+        assert_refused_without_root(&o);
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let scenarios = r["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 4);
+    for transport in ["long-poll", "ws"] {
+        let of = |linked: bool| {
+            scenarios
+                .iter()
+                .find(|s| s["transport"] == transport && s.get("net").is_some() == linked)
+                .unwrap_or_else(|| panic!("{transport} linked={linked}"))
+        };
+        let (plain, linked) = (of(false), of(true));
+        for s in [plain, linked] {
+            assert_eq!(s["status"], "complete", "{s}");
+            assert_eq!(s["events"]["missed"], 0, "{s}");
+        }
+        let net = &linked["net"];
+        assert_eq!(linked["params"]["net"], "rtt=40ms");
+        let probe = net["rtt_measured_ms"]["p50"].as_f64().unwrap();
+        assert!((39.9..=41.5).contains(&probe), "probe {probe}");
+        // Events 250 ms apart, RTT 40 ms: long-poll has a request parked for every event,
+        // so both deliver in one transit, 20 ms, plus the loopback latency.
+        let p50_ms = |s: &Value| s["latency_us"]["p50"].as_f64().unwrap() / 1e3;
+        let shift = p50_ms(linked) - p50_ms(plain);
+        assert!(
+            (19.0..=22.0).contains(&shift),
+            "{transport}: p50 shift {shift} ms"
+        );
+        // The link changes packets, not the bytes each side writes: framing per event is
+        // the same with and without it.
+        let framing = |s: &Value| {
+            let b = &s["bytes"];
+            (b["down"].as_f64().unwrap() - b["payload"].as_f64().unwrap())
+                / b["events"].as_f64().unwrap()
+        };
+        assert!(
+            (framing(linked) - framing(plain)).abs() < 0.5,
+            "{transport}: framing {} vs {}",
+            framing(linked),
+            framing(plain)
+        );
+        let ip_down = net["down"]["bytes"].as_u64().unwrap();
+        let socket_down = linked["bytes"]["down"].as_u64().unwrap();
+        assert!(
+            ip_down > socket_down,
+            "{transport}: IP {ip_down} ≤ socket {socket_down}"
+        );
+        assert_eq!(net["down"]["drops_loss"], 0);
+        assert_eq!(net["emulator"]["saturated"], false);
+    }
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
