@@ -26,6 +26,12 @@
 //! - `shared=R`: one bottleneck at the server for all clients; down packets cross it
 //!   before their access link, up packets after.
 //!
+//! Counting caveat: the counters see every packet routed between the host and
+//! 198.19.0.0/16, including strays of connections from an earlier env (a host-side socket
+//! in TIME_WAIT or LAST_ACK answering into the new namespace, which resets it). Take exact
+//! windows after the previous run's connections are gone, or close them with a reset
+//! (`SO_LINGER` 0) as `tests/netem.rs` does.
+//!
 //! Code map: [`spec`] and [`profiles`] parse what users write; [`link`] is the pure model
 //! (time passed in); [`packet`] reads headers and detects TCP retransmissions;
 //! [`counters`] holds the figures; `tun`, `ns` and `emulator` are the system side.
