@@ -18,6 +18,11 @@ use feedbench_netem::{NetEnv, NetOptions, NetSpec};
 
 /// How long the command may take to exit after it was sent SIGTERM on Ctrl-C.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// What the drain waits beyond two RTTs for the last packets (the forwarder's own delay,
+/// the peer's answer to a FIN).
+const DRAIN_SLACK: Duration = Duration::from_millis(200);
+/// The longest drain, whatever the RTT.
+const DRAIN_LIMIT: Duration = Duration::from_secs(25);
 
 /// Run a command on the client side of an emulated link.
 ///
@@ -67,6 +72,7 @@ pub fn execute(args: NetArgs) -> anyhow::Result<i32> {
         .build()
         .context("cannot start the async runtime")?;
     let code = runtime.block_on(run_command(&net, &args.command))?;
+    drain(&net, &args.link);
     let end = net.counters();
     let block = figures(&args.link, 1, None, &start, &end);
     eprintln!(
@@ -110,6 +116,30 @@ async fn run_command(net: &ClientNet, command: &[String]) -> anyhow::Result<i32>
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Keeps the link up until every packet it holds has been delivered (or dropped), so the
+/// command's last segments (a FIN, the final ACKs) reach the other side before the
+/// namespace goes: without this, a peer here would wait forever for a close that died
+/// with the link. Bounded by two RTTs of the slowest class plus [`DRAIN_SLACK`].
+fn drain(net: &ClientNet, spec: &NetSpec) {
+    let deadline = std::time::Instant::now()
+        + (feedbench_loadgen::net::max_rtt(spec) * 2 + DRAIN_SLACK).min(DRAIN_LIMIT);
+    let mut idle_checks = 0;
+    while std::time::Instant::now() < deadline && idle_checks < 3 {
+        std::thread::sleep(Duration::from_millis(20));
+        let c = net.counters();
+        let held = |d: &feedbench_netem::DirCounters| {
+            d.packets.saturating_sub(
+                d.delivered_packets + d.drops_loss + d.drops_queue + d.drops_overflow,
+            )
+        };
+        idle_checks = if held(&c.down) + held(&c.up) == 0 {
+            idle_checks + 1
+        } else {
+            0
+        };
+    }
 }
 
 /// Sends SIGTERM, waits [`STOP_GRACE`], then kills.

@@ -125,6 +125,9 @@ fn net_runs_a_command_behind_the_link_with_its_rtt_and_counts_its_packets() {
             let Ok((mut s, _)) = listener.accept() else {
                 break;
             };
+            // A close lost with the link must fail the test, not hang it.
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
             received += std::io::copy(&mut s, &mut std::io::sink()).unwrap_or(0) as usize;
         }
         received
@@ -145,8 +148,6 @@ fn net_runs_a_command_behind_the_link_with_its_rtt_and_counts_its_packets() {
     ]);
     if !is_root() {
         assert_refused_without_root(&o);
-        // Unblock the sink thread.
-        drop(std::net::TcpStream::connect(("127.0.0.1", port)));
         return;
     }
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -269,4 +270,33 @@ fn run_through_a_link_adds_one_transit_and_leaves_socket_bytes_alone() {
         assert_eq!(net["emulator"]["saturated"], false);
     }
     assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+#[test]
+fn an_ordinary_user_is_refused_clearly_and_nothing_is_made() {
+    let _one = LINK.lock().unwrap_or_else(|e| e.into_inner());
+    let as_user = |args: &[&str]| match is_root() {
+        // Root checks the ordinary user's path too, as `nobody`.
+        true => Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", EXE])
+            .args(args)
+            .output()
+            .unwrap(),
+        false => feedbench(args),
+    };
+    assert_refused_without_root(&as_user(&["net", "--link", "rtt=10ms", "--", "true"]));
+    let dir = scratch("user");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let suite = suite_through_link(&dir);
+    let out = dir.join("out");
+    let o = as_user(&[
+        "run",
+        "--no-report",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_refused_without_root(&o);
+    assert!(!out.join("results.json").exists());
 }
