@@ -4,8 +4,9 @@
 #
 #   rtt      TCP connect time through rtt=20/50/100/200/400ms (median, min, max of 20
 #            connects; a connect is one round trip), and the error against the spec
-#   jitter   rtt=100ms,jitter=10ms: the spread of 200 connect times (each direction's delay
-#            is uniform in ±10 ms, so a round trip spreads over ±20 ms, triangular)
+#   jitter   rtt=100ms,jitter=10ms: the spread of 150 connect times, 150 ms apart (each
+#            direction's delay is uniform in ±10 ms, so a round trip spreads over ±20 ms,
+#            triangular)
 #   rate     a 4 MB bulk transfer through down=10mbit: the IP-level rate the emulator
 #            delivered (its byte counts over the transfer's time) and TCP's goodput
 #   capacity a 200 MB bulk transfer through rtt=0ms with no rate limit: packets per second
@@ -57,7 +58,7 @@ for h in (sink, source):
     s.bind(("0.0.0.0", 0))
     s.listen(256)
     socks.append((s, h))
-open(sys.argv[1], "w").write(" ".join(str(s.getsockname()[1]) for s, _ in socks))
+open(sys.argv[1], "w").write(" ".join(str(s.getsockname()[1]) for s, _ in socks) + "\n")
 for s, h in socks[1:]:
     threading.Thread(target=serve, args=(s, h), daemon=True).start()
 serve(*socks[0])
@@ -67,7 +68,10 @@ for _ in $(seq 50); do [ -s "$work/ports" ] && break; sleep 0.1; done
 read -r SINK SOURCE < "$work/ports"
 
 # Connect times in ms (µs resolution), one per line, from behind the link.
-CONNECTS='for i in $(seq "$2"); do t0=${EPOCHREALTIME/./}; exec 3<>"/dev/tcp/$FEEDBENCH_NET_HOST/$1"; t1=${EPOCHREALTIME/./}; exec 3>&-; echo $(( t1 - t0 )); done'
+# $3 (optional) is a pause between connects: the link keeps each client's packets in order,
+# so a SYN sent while the previous connection's last packets are still on the way waits
+# behind them; spaced by more than the largest delay, every packet's delay is its own draw.
+CONNECTS='for i in $(seq "$2"); do t0=${EPOCHREALTIME/./}; exec 3<>"/dev/tcp/$FEEDBENCH_NET_HOST/$1"; t1=${EPOCHREALTIME/./}; exec 3>&-; echo $(( t1 - t0 )); [ -z "${3:-}" ] || sleep "$3"; done'
 # Fetches $2 bytes from the source; prints the elapsed µs.
 FETCH='t0=${EPOCHREALTIME/./}; exec 3<>"/dev/tcp/$FEEDBENCH_NET_HOST/$1"; echo "$2" >&3; cat <&3 >/dev/null; t1=${EPOCHREALTIME/./}; echo $(( t1 - t0 ))'
 
@@ -84,8 +88,8 @@ for check in "${checks[@]}"; do
       done
       ;;
     jitter)
-      read -r med lo hi sd < <("$EXE" net --link "rtt=100ms,jitter=10ms" -- bash -c "$CONNECTS" x "$SINK" 200 2>/dev/null | stats)
-      echo "jitter   spec rtt=100ms,jitter=10ms: 200 connects median ${med} ms, min ${lo}, max ${hi}, sd ${sd} ms (uniform ±10 ms each way: range 80-120 ms, sd 8.16 ms)"
+      read -r med lo hi sd < <("$EXE" net --link "rtt=100ms,jitter=10ms" -- bash -c "$CONNECTS" x "$SINK" 150 0.15 2>/dev/null | stats)
+      echo "jitter   spec rtt=100ms,jitter=10ms: 150 connects 150 ms apart: median ${med} ms, min ${lo}, max ${hi}, sd ${sd} ms (two draws uniform in ±10 ms: triangular over 80-120 ms, median 100, sd 8.16 ms)"
       ;;
     rate)
       bytes=4000000

@@ -42,11 +42,17 @@ port="${FB_ADDR##*:}"
 
 fail=0
 for transport in short-poll long-poll ws sse; do
-  # The command waits until the capture runs; the capture starts once the link is up.
+  # The command waits until the capture runs, runs the load, lets the last packets settle
+  # and waits until the capture has stopped: the capture must end while the device still
+  # exists, or its last packets are lost with it.
+  rm -f "$work/capturing" "$work/done" "$work/stopped"
   "$bin" net --link "$spec" --counts-out "$work/$transport.json" -- bash -c '
     for _ in $(seq 100); do [ -e "$1/capturing" ] && break; sleep 0.05; done
-    exec "$2" load --target "http://$FEEDBENCH_NET_HOST:$3" --transport "$4" --clients "$5" \
-      --rate 20 --duration 3s --warmup 1s --poll-interval 200ms --out "$1/$4.results.json"
+    "$2" load --target "http://$FEEDBENCH_NET_HOST:$3" --transport "$4" --clients "$5" \
+      --rate 20 --duration 3s --warmup 1s --poll-interval 200ms --out "$1/$4.results.json" || exit $?
+    sleep 1
+    touch "$1/done"
+    for _ in $(seq 200); do [ -e "$1/stopped" ] && break; sleep 0.05; done
   ' x "$work" "$bin" "$port" "$transport" "$clients" >"$work/$transport.out" 2>"$work/$transport.err" &
   net_pid=$!
   dev=""
@@ -60,10 +66,13 @@ for transport in short-poll long-poll ws sse; do
   cap_pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$work/$transport.tcpdump" 2>/dev/null && break; sleep 0.05; done
   touch "$work/capturing"
+  for _ in $(seq 600); do [ -e "$work/done" ] || ! kill -0 "$net_pid" 2>/dev/null && break; sleep 0.05; done
+  kill -INT "$cap_pid" 2>/dev/null || true
+  wait "$cap_pid" 2>/dev/null || true
+  cap_pid=""
+  touch "$work/stopped"
   wait "$net_pid" || { echo "verify-net-pcap: $transport: feedbench net failed: $(tail -n 3 "$work/$transport.err")" >&2; exit 2; }
-  rm -f "$work/capturing"
-  sleep 0.2
-  kill "$cap_pid"; wait "$cap_pid" 2>/dev/null || true; cap_pid=""
+  grep -q "^0 packets dropped by kernel" "$work/$transport.tcpdump" || { echo "verify-net-pcap: the capture dropped packets: $(cat "$work/$transport.tcpdump")" >&2; exit 2; }
   python3 - "$work/$transport.pcap" "$work/$transport.json" "$transport" <<'EOF' || fail=1
 import json, struct, sys
 pcap, counts, transport = sys.argv[1:4]
