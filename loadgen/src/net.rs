@@ -76,6 +76,19 @@ impl ClientNet {
         self.env.counters()
     }
 
+    /// The counters when a window opens; the emulator's lateness maximum starts anew.
+    pub fn open_window(&self) -> NetCounters {
+        self.env.take_late_max_us();
+        self.env.counters()
+    }
+
+    /// The counters when a window closes, with the lateness maximum of the window alone.
+    pub fn close_window(&self) -> NetCounters {
+        let mut c = self.env.counters();
+        c.late_max_us = self.env.take_late_max_us();
+        c
+    }
+
     /// Connects from `source` (inside the clients' namespace) to `server`.
     pub async fn connect(&self, source: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
         let fd = self.env.tcp_socket_v4()?;
@@ -220,21 +233,31 @@ fn direction(d: &feedbench_netem::DirCounters) -> NetDirection {
     }
 }
 
-/// Warnings about the link: a saturated emulator or overflowing holding queue means the
-/// emulator, not the network it emulates, shaped the figures.
+/// Warnings about the link: an emulator that could not keep up shaped the figures, not
+/// the network it emulates.
 pub fn warnings(net: &NetFigures) -> Vec<String> {
     let mut w = Vec::new();
-    if net.emulator.saturated {
+    let e = &net.emulator;
+    let busy = e.cpu_s / e.wall_s.max(1e-9);
+    let delivered = net.down.delivered_packets + net.up.delivered_packets;
+    let overflow = net.down.drops_overflow + net.up.drops_overflow;
+    if busy > 0.9 {
         w.push(format!(
-            "the network emulator was saturated ({} packets left more than 1 ms late, the \
-             latest by {} µs; it used {:.0}% of a core): the link it emulates was slower than \
-             specified, so latency here includes the emulator's own queueing",
-            net.emulator.late_packets,
-            net.emulator.late_max_us,
-            100.0 * net.emulator.cpu_s / net.emulator.wall_s.max(1e-9)
+            "the network emulator was saturated: its thread used {:.0}% of a core, so the \
+             link was slower than specified and latency includes the emulator's own queueing",
+            100.0 * busy
+        ));
+    } else if e.saturated {
+        w.push(format!(
+            "the network emulator delivered {} of {delivered} packets ({:.1}%) more than 1 ms \
+             after their time, the latest {:.1} ms late (packets due at once, such as one \
+             event to every client, leave one after another, on a CPU shared with the load \
+             generator): latency here includes up to that much of the emulator's own delay",
+            e.late_packets,
+            100.0 * e.late_packets as f64 / delivered.max(1) as f64,
+            e.late_max_us as f64 / 1e3
         ));
     }
-    let overflow = net.down.drops_overflow + net.up.drops_overflow;
     if overflow > 0 {
         w.push(format!(
             "the network emulator dropped {overflow} packets because its holding queue was \

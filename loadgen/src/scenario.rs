@@ -648,10 +648,10 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
     let start = Instant::now();
     let end_ns = start_ns + spec.duration.as_nanos() as u64;
     ctx.window.set(start_ns, end_ns);
-    readings.net_start = ctx.link.as_ref().map(|l| l.counters());
+    readings.net_start = ctx.link.as_ref().map(|l| l.open_window());
     readings.window_start = Some((start_ns, start));
     tokio::time::sleep_until(start + spec.duration).await;
-    readings.net_end = ctx.link.as_ref().map(|l| l.counters());
+    readings.net_end = ctx.link.as_ref().map(|l| l.close_window());
     readings.cpu_end = sysinfo::process_cpu_s();
     readings.window_end_ns = Some(end_ns);
     readings.server_end = stats.fetch().await.ok();

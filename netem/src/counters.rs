@@ -50,8 +50,9 @@ pub struct NetCounters {
     pub flow_table_resets: u64,
     /// Packets written more than 1 ms after their departure time.
     pub late_packets: u64,
-    /// The largest lateness seen since the emulator started, µs (a subtraction keeps the
-    /// later snapshot's value: it is a running maximum, not a count).
+    /// The largest lateness seen since the emulator started or since the last
+    /// `NetEnv::take_late_max_us`, µs (a subtraction keeps the later snapshot's value: it is
+    /// a running maximum, not a count).
     pub late_max_us: u64,
     /// CPU time the forwarder thread used.
     pub thread_cpu_ns: u64,

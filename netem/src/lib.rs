@@ -168,6 +168,16 @@ impl NetEnv {
             .map_or_else(NetCounters::default, Forwarder::counters)
     }
 
+    /// The largest lateness of a delivered packet (µs past its departure time) since the
+    /// last call, starting a new maximum: call it when a window opens and again when it
+    /// closes for the window's own maximum. ([`NetCounters::late_max_us`] is the maximum
+    /// since the last call as well.)
+    pub fn take_late_max_us(&self) -> u64 {
+        self.forwarder
+            .as_ref()
+            .map_or(0, Forwarder::take_late_max_us)
+    }
+
     fn forwarder(&self) -> Result<&Forwarder, NetError> {
         self.forwarder
             .as_ref()

@@ -145,7 +145,13 @@ fn net_cells(dataset: &Dataset, g: &Group) -> [String; 7] {
         cell(g, |s| s.tcp_retransmits().map(|n| n as f64), format::sig3),
         drops,
         model,
-        cell(g, |s| check(s).map(|c| c.deviation_ratio), signed_percent),
+        // A ratio to a zero model (an RTT of 0 with no loopback run to take L0 from) says
+        // nothing: "–" rather than a made-up 0%.
+        cell(
+            g,
+            |s| check(s).filter(|c| c.model > 0.0).map(|c| c.deviation_ratio),
+            signed_percent,
+        ),
     ]
 }
 
