@@ -15,10 +15,13 @@ use anyhow::Context as _;
 use crate::client::Target;
 use crate::clock::rfc3339;
 use crate::progress::Progress;
-use crate::results::{write_json_atomic, CpuSets, Results, ScenarioResult, Status, SCHEMA_VERSION};
+use crate::results::{
+    write_json_atomic, CpuSets, Params, Results, ScenarioResult, Status, SCHEMA_VERSION,
+};
 use crate::scenario::{run_scenario, RunSignals, ScenarioError, ScenarioSpec};
 use crate::shard_run::ShardPlan;
 use crate::{crossing, limits, sysinfo};
+use feedbench_results::model;
 
 /// What to run and where to write it.
 #[derive(Debug, Clone)]
@@ -125,6 +128,7 @@ pub async fn run_with(
                 if let Some(limit) = cfg.p99_limit {
                     warn_over_limit(&mut result, limit);
                 }
+                warn_off_model(&mut result, &results.scenarios);
                 results.scenarios.push(result);
                 results.p99_limit = cfg
                     .p99_limit
@@ -153,6 +157,49 @@ pub async fn run_with(
     };
     write(&cfg.results_path, &mut results)?;
     Ok(results)
+}
+
+/// Checks a scenario over a link against the analytic model (`MODEL.md`) and warns when it
+/// is off by more than the model's tolerance. The model's base latency L0 (what the
+/// scenario costs with no network: the server's fan-out, the clients' parsing) is the
+/// median p50 of the loopback runs of the same scenario done so far (a suite lists `none`
+/// among its links for this; it runs first in each repeat); without one it is 0, which
+/// the checks' 2 ms floor covers only for small fan-outs, so the warning then says so.
+fn warn_off_model(result: &mut ScenarioResult, done: &[ScenarioResult]) {
+    if result.net.is_none() {
+        return;
+    }
+    let mut p50_ms: Vec<f64> = done
+        .iter()
+        .filter(|s| s.net.is_none() && s.transport == result.transport)
+        .filter(|s| {
+            Params {
+                net: None,
+                ..s.params.clone()
+            } == Params {
+                net: None,
+                ..result.params.clone()
+            }
+        })
+        .filter(|s| s.status == Status::Complete && s.latency_us.count > 0)
+        .map(|s| s.latency_us.p50 as f64 / 1e3)
+        .collect();
+    p50_ms.sort_by(f64::total_cmp);
+    let base_ms = p50_ms.get(p50_ms.len().saturating_sub(1) / 2).copied();
+    for check in model::checks(result, base_ms.unwrap_or(0.0)) {
+        if check.within {
+            continue;
+        }
+        let sentence = match base_ms {
+            Some(_) => check.sentence,
+            None => format!(
+                "{} (no loopback run of this scenario gave the model its base latency: \
+                 add \"none\" to the suite's `matrix.net`)",
+                check.sentence
+            ),
+        };
+        result.warnings.push(sentence);
+    }
 }
 
 /// Warns when p99 is over the suite's limit (plus the poll interval for short-poll, see

@@ -191,10 +191,7 @@ impl Forwarder {
     /// The largest lateness (µs) since the last call, and starts a new maximum: the
     /// counters' `late_max_us` runs over the link's whole life, this over a window.
     pub fn take_late_max_us(&self) -> u64 {
-        self.shared
-            .counters
-            .late_max_us
-            .swap(0, Ordering::Relaxed)
+        self.shared.counters.late_max_us.swap(0, Ordering::Relaxed)
     }
 
     /// Stops the thread and waits for it; its TUN descriptors close with it.

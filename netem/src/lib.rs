@@ -161,11 +161,33 @@ impl NetEnv {
         self.forwarder()?.set_model(model)
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters. Packets a TUN device dropped before the forwarder could
+    /// read them (its ring full) count as `drops_overflow` of their direction: the host
+    /// side's device carries the down direction, the client side's the up direction.
     pub fn counters(&self) -> NetCounters {
-        self.forwarder
+        let mut c = self
+            .forwarder
             .as_ref()
-            .map_or_else(NetCounters::default, Forwarder::counters)
+            .map_or_else(NetCounters::default, Forwarder::counters);
+        c.down.drops_overflow += ns::device_drops(&self.names.host_link);
+        c.up.drops_overflow += self.client_device_drops();
+        c
+    }
+
+    /// The client-side device's drops, read from inside the namespace (its statistics are
+    /// only visible there): enter, read, return, as [`NetEnv::tcp_socket_v4`] does.
+    fn client_device_drops(&self) -> u64 {
+        let Ok(home) = File::open("/proc/thread-self/ns/net") else {
+            return 0;
+        };
+        if ns::enter(self.ns_fd.as_fd()).is_err() {
+            return 0;
+        }
+        let drops = ns::device_drops(&self.names.client_link);
+        if let Err(e) = ns::enter(home.as_fd()) {
+            panic!("cannot return to the thread's network namespace: {e}");
+        }
+        drops
     }
 
     /// The largest lateness of a delivered packet (µs past its departure time) since the
