@@ -149,7 +149,11 @@ fn net_cells(dataset: &Dataset, g: &Group) -> [String; 7] {
         // nothing: "–" rather than a made-up 0%.
         cell(
             g,
-            |s| check(s).filter(|c| c.model > 0.0).map(|c| c.deviation_ratio),
+            |s| {
+                check(s)
+                    .filter(|c| c.model > 0.0)
+                    .map(|c| c.deviation_ratio)
+            },
             signed_percent,
         ),
     ]
