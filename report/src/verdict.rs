@@ -38,6 +38,9 @@ pub struct Verdict {
     pub sentences: Vec<String>,
 }
 
+/// A figure of one repeat, `None` where the file lacks it.
+pub type Metric = fn(&ScenarioResult) -> Option<f64>;
+
 /// What the verdict judges on: a figure of a scenario, lower is better.
 #[derive(Clone, Copy)]
 pub struct Criterion {
@@ -48,11 +51,11 @@ pub struct Criterion {
     /// Put before a value: `p50 ` for latency.
     prefix: &'static str,
     /// The figure of one repeat.
-    pub metric: fn(&ScenarioResult) -> Option<f64>,
+    pub metric: Metric,
     /// The figure with its unit.
     show: fn(f64) -> String,
     /// A second figure named beside a winner's (p99 beside p50): its name and metric.
-    beside: Option<(&'static str, fn(&ScenarioResult) -> Option<f64>)>,
+    beside: Option<(&'static str, Metric)>,
 }
 
 fn ms(x: f64) -> String {
@@ -449,13 +452,18 @@ fn overall_sentence(c: &Criterion, standings: &[Standing]) -> String {
     let range = if n == 1 {
         String::new()
     } else if format::sig3(lo) == format::sig3(hi) {
-        " (the same at every point)".to_string()
+        "; the same ratio at every point".to_string()
     } else {
         format!(
-            " (the median ratio; {}× to {}× over the grid)",
+            ", the median ratio; {}× to {}× over the grid",
             format::sig3(lo),
             format::sig3(hi)
         )
+    };
+    let at_every = if n == 1 {
+        format!("at the one measured point ({})", median.load.describe())
+    } else {
+        format!("at all {n} measured points")
     };
     let at_point = if n == 1 {
         String::new()
@@ -464,31 +472,22 @@ fn overall_sentence(c: &Criterion, standings: &[Standing]) -> String {
     };
     if median.leaders == 1 {
         let (w, r) = (&median.ranked[0], &median.ranked[1]);
-        let at_every = if n == 1 {
-            format!("at the one measured point ({})", median.load.describe())
-        } else {
-            format!("at all {n} measured points")
-        };
+        let runner_up = if n == 1 { "" } else { ", the runner-up," };
         format!(
-            "{} {} {at_every}: {}{} against {} for {}{}, the runner-up{at_point}, {ratio}{range}.",
+            "{} {} {at_every}: {}{} against {} for {}{}{runner_up}{at_point} ({ratio}{range}).",
             w.group.key.variant,
             c.leads,
             c.prefix,
             (c.show)(w.spread.median),
             (c.show)(r.spread.median),
             r.group.key.variant,
-            beside(c, w.group, r.group),
+            beside(c, w.group, r.group, " (", ")"),
         )
     } else {
         let tied = &median.ranked[..median.leaders];
-        let at_every = if n == 1 {
-            format!("at the one measured point ({})", median.load.describe())
-        } else {
-            format!("at all {n} measured points")
-        };
         format!(
-            "{} on {} {at_every}, within {} or the repeats' spread: {}{}{at_point}, {ratio} \
-             apart{range}.",
+            "{} on {} {at_every}, within {} or the repeats' spread: {}{}{at_point} ({ratio} \
+             apart{range}).",
             tie_names(tied),
             c.name,
             format::percent(TIE_SHARE),
@@ -526,14 +525,19 @@ fn values(c: &Criterion, entries: &[Entry]) -> String {
     and_list(&shown)
 }
 
-/// The second figure of a winner and a runner-up: ` (p99 3.98 ms against 5.83 ms)`.
-fn beside(c: &Criterion, winner: &Group, runner_up: &Group) -> String {
+/// The second figure of a winner and a runner-up, `p99 3.98 ms against 5.83 ms`, between
+/// `open` and `close`; empty without one.
+fn beside(c: &Criterion, winner: &Group, runner_up: &Group, open: &str, close: &str) -> String {
     let Some((name, metric)) = c.beside else {
         return String::new();
     };
     let median = |g: &Group| g.spread(metric).map(|s| s.median);
     match (median(winner), median(runner_up)) {
-        (Some(w), Some(r)) => format!(" ({name} {} against {})", (c.show)(w), (c.show)(r)),
+        (Some(w), Some(r)) => format!(
+            "{open}{name} {} against {}{close}",
+            (c.show)(w),
+            (c.show)(r)
+        ),
         _ => String::new(),
     }
 }
@@ -551,7 +555,7 @@ fn outcome(c: &Criterion, s: &Standing) -> String {
             (c.show)(w.spread.median),
             (c.show)(r.spread.median),
             r.group.key.variant,
-            beside(c, w.group, r.group)
+            beside(c, w.group, r.group, "; ", "")
         )
     } else {
         let tied = &s.ranked[..s.leaders];
@@ -605,7 +609,7 @@ fn tally_sentence(c: &Criterion, standings: &[Standing]) -> String {
             None => tally.push((who, 1)),
         }
     }
-    tally.sort_by(|a, b| b.1.cmp(&a.1));
+    tally.sort_by_key(|t| std::cmp::Reverse(t.1));
     let parts: Vec<String> = tally
         .iter()
         .map(|(who, n)| format!("{who} at {n}"))
