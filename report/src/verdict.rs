@@ -374,6 +374,30 @@ fn line_crossovers<'a>(
         .collect()
 }
 
+/// Where the p50 latency leaders change along `axis` among the points `in_slice` accepts,
+/// as chart marks labelled `winner changes`: midway between the two points that bracket
+/// the change (their geometric mean on a `log` axis).
+pub fn latency_marks(
+    dataset: &Dataset,
+    axis: Axis,
+    in_slice: &dyn Fn(&Load) -> bool,
+    log: bool,
+) -> Vec<(f64, String)> {
+    let standings: Vec<Standing> = standings(dataset, &LATENCY)
+        .into_iter()
+        .filter(|s| in_slice(&s.load))
+        .collect();
+    crossovers(&standings)
+        .iter()
+        .filter(|x| x.axis == axis)
+        .map(|x| {
+            let (a, b) = (x.last_before(), x.first_after());
+            let at = if log { (a * b).sqrt() } else { (a + b) / 2.0 };
+            (at, "winner changes".to_string())
+        })
+        .collect()
+}
+
 /// Computes the verdict: for the only dataset, or for the candidate (the second) of a
 /// baseline and a candidate, saying so; for more, the first.
 pub fn verdict(datasets: &[Dataset]) -> Verdict {

@@ -302,3 +302,29 @@ fn no_memory_sentence_without_memory_per_connection() {
         )
     );
 }
+
+#[test]
+fn the_latency_vs_rtt_chart_marks_where_the_winner_changes() {
+    use feedbench_report::charts::{self, panel::Panel, ChartKind};
+    let d = rtt_grid();
+    let planned = charts::plan(std::slice::from_ref(&d)).expect("charts planned");
+    let rtt = planned
+        .iter()
+        .find(|c| c.kind == ChartKind::LatencyVsRtt)
+        .expect("a latency-vs-rtt chart");
+    let Panel::Lines(panel) = &rtt.figure.rows[0][0].1 else {
+        panic!("a line panel");
+    };
+    // Midway between 200 ms and 300 ms, the two round trips that bracket the change.
+    assert_eq!(panel.marks, [(250.0, "winner changes".to_string())]);
+    let c = charts::render(rtt, &util::out_dir("verdict-chart")).expect("chart drawn");
+    assert_eq!(c.svg.matches("winner changes").count(), 1);
+    // The other charts have no crossover to mark.
+    for other in planned.iter().filter(|c| c.kind != ChartKind::LatencyVsRtt) {
+        for (_, p) in other.figure.rows.iter().flatten() {
+            if let Panel::Lines(l) = p {
+                assert!(l.marks.is_empty(), "{}", other.stem);
+            }
+        }
+    }
+}
