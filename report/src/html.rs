@@ -1,5 +1,5 @@
-//! `index.html`: one self-contained page with the findings, warnings and notes, every chart as
-//! inline SVG and the scenario tables.
+//! `index.html`: one self-contained page with the verdict, the findings, warnings and notes,
+//! every chart as inline SVG and the scenario tables.
 //!
 //! Architecture invariant: the page loads nothing. CSS is inline, SVGs are inlined (their
 //! namespace attribute dropped, which HTML does not need), there is no script, and the
@@ -13,6 +13,7 @@ use crate::findings::{findings, notes, warnings};
 use crate::group::Dataset;
 use crate::summary::run_line;
 use crate::table;
+use crate::verdict::verdict;
 
 /// The page's style sheet.
 const CSS: &str = "\
@@ -86,9 +87,14 @@ pub fn render(
             escape(&run_line(d))
         );
     }
+    let v = verdict(datasets);
+    let _ = write!(h, "<nav>");
+    if !v.sentences.is_empty() {
+        let _ = write!(h, "<a href=\"#verdict\">Verdict</a>");
+    }
     let _ = write!(
         h,
-        "<nav><a href=\"#findings\">Findings</a><a href=\"#warnings\">Warnings</a>"
+        "<a href=\"#findings\">Findings</a><a href=\"#warnings\">Warnings</a>"
     );
     for kind in ChartKind::ALL
         .iter()
@@ -106,6 +112,13 @@ pub fn render(
     }
     let _ = writeln!(h, "<a href=\"#scenarios\">Scenarios</a></nav>");
 
+    if !v.sentences.is_empty() {
+        let _ = writeln!(h, "<h2 id=\"verdict\">Verdict</h2>\n<ul>");
+        for s in &v.sentences {
+            let _ = writeln!(h, "<li>{}</li>", escape(s));
+        }
+        let _ = writeln!(h, "</ul>");
+    }
     let _ = writeln!(h, "<h2 id=\"findings\">Findings</h2>");
     for d in datasets {
         if datasets.len() > 1 {

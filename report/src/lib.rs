@@ -8,7 +8,8 @@
 //! offline.
 //!
 //! Code map: [`group`] groups repeats by [`ScenarioKey`] and
-//! summarises them as [`Spread`]s; [`charts`] plans and draws the six charts; [`findings`],
+//! summarises them as [`Spread`]s; [`charts`] plans and draws the six charts; [`verdict`]
+//! names the winner of each criterion over the grid and where it changes; [`findings`],
 //! [`table`], [`summary`] and [`html`] write the prose, tables and pages; [`report`] ties
 //! them into a directory; [`compare`] and [`compare_output`] are the CI gate.
 
@@ -24,6 +25,7 @@ pub mod html;
 pub mod report;
 pub mod summary;
 pub mod table;
+pub mod verdict;
 
 pub use compare::{compare, CompareOptions, Comparison, Verdict};
 pub use error::ReportError;

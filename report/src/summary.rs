@@ -1,5 +1,5 @@
-//! `summary.md`: run details, findings, warnings and notes, and the per-scenario table, in
-//! Markdown.
+//! `summary.md`: the verdict, run details, findings, warnings and notes, and the
+//! per-scenario table, in Markdown.
 
 use std::fmt::Write as _;
 
@@ -7,6 +7,7 @@ use crate::charts::RenderedChart;
 use crate::findings::{findings, notes, warnings};
 use crate::group::Dataset;
 use crate::table;
+use crate::verdict::verdict;
 
 /// Escapes the characters that would break a Markdown table cell.
 fn cell(text: &str) -> String {
@@ -48,6 +49,14 @@ pub fn render(
     let mut md = String::new();
     // Writing to a String cannot fail, so the results of writeln! are ignored below.
     let _ = writeln!(md, "# {title}\n");
+    let v = verdict(datasets);
+    if !v.sentences.is_empty() {
+        let _ = writeln!(md, "## Verdict\n");
+        for s in &v.sentences {
+            let _ = writeln!(md, "- {s}");
+        }
+        let _ = writeln!(md);
+    }
     for d in datasets {
         let heading = if datasets.len() > 1 {
             format!(" — {}", d.label)

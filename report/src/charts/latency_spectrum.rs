@@ -70,6 +70,7 @@ pub fn figures(datasets: &[Dataset]) -> Result<Vec<ChartFigure>, ReportError> {
             .into_iter()
             .map(|(dataset, series)| {
                 let panel = LinePanel {
+                    marks: Vec::new(),
                     caption: panel_caption(
                         dataset,
                         datasets.len(),

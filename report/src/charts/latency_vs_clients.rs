@@ -1,15 +1,17 @@
 //! Chart 2: p50 and p99 delivery latency vs clients, a line per transport, log axes.
 //!
 //! One figure per (rate, payload); p50 is solid, p99 dashed, each point the median over
-//! repeats with min–max whiskers.
+//! repeats with min–max whiskers. A grey dashed line marks where the verdict's p50 leader
+//! changes between two client counts.
 
-use crate::charts::panel::{Dash, Figure, TickFormat};
+use crate::charts::panel::{Dash, Figure, Panel, TickFormat};
 use crate::charts::{
     all_variants, line_legend, line_panels, rate_payload_slices, series_for, AxisSpec, ChartFigure,
     ChartKind, LineSpec, NO_DATA,
 };
 use crate::format;
 use crate::group::{link_phrase, link_slug, slug_number, Dataset, Load};
+use crate::verdict::{latency_marks, Axis};
 
 /// Plans one figure per (rate, payload).
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -64,7 +66,13 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
             let what = "solid p50, dashed p99; whiskers min–max of repeats";
             let row: Vec<_> = line_panels(datasets, per_dataset, &x, &y, what, NO_DATA)
                 .into_iter()
-                .map(|p| (2, p))
+                .zip(datasets)
+                .map(|(mut p, d)| {
+                    if let Panel::Lines(lines) = &mut p {
+                        lines.marks = latency_marks(d, Axis::Clients, &in_slice, true);
+                    }
+                    (2, p)
+                })
                 .collect();
             let rows = vec![row];
             let legend = line_legend(&variants, &rows, &specs);

@@ -6,7 +6,8 @@
 //! Measured points are medians over repeats (solid line, round markers, min–max whiskers);
 //! the model is evaluated on a fine grid from 0 to the largest round trip, with the link's
 //! jitter and bandwidth and the transport's loopback p50 at the same load as its base
-//! latency L0 when the dataset has one (else 0), so its knees show where they fall.
+//! latency L0 when the dataset has one (else 0), so its knees show where they fall. A grey
+//! dashed line marks where the verdict's p50 leader changes between two round trips.
 
 use std::collections::BTreeSet;
 
@@ -19,7 +20,8 @@ use crate::charts::{
     NO_DATA,
 };
 use crate::format;
-use crate::group::{slug_number, Dataset, Group, Spread, Variant};
+use crate::group::{slug_number, Dataset, Group, Load, Spread, Variant};
+use crate::verdict::{latency_marks, Axis};
 
 /// Model points per line: fine enough to draw long-poll's knee as a step.
 const MODEL_POINTS: usize = 200;
@@ -106,7 +108,12 @@ fn figure(
         .zip(per_dataset)
         .map(|(d, series)| {
             let what = "solid measured p50 (whiskers min–max), dashed model";
+            let in_slice = |l: &Load| {
+                (l.clients, l.rate_mhz, l.payload_bytes) == slice
+                    && l.link.is_some_and(|link| link.loss_ppm == 0)
+            };
             let panel = Panel::Lines(LinePanel {
+                marks: latency_marks(d, Axis::Rtt, &in_slice, false),
                 caption: panel_caption(d, datasets.len(), what),
                 x: x.clone(),
                 y: y.clone(),

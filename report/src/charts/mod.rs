@@ -344,6 +344,7 @@ pub fn line_panels(
                 y: y_axis.clone(),
                 series,
                 empty_note: empty_note.to_string(),
+                marks: Vec::new(),
             })
         })
         .collect()

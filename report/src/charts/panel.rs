@@ -156,6 +156,9 @@ pub struct LinePanel {
     pub series: Vec<Series>,
     /// Shown in the middle of the panel when there is nothing to draw.
     pub empty_note: String,
+    /// Vertical dashed lines at these x values, each labelled at its top (where the
+    /// verdict's leader changes).
+    pub marks: Vec<(f64, String)>,
 }
 
 /// One stacked bar.
@@ -458,8 +461,30 @@ where
             }
         }
     }
+    let (y0, y1) = p.y.range;
+    for (x, label) in &p.marks {
+        chart.draw_series(DashedLineSeries::new(
+            [(*x, y0), (*x, y1)],
+            6,
+            4,
+            MARK_COLOR.stroke_width(1),
+        ))?;
+        let font = (style::FAMILY, style::LABEL_PX)
+            .into_font()
+            .color(&MARK_COLOR)
+            .pos(text_anchor::Pos::new(
+                text_anchor::HPos::Left,
+                text_anchor::VPos::Top,
+            ));
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((*x, y1)) + Text::new(label.clone(), (4, 4), font),
+        ))?;
+    }
     Ok(())
 }
+
+/// Colour of a panel's vertical marks.
+const MARK_COLOR: RGBColor = RGBColor(90, 90, 90);
 
 /// Draws a bar panel: stacked segments per bar, a min–max whisker on each total.
 fn draw_bar_panel<DB: DrawingBackend>(

@@ -1,0 +1,330 @@
+//! The verdict on grids whose winners and crossovers are known: ws wins bytes everywhere,
+//! long-poll ties ws on latency up to a 250 ms round trip and loses beyond, a tie within
+//! the repeats' spread, and no memory sentence without memory figures.
+
+mod util;
+
+use feedbench_report::verdict::{verdict, Verdict};
+use feedbench_report::{summary, Dataset, Results, Transport};
+use feedbench_results::model::{predict, ModelInput};
+use feedbench_results::{EmulatorFigures, NetClass, NetDirection, NetFigures, ScenarioResult};
+use util::fixtures;
+
+/// Deliveries of every run, so CPU ms per 1,000 events is `cpu_s × 100`.
+const DELIVERED: u64 = 10_000;
+
+/// One run of the grid: its point and its figures.
+#[derive(Clone, Copy)]
+struct Run {
+    transport: Transport,
+    clients: u64,
+    rate_hz: f64,
+    rtt_ms: Option<f64>,
+    p50_us: u64,
+    bytes_per_event: f64,
+    cpu_ms_per_1k: f64,
+    memory_per_connection: Option<f64>,
+}
+
+impl Run {
+    fn new(transport: Transport, clients: u64, rate_hz: f64) -> Run {
+        Run {
+            transport,
+            clients,
+            rate_hz,
+            rtt_ms: None,
+            p50_us: 1_000,
+            bytes_per_event: 100.0,
+            cpu_ms_per_1k: 10.0,
+            memory_per_connection: None,
+        }
+    }
+}
+
+/// A loss-free single-class link of `rtt_ms`, 200 IP bytes down and 52 up per event.
+fn link(rtt_ms: f64, events: u64) -> NetFigures {
+    let direction = |bytes: u64| NetDirection {
+        packets: events,
+        bytes: bytes * events,
+        delivered_packets: events,
+        delivered_bytes: bytes * events,
+        tcp_retransmits: 0,
+        drops_loss: 0,
+        drops_queue: 0,
+        drops_overflow: 0,
+    };
+    NetFigures {
+        spec: format!("rtt={rtt_ms}ms"),
+        classes: vec![NetClass {
+            weight: 1.0,
+            clients: 10,
+            rtt_ms,
+            jitter_ms: 0.0,
+            down_bps: None,
+            up_bps: None,
+            loss: 0.0,
+            queue_bytes: None,
+        }],
+        shared_bps: None,
+        rtt_measured_ms: None,
+        down: direction(200),
+        up: direction(52),
+        emulator: EmulatorFigures {
+            cpu_s: 0.1,
+            wall_s: 3.0,
+            late_packets: 0,
+            late_max_us: 20,
+            saturated: false,
+        },
+    }
+}
+
+/// The scenario of a run, from the baseline fixture's first scenario.
+fn scenario(template: &ScenarioResult, run: &Run, repeat: u64) -> ScenarioResult {
+    let mut s = template.clone();
+    s.transport = run.transport;
+    s.repeat = repeat as u32;
+    s.params.clients = run.clients;
+    s.params.rate_hz = run.rate_hz;
+    s.params.keepalive = true;
+    s.params.poll_interval_ms = (run.transport == Transport::ShortPoll).then_some(500);
+    s.name = format!("{}-c{}-r{}", run.transport, run.clients, run.rate_hz);
+    s.events.delivered = DELIVERED;
+    s.events.last_seq = Some(999);
+    s.bytes.events = DELIVERED;
+    s.bytes.per_event = run.bytes_per_event;
+    s.latency_us.p50 = run.p50_us;
+    s.latency_us.p99 = run.p50_us * 3;
+    let server = s.server.as_mut().expect("the fixture has server figures");
+    server.cpu_s = run.cpu_ms_per_1k * DELIVERED as f64 / 1e6;
+    server.rss_per_connection_bytes = run.memory_per_connection;
+    if let Some(rtt_ms) = run.rtt_ms {
+        let net = link(rtt_ms, DELIVERED);
+        s.params.net = Some(net.spec.clone());
+        s.name.push_str(&format!("-{}", net.spec));
+        s.net = Some(net);
+    }
+    s
+}
+
+/// The baseline fixture's first scenario, which every run starts from.
+fn template() -> ScenarioResult {
+    util::parse(&fixtures::baseline()).scenarios[0].clone()
+}
+
+/// A dataset of these scenarios.
+fn dataset_of(scenarios: Vec<ScenarioResult>) -> Dataset {
+    let mut results: Results = util::parse(&fixtures::baseline());
+    results.scenarios = scenarios;
+    Dataset::new("grid", results)
+}
+
+/// A dataset of runs with their repeat indices.
+fn dataset(runs: &[(Run, u64)]) -> Dataset {
+    let template = template();
+    dataset_of(
+        runs.iter()
+            .map(|(run, repeat)| scenario(&template, run, *repeat))
+            .collect(),
+    )
+}
+
+fn verdict_of(d: &Dataset) -> Verdict {
+    verdict(std::slice::from_ref(d))
+}
+
+/// ws 111 B per event everywhere; sse, the runner-up, 128 to 140 B; long-poll 352 B.
+fn bytes_grid() -> Vec<(Run, u64)> {
+    let mut runs = Vec::new();
+    for (clients, rate_hz, sse_bytes) in [
+        (100, 1.0, 128.0),
+        (100, 4.0, 130.0),
+        (1_000, 1.0, 135.0),
+        (1_000, 4.0, 140.0),
+    ] {
+        for (transport, bytes, p50_us, cpu) in [
+            (Transport::Ws, 111.0, 1_000, 10.0),
+            (Transport::Sse, sse_bytes, 1_020, 20.0),
+            (Transport::LongPoll, 352.0, 2_000, 30.0),
+        ] {
+            let run = Run {
+                bytes_per_event: bytes,
+                p50_us,
+                cpu_ms_per_1k: cpu,
+                ..Run::new(transport, clients, rate_hz)
+            };
+            runs.push((run, 0));
+        }
+    }
+    runs
+}
+
+#[test]
+fn ws_wins_bytes_at_every_point_and_the_sentence_names_its_bytes() {
+    let v = verdict_of(&dataset(&bytes_grid()));
+    assert_eq!(
+        v.sentences,
+        [
+            "ws ties with sse on p50 delivery latency at all 4 measured points, within 5% or \
+             the repeats' spread: p50 1 ms and 1.02 ms at 100 clients, 4 events/s, 64 B \
+             payload (1.02× apart; the same ratio at every point).",
+            "ws has the fewest bytes per event on the socket at all 4 measured points: 111 B \
+             against 130 B for sse, the runner-up, at 100 clients, 4 events/s, 64 B payload \
+             (1.17×, the median ratio; 1.15× to 1.26× over the grid).",
+            "ws costs the server the least CPU per 1,000 events at all 4 measured points: \
+             10 ms against 20 ms for sse, the runner-up, at 100 clients, 4 events/s, 64 B \
+             payload (2×; the same ratio at every point).",
+        ]
+    );
+}
+
+#[test]
+fn the_verdict_comes_first_in_summary_and_page() {
+    let d = dataset(&bytes_grid());
+    let md = summary::render("grid", std::slice::from_ref(&d), &[], None);
+    let verdict_at = md
+        .find("## Verdict\n\n- ws ties with sse")
+        .expect("a verdict");
+    assert!(
+        verdict_at < md.find("## Findings").expect("findings"),
+        "{md}"
+    );
+    let page = feedbench_report::html::render("grid", std::slice::from_ref(&d), &[], None);
+    let verdict_at = page
+        .find("<h2 id=\"verdict\">Verdict</h2>")
+        .expect("a verdict");
+    assert!(verdict_at < page.find("<h2 id=\"findings\">").expect("findings"));
+    assert!(page.contains("<nav><a href=\"#verdict\">Verdict</a><a href=\"#findings\">"));
+    assert!(page.contains("<li>ws has the fewest bytes per event on the socket at all 4"));
+}
+
+/// ws and long-poll at 10 clients, 4 events/s over 0 to 400 ms round trips, each 1 ms
+/// above the model's p50 and with the model's IP bytes: long-poll waits for its next
+/// request beyond T = 250 ms.
+fn rtt_grid() -> Dataset {
+    let template = template();
+    let mut scenarios = Vec::new();
+    for rtt_ms in [0.0, 50.0, 100.0, 200.0, 300.0, 400.0] {
+        for transport in [Transport::Ws, Transport::LongPoll] {
+            let run = Run {
+                rtt_ms: Some(rtt_ms),
+                ..Run::new(transport, 10, 4.0)
+            };
+            let mut s = scenario(&template, &run, 0);
+            let model = predict(&ModelInput::of(&s, 0.0).expect("a model input"));
+            s.latency_us.p50 = ((model.p50_ms + 1.0) * 1e3).round() as u64;
+            s.latency_us.p99 = s.latency_us.p50 * 3;
+            let net = s.net.as_mut().expect("a link block");
+            net.down.bytes = (model.ip_bytes_down * DELIVERED as f64).round() as u64;
+            net.up.bytes = (model.ip_bytes_up * DELIVERED as f64).round() as u64;
+            scenarios.push(s);
+        }
+    }
+    dataset_of(scenarios)
+}
+
+#[test]
+fn a_latency_crossover_along_the_round_trip_names_the_two_round_trips() {
+    let v = verdict_of(&rtt_grid());
+    let latency: Vec<&String> = v
+        .sentences
+        .iter()
+        .filter(|s| s.contains("latency"))
+        .collect();
+    assert_eq!(
+        latency,
+        [
+            "On p50 delivery latency along the link's round trip (10 clients, 4 events/s, 64 B \
+             payload), the leader changes between 200 ms and 300 ms: long-poll ties with ws \
+             (p50 101 ms and 101 ms) up to 200 ms; ws is fastest (p50 151 ms against 301 ms \
+             for long-poll; p99 453 ms against 903 ms) from 300 ms.",
+            "All 12 runs over an emulated link lie within the model's tolerance (latency and \
+             IP bytes per event, MODEL.md); the largest deviation is long-poll's p50 \
+             latency at 10 clients over rtt=50ms, +4.0%.",
+        ]
+    );
+}
+
+#[test]
+fn overlapping_repeats_tie_even_when_medians_differ_by_more_than_five_percent() {
+    // ws 100–120 µs (median 110), sse 118–140 µs (median 126, 15% more): ranges overlap.
+    let mut runs = Vec::new();
+    for (repeat, (ws, sse)) in [(100, 118), (110, 126), (120, 140)].into_iter().enumerate() {
+        for (transport, p50_us) in [(Transport::Ws, ws), (Transport::Sse, sse)] {
+            let run = Run {
+                p50_us,
+                ..Run::new(transport, 100, 4.0)
+            };
+            runs.push((run, repeat as u64));
+        }
+    }
+    let v = verdict_of(&dataset(&runs));
+    assert_eq!(
+        v.sentences[0],
+        "ws ties with sse on p50 delivery latency at the one measured point (100 clients, \
+         4 events/s, 64 B payload), within 5% or the repeats' spread: p50 110 µs and 126 µs \
+         (1.15× apart)."
+    );
+}
+
+#[test]
+fn no_memory_sentence_without_memory_per_connection() {
+    let mut runs = bytes_grid();
+    assert!(!verdict_of(&dataset(&runs))
+        .sentences
+        .iter()
+        .any(|s| s.contains("memory")));
+    // Measured for one transport only: nothing to compare it with either.
+    for (run, _) in runs
+        .iter_mut()
+        .filter(|(r, _)| r.transport == Transport::Ws)
+    {
+        run.memory_per_connection = Some(2_900.0);
+    }
+    assert!(!verdict_of(&dataset(&runs))
+        .sentences
+        .iter()
+        .any(|s| s.contains("memory")));
+    // Measured for two: a sentence.
+    for (run, _) in runs
+        .iter_mut()
+        .filter(|(r, _)| r.transport == Transport::Sse)
+    {
+        run.memory_per_connection = Some(11_469.0);
+    }
+    let v = verdict_of(&dataset(&runs));
+    assert_eq!(
+        v.sentences.last().map(String::as_str),
+        Some(
+            "ws costs the server the least memory per connection at all 4 measured points: \
+             2.83 KiB against 11.2 KiB for sse, the runner-up, at 100 clients, 4 events/s, \
+             64 B payload (3.95×; the same ratio at every point)."
+        )
+    );
+}
+
+#[test]
+fn the_latency_vs_rtt_chart_marks_where_the_winner_changes() {
+    use feedbench_report::charts::{self, panel::Panel, ChartKind};
+    let d = rtt_grid();
+    let planned = charts::plan(std::slice::from_ref(&d)).expect("charts planned");
+    let rtt = planned
+        .iter()
+        .find(|c| c.kind == ChartKind::LatencyVsRtt)
+        .expect("a latency-vs-rtt chart");
+    let Panel::Lines(panel) = &rtt.figure.rows[0][0].1 else {
+        panic!("a line panel");
+    };
+    // Midway between 200 ms and 300 ms, the two round trips that bracket the change.
+    assert_eq!(panel.marks, [(250.0, "winner changes".to_string())]);
+    let c = charts::render(rtt, &util::out_dir("verdict-chart")).expect("chart drawn");
+    assert_eq!(c.svg.matches("winner changes").count(), 1);
+    // The other charts have no crossover to mark.
+    for other in planned.iter().filter(|c| c.kind != ChartKind::LatencyVsRtt) {
+        for (_, p) in other.figure.rows.iter().flatten() {
+            if let Panel::Lines(l) = p {
+                assert!(l.marks.is_empty(), "{}", other.stem);
+            }
+        }
+    }
+}
