@@ -162,7 +162,8 @@ pub async fn run_with(
 /// Checks a scenario over a link against the analytic model (`MODEL.md`) and warns when it
 /// is off by more than the model's tolerance. The model's base latency L0 (what the
 /// scenario costs with no network: the server's fan-out, the clients' parsing) is the
-/// median p50 of the loopback runs of the same scenario done so far (a suite lists `none`
+/// median over the loopback runs of the same scenario done so far of what each gives
+/// ([`model::base_latency_ms`]; a suite lists `none`
 /// among its links for this; it runs first in each repeat); without one it is 0, which
 /// the checks' 2 ms floor covers only for small fan-outs, so the warning then says so.
 fn warn_off_model(result: &mut ScenarioResult, done: &[ScenarioResult]) {
@@ -181,8 +182,8 @@ fn warn_off_model(result: &mut ScenarioResult, done: &[ScenarioResult]) {
                 ..result.params.clone()
             }
         })
-        .filter(|s| s.status == Status::Complete && s.latency_us.count > 0)
-        .map(|s| s.latency_us.p50 as f64 / 1e3)
+        .filter(|s| s.status == Status::Complete)
+        .filter_map(model::base_latency_ms)
         .collect();
     p50_ms.sort_by(f64::total_cmp);
     let base_ms = p50_ms.get(p50_ms.len().saturating_sub(1) / 2).copied();

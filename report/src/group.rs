@@ -409,15 +409,17 @@ impl Dataset {
             .map(|i| &self.groups[i])
     }
 
-    /// The base latency L0 of the model for a scenario over a link, ms: the median p50 of
-    /// the loopback group with the same transport and parameters, when the file has one.
-    pub fn loopback_p50_ms(&self, key: &ScenarioKey) -> Option<f64> {
+    /// The base latency L0 of the model for a scenario over a link, ms: the median over the
+    /// loopback group with the same transport and parameters, when the file has one, of
+    /// what each run gives (`model::base_latency_ms`: its p50, or for short-poll its mean
+    /// less half the interval).
+    pub fn model_base_latency_ms(&self, key: &ScenarioKey) -> Option<f64> {
         let mut loopback = *key;
         loopback.load.link = None;
-        let p50 = self
+        let base = self
             .group(&loopback)?
-            .spread(|s| Some(s.latency_us.p50 as f64))?;
-        Some(p50.median / 1e3)
+            .spread(feedbench_results::model::base_latency_ms)?;
+        Some(base.median)
     }
 
     /// A short name for a group: the key's slug, plus the window when two keys differ

@@ -106,7 +106,7 @@ fn net_cells(dataset: &Dataset, g: &Group) -> [String; 7] {
     let Some(link) = g.key.load.link else {
         return std::array::from_fn(|_| "–".to_string());
     };
-    let base_ms = dataset.loopback_p50_ms(&g.key).unwrap_or(0.0);
+    let base_ms = dataset.model_base_latency_ms(&g.key).unwrap_or(0.0);
     let check = |s: &ScenarioResult| deviation_with(s, base_ms);
     let model = match (
         g.spread(|s| check(s).map(|c| c.model)),

@@ -697,7 +697,7 @@ fn model_sentence(dataset: &Dataset) -> Option<String> {
     let mut outside = 0usize;
     let mut largest: Option<(f64, String)> = None;
     for g in &dataset.groups {
-        let base_latency_ms = dataset.loopback_p50_ms(&g.key).unwrap_or(0.0);
+        let base_latency_ms = dataset.model_base_latency_ms(&g.key).unwrap_or(0.0);
         for s in g.usable() {
             let found = checks(s, base_latency_ms);
             if found.is_empty() {

@@ -566,6 +566,24 @@ pub fn ip_bytes_deviation(result: &ScenarioResult) -> Option<ModelCheck> {
     ))
 }
 
+/// The base latency L0 a loopback run of a scenario gives the model, ms: what the scenario
+/// costs with no network at all (the server's fan-out, the clients' parsing). That is the
+/// loopback run's own latency less what the model itself predicts at zero delay: for
+/// short-poll its mean less half the poll interval (the wait for the next poll, which is
+/// not overhead), clamped at 0; for the other transports its p50. `None` for a run that
+/// delivered nothing or went over a link.
+pub fn base_latency_ms(loopback: &ScenarioResult) -> Option<f64> {
+    if loopback.net.is_some() || loopback.latency_us.count == 0 {
+        return None;
+    }
+    Some(match (loopback.transport, loopback.params.poll_interval_ms) {
+        (Transport::ShortPoll, Some(p_ms)) => {
+            (loopback.latency_us.mean / 1e3 - p_ms as f64 / 2.0).max(0.0)
+        }
+        _ => loopback.latency_us.p50 as f64 / 1e3,
+    })
+}
+
 /// Every check that applies to a scenario: latency, then IP bytes.
 pub fn checks(result: &ScenarioResult, base_latency_ms: f64) -> Vec<ModelCheck> {
     deviation_with(result, base_latency_ms)

@@ -204,7 +204,7 @@ fn model_points(
     max_rtt_ms: f64,
 ) -> Vec<(f64, Spread)> {
     let key = crate::group::ScenarioKey::of_scenario(scenario);
-    let base_latency_ms = dataset.loopback_p50_ms(&key).unwrap_or(0.0);
+    let base_latency_ms = dataset.model_base_latency_ms(&key).unwrap_or(0.0);
     let Some(input) = ModelInput::of(scenario, base_latency_ms) else {
         return Vec::new();
     };
