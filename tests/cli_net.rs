@@ -300,3 +300,69 @@ fn an_ordinary_user_is_refused_clearly_and_nothing_is_made() {
     assert_refused_without_root(&o);
     assert!(!out.join("results.json").exists());
 }
+
+/// Starts `feedbench serve --addr ADDR` with a control token in its environment; returns
+/// the child and its port.
+fn serve(addr: &str, token: &str) -> (std::process::Child, u16) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(EXE)
+        .args(["serve", "--addr", addr])
+        .env("FEEDBENCH_CONTROL_TOKEN", token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    (child, port)
+}
+
+#[test]
+fn load_through_a_link_reaches_a_server_on_all_addresses_and_names_one_that_is_not() {
+    let _one = LINK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("load");
+    let load = |port: u16, out: &str| {
+        Command::new(EXE)
+            .args(["load", "--target", &format!("http://127.0.0.1:{port}")])
+            .args(["--transport", "ws", "--clients", "4", "--rate", "10"])
+            .args(["--duration", "2s", "--warmup", "1s", "--net", "rtt=30ms"])
+            .arg("--out")
+            .arg(dir.join(out))
+            .env("FEEDBENCH_CONTROL_TOKEN", "t0ken")
+            .output()
+            .unwrap()
+    };
+    // Listening on all addresses: the clients reach it at 198.19.0.1 through the link, the
+    // load generator's own requests at 127.0.0.1.
+    let (mut all, port) = serve("0.0.0.0:0", "t0ken");
+    let o = load(port, "all.json");
+    let _ = all.kill();
+    let _ = all.wait();
+    if !is_root() {
+        assert_refused_without_root(&o);
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.join("all.json")).unwrap()).unwrap();
+    let s = &r["scenarios"][0];
+    assert_eq!(s["events"]["missed"], 0, "{s}");
+    let p50_ms = s["latency_us"]["p50"].as_f64().unwrap() / 1e3;
+    assert!(
+        (15.0..=20.0).contains(&p50_ms),
+        "p50 {p50_ms} ms over rtt=30ms"
+    );
+    assert!(s["net"]["up"]["packets"].as_u64().unwrap() > 0, "{s}");
+    // On loopback only: the link cannot reach it, and the run says where it must listen.
+    let (mut lo, port) = serve("127.0.0.1:0", "t0ken");
+    let o = load(port, "lo.json");
+    let _ = lo.kill();
+    let _ = lo.wait();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.join("lo.json")).unwrap()).unwrap();
+    let message = r["status_message"].as_str().unwrap_or_default();
+    assert!(message.contains("198.19.0.1"), "{message}");
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}

@@ -110,9 +110,14 @@ impl NetCounters {
     /// than 90% of the wall time.
     pub fn saturated(&self) -> bool {
         let delivered = self.down.delivered_packets + self.up.delivered_packets;
-        self.late_packets * 100 > delivered
-            || self.down.drops_overflow + self.up.drops_overflow > 0
-            || self.busy_fraction() > 0.9
+        self.late_packets * 100 > delivered || self.saturated_cpu()
+    }
+
+    /// The part of [`NetCounters::saturated`] that does not depend on what lateness the
+    /// measurement can bear: a packet dropped for the memory bound or a full device ring,
+    /// or the forwarder thread busy more than 90% of the wall time.
+    pub fn saturated_cpu(&self) -> bool {
+        self.down.drops_overflow + self.up.drops_overflow > 0 || self.busy_fraction() > 0.9
     }
 }
 

@@ -248,6 +248,8 @@ impl Axis {
             Axis::Clients => format!("{} clients", format::thousands(value as u64)),
             Axis::Rate => format::rate(value),
             Axis::Payload => format!("{value} B"),
+            // A link's RTT is written in ms as its spec writes it: `rtt=0ms` is "0 ms".
+            Axis::Rtt if value == 0.0 => "0 ms".to_string(),
             Axis::Rtt => format::micros(value * 1e3),
         }
     }

@@ -576,12 +576,14 @@ pub fn base_latency_ms(loopback: &ScenarioResult) -> Option<f64> {
     if loopback.net.is_some() || loopback.latency_us.count == 0 {
         return None;
     }
-    Some(match (loopback.transport, loopback.params.poll_interval_ms) {
-        (Transport::ShortPoll, Some(p_ms)) => {
-            (loopback.latency_us.mean / 1e3 - p_ms as f64 / 2.0).max(0.0)
-        }
-        _ => loopback.latency_us.p50 as f64 / 1e3,
-    })
+    Some(
+        match (loopback.transport, loopback.params.poll_interval_ms) {
+            (Transport::ShortPoll, Some(p_ms)) => {
+                (loopback.latency_us.mean / 1e3 - p_ms as f64 / 2.0).max(0.0)
+            }
+            _ => loopback.latency_us.p50 as f64 / 1e3,
+        },
+    )
 }
 
 /// Every check that applies to a scenario: latency, then IP bytes.
