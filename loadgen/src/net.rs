@@ -297,3 +297,63 @@ pub fn drain_slack(spec: &NetSpec) -> Duration {
     };
     trip + rto
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(late: u64, delivered: u64) -> NetCounters {
+        let mut c = NetCounters::default();
+        c.down.delivered_packets = delivered;
+        c.late_packets = late;
+        c
+    }
+
+    #[test]
+    fn a_mix_gives_each_class_its_share_of_the_clients() {
+        let spec: NetSpec = "mix(30%:rtt=20ms|50%:4g|20%:satellite),shared=50mbit"
+            .parse()
+            .unwrap();
+        let f = figures(&spec, 10, None, &NetCounters::default(), &counters(0, 0));
+        let clients: Vec<u64> = f.classes.iter().map(|c| c.clients).collect();
+        assert_eq!(clients, [3, 5, 2]);
+        let weights: Vec<f64> = f.classes.iter().map(|c| c.weight).collect();
+        assert_eq!(weights, [0.3, 0.5, 0.2]);
+        assert_eq!(f.classes[1].rtt_ms, 170.0);
+        assert_eq!(f.classes[1].down_bps, Some(9_000_000));
+        assert_eq!(f.shared_bps, Some(50_000_000));
+        assert_eq!(max_rtt(&spec), Duration::from_millis(600));
+    }
+
+    #[test]
+    fn lateness_matters_only_beyond_a_twentieth_of_the_transit() {
+        let spec: NetSpec = "rtt=200ms".parse().unwrap();
+        // 2% of packets late, the latest 4 ms: within 5% of 100 ms one way.
+        assert!(!material_lateness(&spec, &counters(20, 1000), 4_000));
+        // The latest 6 ms: beyond it.
+        assert!(material_lateness(&spec, &counters(20, 1000), 6_000));
+        // Under 1% late: never.
+        assert!(!material_lateness(&spec, &counters(9, 1000), 60_000));
+        // Over a 0 ms link the floor is 1 ms.
+        let zero: NetSpec = "rtt=0ms".parse().unwrap();
+        assert!(material_lateness(&zero, &counters(20, 1000), 1_001));
+        assert!(!material_lateness(&zero, &counters(20, 1000), 1_000));
+    }
+
+    #[test]
+    fn the_drain_waits_longer_on_long_and_lossy_links() {
+        let plain: NetSpec = "rtt=100ms".parse().unwrap();
+        assert_eq!(drain_slack(&plain), Duration::from_millis(200));
+        let lossy: NetSpec = "rtt=100ms,jitter=10ms,loss=1%".parse().unwrap();
+        // Two trips of 120 ms, and seven of (RTT + 200 ms).
+        assert_eq!(drain_slack(&lossy), Duration::from_millis(240 + 2100));
+    }
+
+    #[test]
+    fn the_probe_summary_is_n_min_median_max() {
+        let mut ms = [40.2, 40.1, 41.0, 40.4];
+        let p = probe_summary(&mut ms).unwrap();
+        assert_eq!((p.n, p.min, p.p50, p.max), (4, 40.1, 40.2, 41.0));
+        assert!(probe_summary(&mut []).is_none());
+    }
+}
