@@ -53,6 +53,21 @@ pub struct NetArgs {
 
 /// Runs `feedbench net`; returns the command's exit code.
 pub fn execute(args: NetArgs) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(args))
+}
+
+/// Watches Ctrl-C and SIGTERM before the link exists, so a signal during set-up still
+/// ends in the orderly way (the command stopped, the link removed), then runs the command.
+async fn run(args: NetArgs) -> anyhow::Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let stop = Stop {
+        int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+    };
     let env = NetEnv::create(NetOptions {
         spec: args.link.clone(),
         seed: args.seed,
@@ -67,12 +82,8 @@ pub fn execute(args: NetArgs) -> anyhow::Result<i32> {
         net.env().host_ip()
     );
     let start = net.counters();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let code = runtime.block_on(run_command(&net, &args.command))?;
-    drain(&net, &args.link);
+    let code = run_command(&net, &args.command, stop).await?;
+    drain(&net, &args.link).await;
     let end = net.counters();
     let block = figures(&args.link, 1, None, &start, &end);
     eprintln!(
@@ -95,21 +106,35 @@ pub fn execute(args: NetArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// The signals that stop the command.
+struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
 /// Runs the command in the link's namespace until it exits; on Ctrl-C or SIGTERM it is sent
 /// SIGTERM, then killed after [`STOP_GRACE`].
-async fn run_command(net: &ClientNet, command: &[String]) -> anyhow::Result<i32> {
-    use tokio::signal::unix::{signal, SignalKind};
+async fn run_command(net: &ClientNet, command: &[String], mut stop: Stop) -> anyhow::Result<i32> {
+    use std::os::unix::process::CommandExt as _;
     let mut cmd = net.env().command(&command[0]);
     cmd.args(&command[1..]);
+    // SAFETY: the closure runs in the forked child before exec and makes one raw system
+    // call (prctl through rustix: no allocation, no locks). If this process is killed
+    // outright, the command gets SIGTERM rather than running on behind a removed link.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+                .map_err(std::io::Error::from)
+        });
+    }
     let mut child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot run {}", command[0]))?;
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let status = tokio::select! {
         status = child.wait() => status,
-        _ = tokio::signal::ctrl_c() => stop(&mut child).await,
-        _ = term.recv() => stop(&mut child).await,
+        _ = stop.int.recv() => stop_child(&mut child).await,
+        _ = stop.term.recv() => stop_child(&mut child).await,
     }
     .with_context(|| format!("cannot wait for {}", command[0]))?;
     use std::os::unix::process::ExitStatusExt as _;
@@ -122,12 +147,12 @@ async fn run_command(net: &ClientNet, command: &[String]) -> anyhow::Result<i32>
 /// command's last segments (a FIN, the final ACKs) reach the other side before the
 /// namespace goes: without this, a peer here would wait forever for a close that died
 /// with the link. Bounded by two RTTs of the slowest class plus [`DRAIN_SLACK`].
-fn drain(net: &ClientNet, spec: &NetSpec) {
+async fn drain(net: &ClientNet, spec: &NetSpec) {
     let deadline = std::time::Instant::now()
         + (feedbench_loadgen::net::max_rtt(spec) * 2 + DRAIN_SLACK).min(DRAIN_LIMIT);
     let mut idle_checks = 0;
     while std::time::Instant::now() < deadline && idle_checks < 3 {
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let c = net.counters();
         let held = |d: &feedbench_netem::DirCounters| {
             d.packets.saturating_sub(
@@ -143,7 +168,9 @@ fn drain(net: &ClientNet, spec: &NetSpec) {
 }
 
 /// Sends SIGTERM, waits [`STOP_GRACE`], then kills.
-async fn stop(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+async fn stop_child(
+    child: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
     if let Some(pid) = child
         .id()
         .and_then(|p| rustix::process::Pid::from_raw(p as i32))

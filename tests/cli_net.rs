@@ -157,13 +157,14 @@ fn net_runs_a_command_behind_the_link_with_its_rtt_and_counts_its_packets() {
         .collect();
     ms.sort_by(f64::total_cmp);
     assert_eq!(ms.len(), 5);
-    // A connect is one round trip: 60 ms through the link, plus well under a millisecond
-    // of the two kernels' and the emulator's own work.
+    // A connect is one round trip: 60 ms through the link, plus under a millisecond of the
+    // two kernels' and the emulator's own work (a few on a busy machine).
     assert!(
-        ms[2] >= 59.9 && ms[2] <= 61.5,
-        "median connect {} ms",
-        ms[2]
+        ms[0] >= 59.9 && ms[0] <= 62.0,
+        "fastest connect {} ms",
+        ms[0]
     );
+    assert!(ms[2] <= 65.0, "median connect {} ms", ms[2]);
     assert_eq!(sink.join().unwrap(), 100_000);
     let c: Value = serde_json::from_slice(&std::fs::read(&counts).unwrap()).unwrap();
     // The 100,000 bytes went up as TCP segments: their IP bytes are the payload plus at
@@ -237,14 +238,16 @@ fn run_through_a_link_adds_one_transit_and_leaves_socket_bytes_alone() {
         }
         let net = &linked["net"];
         assert_eq!(linked["params"]["net"], "rtt=40ms");
-        let probe = net["rtt_measured_ms"]["p50"].as_f64().unwrap();
-        assert!((39.9..=41.5).contains(&probe), "probe {probe}");
+        // The fastest of the probe's connects: its median rises with a busy CPU (the
+        // emulator of a debug build shares two cores with every other test).
+        let probe = net["rtt_measured_ms"]["min"].as_f64().unwrap();
+        assert!((39.9..=42.0).contains(&probe), "probe {probe}");
         // Events 250 ms apart, RTT 40 ms: long-poll has a request parked for every event,
         // so both deliver in one transit, 20 ms, plus the loopback latency.
         let p50_ms = |s: &Value| s["latency_us"]["p50"].as_f64().unwrap() / 1e3;
         let shift = p50_ms(linked) - p50_ms(plain);
         assert!(
-            (19.0..=22.0).contains(&shift),
+            (19.0..=25.0).contains(&shift),
             "{transport}: p50 shift {shift} ms"
         );
         // The link changes packets, not the bytes each side writes: framing per event is
@@ -267,7 +270,18 @@ fn run_through_a_link_adds_one_transit_and_leaves_socket_bytes_alone() {
             "{transport}: IP {ip_down} ≤ socket {socket_down}"
         );
         assert_eq!(net["down"]["drops_loss"], 0);
-        assert_eq!(net["emulator"]["saturated"], false);
+        // A debug build's emulator on a busy machine may fall behind; if it did, the
+        // results must say so.
+        let warned = linked["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("network emulator"));
+        assert_eq!(
+            net["emulator"]["saturated"].as_bool(),
+            Some(warned),
+            "{linked}"
+        );
     }
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 }
@@ -324,21 +338,24 @@ fn serve(addr: &str, token: &str) -> (std::process::Child, u16) {
 fn load_through_a_link_reaches_a_server_on_all_addresses_and_names_one_that_is_not() {
     let _one = LINK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("load");
-    let load = |port: u16, out: &str| {
+    let load_over = |net: &str, port: u16, out: &str| {
         Command::new(EXE)
             .args(["load", "--target", &format!("http://127.0.0.1:{port}")])
             .args(["--transport", "ws", "--clients", "4", "--rate", "10"])
-            .args(["--duration", "2s", "--warmup", "1s", "--net", "rtt=30ms"])
+            .args(["--duration", "2s", "--warmup", "1s", "--net", net])
             .arg("--out")
             .arg(dir.join(out))
             .env("FEEDBENCH_CONTROL_TOKEN", "t0ken")
             .output()
             .unwrap()
     };
+    let load = |port: u16, out: &str| load_over("rtt=30ms", port, out);
     // Listening on all addresses: the clients reach it at 198.19.0.1 through the link, the
     // load generator's own requests at 127.0.0.1.
     let (mut all, port) = serve("0.0.0.0:0", "t0ken");
     let o = load(port, "all.json");
+    // Per-client links: clients 0 and 2 on a 20 ms path, 1 and 3 on a 200 ms one.
+    let mixed = load_over("mix(50%:rtt=20ms|50%:rtt=200ms)", port, "mix.json");
     let _ = all.kill();
     let _ = all.wait();
     if !is_root() {
@@ -351,10 +368,25 @@ fn load_through_a_link_reaches_a_server_on_all_addresses_and_names_one_that_is_n
     assert_eq!(s["events"]["missed"], 0, "{s}");
     let p50_ms = s["latency_us"]["p50"].as_f64().unwrap() / 1e3;
     assert!(
-        (15.0..=20.0).contains(&p50_ms),
+        (15.0..=22.0).contains(&p50_ms),
         "p50 {p50_ms} ms over rtt=30ms"
     );
     assert!(s["net"]["up"]["packets"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(mixed.status.code(), Some(0), "{}", stderr(&mixed));
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.join("mix.json")).unwrap()).unwrap();
+    let s = &r["scenarios"][0];
+    let classes: Vec<u64> = s["net"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clients"].as_u64().unwrap())
+        .collect();
+    assert_eq!(classes, [2, 2]);
+    // Half the deliveries take one 10 ms transit, half one 100 ms transit: the fastest is
+    // on the short path, the 90th percentile on the long one.
+    let ms = |k: &str| s["latency_us"][k].as_f64().unwrap() / 1e3;
+    assert!((9.5..=15.0).contains(&ms("min")), "min {} ms", ms("min"));
+    assert!((99.5..=108.0).contains(&ms("p90")), "p90 {} ms", ms("p90"));
     // On loopback only: the link cannot reach it, and the run says where it must listen.
     let (mut lo, port) = serve("127.0.0.1:0", "t0ken");
     let o = load(port, "lo.json");
@@ -364,5 +396,43 @@ fn load_through_a_link_reaches_a_server_on_all_addresses_and_names_one_that_is_n
     let r: Value = serde_json::from_slice(&std::fs::read(dir.join("lo.json")).unwrap()).unwrap();
     let message = r["status_message"].as_str().unwrap_or_default();
     assert!(message.contains("198.19.0.1"), "{message}");
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+#[test]
+fn ctrl_c_removes_the_link_and_a_killed_runs_leftovers_go_with_the_next_run() {
+    let _one = LINK.lock().unwrap_or_else(|e| e.into_inner());
+    if !is_root() {
+        assert_refused_without_root(&feedbench(&["net", "--link", "rtt=1ms", "--", "true"]));
+        return;
+    }
+    let behind_link = |signal: rustix::process::Signal| {
+        let child = Command::new(EXE)
+            .args(["net", "--link", "rtt=10ms", "--", "sleep", "30"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let ns = format!("fbnet-{}", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !leftovers().iter().any(|l| l.starts_with(&ns)) {
+            assert!(std::time::Instant::now() < deadline, "no {ns} appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        child
+    };
+    // Ctrl-C: the command is stopped and everything the link made is removed.
+    let out = behind_link(rustix::process::Signal::INT)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128 + 15), "sleep ended by SIGTERM");
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    // Killed outright: the namespace stays behind until the next link is made.
+    let mut killed = behind_link(rustix::process::Signal::KILL);
+    killed.wait().unwrap();
+    assert!(!leftovers().is_empty());
+    let o = feedbench(&["net", "--link", "rtt=1ms", "--", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 }

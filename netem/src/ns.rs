@@ -229,16 +229,28 @@ pub fn cleanup_stale() -> Result<Vec<String>, NetError> {
 pub fn cleanup(own: Option<u32>) -> Result<Vec<String>, NetError> {
     let mut removed = Vec::new();
     for ns in stale_in("/run/netns", NS_PREFIX, own) {
-        ip(None, &["netns", "del", &ns], &[])?;
+        let path = format!("/run/netns/{ns}");
+        gone_or(ip(None, &["netns", "del", &ns], &[]), &path)?;
         removed.push(format!("netns {ns}"));
     }
     for link in stale_in("/sys/class/net", HOST_LINK_PREFIX, own) {
-        // A link of a dead process normally vanished with its descriptor; if it is
-        // still here (a persistent device), delete it.
-        ip(None, &["link", "del", &link], &[])?;
+        // A link of a dead process normally vanishes with its descriptor, but the kernel
+        // unregisters it a moment after the process is reaped: it may go between the
+        // listing and the `ip link del`, which is then no failure.
+        let path = format!("/sys/class/net/{link}");
+        gone_or(ip(None, &["link", "del", &link], &[]), &path)?;
         removed.push(format!("link {link}"));
     }
     Ok(removed)
+}
+
+/// A removal's result, where a failure counts only if `path` still exists (the thing went
+/// by itself meanwhile otherwise).
+fn gone_or(result: Result<(), NetError>, path: &str) -> Result<(), NetError> {
+    match result {
+        Err(_) if !std::path::Path::new(path).exists() => Ok(()),
+        other => other,
+    }
 }
 
 /// Opens a namespace file (`/run/netns/X` or `/proc/thread-self/ns/net`) for `setns`.
