@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use feedbench_results::model::checks;
-use feedbench_results::{P99Limit, ScenarioResult};
+use feedbench_results::{P99Limit, ScenarioResult, Transport};
 
 use crate::format;
 use crate::group::{Dataset, Group, Load, Spread, Variant};
@@ -428,6 +428,7 @@ pub fn verdict(datasets: &[Dataset]) -> Verdict {
             );
         }
     }
+    sentences.extend(polling_sentences(dataset));
     sentences.extend(model_sentence(dataset));
     if sentences.len() == usize::from(datasets.len() == 2) {
         sentences.clear();
@@ -691,6 +692,89 @@ fn p99_limit_sentence(limit: &P99Limit) -> Option<String> {
     })
 }
 
+/// Share of a long-poll's requests per event below which it counts as batching.
+const BATCHING_BELOW: f64 = 0.95;
+/// Share of a short-poll's polls above which its empty polls are worth a sentence.
+const EMPTY_ABOVE: f64 = 0.01;
+
+/// What polling costs per event, one sentence per polling variant: whether long-poll sent
+/// one request per event everywhere or batched somewhere (events faster than its request
+/// cycle), and whether short-poll's polls came back empty (events further apart than its
+/// interval), at the medians over repeats.
+fn polling_sentences(dataset: &Dataset) -> Vec<String> {
+    let mut variants: Vec<Variant> = dataset
+        .groups
+        .iter()
+        .map(|g| g.key.variant)
+        .filter(|v| matches!(v.transport, Transport::LongPoll | Transport::ShortPoll))
+        .collect();
+    variants.sort();
+    variants.dedup();
+    variants
+        .into_iter()
+        .filter_map(|v| {
+            // (the point, requests per event, share of empty polls), medians over repeats.
+            let points: Vec<(&Load, f64, f64)> = dataset
+                .groups
+                .iter()
+                .filter(|g| g.key.variant == v)
+                .filter_map(|g| {
+                    let req = g.spread(|s| Some(s.requests.per_event))?.median;
+                    let empty = g.spread(ScenarioResult::empty_poll_share)?.median;
+                    Some((&g.key.load, req, empty))
+                })
+                .collect();
+            polling_sentence(v, &points)
+        })
+        .collect()
+}
+
+/// The sentence for one polling variant over its points.
+fn polling_sentence(v: Variant, points: &[(&Load, f64, f64)]) -> Option<String> {
+    let n = points.len();
+    let at_all = match n {
+        1 => "at the one measured point".to_string(),
+        _ => format!("at all {n} measured points"),
+    };
+    let label = v.label();
+    match v.transport {
+        Transport::LongPoll => {
+            let batched: Vec<_> = points.iter().filter(|p| p.1 < BATCHING_BELOW).collect();
+            let Some(least) = batched.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else {
+                return Some(format!(
+                    "{label} sent one request per delivered event {at_all}: every event \
+                     found a request parked at the server."
+                ));
+            };
+            Some(format!(
+                "{label} batched events at {} of {n} measured points (under {BATCHING_BELOW} \
+                 requests per event), down to {} requests per event at {}: events came \
+                 faster than its request cycle (an answer, then a new request).",
+                batched.len(),
+                format::sig3(least.1),
+                least.0.describe()
+            ))
+        }
+        Transport::ShortPoll => {
+            let empty: Vec<_> = points.iter().filter(|p| p.2 > EMPTY_ABOVE).collect();
+            let Some(most) = empty.iter().max_by(|a, b| a.2.total_cmp(&b.2)) else {
+                return Some(format!(
+                    "{label} found an event on every poll {at_all}: no empty polls."
+                ));
+            };
+            Some(format!(
+                "{label} came back empty on up to {} of its polls ({}), with empty polls at {} \
+                 of {n} measured points: where events are further apart than the poll \
+                 interval, most polls find nothing.",
+                format::percent(most.2),
+                most.0.describe(),
+                empty.len()
+            ))
+        }
+        Transport::Ws | Transport::Sse => None,
+    }
+}
+
 /// Whether the runs over an emulated link agree with the model (`MODEL.md`): how many lie
 /// within its tolerance, and the largest deviation.
 fn model_sentence(dataset: &Dataset) -> Option<String> {
@@ -742,4 +826,62 @@ fn model_sentence(dataset: &Dataset) -> Option<String> {
     Some(format!(
         "{head} (latency and IP bytes per event, MODEL.md); the largest deviation is {what}."
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(rate_hz: f64) -> Load {
+        Load {
+            clients: 100,
+            rate_mhz: (rate_hz * 1_000.0) as u64,
+            payload_bytes: 64,
+            link: None,
+        }
+    }
+
+    fn variant(transport: Transport, poll_interval_ms: Option<u64>) -> Variant {
+        Variant {
+            transport,
+            poll_interval_ms,
+            keepalive: true,
+        }
+    }
+
+    #[test]
+    fn long_poll_batching_is_named_with_its_lowest_point() {
+        let (slow, fast) = (load(4.0), load(100.0));
+        let lp = variant(Transport::LongPoll, None);
+        assert_eq!(
+            polling_sentence(lp, &[(&slow, 1.0, 0.0), (&fast, 0.62, 0.0)]).unwrap(),
+            "long-poll batched events at 1 of 2 measured points (under 0.95 requests per \
+             event), down to 0.62 requests per event at 100 clients, 100 events/s, 64 B \
+             payload: events came faster than its request cycle (an answer, then a new \
+             request)."
+        );
+        assert_eq!(
+            polling_sentence(lp, &[(&slow, 1.0, 0.0)]).unwrap(),
+            "long-poll sent one request per delivered event at the one measured point: every \
+             event found a request parked at the server."
+        );
+    }
+
+    #[test]
+    fn short_poll_empty_polls_are_named_where_most() {
+        let (slow, fast) = (load(1.0), load(20.0));
+        let sp = variant(Transport::ShortPoll, Some(500));
+        assert_eq!(
+            polling_sentence(sp, &[(&slow, 2.0, 0.61), (&fast, 0.1, 0.0)]).unwrap(),
+            "short-poll (500 ms) came back empty on up to 61% of its polls (100 clients, \
+             1 event/s, 64 B payload), with empty polls at 1 of 2 measured points: where \
+             events are further apart than the poll interval, most polls find nothing."
+        );
+        assert_eq!(
+            polling_sentence(sp, &[(&fast, 0.1, 0.0)]).unwrap(),
+            "short-poll (500 ms) found an event on every poll at the one measured point: no \
+             empty polls."
+        );
+        assert!(polling_sentence(variant(Transport::Ws, None), &[(&fast, 0.0, 0.0)]).is_none());
+    }
 }
