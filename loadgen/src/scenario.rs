@@ -182,6 +182,10 @@ impl ScenarioSpec {
             ramp_s: self.ramp.as_secs_f64(),
             seed: self.seed,
             net: self.net.as_ref().map(|n| n.to_string()),
+            tls: false,
+            http: feedbench_results::HTTP_1_1.into(),
+            streams_per_connection: 1,
+            tls_resumption: None,
         }
     }
 }
@@ -960,6 +964,7 @@ fn build_result(
         },
         clock: None,
         net: None,
+        stack: None,
     };
     result.warnings = warnings(spec, ctx, readings, g, &result);
     if let Some((start_ns, _)) = readings.window_start {

@@ -6,6 +6,7 @@
 
 use crate::clock::clock_uncertainty_warning;
 use crate::scenario::ScenarioResult;
+use crate::stack::{ByteLayers, LayersPer};
 
 impl ScenarioResult {
     /// Payload bytes per delivered event, or `None` when nothing was delivered.
@@ -125,6 +126,66 @@ impl ScenarioResult {
         Some(net.down.tcp_retransmits + net.up.tcp_retransmits)
     }
 
+    /// Window bytes of both directions per event read, by layer (payload, framing, h2, tls,
+    /// handshake); they sum to [`ByteFigures::per_event`](crate::ByteFigures::per_event).
+    /// `None` without a stack block or without events.
+    pub fn split_per_event(&self) -> Option<LayersPer> {
+        self.layers_per_event(self.stack.as_ref()?.split.both())
+    }
+
+    /// Window bytes clients → server per event read, by layer (see
+    /// [`Self::split_per_event`]).
+    pub fn split_per_event_up(&self) -> Option<LayersPer> {
+        self.layers_per_event(self.stack.as_ref()?.split.up)
+    }
+
+    /// Window bytes server → clients per event read, by layer (see
+    /// [`Self::split_per_event`]).
+    pub fn split_per_event_down(&self) -> Option<LayersPer> {
+        self.layers_per_event(self.stack.as_ref()?.split.down)
+    }
+
+    /// TLS handshakes completed in the window per event read; `None` without a stack block
+    /// or events.
+    pub fn handshakes_per_event(&self) -> Option<f64> {
+        self.per_event(self.stack.as_ref()?.handshakes)
+    }
+
+    /// TLS handshakes completed in the window per request sent (a short-poll without
+    /// keep-alive over TLS: 1); `None` without a stack block or requests.
+    pub fn handshakes_per_request(&self) -> Option<f64> {
+        let stack = self.stack.as_ref()?;
+        (self.requests.sent > 0).then(|| stack.handshakes as f64 / self.requests.sent as f64)
+    }
+
+    /// Handshake-layer bytes of the window (both directions) per handshake completed in
+    /// it; `None` without a stack block or handshakes.
+    pub fn handshake_bytes_per_handshake(&self) -> Option<f64> {
+        let stack = self.stack.as_ref()?;
+        let bytes = stack.split.up.handshake + stack.split.down.handshake;
+        (stack.handshakes > 0).then(|| bytes as f64 / stack.handshakes as f64)
+    }
+
+    /// Handshake-layer bytes of the window (both directions) per request sent; `None`
+    /// without a stack block or requests.
+    pub fn handshake_bytes_per_request(&self) -> Option<f64> {
+        let stack = self.stack.as_ref()?;
+        let bytes = stack.split.up.handshake + stack.split.down.handshake;
+        (self.requests.sent > 0).then(|| bytes as f64 / self.requests.sent as f64)
+    }
+
+    /// Share of the window's handshakes that resumed a session, 0..1; `None` without
+    /// handshakes.
+    pub fn resumed_share(&self) -> Option<f64> {
+        let stack = self.stack.as_ref()?;
+        (stack.handshakes > 0).then(|| stack.resumed as f64 / stack.handshakes as f64)
+    }
+
+    /// `layers / bytes.events`, `None` without events.
+    fn layers_per_event(&self, layers: ByteLayers) -> Option<LayersPer> {
+        LayersPer::of(&layers, self.bytes.events)
+    }
+
     /// `count / bytes.events`, `None` without events.
     fn per_event(&self, count: u64) -> Option<f64> {
         (self.bytes.events > 0).then(|| count as f64 / self.bytes.events as f64)
@@ -219,6 +280,62 @@ mod tests {
         assert_eq!(s.tcp_retransmits(), Some(6));
         s.bytes.events = 0;
         assert_eq!(s.ip_bytes_per_event(), None);
+    }
+
+    #[test]
+    fn split_and_handshakes_per_event() {
+        use crate::stack::{ByteLayers, ByteSplit, StackFigures};
+        let mut s = scenario();
+        assert_eq!(s.split_per_event(), None, "no stack block in old files");
+        assert_eq!(s.handshakes_per_request(), None);
+        // 100 short-polls without keep-alive over TLS, 50 events of 107 B JSON.
+        s.bytes.events = 50;
+        s.requests.sent = 100;
+        s.stack = Some(StackFigures {
+            tls_version: Some("TLSv1.3".into()),
+            cipher_suite: Some("TLS13_AES_128_GCM_SHA256".into()),
+            alpn: Some("http/1.1".into()),
+            http: "1.1".into(),
+            handshakes: 100,
+            resumed: 75,
+            handshakes_total: 102,
+            split: ByteSplit {
+                up: ByteLayers {
+                    payload: 0,
+                    framing: 100 * 90,
+                    h2: 0,
+                    tls: 100 * 22,
+                    handshake: 100 * 500,
+                },
+                down: ByteLayers {
+                    payload: 50 * 107,
+                    framing: 100 * 150,
+                    h2: 0,
+                    tls: 100 * 22,
+                    handshake: 100 * 2_500,
+                },
+            },
+        });
+        let down = s.split_per_event_down().unwrap();
+        assert_eq!(down.payload, 107.0);
+        assert_eq!(down.framing, 300.0);
+        assert_eq!(down.tls, 44.0);
+        assert_eq!(down.handshake, 5_000.0);
+        assert_eq!(s.split_per_event_up().unwrap().handshake, 1_000.0);
+        assert_eq!(s.split_per_event().unwrap().handshake, 6_000.0);
+        assert_eq!(
+            s.split_per_event().unwrap().sum(),
+            107.0 + 480.0 + 88.0 + 6_000.0
+        );
+        assert_eq!(s.handshakes_per_event(), Some(2.0));
+        assert_eq!(s.handshakes_per_request(), Some(1.0));
+        assert_eq!(s.handshake_bytes_per_handshake(), Some(3_000.0));
+        assert_eq!(s.handshake_bytes_per_request(), Some(3_000.0));
+        assert_eq!(s.resumed_share(), Some(0.75));
+        s.bytes.events = 0;
+        s.requests.sent = 0;
+        assert_eq!(s.split_per_event(), None);
+        assert_eq!(s.handshakes_per_request(), None);
     }
 
     fn clock(uncertainty_ns: u64) -> ClockFigures {

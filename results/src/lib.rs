@@ -12,7 +12,8 @@
 //! limit"; [`figures`] derives ratios from the recorded figures; [`clock`] says when the
 //! clock comparison bounds delivery latency and when that earns a warning; [`merge`]
 //! combines the files of a run's shards into one, histograms added exactly; [`net`] holds
-//! the emulated link's block and [`model`] the analytic latency and byte models a scenario
+//! the emulated link's block, [`stack`] the protocol stack (TLS, HTTP version) and the bytes
+//! split by layer, and [`model`] the analytic latency and byte models a scenario
 //! is checked against; [`file`] reads
 //! (with the version rules) and writes files; [`schema`] validates documents.
 //!
@@ -37,6 +38,7 @@ pub mod p99_limit;
 pub mod run;
 pub mod scenario;
 pub mod schema;
+pub mod stack;
 pub mod summary;
 pub mod transport;
 pub mod units;
@@ -56,6 +58,7 @@ pub use scenario::{
     MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
 };
 pub use schema::{validate, Violation};
+pub use stack::{ByteLayers, ByteSplit, LayersPer, StackFigures, HTTP_1_1, HTTP_2};
 pub use summary::{decode_hdr, HdrError, Summary};
 pub use transport::Transport;
 

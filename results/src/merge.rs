@@ -15,6 +15,11 @@
 //!   shard index present, never summed.
 //! - The link block (`net`) describes the one link all shards share: every shard that has
 //!   one must carry the same block, which is taken once; different blocks are refused.
+//! - The stack (`stack`): its byte split and handshake counts are summed; what was
+//!   negotiated (HTTP version, TLS version, cipher suite, ALPN) must be the same in every
+//!   shard that negotiated anything, and the stack parameters (`params.tls`, `http`,
+//!   `streams_per_connection`, `tls_resumption`) the same in every shard, like every other
+//!   parameter.
 //!
 //! Architecture invariant: files that do not belong together are refused ([`MergeError`],
 //! naming the files and the reason), while a run that is merely incomplete (a shard without
@@ -31,6 +36,7 @@ use crate::scenario::{
     ByteFigures, ClockFigures, Connections, Events, Loadgen, Requests, ScenarioResult,
     MAX_UNRECEIVED_SEQS,
 };
+use crate::stack::StackFigures;
 use crate::summary::{HdrError, Summary};
 use crate::SCHEMA_VERSION;
 
@@ -154,6 +160,22 @@ pub enum MergeError {
         b: String,
         /// What differs.
         detail: String,
+    },
+    /// Two shards negotiated different stacks, though shards of one run use the same one.
+    #[error("scenario {scenario}: {a} and {b} ran over different stacks: {what} {value_a:?} vs {value_b:?}")]
+    Stack {
+        /// The scenario, `name #repeat`.
+        scenario: String,
+        /// One shard.
+        a: String,
+        /// The other.
+        b: String,
+        /// What differs (`http`, `tls_version`, `cipher_suite`, `alpn`).
+        what: &'static str,
+        /// Its value in `a`.
+        value_a: String,
+        /// Its value in `b`.
+        value_b: String,
     },
     /// A histogram does not decode or cannot be added.
     #[error("scenario {scenario}: {shard}'s {field} histogram: {detail}")]
@@ -394,12 +416,31 @@ fn scenario_difference(a: &ScenarioResult, b: &ScenarioResult) -> Option<String>
         serde_json::to_value(&a.params).unwrap_or_default(),
         serde_json::to_value(&b.params).unwrap_or_default(),
     );
-    let differing: Vec<String> = pa
+    // Parameters left out at their default (the stack's, `net`) are in one object only:
+    // the keys of both are compared, an absent one shown as null.
+    let mut keys: Vec<&String> = pa
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(k, v)| pb.get(k.as_str()) != Some(v))
-        .map(|(k, v)| format!("{k} {v} vs {}", pb.get(k.as_str()).unwrap_or_default()))
+        .map(|(k, _)| k)
+        .collect();
+    for (k, _) in pb.as_object().into_iter().flatten() {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let null = serde_json::Value::Null;
+    let differing: Vec<String> = keys
+        .into_iter()
+        .map(|k| {
+            (
+                k,
+                pa.get(k.as_str()).unwrap_or(&null),
+                pb.get(k.as_str()).unwrap_or(&null),
+            )
+        })
+        .filter(|(_, a, b)| a != b)
+        .map(|(k, a, b)| format!("{k} {a} vs {b}"))
         .collect();
     Some(format!(
         "{} with different parameters: {}",
@@ -450,6 +491,7 @@ fn merge_scenario(
     check_windows(reference, parts)?;
     check_feed(reference, parts)?;
     let net = merge_net(reference, parts)?;
+    let stack = merge_stack(reference, parts)?;
     let ref_result = reference.1;
     let label = scenario_label(ref_result);
     let histogram = |field: &'static str, get: fn(&ScenarioResult) -> Option<&Summary>| {
@@ -566,7 +608,86 @@ fn merge_scenario(
         window: ref_result.window,
         clock,
         net,
+        stack,
     })
+}
+
+/// The stack of the merged scenario: byte split and handshake counts summed; what was
+/// negotiated taken from the shards that negotiated it, which must agree (a shard whose
+/// handshakes all failed has no TLS version and does not contradict the others).
+fn merge_stack(
+    reference: &Part<'_, '_>,
+    parts: &[Part<'_, '_>],
+) -> Result<Option<StackFigures>, MergeError> {
+    let with: Vec<(&Shard<'_>, &StackFigures)> = parts
+        .iter()
+        .filter_map(|(s, r)| r.stack.as_ref().map(|st| (*s, st)))
+        .collect();
+    let Some((first_shard, first)) = with.first().copied() else {
+        return Ok(None);
+    };
+    let mut merged = StackFigures {
+        handshakes: 0,
+        resumed: 0,
+        handshakes_total: 0,
+        split: Default::default(),
+        ..first.clone()
+    };
+    // The shard that first negotiated each figure, for the message naming both sides.
+    let mut from = [first_shard; 3];
+    for &(s, st) in &with {
+        if st.http != merged.http {
+            return Err(stack_error(
+                reference,
+                first_shard,
+                s,
+                "http",
+                &merged.http,
+                &st.http,
+            ));
+        }
+        let negotiated: [(&'static str, &mut Option<String>, &Option<String>); 3] = [
+            ("tls_version", &mut merged.tls_version, &st.tls_version),
+            ("cipher_suite", &mut merged.cipher_suite, &st.cipher_suite),
+            ("alpn", &mut merged.alpn, &st.alpn),
+        ];
+        for (i, (what, have, theirs)) in negotiated.into_iter().enumerate() {
+            match (have.as_ref(), theirs) {
+                (None, Some(_)) => {
+                    *have = theirs.clone();
+                    from[i] = s;
+                }
+                (Some(a), Some(b)) if a != b => {
+                    return Err(stack_error(reference, from[i], s, what, a, b));
+                }
+                _ => {}
+            }
+        }
+        merged.handshakes += st.handshakes;
+        merged.resumed += st.resumed;
+        merged.handshakes_total += st.handshakes_total;
+        merged.split.add(&st.split);
+    }
+    Ok(Some(merged))
+}
+
+/// A [`MergeError::Stack`] for one differing figure.
+fn stack_error(
+    reference: &Part<'_, '_>,
+    a: &Shard<'_>,
+    b: &Shard<'_>,
+    what: &'static str,
+    value_a: &str,
+    value_b: &str,
+) -> MergeError {
+    MergeError::Stack {
+        scenario: scenario_label(reference.1),
+        a: a.label(),
+        b: b.label(),
+        what,
+        value_a: value_a.to_owned(),
+        value_b: value_b.to_owned(),
+    }
 }
 
 /// The link block of the merged scenario: shards share one link, so every shard that has a
@@ -1690,6 +1811,100 @@ mod tests {
         // Without any block the merged scenario has none.
         let m = merge(&shards(&[0, 1])).unwrap();
         assert_eq!(m.results.scenarios[0].net, None);
+    }
+
+    /// A TLS HTTP/1.1 stack of one shard: `events` ws events of 107 B JSON, one 22 B record
+    /// each, and one handshake per client.
+    fn tls_stack(clients: u64, events: u64) -> StackFigures {
+        use crate::stack::{ByteLayers, ByteSplit, HTTP_1_1};
+        StackFigures {
+            tls_version: Some("TLSv1.3".into()),
+            cipher_suite: Some("TLS13_AES_128_GCM_SHA256".into()),
+            alpn: Some("http/1.1".into()),
+            http: HTTP_1_1.into(),
+            handshakes: clients,
+            resumed: clients / 2,
+            handshakes_total: clients,
+            split: ByteSplit {
+                up: ByteLayers {
+                    handshake: clients * 600,
+                    ..ByteLayers::default()
+                },
+                down: ByteLayers {
+                    payload: events * JSON_BYTES,
+                    framing: events * 2,
+                    h2: 0,
+                    tls: events * 22,
+                    handshake: clients * 3_000,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn the_stack_is_summed_and_must_be_the_same_in_every_shard() {
+        let mut files = shards(&[0, 1, 2, 3]);
+        for (_, r) in &mut files {
+            let s = &mut r.scenarios[0];
+            s.params.tls = true;
+            s.params.tls_resumption = Some(true);
+            s.stack = Some(tls_stack(s.connections.target, s.bytes.events));
+        }
+        let m = merge(&files).unwrap();
+        let s = &m.results.scenarios[0];
+        let stack = s.stack.as_ref().unwrap();
+        let events = PUBLISHED * CLIENTS;
+        assert_eq!(stack.handshakes, CLIENTS);
+        assert_eq!(stack.resumed, 4, "2/2 + 3/2 + 2/2 + 3/2, each rounded down");
+        assert_eq!(stack.handshakes_total, CLIENTS);
+        assert_eq!(stack.split.down.tls, events * 22);
+        assert_eq!(stack.split.down.payload, s.bytes.payload);
+        assert_eq!(stack.split.up.handshake, CLIENTS * 600);
+        assert_eq!(stack.tls_version.as_deref(), Some("TLSv1.3"));
+        assert_eq!(s.params.tls_resumption, Some(true));
+        assert!(validate(&serde_json::to_value(&m.results).unwrap()).is_empty());
+
+        // A shard that negotiated nothing (every handshake failed) does not contradict.
+        let mut partial = files.clone();
+        let st = partial[1].1.scenarios[0].stack.as_mut().unwrap();
+        (st.tls_version, st.cipher_suite, st.alpn) = (None, None, None);
+        let m = merge(&partial).unwrap();
+        let merged = m.results.scenarios[0].stack.clone().unwrap();
+        assert_eq!(
+            merged.cipher_suite.as_deref(),
+            Some("TLS13_AES_128_GCM_SHA256")
+        );
+
+        let mut other_suite = files.clone();
+        other_suite[3].1.scenarios[0]
+            .stack
+            .as_mut()
+            .unwrap()
+            .cipher_suite = Some("TLS13_CHACHA20_POLY1305_SHA256".into());
+        assert_eq!(
+            refusal(&other_suite),
+            "scenario ws-c10-r20-s64 #0: shard 0 (shard-0.json) and shard 3 (shard-3.json) ran over different stacks: cipher_suite \"TLS13_AES_128_GCM_SHA256\" vs \"TLS13_CHACHA20_POLY1305_SHA256\""
+        );
+        let mut other_http = files.clone();
+        other_http[2].1.scenarios[0].stack.as_mut().unwrap().http = "2".into();
+        assert!(refusal(&other_http).contains("http \"1.1\" vs \"2\""));
+
+        // Stack parameters are parameters: shards must agree on them.
+        let mut other_params = files.clone();
+        other_params[1].1.scenarios[0].params.tls_resumption = Some(false);
+        assert!(
+            refusal(&other_params).contains("different parameters: tls_resumption true vs false"),
+            "{}",
+            refusal(&other_params)
+        );
+        // A parameter at its default is absent from one file's params, and still named.
+        other_params[1].1.scenarios[0].params.tls_resumption = Some(true);
+        other_params[0].1.scenarios[0].params.http = "2".into();
+        assert!(
+            refusal(&other_params).contains("different parameters: http \"2\" vs null"),
+            "{}",
+            refusal(&other_params)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::NetFigures;
 use crate::run::Status;
+use crate::stack::{StackFigures, HTTP_1_1};
 use crate::summary::Summary;
 use crate::transport::Transport;
 
@@ -79,6 +80,11 @@ pub struct ScenarioResult {
     /// ran through the link emulator; absent on loopback (no emulation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<NetFigures>,
+    /// The protocol stack the connections used (TLS version, cipher suite, ALPN, HTTP
+    /// version), the TLS handshakes and the window's bytes split by layer; absent in files
+    /// written before the stack was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<StackFigures>,
 }
 
 /// Scenario parameters.
@@ -109,6 +115,47 @@ pub struct Params {
     /// agree on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<String>,
+    /// Whether the clients spoke TLS (`https`, `wss`). Absent (false) for plaintext, so
+    /// plaintext scenarios serialize as they did before TLS existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls: bool,
+    /// HTTP version of the clients: [`HTTP_1_1`] (the default, then absent) or
+    /// [`HTTP_2`](crate::stack::HTTP_2) (over TLS by ALPN, in plaintext as h2c with prior
+    /// knowledge).
+    #[serde(default = "http_1_1", skip_serializing_if = "is_http_1_1")]
+    pub http: String,
+    /// Clients multiplexed on one HTTP/2 connection (1, the default and then absent: every
+    /// client its own connection).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub streams_per_connection: u32,
+    /// Whether TLS session resumption was on; present only when `tls` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_resumption: Option<bool>,
+}
+
+/// The default of [`Params::http`].
+fn http_1_1() -> String {
+    HTTP_1_1.into()
+}
+
+/// Whether [`Params::http`] is its default, so it is left out.
+fn is_http_1_1(http: &str) -> bool {
+    http == HTTP_1_1
+}
+
+/// The default of [`Params::streams_per_connection`].
+fn one() -> u32 {
+    1
+}
+
+/// Whether [`Params::streams_per_connection`] is its default, so it is left out.
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Whether a flag is its default (false), so it is left out.
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// [`Events::window_source`] when the window's seqs were read from the server's feed.

@@ -182,3 +182,81 @@ fn the_optional_link_block_is_schema_2_and_checked() {
         validate(&value)
     );
 }
+
+#[test]
+fn an_old_file_loads_without_a_stack_and_round_trips_byte_for_byte() {
+    let results = Results::load(&baseline_path()).unwrap();
+    for s in &results.scenarios {
+        assert!(!s.params.tls);
+        assert_eq!(s.params.http, feedbench_results::HTTP_1_1);
+        assert_eq!(s.params.streams_per_connection, 1);
+        assert_eq!(s.params.tls_resumption, None);
+        assert!(s.stack.is_none());
+        assert_eq!(s.split_per_event(), None);
+    }
+    // The stack parameters at their defaults are left out: the scenarios, read and written
+    // again, are the file's own, value for value.
+    let written = serde_json::to_value(&results).unwrap();
+    let original = baseline_value();
+    for (old, new) in original["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(written["scenarios"].as_array().unwrap())
+    {
+        assert_eq!(old["params"], new["params"]);
+        assert!(new.get("stack").is_none());
+    }
+}
+
+#[test]
+fn a_tls_scenario_writes_its_stack_and_validates() {
+    use feedbench_results::{ByteLayers, ByteSplit, StackFigures, HTTP_2};
+    let mut results = Results::load(&baseline_path()).unwrap();
+    results.schema_version = SCHEMA_VERSION;
+    let s = &mut results.scenarios[0];
+    s.params.tls = true;
+    s.params.http = HTTP_2.into();
+    s.params.streams_per_connection = 4;
+    s.params.tls_resumption = Some(false);
+    let down = s.bytes.down;
+    s.stack = Some(StackFigures {
+        tls_version: Some("TLSv1.3".into()),
+        cipher_suite: Some("TLS13_AES_128_GCM_SHA256".into()),
+        alpn: Some("h2".into()),
+        http: HTTP_2.into(),
+        handshakes: 0,
+        resumed: 0,
+        handshakes_total: 3,
+        split: ByteSplit {
+            up: ByteLayers {
+                framing: s.bytes.up,
+                ..ByteLayers::default()
+            },
+            down: ByteLayers {
+                payload: s.bytes.payload,
+                framing: down - s.bytes.payload,
+                ..ByteLayers::default()
+            },
+        },
+    });
+    let value = serde_json::to_value(&results).unwrap();
+    let errors = validate(&value);
+    assert!(errors.is_empty(), "{errors:?}");
+    let params = &value["scenarios"][0]["params"];
+    assert_eq!(params["tls"], true);
+    assert_eq!(params["http"], "2");
+    assert_eq!(params["streams_per_connection"], 4);
+    assert_eq!(params["tls_resumption"], false);
+    assert_eq!(value["scenarios"][0]["stack"]["split"]["down"]["h2"], 0);
+    let back: Results = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(back.scenarios[0].stack, results.scenarios[0].stack);
+    assert_eq!(back.scenarios[0].params, results.scenarios[0].params);
+
+    // The schema checks the new fields.
+    let mut bad = value;
+    bad["scenarios"][0]["params"]["http"] = "3".into();
+    bad["scenarios"][0]["stack"]["split"]["up"]["tls"] = (-1).into();
+    let errors = validate(&bad);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}
