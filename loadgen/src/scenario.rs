@@ -360,6 +360,7 @@ pub async fn run_scenario(
         sources: if link.is_some() { Vec::new() } else { sources },
         link,
         client_addr,
+        h2: None,
         to_server_ns: clock.to_server_ns,
     });
     let n_local = spec.local_clients().len();

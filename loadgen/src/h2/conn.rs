@@ -102,6 +102,7 @@ pub fn error_kind(e: &::h2::Error) -> &'static str {
 
 /// What the connection's handles read of the socket lent to `h2`.
 trait Probe: Send + Sync {
+    fn count_data_down(&self, n: u64);
     fn last_read_ns(&self) -> u64;
     fn end_setup(&self);
     fn counts(&self) -> ByteCounts;
@@ -115,6 +116,8 @@ fn lock<W>(slot: &Slot<W>) -> MutexGuard<'_, Option<W>> {
 }
 
 impl<W: Wire> Probe for Slot<W> {
+    fn count_data_down(&self, _n: u64) {}
+
     fn last_read_ns(&self) -> u64 {
         lock(self).as_ref().map_or(0, |w| w.last_read_ns())
     }
@@ -283,6 +286,16 @@ impl H2Conn {
         self.shared.probe.end_setup()
     }
 
+    /// Counts `n` bytes of DATA payload read (in the phase of the latest socket read).
+    pub fn count_data_down(&self, n: u64) {
+        self.shared.probe.count_data_down(n)
+    }
+
+    /// Names the error `e` of a stream of this connection (see [`H2Conn::get`]'s).
+    pub async fn explain(&self, e: ::h2::Error) -> H2Error {
+        self.after(e).await
+    }
+
     /// Whether `self` and `other` are handles on the same connection.
     pub fn same_as(&self, other: &H2Conn) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -367,6 +380,7 @@ impl H2Conn {
                 Err(e) => return Err(self.after(e).await),
             };
             let _ = body.flow_control().release_capacity(chunk.len());
+            self.count_data_down(chunk.len() as u64);
             // One DATA frame is the usual answer: keep it without copying.
             match first.take() {
                 None if buf.is_empty() => first = Some(chunk),

@@ -22,6 +22,7 @@ use std::time::Duration;
 pub use conn::{error_kind, H2Conn, H2Error, H2Response, Wire};
 
 use crate::client::{ClientState, LiveStats};
+use crate::http::{BodyFraming, Response, ResponseHead};
 
 /// How long the HTTP/2 handshake (preface and SETTINGS written) may take after connecting.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,5 +135,21 @@ pub async fn release(st: &ClientState<'_>, pool: &H2Pool, member: Member) {
         let counts = conn.finish(st.goodbye_timeout()).await;
         st.add_bytes(&counts);
         drop(users);
+    }
+}
+
+/// An HTTP/2 response as the HTTP/1.1 client's [`Response`], for the answer parsing both
+/// versions share.
+pub fn as_http1(resp: H2Response) -> Response {
+    Response {
+        head: ResponseHead {
+            status: resp.status,
+            framing: BodyFraming::Length(resp.body.len() as u64),
+            keep_alive: true,
+            content_type: resp.content_type,
+            head_len: 0,
+        },
+        body: resp.body,
+        recv_ns: resp.recv_ns,
     }
 }
