@@ -296,6 +296,11 @@ impl H2Conn {
         self.after(e).await
     }
 
+    /// The connection's byte counts so far.
+    pub fn shared_counts(&self) -> ByteCounts {
+        self.shared.probe.counts()
+    }
+
     /// Whether `self` and `other` are handles on the same connection.
     pub fn same_as(&self, other: &H2Conn) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)

@@ -14,6 +14,8 @@
 //! handshake timeouts) or swapping handles, never while a request is in flight.
 
 pub mod conn;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

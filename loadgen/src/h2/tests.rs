@@ -1,0 +1,258 @@
+//! The HTTP/2 clients against the real server (in process, h2c on 127.0.0.1:0): exact
+//! connection counts, sequence accounting and bytes, and what HPACK does to a poll.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use feedbench_server::{ServerConfig, ServerHandle};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::client::{ClientCtx, ClientParams, GroupStats, LiveStats, Target};
+use crate::clock::unix_nanos;
+use crate::counting::{CountingStream, Window};
+use crate::http::HttpConn;
+use crate::scenario::Transport;
+
+async fn start_server(rate_hz: f64) -> ServerHandle {
+    let cfg = ServerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        rate_hz,
+        payload_bytes: 64,
+        retain: 4096,
+        ..ServerConfig::default()
+    };
+    feedbench_server::start(cfg).await.unwrap()
+}
+
+fn ctx(server: &ServerHandle, transport: Transport, n: usize, per_conn: usize) -> ClientCtx {
+    let target = Target::parse(&format!("http://{}", server.local_addr())).unwrap();
+    let window = Arc::new(Window::new());
+    // Everything from now on is in the window.
+    window.set(unix_nanos(), u64::MAX - 1);
+    ClientCtx {
+        client_addr: target.addr,
+        target,
+        params: ClientParams {
+            transport,
+            poll_interval: Duration::from_millis(20),
+            keepalive: true,
+            seed: 1,
+        },
+        window,
+        stop: CancellationToken::new(),
+        live: Arc::new(LiveStats::new(n)),
+        connect_limit: Semaphore::new(16),
+        epoch: Instant::now(),
+        sources: Vec::new(),
+        link: None,
+        h2: Some(H2Pool::new(n, per_conn)),
+        to_server_ns: 0,
+    }
+}
+
+/// What one run of HTTP/2 clients saw.
+struct Run {
+    stats: GroupStats,
+    /// Seqs every client must have received: `(first, last)`.
+    span: (u64, u64),
+    server: serde_json::Value,
+}
+
+/// Runs `n` clients of `transport`, `per_conn` per connection, until every client has
+/// received `events` events published after all were connected; then stops them and
+/// waits for the server to see every connection closed.
+async fn run_clients(transport: Transport, n: usize, per_conn: usize, events: u64) -> Run {
+    let server = start_server(200.0).await;
+    let ctx = ctx(&server, transport, n, per_conn);
+    let stats = Mutex::new(GroupStats::new());
+    let clients = futures_util::future::join_all((0..n).map(|i| {
+        let (ctx, stats) = (&ctx, &stats);
+        async move {
+            let mut st = ClientState::new(i, ctx, stats);
+            match transport {
+                Transport::ShortPoll => crate::short_poll::run(&mut st).await,
+                Transport::LongPoll => crate::long_poll::run(&mut st).await,
+                Transport::Sse => crate::sse::run(&mut st).await,
+                Transport::Ws => unreachable!("no ws over HTTP/2"),
+            }
+            st.finish();
+        }
+    }));
+    let control = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ready = || ctx.live.ready.load(Ordering::Relaxed) as usize == n;
+        while !ready() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Give a short-poll's subscribe a moment to land, then take the head.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let first = server.hub().head() + 1;
+        let last = first + events - 1;
+        while ctx.live.caught_up(last) < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        ctx.stop.cancel();
+        (first, last)
+    };
+    let (_, span) = tokio::join!(clients, control);
+    let expected_conns = n.div_ceil(per_conn) as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut server_stats = server.stats();
+    while server_stats["connections"]["closed"].as_u64() != Some(expected_conns)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        server_stats = server.stats();
+    }
+    server.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+    Run {
+        stats: stats.into_inner().unwrap(),
+        span,
+        server: server_stats,
+    }
+}
+
+/// Every client received every seq of the span exactly once, in order; the connections
+/// and the bytes match the server's count of them.
+fn assert_exact(run: &Run, n: usize, per_conn: usize) {
+    let g = &run.stats;
+    let conns = n.div_ceil(per_conn) as u64;
+    assert!(g.errors.is_empty(), "errors {:?}", g.errors);
+    assert_eq!((g.opened, g.failed), (conns, 0));
+    assert_eq!(run.server["http2"]["h2c_connections"], conns);
+    assert_eq!(run.server["connections"]["accepted"], conns);
+    assert_eq!(g.connect.len(), conns, "one connect time per connection");
+    assert_eq!((g.duplicates, g.out_of_order, g.server_missed), (0, 0, 0));
+    assert_eq!(g.seqs.len(), n);
+    let (first, last) = run.span;
+    assert!(last >= first + 9, "{:?}", run.span);
+    for (i, seen) in g.seqs.iter().enumerate() {
+        assert_eq!(seen.count_in(first, last), last - first + 1, "client {i}");
+    }
+    // Each connection's bytes are added once: the same totals as the server's socket.
+    let total = &run.server["bytes"]["total"];
+    assert_eq!(total["in"], g.bytes.total_up(), "bytes up");
+    assert_eq!(total["out"], g.bytes.total_down(), "bytes down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_poll_streams_share_connections_exactly() {
+    let run = run_clients(Transport::ShortPoll, 8, 4, 20).await;
+    assert_exact(&run, 8, 4);
+    assert!(
+        run.stats.requests_sent > 8 * 10,
+        "{}",
+        run.stats.requests_sent
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_delivers_every_event_over_h2() {
+    let run = run_clients(Transport::LongPoll, 8, 4, 20).await;
+    assert_exact(&run, 8, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_delivers_every_event_over_h2() {
+    let run = run_clients(Transport::Sse, 6, 1, 20).await;
+    assert_exact(&run, 6, 1);
+    let run = run_clients(Transport::Sse, 7, 3, 20).await;
+    assert_exact(&run, 7, 3);
+}
+
+/// Bytes each of `n` polls took on the wire, `(up, down, body)`, over HTTP/2.
+async fn h2_polls(addr: std::net::SocketAddr, n: usize) -> Vec<(u64, u64, u64)> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let window = Arc::new(Window::new());
+    let mut conn = H2Conn::handshake(
+        CountingStream::new(tcp, window),
+        "http",
+        &addr.to_string(),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    // The first exchange carries the preface and both sides' SETTINGS (and their ACKs).
+    let mut before = conn.shared_counts();
+    let mut out = Vec::new();
+    let mut next = None;
+    for _ in 0..n {
+        let path = match next {
+            None => "/poll".to_string(),
+            Some(after) => format!("/poll?after={after}"),
+        };
+        let resp = conn.get(&path).await.unwrap();
+        next = Some(crate::event::parse_poll_body(&resp.body).unwrap().next);
+        assert_eq!(resp.status, 200);
+        let now = conn.shared_counts();
+        out.push((
+            now.total_up() - before.total_up(),
+            now.total_down() - before.total_down(),
+            resp.body.len() as u64,
+        ));
+        before = now;
+    }
+    conn.finish(Duration::from_secs(1)).await;
+    out
+}
+
+/// Bytes each of `n` polls took on the wire, `(up, down, body)`, over HTTP/1.1.
+async fn h1_polls(addr: std::net::SocketAddr, n: usize) -> Vec<(u64, u64, u64)> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut conn = HttpConn::new(
+        CountingStream::new(tcp, Arc::new(Window::new())),
+        &addr.to_string(),
+    );
+    let mut before = conn.stream().counts();
+    let mut out = Vec::new();
+    let mut next = None;
+    for _ in 0..n {
+        let path = match next {
+            None => "/poll".to_string(),
+            Some(after) => format!("/poll?after={after}"),
+        };
+        let resp = conn.get(&path, "").await.unwrap();
+        next = Some(crate::event::parse_poll_body(&resp.body).unwrap().next);
+        let now = conn.stream().counts();
+        out.push((
+            now.total_up() - before.total_up(),
+            now.total_down() - before.total_down(),
+            resp.body.len() as u64,
+        ));
+        before = now;
+    }
+    out
+}
+
+#[tokio::test]
+async fn hpack_shrinks_later_poll_headers_against_the_real_server() {
+    // No events are published: every poll is the same empty answer, as most short polls.
+    let server = start_server(0.0).await;
+    let addr = server.local_addr();
+    let h2 = h2_polls(addr, 6).await;
+    let h1 = h1_polls(addr, 6).await;
+    eprintln!("empty poll, (up, down, body) B: http/2 {h2:?}; http/1.1 {h1:?}");
+    // Beyond the body, each response costs a 9-byte HEADERS frame header, its HPACK
+    // block and a 9-byte DATA frame header.
+    let heads: Vec<u64> = h2.iter().map(|&(_, d, b)| d - b - 18).collect();
+    eprintln!("http/2 response bytes beyond the body and the two frame headers: {heads:?}");
+    // The first carries every header as a literal (and the server's SETTINGS and ACK).
+    assert!(heads[0] >= 60, "first {heads:?}");
+    // Later ones are indexed: `:status`, `content-type`, `cache-control` and `date` one
+    // byte each, `content-length` 4 or 5 (h2 never indexes its value). `date` changes
+    // once a second and is sent as a literal again then: allow that once.
+    let small = heads[2..].iter().filter(|&&h| h <= 9).count();
+    assert!(small + 1 >= heads.len() - 2, "later HPACK blocks {heads:?}");
+    // Over HTTP/1.1 every later response repeats its whole head.
+    for &(_, d, b) in &h1[1..] {
+        assert!(d - b > 100, "http/1.1 {h1:?}");
+    }
+    server.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+}
