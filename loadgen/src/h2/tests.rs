@@ -28,6 +28,7 @@ async fn start_server(rate_hz: f64) -> ServerHandle {
     feedbench_server::start(cfg).await.unwrap()
 }
 
+/// Clients of `transport`; `per_conn` clients per HTTP/2 connection, or HTTP/1.1 if 0.
 fn ctx(server: &ServerHandle, transport: Transport, n: usize, per_conn: usize) -> ClientCtx {
     let target = Target::parse(&format!("http://{}", server.local_addr())).unwrap();
     let window = Arc::new(Window::new());
@@ -49,7 +50,7 @@ fn ctx(server: &ServerHandle, transport: Transport, n: usize, per_conn: usize) -
         epoch: Instant::now(),
         sources: Vec::new(),
         link: None,
-        h2: Some(H2Pool::new(n, per_conn)),
+        h2: (per_conn > 0).then(|| H2Pool::new(n, per_conn)),
         to_server_ns: 0,
     }
 }
@@ -99,7 +100,7 @@ async fn run_clients(transport: Transport, n: usize, per_conn: usize, events: u6
         (first, last)
     };
     let (_, span) = tokio::join!(clients, control);
-    let expected_conns = n.div_ceil(per_conn) as u64;
+    let expected_conns = n.div_ceil(per_conn.max(1)) as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut server_stats = server.stats();
     while server_stats["connections"]["closed"].as_u64() != Some(expected_conns)
@@ -255,4 +256,31 @@ async fn hpack_shrinks_later_poll_headers_against_the_real_server() {
     }
     server.shutdown();
     let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+}
+
+/// Window bytes per delivered event, `(up, down)`.
+fn per_event(run: &Run) -> (f64, f64) {
+    let g = &run.stats;
+    let m = crate::counting::Phase::Measure as usize;
+    let n = g.window_events.max(1) as f64;
+    (g.bytes.up[m] as f64 / n, g.bytes.down[m] as f64 / n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_cost_fewer_bytes_per_event_over_h2() {
+    for transport in [Transport::ShortPoll, Transport::LongPoll, Transport::Sse] {
+        let h1 = run_clients(transport, 4, 0, 20).await;
+        assert!(h1.stats.errors.is_empty(), "{:?}", h1.stats.errors);
+        let h2 = run_clients(transport, 4, 1, 20).await;
+        assert_exact(&h2, 4, 1);
+        let (h1, h2) = (per_event(&h1), per_event(&h2));
+        eprintln!("{transport:?} bytes per event (up, down): http/1.1 {h1:.1?}, h2c {h2:.1?}");
+        if transport != Transport::Sse {
+            // Polls repeat their headers: HPACK sends them as indexes.
+            assert!(
+                h2.0 < h1.0 && h2.1 < h1.1,
+                "{transport:?}: {h1:?} vs {h2:?}"
+            );
+        }
+    }
 }
