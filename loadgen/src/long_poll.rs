@@ -30,7 +30,7 @@ pub async fn run(st: &mut ClientState<'_>) {
             break;
         }
         if conn.is_none() {
-            conn = polling::open(st).await;
+            conn = polling::open(st, cursor.is_none()).await;
             if conn.is_none() {
                 failures += 1;
                 continue;

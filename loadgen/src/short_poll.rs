@@ -102,7 +102,7 @@ async fn poll_once<'g>(
         "Connection: close\r\n"
     };
     if conn.is_none() {
-        let Some(mut c) = polling::open(st).await else {
+        let Some(mut c) = polling::open(st, cursor.is_none()).await else {
             return;
         };
         if cursor.is_some() {
