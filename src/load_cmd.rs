@@ -139,6 +139,7 @@ fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
         shard: args.shard,
         start_at: args.start_at,
         net: args.net.clone(),
+        stack: feedbench_loadgen::stack::StackSpec::default(),
     })
 }
 

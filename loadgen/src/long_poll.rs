@@ -40,7 +40,7 @@ pub async fn run(st: &mut ClientState<'_>) {
             break;
         }
         if conn.is_none() {
-            conn = polling::open(st).await;
+            conn = polling::open(st, cursor.is_none()).await;
             if conn.is_none() {
                 failures += 1;
                 continue;
@@ -177,7 +177,7 @@ async fn run_h2(st: &mut ClientState<'_>, pool: &H2Pool) {
             break;
         }
         if member.is_none() {
-            member = h2::acquire(st, pool).await;
+            member = h2::acquire(st, pool, cursor.is_none()).await;
             if member.is_none() {
                 failures += 1;
                 continue;

@@ -141,7 +141,8 @@ pub async fn run_with(
                 e @ (ScenarioError::Capacity(_)
                 | ScenarioError::StartAt(_)
                 | ScenarioError::Shards(_)
-                | ScenarioError::Net(_)),
+                | ScenarioError::Net(_)
+                | ScenarioError::Stack(_)),
             ) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }

@@ -245,6 +245,7 @@ mod tests {
             shard: None,
             start_at: None,
             net: None,
+            stack: crate::stack::StackSpec::default(),
         };
         let start = StartAt(SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_500_000_250));
         let args = shard_args(

@@ -134,7 +134,7 @@ async fn poll_once<'g>(
         "Connection: close\r\n"
     };
     if conn.is_none() {
-        let Some(mut c) = polling::open(st).await else {
+        let Some(mut c) = polling::open(st, cursor.is_none()).await else {
             return;
         };
         if cursor.is_some() {
@@ -209,12 +209,10 @@ async fn poll_once_h2(
 ) {
     let ctx = st.ctx();
     if member.is_none() {
-        let Some(m) = h2::acquire(st, pool).await else {
+        // Only the very first exchange is setup, as over HTTP/1.1.
+        let Some(m) = h2::acquire(st, pool, cursor.is_none()).await else {
             return;
         };
-        if cursor.is_some() {
-            m.conn.end_setup();
-        }
         *member = Some(m);
     }
     let Some(m) = member.as_mut() else { return };

@@ -14,9 +14,9 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 
 use crate::client::{backoff, ClientState};
+use crate::client_io::ClientIo;
 use crate::event::parse_event;
 use crate::h2::{self, H2Pool, Member};
 use crate::http::{BodyFraming, ChunkedDecoder, HttpConn};
@@ -45,7 +45,7 @@ pub async fn run(st: &mut ClientState<'_>) {
         if failures > 0 && !backoff(ctx, failures).await {
             break;
         }
-        let Some((stream, open, started)) = st.connect().await else {
+        let Some((stream, open, started)) = st.connect_io(true).await else {
             failures += 1;
             continue;
         };
@@ -82,7 +82,7 @@ pub async fn run(st: &mut ClientState<'_>) {
 /// Sends the request and reads the head; `Ok(None)` if stopped meanwhile.
 async fn start_stream(
     st: &ClientState<'_>,
-    http: &mut HttpConn<TcpStream>,
+    http: &mut HttpConn<ClientIo>,
 ) -> Result<Option<BodyFraming>, String> {
     let ctx = st.ctx();
     let path = match st.highest() {
@@ -117,7 +117,7 @@ async fn start_stream(
 
 async fn read_events(
     st: &mut ClientState<'_>,
-    http: &mut HttpConn<TcpStream>,
+    http: &mut HttpConn<ClientIo>,
     framing: BodyFraming,
 ) -> End {
     let ctx = st.ctx();
@@ -173,7 +173,7 @@ async fn run_h2(st: &mut ClientState<'_>, pool: &H2Pool) {
             break;
         }
         if member.is_none() {
-            member = h2::acquire(st, pool).await;
+            member = h2::acquire(st, pool, true).await;
             if member.is_none() {
                 failures += 1;
                 continue;

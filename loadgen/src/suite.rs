@@ -35,6 +35,7 @@ use serde::Deserialize;
 use feedbench_netem::NetSpec;
 
 use crate::scenario::{ScenarioSpec, Transport};
+use crate::stack::StackSpec;
 
 /// The built-in `quick` suite.
 pub const QUICK: &str = include_str!("../../suites/quick.toml");
@@ -315,6 +316,7 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         shard: None,
         start_at: None,
         net: None,
+        stack: StackSpec::default(),
     };
     let mut scenarios = Vec::new();
     for &transport in &m.transports {

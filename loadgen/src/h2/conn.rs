@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::counting::{ByteCounts, CountingStream};
+use crate::counting::{ByteCounts, ConnCounters, Counted};
 use crate::http::io_error_kind;
 
 /// Stream flow-control window (Chrome's).
@@ -34,29 +34,11 @@ const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// How long a failed stream waits for its connection's end to learn the reason.
 const END_WAIT: Duration = Duration::from_millis(500);
 
-/// A socket the HTTP/2 client can run over: counted, with a receive clock.
-pub trait Wire: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Unix ns of the latest read that returned data.
-    fn last_read_ns(&self) -> u64;
-    /// Ends the setup phase of the byte counts.
-    fn end_setup(&mut self);
-    /// The bytes counted so far.
-    fn counts(&self) -> ByteCounts;
-}
+/// A socket the HTTP/2 client can run over: counted ([`Counted`]: the counters stay
+/// readable while `h2` owns the socket), plaintext or TLS.
+pub trait Wire: Counted + AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Wire for CountingStream<S> {
-    fn last_read_ns(&self) -> u64 {
-        CountingStream::last_read_ns(self)
-    }
-
-    fn end_setup(&mut self) {
-        CountingStream::end_setup(self)
-    }
-
-    fn counts(&self) -> ByteCounts {
-        CountingStream::counts(self)
-    }
-}
+impl<W: Counted + AsyncRead + AsyncWrite + Unpin + Send + 'static> Wire for W {}
 
 /// Why an HTTP/2 exchange failed; [`H2Error::kind`] names it for the error counts.
 #[derive(Debug, thiserror::Error)]
@@ -100,37 +82,11 @@ pub fn error_kind(e: &::h2::Error) -> &'static str {
     "h2_protocol"
 }
 
-/// What the connection's handles read of the socket lent to `h2`.
-trait Probe: Send + Sync {
-    fn count_data_down(&self, n: u64);
-    fn last_read_ns(&self) -> u64;
-    fn end_setup(&self);
-    fn counts(&self) -> ByteCounts;
-}
-
 type Slot<W> = Mutex<Option<W>>;
 
 fn lock<W>(slot: &Slot<W>) -> MutexGuard<'_, Option<W>> {
     // A panic while a socket call held the lock leaves the socket as it was.
     slot.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl<W: Wire> Probe for Slot<W> {
-    fn count_data_down(&self, _n: u64) {}
-
-    fn last_read_ns(&self) -> u64 {
-        lock(self).as_ref().map_or(0, |w| w.last_read_ns())
-    }
-
-    fn end_setup(&self) {
-        if let Some(w) = lock(self).as_mut() {
-            w.end_setup();
-        }
-    }
-
-    fn counts(&self) -> ByteCounts {
-        lock(self).as_ref().map(|w| w.counts()).unwrap_or_default()
-    }
 }
 
 /// The socket as `h2` sees it: a share of a slot the driver takes it back from.
@@ -199,8 +155,8 @@ struct Shared {
     ended: CancellationToken,
     /// Why it ended, if by an error.
     end_kind: Mutex<Option<&'static str>>,
-    /// The socket, lent to `h2` (or back with the driver).
-    probe: Arc<dyn Probe>,
+    /// The socket's counters (and its last-read time), whoever holds the socket.
+    counters: Arc<ConnCounters>,
     /// The driver task, taken by whoever finishes the connection.
     driver: Mutex<Option<JoinHandle<()>>>,
     /// `scheme://authority` of every request's URI.
@@ -247,6 +203,7 @@ impl H2Conn {
         authority: &str,
         goodbye: Duration,
     ) -> Result<H2Conn, H2Error> {
+        let counters = io.counters();
         let slot: Arc<Slot<W>> = Arc::new(Mutex::new(Some(io)));
         let (send, connection) = ::h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
@@ -257,7 +214,7 @@ impl H2Conn {
         let shared = Arc::new(Shared {
             ended: CancellationToken::new(),
             end_kind: Mutex::new(None),
-            probe: slot.clone(),
+            counters,
             driver: Mutex::new(None),
             base: format!("{scheme}://{authority}"),
         });
@@ -278,17 +235,17 @@ impl H2Conn {
 
     /// Unix ns of the connection's latest socket read that returned data.
     pub fn last_read_ns(&self) -> u64 {
-        self.shared.probe.last_read_ns()
+        self.shared.counters.last_read_ns()
     }
 
     /// Ends the setup phase of the connection's byte counts (idempotent).
     pub fn end_setup(&self) {
-        self.shared.probe.end_setup()
+        self.shared.counters.end_setup()
     }
 
     /// Counts `n` bytes of DATA payload read (in the phase of the latest socket read).
     pub fn count_data_down(&self, n: u64) {
-        self.shared.probe.count_data_down(n)
+        self.shared.counters.count_data_down(n)
     }
 
     /// Names the error `e` of a stream of this connection (see [`H2Conn::get`]'s).
@@ -298,7 +255,7 @@ impl H2Conn {
 
     /// The connection's byte counts so far.
     pub fn shared_counts(&self) -> ByteCounts {
-        self.shared.probe.counts()
+        self.shared.counters.counts()
     }
 
     /// Whether `self` and `other` are handles on the same connection.
@@ -427,7 +384,7 @@ impl H2Conn {
                 driver.abort();
             }
         }
-        shared.probe.counts()
+        shared.counters.counts()
     }
 }
 
@@ -470,7 +427,7 @@ pub(crate) mod tests {
     use ::h2::server::SendResponse;
     use ::h2::{Reason, SendStream};
 
-    use crate::counting::Window;
+    use crate::counting::{CountingStream, Window};
 
     /// A fixed `date`, so HPACK can index it as it would within one second of a real server.
     const DATE: &str = "Tue, 01 Dec 2026 00:00:00 GMT";
@@ -555,12 +512,12 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let mut costs = Vec::new();
-        let mut before = conn.shared.probe.counts();
+        let mut before = conn.shared.counters.counts();
         for after in 1..=5 {
             let resp = conn.get(&format!("/poll?after={after}")).await.unwrap();
             assert_eq!(resp.status, 200);
             assert_eq!(resp.content_type.as_deref(), Some("application/json"));
-            let now = conn.shared.probe.counts();
+            let now = conn.shared.counters.counts();
             let up = now.total_up() - before.total_up();
             let down = now.total_down() - before.total_down();
             costs.push((up, down, resp.body.len() as u64));

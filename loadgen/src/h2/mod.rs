@@ -25,6 +25,7 @@ pub use conn::{error_kind, H2Conn, H2Error, H2Response, Wire};
 
 use crate::client::{ClientState, LiveStats};
 use crate::http::{BodyFraming, Response, ResponseHead};
+use crate::tls::ALPN_H2;
 
 /// How long the HTTP/2 handshake (preface and SETTINGS written) may take after connecting.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -77,7 +78,11 @@ pub struct Member {
 
 /// Gets client `st` a connection: its group's, if that is alive, else a new one it opens.
 /// `None` if connecting failed (counted).
-pub async fn acquire(st: &ClientState<'_>, pool: &H2Pool) -> Option<Member> {
+///
+/// `setup` says whether a new connection's bytes (its TLS handshake and preface included)
+/// are setup (the client's first connection, a reconnect) or steady state (a poll's own
+/// connection without keep-alive).
+pub async fn acquire(st: &ClientState<'_>, pool: &H2Pool, setup: bool) -> Option<Member> {
     let Some(slot) = pool.slots.get(pool.group_of(st.index)) else {
         st.error("h2_no_slot");
         return None;
@@ -88,9 +93,17 @@ pub async fn acquire(st: &ClientState<'_>, pool: &H2Pool) -> Option<Member> {
         st.mark_ready();
         return Some(m.clone());
     }
-    let (stream, guard, started) = st.connect().await?;
+    let (io, guard, started) = st.connect_io(setup).await?;
     let ctx = st.ctx();
-    let handshake = H2Conn::handshake(stream, "http", &ctx.target.host, st.goodbye_timeout());
+    if io.is_tls() && io.alpn() != Some(ALPN_H2) {
+        // The server chose HTTP/1.1 (or nothing): speaking h2 to it would be an error
+        // of ours, so the connection is dropped and counted as what it is.
+        st.add_bytes(&io.counts());
+        st.error("h2_not_negotiated");
+        return None;
+    }
+    let scheme = if io.is_tls() { "https" } else { "http" };
+    let handshake = H2Conn::handshake(io, scheme, &ctx.target.host, st.goodbye_timeout());
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {

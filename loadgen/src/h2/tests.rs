@@ -15,21 +15,47 @@ use crate::client::{ClientCtx, ClientParams, GroupStats, LiveStats, Target};
 use crate::clock::unix_nanos;
 use crate::counting::{CountingStream, Window};
 use crate::http::HttpConn;
+use crate::client_io::TlsClient;
 use crate::scenario::Transport;
+use crate::stack::{HttpVersion, StackSpec};
+use crate::tls::{client_config, server_name, TlsOptions};
+use feedbench_server::TlsSettings;
 
-async fn start_server(rate_hz: f64) -> ServerHandle {
+async fn start_server(rate_hz: f64, tls: bool) -> ServerHandle {
+    let addr = "127.0.0.1:0".parse().unwrap();
     let cfg = ServerConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
+        addr,
         rate_hz,
         payload_bytes: 64,
         retain: 4096,
+        tls: tls.then(|| TlsSettings::self_signed(addr).unwrap()),
         ..ServerConfig::default()
     };
     feedbench_server::start(cfg).await.unwrap()
 }
 
-/// Clients of `transport`; `per_conn` clients per HTTP/2 connection, or HTTP/1.1 if 0.
-fn ctx(server: &ServerHandle, transport: Transport, n: usize, per_conn: usize) -> ClientCtx {
+/// A TLS client offering `alpn` that trusts anything (the test's own server).
+fn tls_client(alpn: &[u8], n: usize) -> TlsClient {
+    TlsClient {
+        config: client_config(&TlsOptions::default(), alpn, n).unwrap(),
+        name: server_name("127.0.0.1").unwrap(),
+    }
+}
+
+/// Clients of `transport`; `per_conn` clients per HTTP/2 connection, or HTTP/1.1 if 0;
+/// over TLS when `tls`.
+fn ctx(
+    server: &ServerHandle,
+    transport: Transport,
+    n: usize,
+    per_conn: usize,
+    tls: bool,
+) -> ClientCtx {
+    let http = if per_conn > 0 {
+        HttpVersion::Http2
+    } else {
+        HttpVersion::Http1
+    };
     let target = Target::parse(&format!("http://{}", server.local_addr())).unwrap();
     let window = Arc::new(Window::new());
     // Everything from now on is in the window.
@@ -42,6 +68,12 @@ fn ctx(server: &ServerHandle, transport: Transport, n: usize, per_conn: usize) -
             poll_interval: Duration::from_millis(20),
             keepalive: true,
             seed: 1,
+            stack: StackSpec {
+                tls,
+                http,
+                streams_per_connection: per_conn.max(1) as u32,
+                tls_resumption: true,
+            },
         },
         window,
         stop: CancellationToken::new(),
@@ -52,6 +84,7 @@ fn ctx(server: &ServerHandle, transport: Transport, n: usize, per_conn: usize) -
         link: None,
         h2: (per_conn > 0).then(|| H2Pool::new(n, per_conn)),
         to_server_ns: 0,
+        tls: tls.then(|| tls_client(http.alpn(), n)),
     }
 }
 
@@ -66,9 +99,15 @@ struct Run {
 /// Runs `n` clients of `transport`, `per_conn` per connection, until every client has
 /// received `events` events published after all were connected; then stops them and
 /// waits for the server to see every connection closed.
-async fn run_clients(transport: Transport, n: usize, per_conn: usize, events: u64) -> Run {
-    let server = start_server(200.0).await;
-    let ctx = ctx(&server, transport, n, per_conn);
+async fn run_clients(
+    transport: Transport,
+    n: usize,
+    per_conn: usize,
+    tls: bool,
+    events: u64,
+) -> Run {
+    let server = start_server(200.0, tls).await;
+    let ctx = ctx(&server, transport, n, per_conn, tls);
     let stats = Mutex::new(GroupStats::new());
     let clients = futures_util::future::join_all((0..n).map(|i| {
         let (ctx, stats) = (&ctx, &stats);
@@ -125,7 +164,9 @@ fn assert_exact(run: &Run, n: usize, per_conn: usize) {
     let conns = n.div_ceil(per_conn) as u64;
     assert!(g.errors.is_empty(), "errors {:?}", g.errors);
     assert_eq!((g.opened, g.failed), (conns, 0));
-    assert_eq!(run.server["http2"]["h2c_connections"], conns);
+    let h2 = &run.server["http2"];
+    let server_h2 = h2["connections"].as_u64().unwrap() + h2["h2c_connections"].as_u64().unwrap();
+    assert_eq!(server_h2, conns, "{h2}");
     assert_eq!(run.server["connections"]["accepted"], conns);
     assert_eq!(g.connect.len(), conns, "one connect time per connection");
     assert_eq!((g.duplicates, g.out_of_order, g.server_missed), (0, 0, 0));
@@ -143,7 +184,7 @@ fn assert_exact(run: &Run, n: usize, per_conn: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_poll_streams_share_connections_exactly() {
-    let run = run_clients(Transport::ShortPoll, 8, 4, 20).await;
+    let run = run_clients(Transport::ShortPoll, 8, 4, false, 20).await;
     assert_exact(&run, 8, 4);
     assert!(
         run.stats.requests_sent > 8 * 10,
@@ -154,15 +195,15 @@ async fn short_poll_streams_share_connections_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_delivers_every_event_over_h2() {
-    let run = run_clients(Transport::LongPoll, 8, 4, 20).await;
+    let run = run_clients(Transport::LongPoll, 8, 4, false, 20).await;
     assert_exact(&run, 8, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_delivers_every_event_over_h2() {
-    let run = run_clients(Transport::Sse, 6, 1, 20).await;
+    let run = run_clients(Transport::Sse, 6, 1, false, 20).await;
     assert_exact(&run, 6, 1);
-    let run = run_clients(Transport::Sse, 7, 3, 20).await;
+    let run = run_clients(Transport::Sse, 7, 3, true, 20).await;
     assert_exact(&run, 7, 3);
 }
 
@@ -234,7 +275,7 @@ async fn h1_polls(addr: std::net::SocketAddr, n: usize) -> Vec<(u64, u64, u64)> 
 #[tokio::test]
 async fn hpack_shrinks_later_poll_headers_against_the_real_server() {
     // No events are published: every poll is the same empty answer, as most short polls.
-    let server = start_server(0.0).await;
+    let server = start_server(0.0, false).await;
     let addr = server.local_addr();
     let h2 = h2_polls(addr, 6).await;
     let h1 = h1_polls(addr, 6).await;
@@ -269,18 +310,20 @@ fn per_event(run: &Run) -> (f64, f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_cost_fewer_bytes_per_event_over_h2() {
     for transport in [Transport::ShortPoll, Transport::LongPoll, Transport::Sse] {
-        let h1 = run_clients(transport, 4, 0, 20).await;
-        assert!(h1.stats.errors.is_empty(), "{:?}", h1.stats.errors);
-        let h2 = run_clients(transport, 4, 1, 20).await;
-        assert_exact(&h2, 4, 1);
-        let (h1, h2) = (per_event(&h1), per_event(&h2));
-        eprintln!("{transport:?} bytes per event (up, down): http/1.1 {h1:.1?}, h2c {h2:.1?}");
-        if transport != Transport::Sse {
-            // Polls repeat their headers: HPACK sends them as indexes.
-            assert!(
-                h2.0 < h1.0 && h2.1 < h1.1,
-                "{transport:?}: {h1:?} vs {h2:?}"
+        for tls in [false, true] {
+            let h1 = run_clients(transport, 4, 0, tls, 20).await;
+            assert!(h1.stats.errors.is_empty(), "{:?}", h1.stats.errors);
+            let h2 = run_clients(transport, 4, 1, tls, 20).await;
+            assert_exact(&h2, 4, 1);
+            let (h1, h2) = (per_event(&h1), per_event(&h2));
+            eprintln!(
+                "{transport:?} tls={tls} window bytes per event (up, down): \
+                 http/1.1 {h1:.1?}, http/2 {h2:.1?}"
             );
+            if transport != Transport::Sse {
+                // Polls repeat their headers: HPACK sends them as indexes.
+                assert!(h2.0 < h1.0 && h2.1 < h1.1, "{transport:?}: {h1:?} vs {h2:?}");
+            }
         }
     }
 }
