@@ -1,11 +1,11 @@
 //! One HTTP/2 client connection on the `h2` crate, over any counted socket.
 //!
 //! `h2` takes ownership of its IO, so the socket is lent to it through [`Lent`]: the
-//! connection's handles can still read the socket's last-read time (the receive stamp of
-//! whatever a stream yields) and end its setup phase, and once `h2` is done the driver
-//! task takes the socket back, half-closes it and reads what the server still sends until
-//! it closes (bounded), so both sides count the same bytes. The byte counts are read
-//! once, by the last user of the connection ([`H2Conn::finish`]).
+//! driver task can take the socket back once `h2` is done (GOAWAY sent) and read what the
+//! server still sends until it closes (bounded), so both sides count the same bytes. The
+//! socket's counters ([`Counted`]) stay readable all along: the last-read time is the
+//! receive stamp of whatever a stream yields, and the byte counts are read once, by the
+//! last user of the connection ([`H2Conn::finish`]).
 //!
 //! Flow control: the windows are Chrome's (6 MiB per stream, 15 MiB per connection) and
 //! every DATA chunk's capacity is released as soon as it is consumed, so a long-lived SSE
@@ -141,11 +141,9 @@ impl<W: Wire> AsyncWrite for Lent<W> {
         }
     }
 
+    /// Only flushes: the driver closes the socket itself once `h2` is done (see [`drain`]).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match lock(&self.0).as_mut() {
-            Some(w) => Pin::new(w).poll_shutdown(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        self.poll_flush(cx)
     }
 }
 
@@ -366,9 +364,9 @@ impl H2Conn {
         })
     }
 
-    /// Ends this handle, the connection's last: drops it so `h2` says GOAWAY and
-    /// half-closes, waits for the driver to drain the socket (bounded by `goodbye`), and
-    /// returns the connection's byte counts.
+    /// Ends this handle, the connection's last: drops it so `h2` says GOAWAY, waits for
+    /// the driver to drain the socket (bounded by `goodbye`), and returns the
+    /// connection's byte counts.
     pub async fn finish(self, goodbye: Duration) -> ByteCounts {
         let H2Conn { send, shared } = self;
         drop(send);
@@ -403,18 +401,22 @@ async fn drive<W: Wire>(
     shared.ended.cancel();
     let taken = lock(&slot).take();
     let Some(mut io) = taken else { return };
-    let _ = tokio::time::timeout(goodbye, drain(&mut io)).await;
+    if tokio::time::timeout(goodbye, drain(&mut io)).await.is_err() {
+        // The server kept the connection open: close it from this side.
+        let _ = tokio::time::timeout(goodbye, io.shutdown()).await;
+    }
     *lock(&slot) = Some(io);
 }
 
-/// Half-closes and reads until the server closes: its GOAWAY and any answer still in
-/// flight are counted, as the server counts them.
+/// Reads until the server closes, which it does once it has read `h2`'s GOAWAY: the
+/// server's own GOAWAY and any answer still in flight are counted, as the server counts
+/// them. The socket is not shut down first: a TLS close_notify sent after the GOAWAY
+/// reaches a server that has stopped reading, so only one side would count it.
 async fn drain<W: Wire>(io: &mut W) {
-    let _ = io.shutdown().await;
     let mut buf = [0u8; 4096];
     while let Ok(n) = io.read(&mut buf).await {
         if n == 0 {
-            break;
+            return;
         }
     }
 }

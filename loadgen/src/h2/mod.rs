@@ -132,7 +132,7 @@ pub async fn acquire(st: &ClientState<'_>, pool: &H2Pool, setup: bool) -> Option
 }
 
 /// Gives back client `st`'s share; the connection's last user closes it (GOAWAY,
-/// half-close, drain, bounded) and adds its bytes.
+/// drain until the server closes, bounded) and adds its bytes.
 pub async fn release(st: &ClientState<'_>, pool: &H2Pool, member: Member) {
     let last = {
         let mut slot = match pool.slots.get(pool.group_of(st.index)) {
