@@ -1,6 +1,8 @@
 //! Scenarios over HTTP/2 with prior knowledge (h2c) against the in-process server: the
 //! scenario builds the shared connections, and every figure stays exact.
 
+// Not every helper of the shared module is used here.
+#[allow(dead_code)]
 mod util;
 
 use std::time::Duration;
