@@ -176,9 +176,7 @@ async fn handshake(
     let negotiated = Negotiated {
         tls_version: conn
             .protocol_version()
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown")
-            .to_string(),
+            .map_or("unknown".into(), version_name),
         cipher_suite: conn
             .negotiated_cipher_suite()
             .and_then(|s| s.suite().as_str())
@@ -202,6 +200,15 @@ impl Counted for ClientIo {
 
     fn last_read_ns(&self) -> u64 {
         ClientIo::last_read_ns(self)
+    }
+}
+
+/// A TLS version as people write it (`TLSv1.3`); rustls' own names are `TLSv1_3`.
+fn version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -270,5 +277,175 @@ impl AsyncWrite for ClientIo {
             ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
             ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+/// What the h2 client and tokio-tungstenite ask of the IO they take over.
+const _: () = {
+    fn owned_io<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>() {}
+    let _ = owned_io::<ClientIo>;
+};
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::counting::Phase;
+    use crate::tls::{client_config, TlsOptions, Trust, ALPN_HTTP_1_1};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::ServerConfig;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
+
+    /// A self-signed certificate for 127.0.0.1, its PEM, and a server configuration.
+    pub(crate) fn server_config() -> (Arc<ServerConfig>, String) {
+        let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let pem = key.cert.pem();
+        let der = key.signing_key.serialize_der();
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![CertificateDer::from(key.cert.der().to_vec())],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
+                )
+                .unwrap();
+        (Arc::new(config), pem)
+    }
+
+    fn client(trust: Trust, resumption: bool) -> TlsClient {
+        TlsClient {
+            config: client_config(&TlsOptions { trust, resumption }, ALPN_HTTP_1_1, 4).unwrap(),
+            name: crate::tls::server_name("127.0.0.1:1").unwrap(),
+        }
+    }
+
+    /// A window that holds every instant from now on.
+    fn open_window() -> Arc<Window> {
+        let w = Arc::new(Window::new());
+        w.set(1, u64::MAX);
+        w
+    }
+
+    /// Serves `conns` TLS connections: each gets three 100-byte messages (one write, one
+    /// record each), then the server reads 50 bytes and closes with close_notify.
+    async fn serve(conns: usize) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+        let (config, _) = server_config();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let acceptor = TlsAcceptor::from(config);
+            for _ in 0..conns {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut tls = acceptor.accept(tcp).await.unwrap();
+                for _ in 0..3 {
+                    tls.write_all(&[b'x'; 100]).await.unwrap();
+                    tls.flush().await.unwrap();
+                }
+                let mut got = [0u8; 50];
+                tls.read_exact(&mut got).await.unwrap();
+                tls.shutdown().await.unwrap();
+            }
+        });
+        (addr, task)
+    }
+
+    /// One connection through [`serve`]: its counts and what was negotiated.
+    async fn exchange(addr: std::net::SocketAddr, tls: &TlsClient) -> (ByteCounts, Negotiated) {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut io, negotiated) = ClientIo::tls_handshake(tls, tcp, open_window(), false)
+            .await
+            .unwrap();
+        let mut got = [0u8; 300];
+        io.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [b'x'; 300]);
+        io.write_all(&[b'y'; 50]).await.unwrap();
+        io.flush().await.unwrap();
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        io.shutdown().await.unwrap();
+        (io.counts(), negotiated)
+    }
+
+    #[tokio::test]
+    async fn records_split_into_application_data_and_handshake() {
+        let (addr, server) = serve(2).await;
+        let tls = client(Trust::Insecure, true);
+        let (c, negotiated) = exchange(addr, &tls).await;
+        assert_eq!(negotiated.tls_version, "TLSv1.3");
+        assert!(negotiated.cipher_suite.contains("GCM"), "{negotiated:?}");
+        assert!(!negotiated.resumed);
+        let m = Phase::Measure as usize;
+        let split = c.split(0, false);
+        // Three records of 100 bytes down, one of 50 up: 22 bytes each with TLS 1.3 AES-GCM.
+        assert_eq!(c.plain_down[m], 300);
+        assert_eq!(split.down.framing, 300);
+        assert_eq!(split.down.tls, 3 * 22);
+        assert_eq!(c.plain_up[m], 50);
+        assert_eq!(split.up.tls, 22);
+        // Everything else is the handshake (tickets and close_notify included).
+        assert_eq!(split.down.handshake, c.down[m] - 300 - 66);
+        assert_eq!(split.up.handshake, c.up[m] - 50 - 22);
+        assert_eq!(split.down.sum(), c.down[m]);
+        assert_eq!(split.up.sum(), c.up[m]);
+        assert!(
+            split.down.handshake > 500,
+            "a certificate crossed: {split:?}"
+        );
+        assert_eq!((c.handshakes[m], c.resumed[m]), (1, 0));
+        assert_eq!((c.setup_up, c.setup_down), (0, 0));
+
+        // The second connection resumes the first one's session: fewer handshake bytes.
+        let (r, negotiated) = exchange(addr, &tls).await;
+        server.await.unwrap();
+        assert!(negotiated.resumed);
+        let resumed = r.split(0, false);
+        assert_eq!(resumed.down.tls, 66);
+        assert_eq!(resumed.up.tls, 22);
+        assert_eq!((r.handshakes[m], r.resumed[m]), (1, 1));
+        assert!(
+            resumed.down.handshake + resumed.up.handshake
+                < split.down.handshake + split.up.handshake,
+            "resumed {resumed:?} vs full {split:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_ca_and_a_plaintext_server_are_counted_kinds() {
+        let (addr, _server) = serve(1).await;
+        let dir = std::env::temp_dir().join(format!("fb-client-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let other_ca = dir.join("other.pem");
+        std::fs::write(&other_ca, server_config().1).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = client(Trust::Ca(other_ca), true);
+        let (kind, counts) = ClientIo::tls_handshake(&tls, tcp, open_window(), true)
+            .await
+            .unwrap_err();
+        assert_eq!(kind, "tls_unknown_ca");
+        assert!(counts.setup_down > 0 && counts.setup_up > 0, "{counts:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A plaintext HTTP server answers the ClientHello with a 400 and closes.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let plain = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await.unwrap();
+            tcp.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = client(Trust::Insecure, true);
+        let (kind, _) = ClientIo::tls_handshake(&tls, tcp, open_window(), true)
+            .await
+            .unwrap_err();
+        assert_eq!(kind, "tls_not_tls");
+        plain.await.unwrap();
     }
 }

@@ -13,9 +13,9 @@
 //!
 //! Over TLS the socket's stream runs in *record mode* ([`CountingStream::tls_records`]):
 //! it reads large chunks from the socket but hands the TLS library one complete record per
-//! read, and a [`PlaintextStream`] above TLS counts the plaintext. The TLS library reads
-//! records until one yields plaintext, so of the records a plaintext read consumed the last
-//! is application data and every earlier one is not; records consumed outside a plaintext
+//! read, and a [`PlaintextStream`] above TLS counts the plaintext, filling from the TLS
+//! stream once per read. One fill reads records until one yields plaintext, so of the
+//! records a fill consumed the last is application data and every earlier one is not; records consumed outside a plaintext
 //! read (the handshake) are not either. Application-data records cost `wire − plaintext`
 //! (the `tls` layer); every other record is the `handshake` layer. On the write side, what
 //! TLS writes inside a plaintext write or flush is application data, everything else
@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use feedbench_results::{ByteLayers, ByteSplit};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::clock::unix_nanos;
 
@@ -771,23 +771,34 @@ impl<S> PlaintextStream<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for PlaintextStream<S> {
+impl<S: AsyncBufRead + Unpin> AsyncRead for PlaintextStream<S> {
+    /// One fill of the TLS stream per read: the records it consumed until one yielded
+    /// plaintext are classified before anything else is read (the TLS stream's own
+    /// `poll_read` may fill several times into one buffer, which would hide the boundary).
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let c = &this.counters;
+        let c = this.counters.clone();
         let now = unix_nanos();
         c.begin_plaintext_call(now, false);
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        c.classify_records(n > 0);
-        if n > 0 {
-            bump(&c.plain_down, c.slot(now), n);
-        }
+        let mut inner = Pin::new(&mut this.inner);
+        let res = match inner.as_mut().poll_fill_buf(cx) {
+            Poll::Ready(Ok(data)) => {
+                let n = data.len().min(buf.remaining());
+                c.classify_records(!data.is_empty());
+                buf.put_slice(&data[..n]);
+                inner.consume(n);
+                bump(&c.plain_down, c.slot(now), n as u64);
+                Poll::Ready(Ok(()))
+            }
+            other => {
+                c.classify_records(false);
+                other.map_ok(|_| ())
+            }
+        };
         c.end_plaintext_call();
         res
     }

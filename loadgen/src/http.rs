@@ -288,6 +288,8 @@ fn take_line(input: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
 #[derive(Debug)]
 pub struct HttpConn<S> {
     stream: S,
+    /// Whether the latest response said the server closes the connection after it.
+    peer_closes: bool,
     buf: BytesMut,
     host: String,
     request: Vec<u8>,
@@ -298,6 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Counted> HttpConn<S> {
     pub fn new(stream: S, host: &str) -> Self {
         Self {
             stream,
+            peer_closes: false,
             buf: BytesMut::with_capacity(8 * 1024),
             host: host.to_string(),
             request: Vec::with_capacity(256),
@@ -312,6 +315,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Counted> HttpConn<S> {
     /// The counted stream, mutably (to end setup).
     pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
+    }
+
+    /// Whether the latest response said the server closes the connection after it
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive).
+    pub fn peer_closes(&self) -> bool {
+        self.peer_closes
     }
 
     /// Bytes read but not consumed yet.
@@ -417,6 +426,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Counted> HttpConn<S> {
     /// Reads one complete response.
     pub async fn read_response(&mut self) -> Result<Response, HttpError> {
         let head = self.read_head().await?;
+        self.peer_closes = !head.keep_alive;
         let body = self.read_body(&head).await?;
         Ok(Response {
             head,

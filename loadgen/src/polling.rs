@@ -37,10 +37,14 @@ pub async fn open<'g>(st: &ClientState<'g>, setup: bool) -> Option<PollConn<'g>>
 }
 
 /// Ends a connection politely so both sides count the same bytes: half-close, read what
-/// the server still sends until it closes (bounded), then account the bytes.
+/// the server still sends until it closes (bounded), then account the bytes. Over TLS, when
+/// the server said it closes, the client reads its close_notify and end of stream and sends
+/// none of its own: the server, gone by then, would never read (nor count) it.
 pub async fn close(st: &ClientState<'_>, mut conn: PollConn<'_>) {
     let drain = async {
-        conn.http.stream_mut().shutdown().await.ok()?;
+        if !(conn.http.stream().is_tls() && conn.http.peer_closes()) {
+            conn.http.stream_mut().shutdown().await.ok()?;
+        }
         while conn.http.read_more().await.ok()? > 0 {
             // A response to a request the server was still holding lands here; it is
             // counted but no longer accounted as events.

@@ -150,7 +150,12 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 pub fn tls_error_kind(e: &rustls::Error) -> &'static str {
     use rustls::Error as E;
     match e {
-        E::InvalidCertificate(CertificateError::UnknownIssuer) => "tls_unknown_ca",
+        // A certificate whose issuer is not trusted, or whose issuer's name matches a trusted
+        // certificate that did not sign it (two self-signed certificates with the same
+        // name, as generated ones often have): either way no trusted CA vouches for it.
+        E::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+            "tls_unknown_ca"
+        }
         E::InvalidCertificate(_) => "tls_bad_certificate",
         E::InvalidMessage(InvalidMessage::InvalidContentType)
         | E::InvalidMessage(InvalidMessage::UnknownProtocolVersion) => "tls_not_tls",

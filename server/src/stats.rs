@@ -430,14 +430,16 @@ impl ConnTag {
     }
 
     /// Records a completed TLS handshake: every wire byte so far (nothing is classified
-    /// before it) was the handshake's. It is attributed to the connection's class when the
-    /// first request is routed (or to `other`).
-    pub fn handshake_done(&self, resumed: bool) {
+    /// before it) was the handshake's, except the last `app_in` bytes read (an application
+    /// record read in the same go as the client's `Finished`). It is attributed to the
+    /// connection's class when the first request is routed (or to `other`).
+    pub fn handshake_done(&self, resumed: bool, app_in: u64) {
         self.resumed.store(resumed, Relaxed);
         self.handshake_out
             .store(self.pending_out.load(Relaxed), Relaxed);
+        let wire_in = self.pending_in.load(Relaxed);
         self.handshake_in
-            .store(self.pending_in.load(Relaxed), Relaxed);
+            .store(wire_in.saturating_sub(app_in), Relaxed);
     }
 
     fn add(&self, n: usize, inbound: bool, layer: Layer) {
@@ -500,6 +502,55 @@ pub struct Counted<S> {
     inner: S,
     tag: Arc<ConnTag>,
     layer: Layer,
+    /// While set (during a TLS handshake), reads stop at TLS record boundaries.
+    cut: Option<RecordCut>,
+}
+
+/// Where a read stands in the TLS record stream: reading the 5-byte header, or the body.
+///
+/// During a TLS handshake the socket is read one record at a time, so that rustls never
+/// gets (and the handshake's byte count never includes) the client's first application
+/// record, which a client sends right behind its `Finished`.
+#[derive(Debug, Default, Clone, Copy)]
+struct RecordCut {
+    header: [u8; 5],
+    have: usize,
+    body_left: usize,
+    /// Wire length of the last record read whole.
+    last_record: usize,
+}
+
+impl RecordCut {
+    /// How many bytes the next read may take without crossing a record boundary.
+    fn limit(&self) -> usize {
+        if self.have < 5 {
+            5 - self.have
+        } else {
+            self.body_left
+        }
+    }
+
+    /// Accounts for `bytes` just read (at most `limit()` of them).
+    fn consume(&mut self, bytes: &[u8]) {
+        if self.have < 5 {
+            self.header[self.have..self.have + bytes.len()].copy_from_slice(bytes);
+            self.have += bytes.len();
+            if self.have == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                if self.body_left == 0 {
+                    self.have = 0;
+                    self.last_record = 5;
+                }
+            }
+        } else {
+            self.body_left -= bytes.len();
+            if self.body_left == 0 {
+                self.have = 0;
+                self.last_record =
+                    5 + usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+            }
+        }
+    }
 }
 
 impl<S> Counted<S> {
@@ -510,7 +561,19 @@ impl<S> Counted<S> {
             inner,
             tag,
             layer: Layer::Wire,
+            cut: None,
         }
+    }
+
+    /// Reads one TLS record at a time (`true`), as during a handshake, or as the socket
+    /// gives (`false`, the default).
+    pub fn cut_records(&mut self, on: bool) {
+        self.cut = on.then(RecordCut::default);
+    }
+
+    /// Wire length of the last whole record read while cutting records (0 if none).
+    pub fn last_record_len(&self) -> usize {
+        self.cut.map_or(0, |c| c.last_record)
     }
 
     /// Wraps the plaintext side of a TLS stream, counting into `tag`'s plaintext counters.
@@ -519,6 +582,7 @@ impl<S> Counted<S> {
             inner,
             tag,
             layer: Layer::Plain,
+            cut: None,
         }
     }
 
@@ -549,6 +613,22 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(mut cut) = self.cut {
+            // Through a small buffer, so that no read crosses a record boundary; only
+            // the few records of a handshake take this path.
+            let mut chunk = [0u8; 2048];
+            let n = cut.limit().min(chunk.len()).min(buf.remaining());
+            let mut small = ReadBuf::new(&mut chunk[..n]);
+            let res = Pin::new(&mut self.inner).poll_read(cx, &mut small);
+            if let Poll::Ready(Ok(())) = res {
+                let got = small.filled();
+                cut.consume(got);
+                self.cut = Some(cut);
+                buf.put_slice(got);
+                self.tag.add(got.len(), true, self.layer);
+            }
+            return res;
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
@@ -617,6 +697,24 @@ mod tests {
         assert_eq!(bytes(&stats, Class::Ws), (103, 7));
         tag.finish();
         assert_eq!(stats.total_bytes(), (103, 7));
+    }
+
+    #[test]
+    fn record_cut_stops_at_each_record_boundary() {
+        let mut cut = RecordCut::default();
+        assert_eq!(cut.limit(), 5);
+        cut.consume(&[0x16, 3, 1]);
+        assert_eq!(cut.limit(), 2);
+        cut.consume(&[0, 7]);
+        assert_eq!(cut.limit(), 7);
+        cut.consume(&[0; 4]);
+        assert_eq!(cut.limit(), 3);
+        cut.consume(&[0; 3]);
+        assert_eq!(cut.limit(), 5);
+        assert_eq!(cut.last_record, 12);
+        // An empty record goes straight back to the next header.
+        cut.consume(&[0x17, 3, 3, 0, 0]);
+        assert_eq!(cut.limit(), 5);
     }
 
     #[test]

@@ -18,7 +18,11 @@
 //!   ([`ConnError`]), never logged above debug.
 //!
 //! Invariant: bytes stay counted at the socket (ciphertext) by the `Counted` below rustls;
-//! the handshake's wire bytes are every byte moved before `accept` resolves.
+//! the handshake's wire bytes are every byte moved before `accept` resolves (with TLS 1.3
+//! the session ticket, which rustls sends with its last flight, included). During the
+//! handshake the socket is read one TLS record at a time, so the client's first
+//! application record, sent right behind its `Finished`, is never read (or counted) as
+//! handshake.
 
 use std::fmt;
 use std::io;
@@ -226,19 +230,23 @@ pub async fn accept(
             refuse_plaintext(&mut stream).await;
             return Err(ConnError::NotTls);
         }
-        TlsAcceptor::from(settings.config.clone())
+        stream.cut_records(true);
+        let mut tls = TlsAcceptor::from(settings.config.clone())
             .accept(stream)
             .await
-            .map_err(|e| classify(&e))
+            .map_err(|e| classify(&e))?;
+        let app_in = application_record_read(&mut tls);
+        tls.get_mut().0.cut_records(false);
+        Ok((tls, app_in))
     };
     let result = match tokio::time::timeout(timeout, handshake).await {
         Ok(res) => res,
         Err(_) => Err(ConnError::HandshakeTimeout),
     };
     match result {
-        Ok(tls) => {
+        Ok((tls, app_in)) => {
             let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-            tag.handshake_done(resumed);
+            tag.handshake_done(resumed, app_in);
             Some(tls)
         }
         Err(kind) => {
@@ -246,6 +254,19 @@ pub async fn accept(
             tracing::debug!("tls connection failed: {}", kind.key());
             None
         }
+    }
+}
+
+/// The wire length of the application record tokio-rustls read after the client's
+/// `Finished` (its handshake loop reads while rustls wants to, and rustls still wants to
+/// once the handshake is done), or 0. Reads are cut at record boundaries, so that record
+/// is exactly the last one read, and rustls holds its plaintext.
+fn application_record_read(tls: &mut Tls) -> u64 {
+    let (io, conn) = tls.get_mut();
+    // Processing again only reports what is buffered: there is nothing new to process.
+    match conn.process_new_packets() {
+        Ok(state) if state.plaintext_bytes_to_read() > 0 => io.last_record_len() as u64,
+        _ => 0,
     }
 }
 
