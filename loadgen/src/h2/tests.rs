@@ -361,16 +361,14 @@ async fn split_layers_sum_to_the_wire_bytes() {
             assert_eq!(sum(up), g.bytes.up[m]);
             assert_eq!(sum(down), g.bytes.down[m]);
             assert_eq!(up.payload + up.framing, 0, "a GET sends no DATA");
-            if tls {
-                // Over TLS the read side's records are classified by the counting layer,
-                // which takes the last record of a plaintext read as the only application
-                // data one; tokio-rustls's client reads on while the buffer has room, so
-                // an HTTP/2 read (several records) leaves the layers above TLS unsettled.
-                continue;
-            }
             assert_eq!(down.payload, g.payload_bytes);
             assert_eq!(down.payload + down.framing, g.bytes.data_down[m]);
             assert!(down.h2 > 0 && up.h2 > 0, "frame headers and HPACK");
+            assert_eq!(
+                (down.tls > 0, up.tls > 0),
+                (tls, tls),
+                "TLS records' overhead"
+            );
             if transport == Transport::Sse {
                 // Over HTTP/2 the SSE stream's DATA is the events' frames and nothing else.
                 let framing: u64 = g
