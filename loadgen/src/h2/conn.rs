@@ -328,6 +328,46 @@ impl H2Conn {
         }
     }
 
+    /// Opens a tunnel by extended CONNECT (RFC 8441) with `:protocol` `protocol` to
+    /// `path`, headers `extra`, and waits for the response head; the caller bounds it.
+    pub async fn open_tunnel(
+        &mut self,
+        path: &str,
+        protocol: &'static str,
+        extra: &[(&'static str, &str)],
+    ) -> Result<(u16, ::h2::SendStream<Bytes>, ::h2::RecvStream), H2Error> {
+        if self.is_ended() {
+            return Err(self.ended_error());
+        }
+        let mut req = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("{}{path}", self.shared.base))
+            .extension(::h2::ext::Protocol::from_static(protocol));
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        // As in `open`: built from valid parts, so this cannot fail.
+        let req = req.body(()).map_err(|_| H2Error::Ended("h2_protocol"))?;
+        let ready = std::future::poll_fn(|cx| self.send.poll_ready(cx)).await;
+        if let Err(e) = ready {
+            return Err(self.after(e).await);
+        }
+        let (response, send) = match self.send.send_request(req, false) {
+            Ok(sent) => sent,
+            Err(e) => return Err(self.after(e).await),
+        };
+        let response = match response.await {
+            Ok(r) => r,
+            Err(e) => return Err(self.after(e).await),
+        };
+        Ok((response.status().as_u16(), send, response.into_body()))
+    }
+
+    /// The connection's counters (bytes, DATA, last read).
+    pub fn counters(&self) -> Arc<ConnCounters> {
+        self.shared.counters.clone()
+    }
+
     /// Sends a `GET` for `path` and reads the whole response, releasing flow-control
     /// capacity as it goes. The caller bounds it with its deadline.
     pub async fn get(&mut self, path: &str) -> Result<H2Response, H2Error> {

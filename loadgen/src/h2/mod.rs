@@ -16,6 +16,7 @@
 pub mod conn;
 #[cfg(test)]
 mod tests;
+pub mod ws;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

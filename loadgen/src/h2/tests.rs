@@ -117,7 +117,7 @@ async fn run_clients(
                 Transport::ShortPoll => crate::short_poll::run(&mut st).await,
                 Transport::LongPoll => crate::long_poll::run(&mut st).await,
                 Transport::Sse => crate::sse::run(&mut st).await,
-                Transport::Ws => unreachable!("no ws over HTTP/2"),
+                Transport::Ws => crate::ws::run(&mut st).await,
             }
             st.finish();
         }
@@ -135,6 +135,8 @@ async fn run_clients(
         while ctx.live.caught_up(last) < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The window ends before the goodbyes, as a scenario's does.
+        ctx.window.close_at(unix_nanos());
         ctx.stop.cancel();
         (first, last)
     };
@@ -385,5 +387,28 @@ async fn split_layers_sum_to_the_wire_bytes() {
                 assert_eq!(down.framing, framing);
             }
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_over_h2_extended_connect_is_lossless_and_exact() {
+    for tls in [false, true] {
+        let run = run_clients(Transport::Ws, 6, 3, tls, 20).await;
+        assert_exact(&run, 6, 3);
+        let g = &run.stats;
+        let m = crate::counting::Phase::Measure as usize;
+        let split = g.bytes.split(g.payload_bytes, true);
+        eprintln!(
+            "ws over h2 tls={tls}: {split:?}, {} events",
+            g.window_events
+        );
+        let down = &split.down;
+        assert_eq!(down.payload, g.payload_bytes);
+        assert_eq!(down.payload + down.framing, g.bytes.data_down[m]);
+        // Each event is one unmasked frame: a 2-byte header up to 125 bytes of JSON.
+        let json = g.payload_bytes / g.window_events;
+        assert!(json <= 120, "{json}");
+        assert_eq!(down.framing, 2 * g.window_events);
+        assert_eq!(tls, down.tls > 0);
     }
 }
