@@ -40,7 +40,7 @@ const RESULTS_ROOT: &str = "bench-results";
 /// invalid suite file).
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Suite: quick, standard, connections, wan, mobile, websocket-org (the last three need
+    /// Suite: quick, standard, connections, stacks, wan, mobile, websocket-org (the last three need
     /// root: emulated links), or the path of a suite TOML file.
     #[arg(long, default_value = "quick")]
     pub suite: String,

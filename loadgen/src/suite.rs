@@ -59,6 +59,9 @@ pub const CONNECTIONS: &str = include_str!("../../suites/connections.toml");
 pub const WAN: &str = include_str!("../../suites/wan.toml");
 /// The built-in `mobile` suite (emulated access links; needs root).
 pub const MOBILE: &str = include_str!("../../suites/mobile.toml");
+/// The built-in `stacks` suite (every transport over plaintext HTTP/1.1, TLS HTTP/1.1 and
+/// TLS HTTP/2, and the TLS handshake per poll).
+pub const STACKS: &str = include_str!("../../suites/stacks.toml");
 /// The built-in `websocket-org` suite (the websocket.org table, measured; needs root).
 pub const WEBSOCKET_ORG: &str = include_str!("../../suites/websocket-org.toml");
 
@@ -150,8 +153,8 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Resolves `--suite`: `quick`, `standard`, `connections`, `wan`, `mobile` and
-    /// `websocket-org` are built in, anything
+    /// Resolves `--suite`: `quick`, `standard`, `connections`, `wan`, `mobile`, `stacks`
+    /// and `websocket-org` are built in, anything
     /// else is a path.
     pub fn load(arg: &str) -> Result<Suite, SuiteError> {
         match arg {
@@ -160,6 +163,7 @@ impl Suite {
             "connections" => Suite::parse(CONNECTIONS, "builtin:connections", "connections"),
             "wan" => Suite::parse(WAN, "builtin:wan", "wan"),
             "mobile" => Suite::parse(MOBILE, "builtin:mobile", "mobile"),
+            "stacks" => Suite::parse(STACKS, "builtin:stacks", "stacks"),
             "websocket-org" => {
                 Suite::parse(WEBSOCKET_ORG, "builtin:websocket-org", "websocket-org")
             }
@@ -768,5 +772,22 @@ tls_resumption = ["on", "off"]
             e.contains("key `extra_matrix[0]`: scenario ws-c10-r5-s64 is already in the suite"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_stacks_suite_has_every_transport_on_three_stacks_and_the_handshake_pair() {
+        let s = Suite::load("stacks").unwrap();
+        let names: Vec<String> = s.scenarios.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), 13, "{names:?}");
+        for t in ["short-poll-c50-r20-s64-i500", "long-poll-c50-r20-s64", "sse-c50-r20-s64"] {
+            for stack in ["", "-tls", "-tls-h2"] {
+                assert!(names.contains(&format!("{t}{stack}")), "{t}{stack}: {names:?}");
+            }
+        }
+        assert!(names.contains(&"ws-c50-r20-s64-tls".to_string()));
+        assert!(!names.iter().any(|n| n.starts_with("ws") && n.contains("h2")));
+        assert!(names.contains(&"short-poll-c50-r20-s64-i500-noka-tls".to_string()));
+        assert!(names.contains(&"short-poll-c50-r20-s64-i500-noka-tls-nores".to_string()));
+        assert!(s.estimated_duration() < Duration::from_secs(200), "{:?}", s.estimated_duration());
     }
 }
