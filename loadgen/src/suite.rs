@@ -779,15 +779,28 @@ tls_resumption = ["on", "off"]
         let s = Suite::load("stacks").unwrap();
         let names: Vec<String> = s.scenarios.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), 13, "{names:?}");
-        for t in ["short-poll-c50-r20-s64-i500", "long-poll-c50-r20-s64", "sse-c50-r20-s64"] {
+        for t in [
+            "short-poll-c50-r20-s64-i500",
+            "long-poll-c50-r20-s64",
+            "sse-c50-r20-s64",
+        ] {
             for stack in ["", "-tls", "-tls-h2"] {
-                assert!(names.contains(&format!("{t}{stack}")), "{t}{stack}: {names:?}");
+                assert!(
+                    names.contains(&format!("{t}{stack}")),
+                    "{t}{stack}: {names:?}"
+                );
             }
         }
         assert!(names.contains(&"ws-c50-r20-s64-tls".to_string()));
-        assert!(!names.iter().any(|n| n.starts_with("ws") && n.contains("h2")));
+        assert!(!names
+            .iter()
+            .any(|n| n.starts_with("ws") && n.contains("h2")));
         assert!(names.contains(&"short-poll-c50-r20-s64-i500-noka-tls".to_string()));
         assert!(names.contains(&"short-poll-c50-r20-s64-i500-noka-tls-nores".to_string()));
-        assert!(s.estimated_duration() < Duration::from_secs(200), "{:?}", s.estimated_duration());
+        assert!(
+            s.estimated_duration() < Duration::from_secs(200),
+            "{:?}",
+            s.estimated_duration()
+        );
     }
 }

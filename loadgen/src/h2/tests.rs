@@ -57,9 +57,8 @@ fn ctx(
         HttpVersion::Http1
     };
     let target = Target::parse(&format!("http://{}", server.local_addr())).unwrap();
+    // The window opens once every client is connected (see `run_clients`).
     let window = Arc::new(Window::new());
-    // Everything from now on is in the window.
-    window.set(unix_nanos(), u64::MAX - 1);
     ClientCtx {
         client_addr: target.addr,
         target,
@@ -96,9 +95,10 @@ struct Run {
     server: serde_json::Value,
 }
 
-/// Runs `n` clients of `transport`, `per_conn` per connection, until every client has
-/// received `events` events published after all were connected; then stops them and
-/// waits for the server to see every connection closed.
+/// Runs `n` clients of `transport`, `per_conn` per connection; once all are connected and
+/// past setup, opens the window, publishes `events` events and waits until every client
+/// has them; then closes the window, stops the clients and waits for the server to see
+/// every connection closed.
 async fn run_clients(
     transport: Transport,
     n: usize,
@@ -106,7 +106,9 @@ async fn run_clients(
     tls: bool,
     events: u64,
 ) -> Run {
-    let server = start_server(200.0, tls).await;
+    // No publisher thread: the test publishes, so the window's edges fall where no
+    // event is in flight.
+    let server = start_server(0.0, tls).await;
     let ctx = ctx(&server, transport, n, per_conn, tls);
     let stats = Mutex::new(GroupStats::new());
     let clients = futures_util::future::join_all((0..n).map(|i| {
@@ -128,10 +130,24 @@ async fn run_clients(
         while !ready() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Give a short-poll's subscribe a moment to land, then take the head.
+        // Give a short-poll's subscribe a moment to land, then one warm-up event ends
+        // every client's setup (a long-poll's first answer is setup).
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let first = server.hub().head() + 1;
-        let last = first + events - 1;
+        let hub = server.hub();
+        let warm = hub.publish(&[unix_nanos()], 64);
+        while ctx.live.caught_up(warm) < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The window opens while nothing is in flight, so no event straddles its edge.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ctx.window.set(unix_nanos(), u64::MAX - 1);
+        let first = hub.head() + 1;
+        for _ in 0..events {
+            hub.publish(&[unix_nanos()], 64);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let last = hub.head();
+        assert_eq!(last, first + events - 1);
         while ctx.live.caught_up(last) < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -196,11 +212,7 @@ fn assert_exact(run: &Run, n: usize, per_conn: usize) {
 async fn short_poll_streams_share_connections_exactly() {
     let run = run_clients(Transport::ShortPoll, 8, 4, false, 20).await;
     assert_exact(&run, 8, 4);
-    assert!(
-        run.stats.requests_sent > 8 * 10,
-        "{}",
-        run.stats.requests_sent
-    );
+    assert!(run.stats.requests_sent >= 8, "{}", run.stats.requests_sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,12 +377,14 @@ async fn split_layers_sum_to_the_wire_bytes() {
             assert_eq!(up.payload + up.framing, 0, "a GET sends no DATA");
             assert_eq!(down.payload, g.payload_bytes);
             assert_eq!(down.payload + down.framing, g.bytes.data_down[m]);
-            assert!(down.h2 > 0 && up.h2 > 0, "frame headers and HPACK");
-            assert_eq!(
-                (down.tls > 0, up.tls > 0),
-                (tls, tls),
-                "TLS records' overhead"
-            );
+            // Frame headers and HPACK; an SSE stream sends nothing once open (but for a rare
+            // WINDOW_UPDATE or a PING's answer).
+            assert!(down.h2 > 0, "{split:?}");
+            assert_eq!(down.tls > 0, tls, "{split:?}");
+            if transport != Transport::Sse {
+                assert!(up.h2 > 0, "{split:?}");
+                assert_eq!(up.tls > 0, tls, "{split:?}");
+            }
             if transport == Transport::Sse {
                 // Over HTTP/2 the SSE stream's DATA is the events' frames and nothing else.
                 let framing: u64 = g
