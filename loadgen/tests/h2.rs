@@ -84,3 +84,17 @@ async fn long_poll_sse_and_ws_over_h2_are_lossless_and_exact() {
         assert_split(&r);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_poll_without_keepalive_opens_a_connection_per_poll_over_h2() {
+    let server = start_server(4096).await;
+    let mut s = h2_spec(Transport::ShortPoll, 4, 1);
+    s.keepalive = false;
+    let r = run(&server, &s).await;
+    stop_server(server).await;
+    assert_lossless(&r);
+    assert_bytes_match(&r);
+    // Every request, the subscribe included, on a connection of its own.
+    assert_eq!(r.connections.opened, r.requests.total, "{:?}", r.requests);
+    assert_split(&r);
+}
