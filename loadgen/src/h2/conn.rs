@@ -52,6 +52,9 @@ pub enum H2Error {
     /// The response body broke a limit.
     #[error("http/2 response body too large")]
     TooLarge,
+    /// The request could not be built (a host or path that is no valid URI).
+    #[error("bad http/2 request: {0}")]
+    Request(String),
 }
 
 impl H2Error {
@@ -61,6 +64,7 @@ impl H2Error {
             H2Error::H2(e) => error_kind(e),
             H2Error::Ended(kind) => kind,
             H2Error::TooLarge => "bad_response",
+            H2Error::Request(_) => "bad_request",
         }
     }
 }
@@ -186,7 +190,8 @@ pub struct H2Response {
     pub content_type: Option<String>,
     /// The body (the DATA payload, concatenated).
     pub body: Bytes,
-    /// Unix ns of the socket read that completed the response.
+    /// Unix ns of the connection's latest socket read once the response was complete:
+    /// the read that completed it, unless another stream's read came in between.
     pub recv_ns: u64,
 }
 
@@ -277,29 +282,8 @@ impl H2Conn {
         path: &str,
         extra: &[(&'static str, &str)],
     ) -> Result<(u16, Option<String>, ::h2::RecvStream), H2Error> {
-        if self.is_ended() {
-            return Err(self.ended_error());
-        }
-        let mut req = http::Request::get(format!("{}{path}", self.shared.base));
-        for (name, value) in extra {
-            req = req.header(*name, *value);
-        }
-        // Every part of the request is a valid static name or a URI built from the
-        // target's host and a path of ours, so building cannot fail; if it did, the
-        // request counts as a protocol error rather than a panic.
-        let req = req.body(()).map_err(|_| H2Error::Ended("h2_protocol"))?;
-        let ready = std::future::poll_fn(|cx| self.send.poll_ready(cx)).await;
-        if let Err(e) = ready {
-            return Err(self.after(e).await);
-        }
-        let response = match self.send.send_request(req, true) {
-            Ok((response, _)) => response.await,
-            Err(e) => Err(e),
-        };
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => return Err(self.after(e).await),
-        };
+        let req = http::Request::get(format!("{}{path}", self.shared.base));
+        let (response, _) = self.exchange(req, extra, true).await?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -307,6 +291,50 @@ impl H2Conn {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         Ok((status, content_type, response.into_body()))
+    }
+
+    /// Opens a tunnel by extended CONNECT (RFC 8441) with `:protocol` `protocol` to
+    /// `path`, headers `extra`, and waits for the response head; the caller bounds it.
+    pub async fn open_tunnel(
+        &mut self,
+        path: &str,
+        protocol: &'static str,
+        extra: &[(&'static str, &str)],
+    ) -> Result<(u16, ::h2::SendStream<Bytes>, ::h2::RecvStream), H2Error> {
+        let req = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("{}{path}", self.shared.base))
+            .extension(::h2::ext::Protocol::from_static(protocol));
+        let (response, send) = self.exchange(req, extra, false).await?;
+        Ok((response.status().as_u16(), send, response.into_body()))
+    }
+
+    /// Sends `req` with the headers `extra` (ending the stream when `end`) and waits for
+    /// the response head.
+    async fn exchange(
+        &mut self,
+        mut req: http::request::Builder,
+        extra: &[(&'static str, &str)],
+        end: bool,
+    ) -> Result<(http::Response<::h2::RecvStream>, ::h2::SendStream<Bytes>), H2Error> {
+        if self.is_ended() {
+            return Err(self.ended_error());
+        }
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(()).map_err(|e| H2Error::Request(e.to_string()))?;
+        if let Err(e) = std::future::poll_fn(|cx| self.send.poll_ready(cx)).await {
+            return Err(self.after(e).await);
+        }
+        let (response, send) = match self.send.send_request(req, end) {
+            Ok(sent) => sent,
+            Err(e) => return Err(self.after(e).await),
+        };
+        match response.await {
+            Ok(response) => Ok((response, send)),
+            Err(e) => Err(self.after(e).await),
+        }
     }
 
     /// An error on a request. A stream that failed because its connection failed (the
@@ -326,41 +354,6 @@ impl H2Conn {
             Some(kind) => H2Error::Ended(kind),
             None => H2Error::H2(e),
         }
-    }
-
-    /// Opens a tunnel by extended CONNECT (RFC 8441) with `:protocol` `protocol` to
-    /// `path`, headers `extra`, and waits for the response head; the caller bounds it.
-    pub async fn open_tunnel(
-        &mut self,
-        path: &str,
-        protocol: &'static str,
-        extra: &[(&'static str, &str)],
-    ) -> Result<(u16, ::h2::SendStream<Bytes>, ::h2::RecvStream), H2Error> {
-        if self.is_ended() {
-            return Err(self.ended_error());
-        }
-        let mut req = http::Request::builder()
-            .method(http::Method::CONNECT)
-            .uri(format!("{}{path}", self.shared.base))
-            .extension(::h2::ext::Protocol::from_static(protocol));
-        for (name, value) in extra {
-            req = req.header(*name, *value);
-        }
-        // As in `open`: built from valid parts, so this cannot fail.
-        let req = req.body(()).map_err(|_| H2Error::Ended("h2_protocol"))?;
-        let ready = std::future::poll_fn(|cx| self.send.poll_ready(cx)).await;
-        if let Err(e) = ready {
-            return Err(self.after(e).await);
-        }
-        let (response, send) = match self.send.send_request(req, false) {
-            Ok(sent) => sent,
-            Err(e) => return Err(self.after(e).await),
-        };
-        let response = match response.await {
-            Ok(r) => r,
-            Err(e) => return Err(self.after(e).await),
-        };
-        Ok((response.status().as_u16(), send, response.into_body()))
     }
 
     /// The connection's counters (bytes, DATA, last read).

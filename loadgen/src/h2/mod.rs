@@ -1,5 +1,5 @@
-//! The load generator's HTTP/2 client: short-poll, long-poll and SSE over h2c (prior
-//! knowledge) or TLS with ALPN `h2`.
+//! The load generator's HTTP/2 client: short-poll, long-poll, SSE and WebSocket (RFC 8441,
+//! [`ws`]) over h2c (prior knowledge) or TLS with ALPN `h2`.
 //!
 //! [`conn`] is one connection on the `h2` crate over a counted socket. This module shares
 //! connections between clients: with `--streams-per-connection N`, clients `i / N` form a
