@@ -209,6 +209,8 @@ pub struct ClientCtx {
     pub link: Option<ClientNet>,
     /// Where the clients connect: the target, or its port on the far side of the link.
     pub client_addr: SocketAddr,
+    /// The HTTP/2 clients' shared connections; `None` when the clients speak HTTP/1.1.
+    pub h2: Option<crate::h2::H2Pool>,
     /// Add to a raw receive time ([`crate::clock::unix_nanos`]) to get the server's clock:
     /// the target clock's skew plus the applied clock offset; 0 on one host.
     pub to_server_ns: i64,

@@ -394,6 +394,9 @@ pub async fn run_scenario(
         sources: if link.is_some() { Vec::new() } else { sources },
         link,
         client_addr,
+        h2: (spec.stack.http == HttpVersion::Http2).then(|| {
+            crate::h2::H2Pool::new(spec.n_clients, spec.stack.streams_per_connection as usize)
+        }),
         to_server_ns: clock.to_server_ns,
         tls,
     });

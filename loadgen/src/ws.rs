@@ -58,6 +58,10 @@ enum End {
 /// Runs one WebSocket client until stopped.
 pub async fn run(st: &mut ClientState<'_>) {
     let ctx = st.ctx();
+    if let Some(pool) = &ctx.h2 {
+        // RFC 8441: the same client over an extended-CONNECT stream.
+        return crate::h2::ws::run(st, pool).await;
+    }
     let mut failures = 0u32;
     while !ctx.stop.is_cancelled() {
         if failures > 0 && !backoff(ctx, failures).await {
