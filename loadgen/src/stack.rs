@@ -10,10 +10,10 @@ use feedbench_results::{HTTP_1_1, HTTP_2};
 
 use crate::tls::{ALPN_H2, ALPN_HTTP_1_1};
 
-/// Whether the load generator speaks WebSocket over HTTP/2 (RFC 8441 extended CONNECT).
-/// While it does not, `--http 2 --transport ws` is a usage error and suite cells of ws over
-/// HTTP/2 are dropped with a note.
-pub const WS_OVER_H2: bool = false;
+/// Whether the load generator speaks WebSocket over HTTP/2 (RFC 8441 extended CONNECT,
+/// `h2::ws`). Were it not, `--http 2 --transport ws` would be a usage error and suite cells
+/// of ws over HTTP/2 would be dropped with a note.
+pub const WS_OVER_H2: bool = true;
 
 /// The HTTP version of the clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,6 +4,8 @@
 //! TLS, a short-poll without keep-alive pays one handshake per poll and resumption makes
 //! that handshake smaller.
 
+// The helpers other test files use are unused here.
+#[allow(dead_code)]
 mod util;
 
 use std::path::PathBuf;
