@@ -13,6 +13,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -155,8 +156,10 @@ impl<W: Wire> AsyncWrite for Lent<W> {
 struct Shared {
     /// Cancelled when `h2`'s connection task has ended.
     ended: CancellationToken,
-    /// Why it ended, if by an error.
+    /// Why it ended, if not by this side's goodbye.
     end_kind: Mutex<Option<&'static str>>,
+    /// Set when the last handle says goodbye: an end after that is ours.
+    closing: AtomicBool,
     /// The socket's counters (and its last-read time), whoever holds the socket.
     counters: Arc<ConnCounters>,
     /// The driver task, taken by whoever finishes the connection.
@@ -217,6 +220,7 @@ impl H2Conn {
         let shared = Arc::new(Shared {
             ended: CancellationToken::new(),
             end_kind: Mutex::new(None),
+            closing: AtomicBool::new(false),
             counters,
             driver: Mutex::new(None),
             base: format!("{scheme}://{authority}"),
@@ -402,6 +406,7 @@ impl H2Conn {
     /// connection's byte counts.
     pub async fn finish(self, goodbye: Duration) -> ByteCounts {
         let H2Conn { send, shared } = self;
+        shared.closing.store(true, Ordering::Relaxed);
         drop(send);
         let driver = shared
             .driver
@@ -428,9 +433,14 @@ async fn drive<W: Wire>(
     goodbye: Duration,
 ) {
     let end = connection.await;
-    if let Err(e) = &end {
-        *shared.end_kind.lock().unwrap_or_else(|p| p.into_inner()) = Some(error_kind(e));
-    }
+    let kind = match &end {
+        Err(e) => Some(error_kind(e)),
+        // h2 ends cleanly after a graceful GOAWAY (NO_ERROR) from the server, or after
+        // this side's goodbye.
+        Ok(()) if !shared.closing.load(Ordering::Relaxed) => Some("h2_goaway"),
+        Ok(()) => None,
+    };
+    *shared.end_kind.lock().unwrap_or_else(|p| p.into_inner()) = kind;
     shared.ended.cancel();
     let taken = lock(&slot).take();
     let Some(mut io) = taken else { return };

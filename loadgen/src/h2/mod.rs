@@ -10,6 +10,10 @@
 //! error and comes back for a new one after its usual back-off. The last client to leave a
 //! connection closes it and adds its bytes (once, not once per client).
 //!
+//! A client's connect time is its connection's (TCP, TLS, the preface), recorded by the
+//! client that opened it; the streams' own heads are not part of it, as an HTTP/1.1 SSE
+//! or ws client's are.
+//!
 //! **Invariant:** a slot's lock is held only while connecting (bounded by the connect and
 //! handshake timeouts) or swapping handles, never while a request is in flight.
 

@@ -426,3 +426,66 @@ async fn ws_over_h2_extended_connect_is_lossless_and_exact() {
         assert_eq!(tls, down.tls > 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_goes_away_is_counted_and_nothing_hangs() {
+    for transport in [Transport::ShortPoll, Transport::LongPoll, Transport::Sse] {
+        let server = start_server(0.0, false).await;
+        let ctx = ctx(&server, transport, 4, 2, false);
+        let stats = Mutex::new(GroupStats::new());
+        let clients = futures_util::future::join_all((0..4).map(|i| {
+            let (ctx, stats) = (&ctx, &stats);
+            async move {
+                let mut st = ClientState::new(i, ctx, stats);
+                match transport {
+                    Transport::ShortPoll => crate::short_poll::run(&mut st).await,
+                    Transport::LongPoll => crate::long_poll::run(&mut st).await,
+                    _ => crate::sse::run(&mut st).await,
+                }
+                st.finish();
+            }
+        }));
+        let control = async {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while ctx.live.ready.load(Ordering::Relaxed) < 4 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The server shuts down (GOAWAY to every connection); the clients fail,
+            // back off and find nothing to reconnect to.
+            server.shutdown();
+            while ctx.live.errors.load(Ordering::Relaxed) < 8 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ctx.stop.cancel();
+        };
+        let ended = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(clients, control);
+        })
+        .await;
+        assert!(ended.is_ok(), "{transport:?} clients did not end");
+        let g = stats.into_inner().unwrap();
+        eprintln!("{transport:?} after the server left: {:?}", g.errors);
+        assert_eq!(g.opened, 2);
+        assert!(
+            g.errors.get("connect_refused").copied().unwrap_or(0) > 0,
+            "{:?}",
+            g.errors
+        );
+        // The server's graceful GOAWAY is named as such, not as a plain close.
+        assert!(!g.errors.contains_key("closed"), "{:?}", g.errors);
+        let known = [
+            "connect_refused",
+            "h2_goaway",
+            "closed",
+            "stream_ended",
+            "connection_reset",
+            "http_503",
+        ];
+        for kind in g.errors.keys() {
+            assert!(
+                known.contains(&kind.as_str()),
+                "{transport:?}: unexpected {kind}"
+            );
+        }
+    }
+}
