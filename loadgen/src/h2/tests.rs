@@ -51,12 +51,24 @@ fn ctx(
     per_conn: usize,
     tls: bool,
 ) -> ClientCtx {
+    let scheme = if tls { "https" } else { "http" };
+    let target = Target::parse(&format!("{scheme}://{}", server.local_addr())).unwrap();
+    ctx_for(target, transport, n, per_conn, tls)
+}
+
+/// [`ctx`] for any target.
+fn ctx_for(
+    target: Target,
+    transport: Transport,
+    n: usize,
+    per_conn: usize,
+    tls: bool,
+) -> ClientCtx {
     let http = if per_conn > 0 {
         HttpVersion::Http2
     } else {
         HttpVersion::Http1
     };
-    let target = Target::parse(&format!("http://{}", server.local_addr())).unwrap();
     // The window opens once every client is connected (see `run_clients`).
     let window = Arc::new(Window::new());
     ClientCtx {
@@ -488,4 +500,63 @@ async fn a_server_that_goes_away_is_counted_and_nothing_hangs() {
             );
         }
     }
+}
+
+/// Runs one h2 client against a TLS server whose ALPN offers `alpn`; returns the client's
+/// stats and how many bytes the server read after the handshake.
+async fn against_alpn(alpn: Vec<Vec<u8>>) -> (GroupStats, usize) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = (*TlsSettings::self_signed(addr).unwrap().config).clone();
+    config.alpn_protocols = alpn;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let accepted = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let Ok(mut tls) = acceptor.accept(tcp).await else {
+            return 0;
+        };
+        let mut buf = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut buf).await;
+        buf.len()
+    });
+    let target = Target::parse(&format!("https://{addr}")).unwrap();
+    let ctx = ctx_for(target, Transport::ShortPoll, 1, 1, true);
+    let stats = Mutex::new(GroupStats::new());
+    let st = ClientState::new(0, &ctx, &stats);
+    assert!(acquire(&st, ctx.h2.as_ref().unwrap(), true).await.is_none());
+    drop(st);
+    let read = tokio::time::timeout(Duration::from_secs(10), accepted)
+        .await
+        .unwrap()
+        .unwrap();
+    (stats.into_inner().unwrap(), read)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_without_h2_is_counted_not_spoken_to() {
+    // A server that offers only http/1.1 refuses the handshake (rustls sends the
+    // no_application_protocol alert): a failed connection of a TLS kind.
+    let (g, read) = against_alpn(vec![b"http/1.1".to_vec()]).await;
+    assert_eq!((g.opened, g.failed), (1, 1), "{:?}", g.errors);
+    assert_eq!(g.errors.len(), 1, "{:?}", g.errors);
+    assert!(
+        g.errors.keys().all(|k| k.starts_with("tls_")),
+        "{:?}",
+        g.errors
+    );
+    assert_eq!(read, 0);
+    // A server that ignores ALPN completes the handshake with none agreed: the client
+    // counts h2_not_negotiated and sends it no HTTP/2 preface.
+    let (g, read) = against_alpn(Vec::new()).await;
+    assert_eq!(
+        g.errors.get("h2_not_negotiated"),
+        Some(&1),
+        "{:?}",
+        g.errors
+    );
+    assert!(
+        g.bytes.total_down() > 0,
+        "the handshake's bytes are counted"
+    );
+    assert_eq!(read, 0, "no HTTP/2 preface went to the server");
 }
