@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use feedbench_server::{ServerConfig, ServerHandle};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -559,4 +560,125 @@ async fn a_tls_server_without_h2_is_counted_not_spoken_to() {
         "the handshake's bytes are counted"
     );
     assert_eq!(read, 0, "no HTTP/2 preface went to the server");
+}
+
+/// A socket that keeps a copy of every byte read and written (for frame-level checks).
+struct Tap<S> {
+    inner: S,
+    read: Arc<Mutex<Vec<u8>>>,
+    written: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<S: crate::counting::Counted> crate::counting::Counted for Tap<S> {
+    fn counters(&self) -> Arc<crate::counting::ConnCounters> {
+        self.inner.counters()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.read
+            .lock()
+            .unwrap()
+            .extend_from_slice(&buf.filled()[before..]);
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let res = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &res {
+            this.written.lock().unwrap().extend_from_slice(&buf[..*n]);
+        }
+        res
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The HTTP/2 frames in `bytes` as `(type, payload length)`.
+fn frames(mut bytes: &[u8]) -> Vec<(u8, usize)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 9 {
+        let len = (bytes[0] as usize) << 16 | (bytes[1] as usize) << 8 | bytes[2] as usize;
+        out.push((bytes[3], len));
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    out
+}
+
+const HEADERS: u8 = 1;
+
+#[tokio::test]
+async fn hpack_blocks_of_first_and_later_polls_exactly() {
+    let server = start_server(0.0, false).await;
+    let addr = server.local_addr();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let (read, written) = (Arc::default(), Arc::default());
+    let tap = Tap {
+        inner: CountingStream::new(tcp, Arc::new(Window::new())),
+        read: Arc::clone(&read),
+        written: Arc::clone(&written),
+    };
+    let mut conn = H2Conn::handshake(tap, "http", &addr.to_string(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let mut next = 0;
+    for i in 0..6 {
+        let path = match i {
+            0 => "/poll".to_string(),
+            _ => format!("/poll?after={next}"),
+        };
+        let resp = conn.get(&path).await.unwrap();
+        next = crate::event::parse_poll_body(&resp.body).unwrap().next;
+    }
+    conn.finish(Duration::from_secs(1)).await;
+    server.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+    let blocks = |bytes: &[u8]| -> Vec<usize> {
+        frames(bytes)
+            .into_iter()
+            .filter(|&(t, _)| t == HEADERS)
+            .map(|(_, len)| len)
+            .collect()
+    };
+    let responses = blocks(&read.lock().unwrap());
+    // The client's bytes start with the 24-byte connection preface.
+    let requests = blocks(&written.lock().unwrap()[24..]);
+    eprintln!(
+        "HPACK blocks: requests {requests:?}, responses {responses:?} B (+9 B frame header each)"
+    );
+    assert_eq!((requests.len(), responses.len()), (6, 6));
+    // `:status`, content-type, cache-control, date indexed (1 B each) and content-length
+    // as a literal (5 B: h2 never indexes it); `date` is a new literal when the second
+    // changes, at most once in six fast polls.
+    let later_small = responses[1..].iter().filter(|&&n| n == 9).count();
+    assert!(later_small >= 4, "{responses:?}");
+    assert!(responses[0] > 40, "{responses:?}");
 }
