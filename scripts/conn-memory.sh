@@ -10,7 +10,11 @@
 # RSS is read before and after. Prints KiB per connection for every round and the median.
 # Bounded: every wait has a deadline and the whole run is under `timeout`.
 #
-#   scripts/conn-memory.sh [N (10000)] [ROUNDS (3)]
+# With `tls`, the server runs `--tls --cert-out FILE` (a self-signed certificate) and the
+# same clients speak TLS 1.3 with ALPN http/1.1 through Python's ssl module (trusting
+# FILE): the load generator's TLS client is not used, so this script stands alone.
+#
+#   scripts/conn-memory.sh [N (10000)] [ROUNDS (3)] [plain|tls (plain)]
 #
 # N connections need N descriptors in the client and in the server (20,000 allowed here).
 # Each kind connects from its own 127.0.x.y source address, so earlier rounds' TIME_WAIT
@@ -19,14 +23,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-10000}"
 rounds="${2:-3}"
+mode="${3:-plain}"
+case "$mode" in plain|tls) ;; *) echo "mode must be plain or tls, got '$mode'" >&2; exit 2 ;; esac
 cargo build --release --locked -q --bin feedbench
-bin="$PWD/target/release/feedbench"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/feedbench"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 
-timeout --kill-after=10s "$(( 120 + rounds * 4 * (30 + n / 200) ))s" \
-  python3 - "$bin" "$n" "$rounds" <<'PY'
-import asyncio, json, os, signal, socket, statistics, subprocess, sys, time
+timeout --kill-after=10s "$(( 120 + rounds * 5 * (30 + n / 100) ))s" \
+  python3 - "$bin" "$n" "$rounds" "$mode" "$work" <<'PY'
+import asyncio, json, os, signal, socket, ssl, statistics, subprocess, sys, time
 
-BIN, N, ROUNDS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+BIN, N, ROUNDS, MODE, WORK = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+TLS = MODE == "tls"
+CERT = os.path.join(WORK, "cert.pem")
 KINDS = ["ws", "sse", "long-poll", "idle", "hyper-idle"]
 # The /stats gauge that counts each kind once it is open.
 GAUGE = {"ws": "ws", "sse": "sse", "long-poll": "long_poll_parked", "idle": "http_idle",
@@ -43,16 +53,26 @@ FIRST = {
 # Sent after the first answer: the long-poll that stays parked.
 THEN = {"long-poll": b"GET /longpoll?timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n"}
 CONNECT_CONCURRENCY = 256
+CTX = None
 IP_BIND_ADDRESS_NO_PORT = 24
 
 
+def client_tls():
+    if not TLS:
+        return None
+    ctx = ssl.create_default_context(cafile=CERT)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
 def start_server():
+    tls_args = ["--tls", "--cert-out", CERT] if TLS else []
     proc = subprocess.Popen(
         [BIN, "serve", "--addr", "127.0.0.1:0", "--rate", "0",
-         "--max-connections", str(N + 100), "--worker-threads", "2"],
+         "--max-connections", str(N + 100), "--worker-threads", "2"] + tls_args,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().strip()
-    prefix = "feedbench listening on http://"
+    prefix = "feedbench listening on https://" if TLS else "feedbench listening on http://"
     if not line.startswith(prefix):
         proc.kill()
         sys.exit(f"server did not start: {line!r}")
@@ -61,7 +81,9 @@ def start_server():
 
 
 async def stats(addr):
-    r, w = await asyncio.open_connection(*addr)
+    ctx = client_tls()
+    r, w = await asyncio.open_connection(*addr, ssl=ctx,
+                                         server_hostname="localhost" if ctx else None)
     w.write(b"GET /stats HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
     raw = await asyncio.wait_for(r.read(), 10)
     w.close()
@@ -86,7 +108,9 @@ async def open_one(addr, kind, src, sem, conns):
         s.bind((src, 0))
         s.setblocking(False)
         await asyncio.get_running_loop().sock_connect(s, addr)
-        r, w = await asyncio.open_connection(sock=s)
+        ctx = CTX
+        r, w = await asyncio.open_connection(sock=s, ssl=ctx,
+                                             server_hostname="localhost" if ctx else None)
         request, answered = FIRST[kind]
         w.write(request)
         # The ws 101, the sse head, or a whole answer (head and content-length body).
@@ -104,7 +128,9 @@ async def open_one(addr, kind, src, sem, conns):
 
 
 async def measure(kind, round_no):
+    global CTX
     proc, addr = start_server()
+    CTX = client_tls()
     try:
         # Let the runtime settle and warm up the /stats path itself before the baseline.
         for _ in range(3):
@@ -135,7 +161,8 @@ async def measure(kind, round_no):
 
 
 async def main():
-    print(f"server RSS per open idle connection, N = {N}, {ROUNDS} round(s), fresh server each")
+    print(f"server RSS per open idle connection ({'TLS 1.3, http/1.1' if TLS else 'plaintext'}), "
+          f"N = {N}, {ROUNDS} round(s), fresh server each")
     results = {k: [] for k in KINDS}
     for round_no in range(ROUNDS):
         for kind in KINDS:
