@@ -12,7 +12,9 @@
 #
 # With `tls`, the server runs `--tls --cert-out FILE` (a self-signed certificate) and the
 # same clients speak TLS 1.3 with ALPN http/1.1 through Python's ssl module (trusting
-# FILE): the load generator's TLS client is not used, so this script stands alone.
+# FILE): the load generator's TLS client is not used, so this script stands alone. Two
+# more kinds then run over ALPN h2 with a minimal HTTP/2 client written here: sse-h2 (one
+# open /sse stream) and idle-h2 (one answered /poll, then nothing).
 #
 #   scripts/conn-memory.sh [N (10000)] [ROUNDS (3)] [plain|tls (plain)]
 #
@@ -37,9 +39,10 @@ import asyncio, json, os, signal, socket, ssl, statistics, subprocess, sys, time
 BIN, N, ROUNDS, MODE, WORK = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 TLS = MODE == "tls"
 CERT = os.path.join(WORK, "cert.pem")
-KINDS = ["ws", "sse", "long-poll", "idle", "hyper-idle"]
+KINDS = ["ws", "sse", "long-poll", "idle", "hyper-idle"] + (["sse-h2", "idle-h2"] if TLS else [])
 # The /stats gauge that counts each kind once it is open.
 GAUGE = {"ws": "ws", "sse": "sse", "long-poll": "long_poll_parked", "idle": "http_idle",
+         "sse-h2": "sse", "idle-h2": "http_idle",
          "hyper-idle": "http_idle"}
 # What each kind sends first, and whether a complete answer (content-length body) comes.
 FIRST = {
@@ -54,15 +57,55 @@ FIRST = {
 THEN = {"long-poll": b"GET /longpoll?timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n"}
 CONNECT_CONCURRENCY = 256
 CTX = None
+CTX_H2 = None
 IP_BIND_ADDRESS_NO_PORT = 24
 
 
-def client_tls():
+def client_tls(alpn="http/1.1"):
     if not TLS:
         return None
     ctx = ssl.create_default_context(cafile=CERT)
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols([alpn])
     return ctx
+
+
+def h2_frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_get(path):
+    """The preface, an empty SETTINGS and GET `path` on stream 1 (HPACK: :method GET,
+    :scheme https indexed; :path and :authority literal, never indexed)."""
+    lit = lambda index, value: bytes([index, len(value)]) + value
+    block = b"\x82\x87" + lit(4, path) + lit(1, b"localhost")
+    return (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0)
+            + h2_frame(1, 0x5, 1, block))
+
+
+async def h2_until(r, w, done):
+    """Reads frames, acknowledging the server's SETTINGS, until `done(frame)` holds."""
+    while True:
+        head = await asyncio.wait_for(r.readexactly(9), 30)
+        length, kind, flags = int.from_bytes(head[:3], "big"), head[3], head[4]
+        stream = int.from_bytes(head[5:9], "big") & 0x7FFFFFFF
+        payload = await asyncio.wait_for(r.readexactly(length), 30)
+        if kind == 4 and not flags & 1:
+            w.write(h2_frame(4, 1, 0))
+        if kind in (3, 7):
+            sys.exit(f"http/2 stream reset or goaway: {payload!r}")
+        if done(kind, flags, stream):
+            return
+
+
+async def open_h2(r, w, kind):
+    if kind == "sse-h2":
+        # The response HEADERS on stream 1: the stream is open.
+        w.write(h2_get(b"/sse"))
+        await h2_until(r, w, lambda k, f, s: k == 1 and s == 1)
+    else:
+        # The whole answer to one /poll (END_STREAM on stream 1), then nothing.
+        w.write(h2_get(b"/poll"))
+        await h2_until(r, w, lambda k, f, s: s == 1 and f & 1)
 
 
 def start_server():
@@ -108,9 +151,13 @@ async def open_one(addr, kind, src, sem, conns):
         s.bind((src, 0))
         s.setblocking(False)
         await asyncio.get_running_loop().sock_connect(s, addr)
-        ctx = CTX
+        ctx = CTX_H2 if kind.endswith("-h2") else CTX
         r, w = await asyncio.open_connection(sock=s, ssl=ctx,
                                              server_hostname="localhost" if ctx else None)
+        if kind.endswith("-h2"):
+            await open_h2(r, w, kind)
+            conns.append((r, w))
+            return
         request, answered = FIRST[kind]
         w.write(request)
         # The ws 101, the sse head, or a whole answer (head and content-length body).
@@ -128,9 +175,10 @@ async def open_one(addr, kind, src, sem, conns):
 
 
 async def measure(kind, round_no):
-    global CTX
+    global CTX, CTX_H2
     proc, addr = start_server()
     CTX = client_tls()
+    CTX_H2 = client_tls("h2")
     try:
         # Let the runtime settle and warm up the /stats path itself before the baseline.
         for _ in range(3):
@@ -161,7 +209,7 @@ async def measure(kind, round_no):
 
 
 async def main():
-    print(f"server RSS per open idle connection ({'TLS 1.3, http/1.1' if TLS else 'plaintext'}), "
+    print(f"server RSS per open idle connection ({'TLS 1.3' if TLS else 'plaintext'}), "
           f"N = {N}, {ROUNDS} round(s), fresh server each")
     results = {k: [] for k in KINDS}
     for round_no in range(ROUNDS):
