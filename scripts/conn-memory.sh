@@ -14,7 +14,8 @@
 # same clients speak TLS 1.3 with ALPN http/1.1 through Python's ssl module (trusting
 # FILE): the load generator's TLS client is not used, so this script stands alone. Two
 # more kinds then run over ALPN h2 with a minimal HTTP/2 client written here: sse-h2 (one
-# open /sse stream) and idle-h2 (one answered /poll, then nothing).
+# open /sse stream) and idle-h2 (one answered /poll, then nothing), and sse-hyper, an SSE
+# stream that hyper serves (what every TLS stream cost before the direct path took TLS).
 #
 #   scripts/conn-memory.sh [N (10000)] [ROUNDS (3)] [plain|tls (plain)]
 #
@@ -39,10 +40,11 @@ import asyncio, json, os, signal, socket, ssl, statistics, subprocess, sys, time
 BIN, N, ROUNDS, MODE, WORK = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 TLS = MODE == "tls"
 CERT = os.path.join(WORK, "cert.pem")
-KINDS = ["ws", "sse", "long-poll", "idle", "hyper-idle"] + (["sse-h2", "idle-h2"] if TLS else [])
+KINDS = ["ws", "sse", "long-poll", "idle", "hyper-idle"] + (
+    ["sse-hyper", "sse-h2", "idle-h2"] if TLS else [])
 # The /stats gauge that counts each kind once it is open.
 GAUGE = {"ws": "ws", "sse": "sse", "long-poll": "long_poll_parked", "idle": "http_idle",
-         "sse-h2": "sse", "idle-h2": "http_idle",
+         "sse-h2": "sse", "idle-h2": "http_idle", "sse-hyper": "sse",
          "hyper-idle": "http_idle"}
 # What each kind sends first, and whether a complete answer (content-length body) comes.
 FIRST = {
@@ -52,10 +54,16 @@ FIRST = {
     "long-poll": (b"GET /longpoll?timeout_ms=0 HTTP/1.1\r\nhost: t\r\n\r\n", True),
     "idle": (b"GET /poll HTTP/1.1\r\nhost: t\r\n\r\n", True),
     "hyper-idle": (b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n", True),
+    # A connection option the direct path leaves to hyper: an SSE stream as hyper serves it.
+    "sse-hyper": (b"GET /sse HTTP/1.1\r\nhost: t\r\nconnection: keep-alive, x-hyper\r\n\r\n", False),
 }
 # Sent after the first answer: the long-poll that stays parked.
 THEN = {"long-poll": b"GET /longpoll?timeout_ms=120000 HTTP/1.1\r\nhost: t\r\n\r\n"}
 CONNECT_CONCURRENCY = 256
+# How long the connections sit before RSS is read. TLS handshakes (up to 256 at once) leave
+# freed memory that jemalloc returns within its 1 s decay; read before that, it would be
+# counted against the connections (about 3-6 KiB each at N = 2,000).
+SETTLE_S = 2.5 if TLS else 0.5
 CTX = None
 CTX_H2 = None
 IP_BIND_ADDRESS_NO_PORT = 24
@@ -194,7 +202,7 @@ async def measure(kind, round_no):
         gauge = GAUGE[kind]
         await wait_stats(addr, f"{N} open {gauge}",
                          lambda s: s["connections"]["open"][gauge] >= N)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(SETTLE_S)
         after = (await stats(addr))["process"]["rss_bytes"]
         for _, w in conns:
             w.close()
