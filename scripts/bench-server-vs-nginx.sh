@@ -4,13 +4,19 @@
 # and nginx with one worker, each pinned to CPU 0 with wrk on CPU 1. Prints both rates and
 # the ratio feedbench/nginx (target >= 1.0). Bounded: ROUNDS x 2 x DURATION plus set-up.
 #
-#   scripts/bench-server-vs-nginx.sh [DURATION (10s)] [ROUNDS (3)]
+# With `tls`, both serve https with the same certificate and key (ECDSA P-256, made here
+# with openssl), TLS 1.3 only, and wrk's keep-alive connections each make one handshake,
+# so the rate is that of requests and responses in TLS records.
+#
+#   scripts/bench-server-vs-nginx.sh [DURATION (10s)] [ROUNDS (3)] [plain|tls (plain)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10s}"
 rounds="${2:-3}"
+mode="${3:-plain}"
+case "$mode" in plain|tls) ;; *) echo "mode must be plain or tls, got '$mode'" >&2; exit 2 ;; esac
 FEEDBENCH_SETUP_BENCH_TOOLS=1 bash scripts/setup.sh
-cargo build --release --locked -q
+cargo build --release --locked -q --bin feedbench
 
 source scripts/lib.sh
 work="$(mktemp -d)"
@@ -22,14 +28,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+scheme=http
+tls_args=()
+curl=(curl -sf)
+nginx_listen=""
+nginx_tls=""
+if [ "$mode" = tls ]; then
+  scheme=https
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  tls_args=(--cert "$work/cert.pem" --key "$work/key.pem")
+  curl=(curl -sf --cacert "$work/cert.pem")
+  nginx_listen=" ssl"
+  nginx_tls="ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.3;"
+fi
+
 # feedbench: publish a few events, pause the feed, and poll for exactly one of them.
-fb_server_start "$work" 0 --worker-threads 1 --rate 1000 --payload-bytes 64
+fb_server_start "$work" 0 --worker-threads 1 --rate 1000 --payload-bytes 64 "${tls_args[@]}"
 addr="$FB_ADDR"
 sleep 0.2
-curl -sf -X PUT -d '{"rate_hz":0}' "http://$addr/control/feed" >/dev/null
-head="$(curl -sf "http://$addr/poll" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next"])')"
+"${curl[@]}" -X PUT -d '{"rate_hz":0}' "$scheme://$addr/control/feed" >/dev/null
+head="$("${curl[@]}" "$scheme://$addr/poll" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next"])')"
 path="/poll?after=$((head - 1))"
-curl -sf "http://$addr$path" >"$work/body.json"
+"${curl[@]}" "$scheme://$addr$path" >"$work/body.json"
 
 # nginx: one worker serving the same bytes with the same content type.
 mkdir -p "$work/www" "$work/nginx"
@@ -52,22 +74,24 @@ http {
   scgi_temp_path $work/nginx;
   keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:$nginx_port;
+    listen 127.0.0.1:$nginx_port$nginx_listen;
+    $nginx_tls
     location = /poll { default_type application/json; alias $work/www/poll.json; }
   }
 }
 NGINX
 taskset -c 0 nginx -c "$work/nginx.conf" &
 nginx_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$nginx_port/poll" >/dev/null 2>&1 && break; sleep 0.05; done
-cmp -s <(curl -sf "http://127.0.0.1:$nginx_port/poll") "$work/body.json" || { echo "nginx body differs" >&2; exit 2; }
+nginx_url="$scheme://127.0.0.1:$nginx_port/poll"
+for _ in $(seq 100); do "${curl[@]}" "$nginx_url" >/dev/null 2>&1 && break; sleep 0.05; done
+cmp -s <("${curl[@]}" "$nginx_url") "$work/body.json" || { echo "nginx body differs" >&2; exit 2; }
 
 rate() { taskset -c 1 wrk -t1 -c64 -d"$duration" "$1" | awk '/Requests\/sec/ {print $2}'; }
-echo "body: $(wc -c <"$work/body.json") bytes; wrk -t1 -c64 -d$duration; $rounds interleaved rounds"
+echo "$scheme; body: $(wc -c <"$work/body.json") bytes; wrk -t1 -c64 -d$duration; $rounds interleaved rounds"
 fb=(); ng=()
 for r in $(seq "$rounds"); do
-  fb+=("$(rate "http://$addr$path")")
-  ng+=("$(rate "http://127.0.0.1:$nginx_port/poll")")
+  fb+=("$(rate "$scheme://$addr$path")")
+  ng+=("$(rate "$nginx_url")")
   echo "round $r: feedbench ${fb[-1]} req/s, nginx ${ng[-1]} req/s"
 done
 python3 - "${fb[*]}" "${ng[*]}" <<'PY'

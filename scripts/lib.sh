@@ -3,10 +3,10 @@
 # repository root (`source scripts/lib.sh`). Not meant to be run.
 #
 #   fb_server_start WORKDIR CPUS ARGS...
-#       Starts `target/release/feedbench serve ARGS...` (pinned with taskset to CPUS, or
+#       Starts `target/release/feedbench serve ARGS...` (under $CARGO_TARGET_DIR if set; pinned with taskset to CPUS, or
 #       unpinned when CPUS is `-`), with its stdout/stderr in WORKDIR/serve.{out,err}, and
-#       waits (at most 5 s) for its `feedbench listening on http://ADDR` line. Sets
-#       FB_SERVER_PID, FB_URL (http://ADDR) and FB_ADDR (ADDR). Without `--addr` in ARGS
+#       waits (at most 5 s) for its `feedbench listening on http(s)://ADDR` line. Sets
+#       FB_SERVER_PID, FB_URL (http://ADDR or https://ADDR) and FB_ADDR (ADDR). Without `--addr` in ARGS
 #       it listens on 127.0.0.1 with a free port. Exits 2 if the server does not start.
 #   fb_server_stop
 #       Stops that server (SIGTERM, then waits for it); safe to call twice, or when none
@@ -21,7 +21,7 @@ fb_server_start() {
   shift 2
   local args=("$@")
   [[ " ${args[*]} " == *" --addr "* ]] || args=(--addr 127.0.0.1:0 "${args[@]}")
-  local run=(target/release/feedbench serve "${args[@]}")
+  local run=("${CARGO_TARGET_DIR:-target}/release/feedbench" serve "${args[@]}")
   [ "$cpus" = - ] || run=(taskset -c "$cpus" "${run[@]}")
   "${run[@]}" >"$work/serve.out" 2>"$work/serve.err" &
   FB_SERVER_PID=$!
@@ -32,7 +32,7 @@ fb_server_start() {
     sleep 0.05
   done
   FB_URL="$(sed -n 's/^feedbench listening on //p' "$work/serve.out")"
-  FB_ADDR="${FB_URL#http://}"
+  FB_ADDR="${FB_URL#*://}"
   if [ -z "$FB_URL" ]; then
     echo "feedbench serve did not start: $(tail -n 5 "$work/serve.err" 2>/dev/null)" >&2
     fb_server_stop

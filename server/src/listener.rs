@@ -11,8 +11,10 @@
 //!   falls more than `ws_queue` events behind: the connection task itself watches the lag,
 //!   because hyper stops polling the body while the client's socket is stuck.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use crate::direct::{self, Io, Next, Rewind};
 use crate::hyper_errors::JsonErrors;
 use crate::poll_direct::After;
 use crate::stats::{ConnTag, Counted};
+use crate::tls::TlsSettings;
 use crate::{http2, routes, tls};
 use crate::{poll_direct, sse_direct};
 
@@ -94,25 +97,73 @@ async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant
 async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
     let stream = Counted::new(stream, tag.clone());
-    let Some(settings) = app.config.tls.clone() else {
-        return serve_http(app, stream, tag, peer, false).await;
+    match app.config.tls.clone() {
+        None => serve_http(app, stream, tag, peer, false).await,
+        // Boxed: a task keeps its future's whole size for its life, and a plaintext
+        // connection should not carry the TLS path's state.
+        Some(settings) => boxed(serve_tls(app, stream, tag, peer, settings)).await,
+    }
+}
+
+/// A connection's next phase as a boxed future. Made by a plain function, so that the
+/// caller's future holds only the box: a local moved into an awaited future still takes
+/// room in the caller's state for as long as its scope lasts.
+fn boxed(
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(fut)
+}
+
+/// Takes a connection through the TLS handshake, then serves HTTP/2 (ALPN `h2`) or
+/// HTTP/1.1 over the plaintext side, counted by a second `Counted`.
+async fn serve_tls(
+    app: Arc<App>,
+    stream: Counted<TcpStream>,
+    tag: Arc<ConnTag>,
+    peer: SocketAddr,
+    settings: TlsSettings,
+) {
+    let next = {
+        let timeout = app.config.tls_handshake_timeout;
+        let accept = boxed_accept(&settings, &app, stream, &tag, timeout);
+        let tls = tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            tls = accept => match tls {
+                Some(tls) => tls,
+                None => return,
+            },
+        };
+        after_handshake(app, tls, tag, peer)
     };
-    let timeout = app.config.tls_handshake_timeout;
-    let tls = tokio::select! {
-        _ = app.shutdown.cancelled() => return,
-        tls = tls::accept(&settings, &app.stats, stream, &tag, timeout) => match tls {
-            Some(tls) => tls,
-            None => return,
-        },
-    };
+    next.await
+}
+
+/// The handshake as a boxed future (its state, with rustls' handshake, is freed after).
+fn boxed_accept<'a>(
+    settings: &'a TlsSettings,
+    app: &'a App,
+    stream: Counted<TcpStream>,
+    tag: &'a ConnTag,
+    timeout: std::time::Duration,
+) -> Pin<Box<dyn Future<Output = Option<tls::Tls>> + Send + 'a>> {
+    Box::pin(tls::accept(settings, &app.stats, stream, tag, timeout))
+}
+
+/// What serves a connection once its handshake is done.
+fn after_handshake(
+    app: Arc<App>,
+    tls: tls::Tls,
+    tag: Arc<ConnTag>,
+    peer: SocketAddr,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let stream = Counted::plain(tls, tag.clone());
     if h2 {
         app.stats.h2_connections.fetch_add(1, Relaxed);
         let due = tokio::time::Instant::now() + app.config.header_timeout;
-        return Box::pin(http2::serve(app, TokioIo::new(stream), tag, peer, due)).await;
+        return boxed(http2::serve(app, TokioIo::new(stream), tag, peer, due));
     }
-    serve_http(app, stream, tag, peer, true).await
+    boxed(serve_http(app, stream, tag, peer, true))
 }
 
 /// Serves a connection that speaks HTTP/1.1 (or, on the plaintext port, HTTP/2 with prior
@@ -162,9 +213,33 @@ async fn serve_http<S: Io + 'static>(
             &app.stats.h2c_connections
         };
         counter.fetch_add(1, Relaxed);
-        let io = TokioIo::new(Rewind::new(prefix, stream));
-        return Box::pin(http2::serve(app, io, tag, peer, first_head_due)).await;
+        return h2_after_preface(app, prefix, stream, tag, peer, first_head_due).await;
     }
+    hyper_after_direct(app, prefix, stream, tag, peer, first_head_due).await
+}
+
+/// hyper's HTTP/1.1 for the rest of a connection, with `prefix` (already read) replayed;
+/// boxed, so that the direct path's future does not carry hyper's connection state.
+fn hyper_after_direct<S: Io + 'static>(
+    app: Arc<App>,
+    prefix: bytes::Bytes,
+    stream: Counted<S>,
+    tag: Arc<ConnTag>,
+    peer: SocketAddr,
+    first_head_due: tokio::time::Instant,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    boxed(serve_hyper(app, prefix, stream, tag, peer, first_head_due))
+}
+
+/// Serves a connection with hyper's HTTP/1.1 until it ends.
+async fn serve_hyper<S: Io + 'static>(
+    app: Arc<App>,
+    prefix: bytes::Bytes,
+    stream: Counted<S>,
+    tag: Arc<ConnTag>,
+    peer: SocketAddr,
+    first_head_due: tokio::time::Instant,
+) {
     let limit = app.config.max_header_bytes;
     let stream = JsonErrors::new(Rewind::new(prefix, stream).hold_while_parked(tag.clone(), limit));
     let io = TokioIo::new(stream);
@@ -207,6 +282,19 @@ async fn serve_http<S: Io + 'static>(
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended with an error: {e}");
     }
+}
+
+/// HTTP/2 on a connection whose first bytes (`prefix`, replayed) are the preface.
+fn h2_after_preface<S: Io + 'static>(
+    app: Arc<App>,
+    prefix: bytes::Bytes,
+    stream: Counted<S>,
+    tag: Arc<ConnTag>,
+    peer: SocketAddr,
+    due: tokio::time::Instant,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let io = TokioIo::new(Rewind::new(prefix, stream));
+    boxed(http2::serve(app, io, tag, peer, due))
 }
 
 /// Resolves at `due` if hyper has not yet received a whole request head on this

@@ -41,6 +41,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::stats::{ConnError, ConnTag, Counted, Stats};
 
+/// Most bytes rustls may hold for one connection that the socket has not taken yet
+/// (rustls' default is 64 KiB). It only matters for a consumer whose socket is stuck: an
+/// SSE stream writes one event at a time and is closed once it is `ws_queue` events
+/// behind, so 16 KiB (one full record) bounds what such a connection pins in the server.
+const BUFFER_LIMIT: usize = 16 * 1024;
+
 /// The first byte of a TLS handshake record.
 const HANDSHAKE_RECORD: u8 = 0x16;
 
@@ -237,6 +243,7 @@ pub async fn accept(
             .map_err(|e| classify(&e))?;
         let app_in = application_record_read(&mut tls);
         tls.get_mut().0.cut_records(false);
+        tls.get_mut().1.set_buffer_limit(Some(BUFFER_LIMIT));
         Ok((tls, app_in))
     };
     let result = match tokio::time::timeout(timeout, handshake).await {

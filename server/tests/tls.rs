@@ -157,6 +157,105 @@ async fn tls13_poll_counts_wire_and_plaintext_bytes_exactly_and_resumes() {
     assert_eq!(stat(&server, "/connection_errors/handshake"), 0);
 }
 
+#[tokio::test]
+async fn tls_http1_sse_and_long_poll_take_the_direct_path() {
+    let (server, pem) = start_tls_keeping_pem(|_| {}).await;
+    let config = client_config(&pem, &[b"http/1.1"]);
+    let mut sse = connect(server.local_addr(), config.clone()).await.unwrap();
+    sse.write_all(b"GET /sse HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut lp = connect(server.local_addr(), config).await.unwrap();
+    lp.write_all(b"GET /longpoll?after=0 HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    eventually("the stream and the long-poll to wait", || async {
+        stat(&server, "/connections/open/sse") == 1
+            && stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    server.hub().publish(&[1_000], 16);
+    let (status, _, body) = read_response(&mut lp).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["events"][0]["seq"], 1);
+    let mut got = Vec::new();
+    while !got.windows(6).any(|w| w == b"id: 1\n") {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(BOUND, sse.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "stream closed");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 2);
+    assert_eq!(stat(&server, "/requests_by_path/hyper"), 0);
+}
+
+#[tokio::test]
+async fn wss_over_tls_http1_upgrades_and_one_event_is_one_record() {
+    let (server, pem) = start_tls_keeping_pem(|_| {}).await;
+    let mut ws = connect(server.local_addr(), client_config(&pem, &[b"http/1.1"]))
+        .await
+        .unwrap();
+    ws.write_all(
+        b"GET /ws HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(BOUND, ws.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    eventually("the websocket to open", || async {
+        stat(&server, "/connections/open/ws") == 1
+    })
+    .await;
+    let wire_before = ws
+        .get_ref()
+        .0
+        .counts
+        .read
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let out_before = stat(&server, "/bytes/ws/out");
+    server.hub().publish(&[1_000], 16);
+    let mut frame = [0u8; 2];
+    tokio::time::timeout(BOUND, ws.read_exact(&mut frame))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame[0], 0x81);
+    let mut payload = vec![0u8; usize::from(frame[1])];
+    ws.read_exact(&mut payload).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(json["seq"], 1);
+    // On the wire: the frame (2-byte header and the JSON) in one TLS 1.3 record, 22 bytes
+    // more, on both sides' counters.
+    let wire = ws
+        .get_ref()
+        .0
+        .counts
+        .read
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - wire_before;
+    assert_eq!(wire, 2 + payload.len() as u64 + 22);
+    // The server adds its count just after its write returns, so wait for it.
+    eventually("the server to count the record", || async {
+        stat(&server, "/bytes/ws/out") - out_before == wire
+    })
+    .await;
+}
+
 /// A TLS server and the PEM of the certificate it serves.
 async fn start_tls_keeping_pem(
     tweak: impl FnOnce(&mut feedbench_server::ServerConfig),
