@@ -68,16 +68,6 @@ fn bad_stack_flags_exit_2_naming_the_problem() {
         &load(
             &[
                 &https[..],
-                &["--transport", "ws", "--insecure", "--http", "2"],
-            ]
-            .concat(),
-        ),
-        "RFC 8441",
-    );
-    assert_usage_error(
-        &load(
-            &[
-                &https[..],
                 &[
                     "--transport",
                     "sse",
