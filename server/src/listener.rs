@@ -98,19 +98,24 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
     let stream = Counted::new(stream, tag.clone());
     match app.config.tls.clone() {
-        None => serve_http(app, stream, tag, peer, false).await,
+        None => {
+            if let Some(next) = serve_http(app, stream, tag, peer, false).await {
+                next.await;
+            }
+        }
         // Boxed: a task keeps its future's whole size for its life, and a plaintext
         // connection should not carry the TLS path's state.
         Some(settings) => boxed(serve_tls(app, stream, tag, peer, settings)).await,
     }
 }
 
+/// A connection's next phase (an SSE stream, hyper, HTTP/2), boxed.
+type Phase = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A connection's next phase as a boxed future. Made by a plain function, so that the
 /// caller's future holds only the box: a local moved into an awaited future still takes
 /// room in the caller's state for as long as its scope lasts.
-fn boxed(
-    fut: impl Future<Output = ()> + Send + 'static,
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+fn boxed(fut: impl Future<Output = ()> + Send + 'static) -> Phase {
     Box::pin(fut)
 }
 
@@ -150,12 +155,7 @@ fn boxed_accept<'a>(
 }
 
 /// What serves a connection once its handshake is done.
-fn after_handshake(
-    app: Arc<App>,
-    tls: tls::Tls,
-    tag: Arc<ConnTag>,
-    peer: SocketAddr,
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+fn after_handshake(app: Arc<App>, tls: tls::Tls, tag: Arc<ConnTag>, peer: SocketAddr) -> Phase {
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let stream = Counted::plain(tls, tag.clone());
     if h2 {
@@ -163,30 +163,37 @@ fn after_handshake(
         let due = tokio::time::Instant::now() + app.config.header_timeout;
         return boxed(http2::serve(app, TokioIo::new(stream), tag, peer, due));
     }
-    boxed(serve_http(app, stream, tag, peer, true))
+    boxed(async move {
+        // The direct path's state is dropped (at the end of this statement) before the
+        // phase it hands over to runs.
+        let next = Box::pin(serve_http(app, stream, tag, peer, true)).await;
+        if let Some(next) = next {
+            next.await;
+        }
+    })
 }
 
 /// Serves a connection that speaks HTTP/1.1 (or, on the plaintext port, HTTP/2 with prior
 /// knowledge): feed requests are answered directly while they come plain; the first other
 /// request hands the connection to hyper for good, with the bytes already read (see
-/// `direct`).
+/// `direct`). Returns the phase the connection goes on with (an SSE stream, hyper,
+/// HTTP/2), for the caller to run once this function's state is gone.
 async fn serve_http<S: Io + 'static>(
     app: Arc<App>,
     mut stream: Counted<S>,
     tag: Arc<ConnTag>,
     peer: SocketAddr,
     tls: bool,
-) {
+) -> Option<Phase> {
     let mut waiting_since = Instant::now();
     let mut pipelined = None;
     let prefix = loop {
         let wait =
             direct::remaining_header_time(app.config.header_timeout, waiting_since.elapsed());
         match direct::next_request(&app, &mut stream, wait, pipelined.take()).await {
-            Next::Close => return,
-            // Boxed, so the hyper path's future does not carry these futures' state.
+            Next::Close => return None,
             Next::Sse { after, close } => {
-                return Box::pin(sse_direct::serve(app, stream, tag, after, close)).await;
+                return Some(boxed(sse_direct::serve(app, stream, tag, after, close)));
             }
             Next::Poll {
                 long,
@@ -195,7 +202,7 @@ async fn serve_http<S: Io + 'static>(
             } => {
                 let answer = poll_direct::answer(&app, &mut stream, &tag, long, params, close);
                 match Box::pin(answer).await {
-                    After::Close => return,
+                    After::Close => return None,
                     After::Next(bytes) => pipelined = bytes,
                 }
                 waiting_since = Instant::now();
@@ -213,9 +220,23 @@ async fn serve_http<S: Io + 'static>(
             &app.stats.h2c_connections
         };
         counter.fetch_add(1, Relaxed);
-        return h2_after_preface(app, prefix, stream, tag, peer, first_head_due).await;
+        return Some(h2_after_preface(
+            app,
+            prefix,
+            stream,
+            tag,
+            peer,
+            first_head_due,
+        ));
     }
-    hyper_after_direct(app, prefix, stream, tag, peer, first_head_due).await
+    Some(hyper_after_direct(
+        app,
+        prefix,
+        stream,
+        tag,
+        peer,
+        first_head_due,
+    ))
 }
 
 /// hyper's HTTP/1.1 for the rest of a connection, with `prefix` (already read) replayed;
@@ -227,7 +248,7 @@ fn hyper_after_direct<S: Io + 'static>(
     tag: Arc<ConnTag>,
     peer: SocketAddr,
     first_head_due: tokio::time::Instant,
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+) -> Phase {
     boxed(serve_hyper(app, prefix, stream, tag, peer, first_head_due))
 }
 
@@ -292,7 +313,7 @@ fn h2_after_preface<S: Io + 'static>(
     tag: Arc<ConnTag>,
     peer: SocketAddr,
     due: tokio::time::Instant,
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+) -> Phase {
     let io = TokioIo::new(Rewind::new(prefix, stream));
     boxed(http2::serve(app, io, tag, peer, due))
 }
