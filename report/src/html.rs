@@ -216,7 +216,7 @@ pub fn render(
         for row in &t.rows {
             let _ = write!(h, "<tr>");
             for (i, c) in row.iter().enumerate() {
-                let class = if table::is_numeric(i) {
+                let class = if t.is_numeric(i) {
                     " class=\"num\""
                 } else {
                     ""

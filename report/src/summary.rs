@@ -110,7 +110,7 @@ pub fn render(
         let t = table::table(d);
         let _ = writeln!(md, "| {} |", t.headings.join(" | "));
         let align: Vec<&str> = (0..t.headings.len())
-            .map(|i| if table::is_numeric(i) { "---:" } else { "---" })
+            .map(|i| if t.is_numeric(i) { "---:" } else { "---" })
             .collect();
         let _ = writeln!(md, "| {} |", align.join(" | "));
         for row in &t.rows {

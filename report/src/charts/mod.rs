@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::error::ReportError;
-use crate::group::{Dataset, Group, Link, Load, Variant};
+use crate::group::{Dataset, Group, Link, Load, Stack, Variant};
 use panel::Figure;
 
 /// Which chart a figure is.
@@ -350,12 +350,12 @@ pub fn line_panels(
         .collect()
 }
 
-/// The (rate, payload, link) slices of all datasets, sorted: a chart over clients never
-/// mixes links.
-pub fn rate_payload_slices(datasets: &[Dataset]) -> Vec<(u64, u64, Option<Link>)> {
-    let set: BTreeSet<(u64, u64, Option<Link>)> = all_loads(datasets)
+/// The (rate, payload, link, stack) slices of all datasets, sorted: a chart over clients
+/// never mixes links or protocol stacks.
+pub fn rate_payload_slices(datasets: &[Dataset]) -> Vec<(u64, u64, Option<Link>, Stack)> {
+    let set: BTreeSet<(u64, u64, Option<Link>, Stack)> = all_loads(datasets)
         .iter()
-        .map(|l| (l.rate_mhz, l.payload_bytes, l.link))
+        .map(|l| (l.rate_mhz, l.payload_bytes, l.link, l.stack))
         .collect();
     set.into_iter().collect()
 }
