@@ -1,8 +1,8 @@
 //! Findings, warnings and notes: what the data says, in plain sentences.
 //!
 //! Findings compare transports at each load point (bytes, latency, server CPU) and sum up
-//! polling waste, memory (peak, and per connection), the server's request paths and event
-//! accounting. Warnings collect whatever the runs carried that makes their figures less
+//! polling waste, memory (peak, and per connection), the server's request paths, protocol
+//! stacks ([`crate::stack_findings`]) and event accounting. Warnings collect whatever the runs carried that makes their figures less
 //! trustworthy: the load generator's own warnings, missed, unreceived or duplicated events,
 //! errors, failed connections, scenarios that did not complete. Notes are the load
 //! generator's informational remarks, which are not problems. Every number is the median
@@ -50,6 +50,7 @@ pub fn findings(dataset: &Dataset) -> Findings {
     overall.extend(memory_finding(dataset));
     overall.extend(memory_per_connection_finding(dataset));
     overall.extend(request_path_finding(dataset));
+    overall.extend(crate::stack_findings::stack_findings(dataset));
     overall.extend(loss_findings(dataset));
     overall.push(accounting_finding(dataset));
     Findings { overall, per_load }

@@ -66,10 +66,19 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
+/// Headings of columns that hold words, after the first (the transport): the stack, and
+/// the "Protocol stacks" table's load and negotiated TLS parameters.
+const TEXT_HEADINGS: [&str; 5] = [STACK_HEADING, "load", "TLS version", "cipher suite", "ALPN"];
+
 impl Table {
-    /// Whether a column holds numbers (right-aligned): all but the transport and the stack.
+    /// Whether a column holds numbers (right-aligned): all but the first and the columns of
+    /// words ([`TEXT_HEADINGS`]).
     pub fn is_numeric(&self, column: usize) -> bool {
-        column >= 1 && self.headings.get(column) != Some(&STACK_HEADING)
+        column >= 1
+            && self
+                .headings
+                .get(column)
+                .is_none_or(|h| !TEXT_HEADINGS.contains(h))
     }
 }
 
