@@ -15,7 +15,7 @@
 //! so a group is warned once, by the same rule, whichever wrote the file.
 
 use crate::format;
-use crate::group::{variant_over, Dataset, Group, Load, Stack, Variant};
+use crate::group::{Dataset, Group, Load, Stack, Variant};
 use feedbench_results::{is_clock_uncertainty_warning, ScenarioResult, Status};
 
 /// The findings for one dataset, grouped under a heading per load point.
@@ -245,7 +245,7 @@ fn polling_findings(dataset: &Dataset) -> Vec<String> {
             };
             Some(format!(
                 "{} sent up to {} {noun} per delivered event (at {}), {} of them empty.",
-                variant_over(variant, *stack),
+                variant,
                 format::sig3(per_event),
                 at(&group.key.load),
                 format::percent(empty)

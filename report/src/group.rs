@@ -155,7 +155,7 @@ pub enum HttpVersion {
 /// without these parameters measured; it sorts first and adds nothing to labels, so such
 /// files key, sort and read exactly as before. Keep-alive is the [`Variant`]'s, since it
 /// has always been part of the legend entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Stack {
     /// TLS on.
     pub tls: bool,
@@ -178,7 +178,31 @@ impl Default for Stack {
     }
 }
 
+/// Stacks sort plaintext before TLS, HTTP/1.1 before HTTP/2, fewer streams per connection
+/// first, and resuming TLS sessions (the default) before not resuming.
+impl Ord for Stack {
+    fn cmp(&self, other: &Stack) -> std::cmp::Ordering {
+        self.sort_key().cmp(&other.sort_key())
+    }
+}
+
+impl PartialOrd for Stack {
+    fn partial_cmp(&self, other: &Stack) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Stack {
+    /// What stacks sort by; distinct for distinct stacks, so the order agrees with `Eq`.
+    fn sort_key(&self) -> (bool, HttpVersion, u32, u8) {
+        let resumption = match self.tls_resumption {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        (self.tls, self.http, self.streams_per_connection, resumption)
+    }
+
     /// The stack a scenario's parameters ask for.
     pub fn of(params: &Params) -> Stack {
         Stack {

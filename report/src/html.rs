@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use crate::charts::{ChartKind, RenderedChart};
 use crate::findings::{findings, notes, warnings};
 use crate::group::Dataset;
-use crate::summary::run_line;
 use crate::stacks;
+use crate::summary::run_line;
 use crate::table::{self, Table};
 use crate::verdict::verdict;
 

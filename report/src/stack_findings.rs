@@ -73,10 +73,7 @@ fn http2_findings(dataset: &Dataset) -> Vec<String> {
         };
         let variant = h2.key.variant;
         let (l1, l2) = (s1.label(), s2.label());
-        let mut sentence = match (
-            median(h1, bytes_per_request),
-            median(h2, bytes_per_request),
-        ) {
+        let mut sentence = match (median(h1, bytes_per_request), median(h2, bytes_per_request)) {
             (Some(p1), Some(p2)) if variant.transport.is_polling() && p1 > 0.0 => {
                 let verdict = if p2 <= p1 {
                     format!(
@@ -212,7 +209,11 @@ fn unit(group: &Group) -> &'static Unit {
 /// `1 TLS handshake`, `0.5 TLS handshakes`.
 fn handshakes_phrase(n: f64) -> String {
     let shown = format::sig3(n);
-    let noun = if shown == "1" { "handshake" } else { "handshakes" };
+    let noun = if shown == "1" {
+        "handshake"
+    } else {
+        "handshakes"
+    };
     format!("{shown} TLS {noun}")
 }
 
@@ -223,8 +224,7 @@ fn handshake_findings(dataset: &Dataset) -> Vec<String> {
     let mut out = Vec::new();
     for g in &dataset.groups {
         let stack = g.key.load.stack;
-        if !stack.tls || !median(g, ScenarioResult::handshakes_per_event).is_some_and(|h| h > 0.0)
-        {
+        if !stack.tls || !median(g, ScenarioResult::handshakes_per_event).is_some_and(|h| h > 0.0) {
             continue;
         }
         let resumes = stack.tls_resumption != Some(false);

@@ -75,9 +75,8 @@ pub fn layers_per_event(group: &Group) -> Option<(LayersPer, Spread)> {
         .filter_map(ScenarioResult::split_per_event)
         .collect();
     let total = Spread::of(splits.iter().map(LayersPer::sum))?;
-    let median = |layer: &Layer| {
-        Spread::of(splits.iter().map(|l| (layer.of)(l))).map_or(0.0, |s| s.median)
-    };
+    let median =
+        |layer: &Layer| Spread::of(splits.iter().map(|l| (layer.of)(l))).map_or(0.0, |s| s.median);
     let [payload, framing, h2, tls, handshake] = LAYERS.map(|l| median(&l));
     Some((
         LayersPer {

@@ -9,8 +9,7 @@ use crate::charts::{
     ChartKind, LineSpec, NO_DATA,
 };
 use crate::format;
-use crate::group::{
-    link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Load};
+use crate::group::{link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Load};
 
 /// Plans one figure per (rate, payload).
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {

@@ -10,8 +10,7 @@ use crate::charts::{
     ChartKind, LineSpec, NO_DATA,
 };
 use crate::format;
-use crate::group::{
-    link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Load};
+use crate::group::{link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Load};
 use crate::verdict::{latency_marks, Axis};
 
 /// Plans one figure per (rate, payload).

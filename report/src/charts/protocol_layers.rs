@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use plotters::style::RGBColor;
 
 use crate::charts::panel::{Bar, BarPanel, Figure, LegendEntry, Mark, Panel};
-use crate::charts::{all_variants, panel_caption, ChartFigure, ChartKind, NO_DATA};
+use crate::charts::{all_variants, panel_caption, style, ChartFigure, ChartKind, NO_DATA};
 use crate::group::{Dataset, Load, Variant};
 use crate::stacks::{self, layers_per_event, LAYERS};
 
@@ -64,6 +64,28 @@ pub fn bars(dataset: &Dataset, variant: &Variant, slice: &Load) -> Vec<Bar> {
         .collect()
 }
 
+/// Label width the plot of half a panel holds, px: half of [`style::PANEL_W`] less the
+/// vertical axis's labels and the margins.
+const HALF_PANEL_PLOT_PX: usize = 250;
+
+/// A panel's width in half panels: one when every dataset's bars and their labels fit in
+/// half a panel, else a whole panel (two).
+fn panel_weight(per_dataset: &[Vec<Bar>]) -> u32 {
+    // DejaVu Sans at the label size averages about 0.55 em per character; 16 px between
+    // labels.
+    let label_px = |b: &Bar| b.label.chars().count() * style::LABEL_PX as usize * 55 / 100 + 16;
+    let widest = per_dataset
+        .iter()
+        .map(|bars| bars.iter().map(|b| label_px(b).max(60)).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    if widest <= HALF_PANEL_PLOT_PX {
+        1
+    } else {
+        2
+    }
+}
+
 /// The figure of one load point.
 fn figure(datasets: &[Dataset], variants: &[Variant], slice: &Load) -> ChartFigure {
     // (variant, its bars in each dataset), for the variants with a bar anywhere.
@@ -92,9 +114,7 @@ fn figure(datasets: &[Dataset], variants: &[Variant], slice: &Load) -> ChartFigu
             columns
                 .iter()
                 .map(|(variant, per_dataset)| {
-                    // Half a panel's width holds two bars with their labels; more get a whole one.
-                    let most = per_dataset.iter().map(Vec::len).max().unwrap_or(0);
-                    let weight = if most <= 2 { 1 } else { 2 };
+                    let weight = panel_weight(per_dataset);
                     let panel = BarPanel {
                         caption: panel_caption(dataset, datasets.len(), &variant.label()),
                         y_desc: "bytes per delivered event (B)".to_string(),

@@ -12,7 +12,8 @@ use crate::charts::{
 };
 use crate::format;
 use crate::group::{
-    link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Group, Load};
+    link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Group, Load,
+};
 
 /// Shown when no scenario in a panel has server figures.
 const NO_SERVER: &str = "no server figures (/stats unavailable)";
