@@ -669,6 +669,80 @@ mod tests {
         assert_eq!(v.label(), "ws");
     }
 
+    /// Parameters as a file spells them, with the stack fields given.
+    fn params(stack: serde_json::Value) -> Params {
+        let mut p = serde_json::json!({
+            "clients": 10, "rate_hz": 1.0, "payload_bytes": 64, "poll_interval_ms": null,
+            "duration_s": 10.0, "warmup_s": 1.0, "keepalive": true
+        });
+        if let (Some(p), Some(extra)) = (p.as_object_mut(), stack.as_object()) {
+            p.extend(extra.clone());
+        }
+        serde_json::from_value(p).unwrap()
+    }
+
+    #[test]
+    fn stacks_come_from_the_parameters_and_old_files_are_plain() {
+        let old = Stack::of(&params(serde_json::json!({})));
+        assert!(old.is_plain());
+        assert_eq!(
+            (old.label(), stack_phrase(old), stack_slug(old)),
+            ("h1.1".into(), String::new(), String::new())
+        );
+        let tls_h2 = Stack::of(&params(
+            serde_json::json!({"tls": true, "http": "2", "tls_resumption": true}),
+        ));
+        assert_eq!(tls_h2.label(), "TLS·h2");
+        assert_eq!(stack_phrase(tls_h2), ", TLS·h2");
+        assert_eq!(stack_slug(tls_h2), "-tls-h2");
+        let h2c = Stack::of(&params(
+            serde_json::json!({"http": "2", "streams_per_connection": 8}),
+        ));
+        assert_eq!(
+            (h2c.label(), h2c.slug()),
+            ("h2c·8 streams/conn".into(), "h2c-m8".into())
+        );
+        let cold = Stack::of(&params(
+            serde_json::json!({"tls": true, "tls_resumption": false}),
+        ));
+        assert_eq!(
+            (cold.label(), cold.slug()),
+            ("TLS·h1.1·no resumption".into(), "tls-h1.1-noresume".into())
+        );
+        // Plaintext first, HTTP/1.1 before HTTP/2, resuming before not.
+        let mut all = [
+            cold,
+            tls_h2,
+            h2c,
+            old,
+            Stack::of(&params(
+                serde_json::json!({"tls": true, "tls_resumption": true}),
+            )),
+        ];
+        all.sort();
+        let labels: Vec<String> = all.iter().map(Stack::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "h1.1",
+                "h2c·8 streams/conn",
+                "TLS·h1.1",
+                "TLS·h1.1·no resumption",
+                "TLS·h2"
+            ]
+        );
+        let key = ScenarioKey::of(
+            Transport::Ws,
+            &params(serde_json::json!({"tls": true, "http": "2"})),
+        );
+        assert_eq!(key.label(), "ws over TLS·h2");
+        assert_eq!(key.slug(), "ws-c10-r1-s64-tls-h2");
+        assert_eq!(
+            key.load.describe(),
+            "10 clients, 1 event/s, 64 B payload, TLS·h2"
+        );
+    }
+
     #[test]
     fn default_label_prefers_the_run_directory() {
         assert_eq!(

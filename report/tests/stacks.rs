@@ -539,3 +539,29 @@ fn the_committed_baseline_report_is_unchanged() {
         assert_eq!(want, c.svg.as_bytes(), "{}.svg changed", c.stem);
     }
 }
+
+#[test]
+fn two_files_put_their_layer_bars_in_a_row_each_on_one_scale() {
+    let base = Dataset::new("baseline", util::parse(&fixtures::baseline()));
+    let cand = Dataset::new("candidate", stacked());
+    let planned = charts::plan(&[base, cand]).unwrap();
+    let layered: Vec<_> = planned
+        .iter()
+        .filter(|c| c.kind == ChartKind::ProtocolLayers)
+        .collect();
+    assert_eq!(layered.len(), 1);
+    let rows = &layered[0].figure.rows;
+    assert_eq!(rows.len(), 2, "a row per file");
+    let caption = |p: &Panel| match p {
+        Panel::Bars(b) => (b.caption.clone(), b.bars.len(), b.y_max),
+        Panel::Lines(_) => panic!("a bar panel"),
+    };
+    let (base_caption, base_bars, base_top) = caption(&rows[0][1].1);
+    let (cand_caption, cand_bars, cand_top) = caption(&rows[1][1].1);
+    assert_eq!(base_caption, "baseline: short-poll (1 s)");
+    assert_eq!(cand_caption, "candidate: short-poll (1 s)");
+    // The baseline has no split: its panels are empty, on the candidate's scale.
+    assert_eq!((base_bars, cand_bars), (0, 2));
+    assert_eq!(base_top, cand_top);
+    assert_eq!(cand_top, 2_330.0 * 1.15);
+}
