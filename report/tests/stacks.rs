@@ -80,6 +80,7 @@ fn scenario(template: &ScenarioResult, spec: &Spec) -> ScenarioResult {
     s.bytes.per_event = (up + down) as f64 / EVENTS as f64;
     s.bytes.per_event_up = up as f64 / EVENTS as f64;
     s.bytes.per_event_down = down as f64 / EVENTS as f64;
+    s.bytes.overhead_ratio = (up + down - spec.down.payload) as f64 / spec.down.payload as f64;
     let polls = if spec.transport == Transport::ShortPoll {
         POLLS
     } else {
@@ -564,4 +565,38 @@ fn two_files_put_their_layer_bars_in_a_row_each_on_one_scale() {
     assert_eq!((base_bars, cand_bars), (0, 2));
     assert_eq!(base_top, cand_top);
     assert_eq!(cand_top, 2_330.0 * 1.15);
+}
+
+#[test]
+fn a_report_over_stacks_has_the_layer_chart_and_the_stacks_table() {
+    let dir = out_dir("stacks-report");
+    let out = feedbench_report::report::write_report_for(&[dataset()], &dir).expect("report");
+    let layered: Vec<_> = out
+        .charts
+        .iter()
+        .filter(|c| c.kind == ChartKind::ProtocolLayers)
+        .collect();
+    assert_eq!(layered.len(), 1);
+    assert!(layered[0].png_path.is_file());
+    let md = std::fs::read_to_string(&out.summary_md).unwrap();
+    let page = std::fs::read_to_string(&out.index_html).unwrap();
+    assert!(md.contains("- [Bytes per delivered event by protocol layer at 10 clients, 10 events/s, 64 B payload](protocol-layers-c10-r10-s64.svg)"));
+    assert!(page.contains("<h2 id=\"protocol-layers\">Bytes per event by protocol layer</h2>"));
+    assert!(page.contains("<a href=\"#protocol-layers\">Bytes per event by protocol layer</a>"));
+    // Charts that slice by load keep stacks apart: a spectrum per stack, none mixed.
+    let spectra: Vec<&str> = out
+        .charts
+        .iter()
+        .filter(|c| c.kind == ChartKind::LatencySpectrum)
+        .map(|c| c.stem.as_str())
+        .collect();
+    assert_eq!(
+        spectra,
+        [
+            "latency-spectrum-c10-r10-s64",
+            "latency-spectrum-c10-r10-s64-tls-h1.1",
+            "latency-spectrum-c10-r10-s64-tls-h1.1-noresume",
+            "latency-spectrum-c10-r10-s64-tls-h2",
+        ]
+    );
 }
