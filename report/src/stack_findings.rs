@@ -1,5 +1,6 @@
-//! Findings about protocol stacks: what HTTP/2 saves against HTTP/1.1, what TLS records
-//! add per event, and what TLS handshakes cost per poll with and without resumption.
+//! Findings about protocol stacks: what HTTP/2 saves against HTTP/1.1, what TLS costs
+//! against plaintext and what its records add per event, and what TLS handshakes cost per
+//! poll with and without resumption.
 //!
 //! Every sentence compares groups of one dataset that differ in their stack alone (same
 //! transport, load and window), or describes one group; every number is a median over
@@ -11,10 +12,11 @@ use crate::format;
 use crate::group::{link_phrase, Dataset, Group, HttpVersion, Load, Stack};
 use crate::stacks::{layers_per_event, median};
 
-/// Every stack finding of a dataset: HTTP/2 against HTTP/1.1, then TLS records, then
-/// handshakes.
+/// Every stack finding of a dataset: HTTP/2 against HTTP/1.1, TLS against plaintext, TLS
+/// records, then handshakes.
 pub fn stack_findings(dataset: &Dataset) -> Vec<String> {
     let mut out = http2_findings(dataset);
+    out.extend(tls_findings(dataset));
     out.extend(tls_record_findings(dataset));
     out.extend(handshake_findings(dataset));
     out
@@ -112,6 +114,61 @@ fn http2_findings(dataset: &Dataset) -> Vec<String> {
                 ", of which framing and HTTP/2 frames {} against {}",
                 format::bytes(f2),
                 format::bytes(f1)
+            ));
+        }
+        sentence.push('.');
+        out.push(sentence);
+    }
+    out
+}
+
+/// For each group over TLS whose plaintext twin (same HTTP version and streams per
+/// connection) is in the dataset: bytes per event, and where both have them, server CPU per
+/// 1,000 events and server memory per connection, over TLS against plaintext.
+fn tls_findings(dataset: &Dataset) -> Vec<String> {
+    let mut out = Vec::new();
+    for tls in &dataset.groups {
+        let stack = tls.key.load.stack;
+        if !stack.tls {
+            continue;
+        }
+        let plain_stack = Stack {
+            tls: false,
+            tls_resumption: None,
+            ..stack
+        };
+        let Some(plain) = twin(dataset, tls, plain_stack) else {
+            continue;
+        };
+        let per_event = |g: &Group| median(g, |s| Some(s.bytes.per_event));
+        let (Some(e_tls), Some(e_plain)) = (per_event(tls), per_event(plain)) else {
+            continue;
+        };
+        let mut sentence = format!(
+            "At {}, {} over {} used {} per delivered event against {} over {} ({})",
+            at(&tls.key.load),
+            tls.key.variant,
+            stack.label(),
+            format::bytes(e_tls),
+            format::bytes(e_plain),
+            plain_stack.label(),
+            format::change((e_tls - e_plain) / e_plain.max(f64::MIN_POSITIVE))
+        );
+        let both = |metric: fn(&ScenarioResult) -> Option<f64>| {
+            Some((median(tls, metric)?, median(plain, metric)?))
+        };
+        if let Some((c_tls, c_plain)) = both(ScenarioResult::server_cpu_ms_per_1k_events) {
+            sentence.push_str(&format!(
+                "; server CPU {} ms against {} ms per 1,000 events",
+                format::sig3(c_tls),
+                format::sig3(c_plain)
+            ));
+        }
+        if let Some((m_tls, m_plain)) = both(ScenarioResult::server_memory_per_connection) {
+            sentence.push_str(&format!(
+                "; server memory {} against {} per connection",
+                format::bytes(m_tls),
+                format::bytes(m_plain)
             ));
         }
         sentence.push('.');
