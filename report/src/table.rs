@@ -72,7 +72,7 @@ const TEXT_HEADINGS: [&str; 5] = [STACK_HEADING, "load", "TLS version", "cipher 
 
 impl Table {
     /// Whether a column holds numbers (right-aligned): all but the first and the columns of
-    /// words ([`TEXT_HEADINGS`]).
+    /// words (the stack, the load, and the negotiated TLS version, cipher suite and ALPN).
     pub fn is_numeric(&self, column: usize) -> bool {
         column >= 1
             && self
