@@ -12,6 +12,8 @@ use feedbench_loadgen::net::ClientNet;
 use feedbench_loadgen::runner::{exit_code, summary_table};
 use feedbench_loadgen::shard::{Shard, StartAt};
 use feedbench_loadgen::source::SourceAddrs;
+use feedbench_loadgen::stack::{HttpVersion, StackSpec, WS_OVER_H2};
+use feedbench_loadgen::tls::{load_ca, Trust};
 use feedbench_loadgen::{RunConfig, RunSignals, ScenarioSpec, Target, Transport};
 use feedbench_netem::{NetEnv, NetOptions, NetSpec};
 
@@ -21,7 +23,8 @@ use feedbench_netem::{NetEnv, NetOptions, NetSpec};
 /// interrupted (results are saved either way, with that status); 2 usage or input error.
 #[derive(clap::Args, Debug)]
 pub struct LoadArgs {
-    /// The server, e.g. http://127.0.0.1:8080.
+    /// The server, e.g. http://127.0.0.1:8080, or https://127.0.0.1:8443 for TLS (then
+    /// --ca or --insecure).
     #[arg(long)]
     pub target: String,
     /// Transport: short-poll, long-poll, ws or sse.
@@ -88,9 +91,104 @@ pub struct LoadArgs {
     /// /control) still go to --target directly. Needs root; see netem/PROFILES.md.
     #[arg(long, value_name = "SPEC")]
     pub net: Option<NetSpec>,
+    /// The protocol stack (TLS trust, HTTP version, resumption).
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// Results file (JSON, schema 2), written atomically.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `on` or `off`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// The protocol stack flags `load` and `run` share.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StackArgs {
+    /// Trust the server's certificate if it is, or is signed by, a certificate in this PEM
+    /// file (https targets; `feedbench serve --tls --cert-out FILE` writes one).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Accept any server certificate (https targets): no protection against another
+    /// server answering; only for measuring.
+    #[arg(long)]
+    pub insecure: bool,
+    /// HTTP version of the clients: 1.1 or 2 (short-poll, long-poll, sse; over https by
+    /// ALPN, over http as h2c with prior knowledge) [default: 1.1].
+    #[arg(long, value_name = "VERSION")]
+    pub http: Option<HttpVersion>,
+    /// Clients multiplexed on one HTTP/2 connection (--http 2 only): 1 gives every client
+    /// its own connection, as separate users have; N > 1 puts clients i..i+N on one, as a
+    /// browser's tabs or an edge proxy do [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub streams_per_connection: Option<u32>,
+    /// TLS session resumption (https targets): one session store for all clients, so a
+    /// reconnecting client (every poll with --no-keepalive) resumes; off: a full handshake
+    /// every time [default: on].
+    #[arg(long, value_name = "on|off")]
+    pub tls_resumption: Option<OnOff>,
+}
+
+impl StackArgs {
+    /// The trust for a target that speaks TLS when `tls`: --ca (read now, so a bad file is
+    /// a usage error naming it) or --insecure, and neither for a plaintext target.
+    pub fn trust(&self, tls: bool) -> anyhow::Result<Option<Trust>> {
+        if !tls {
+            anyhow::ensure!(
+                self.ca.is_none() && !self.insecure,
+                "--ca and --insecure apply to https targets only"
+            );
+            anyhow::ensure!(
+                self.tls_resumption.is_none(),
+                "--tls-resumption applies to https targets only"
+            );
+            return Ok(None);
+        }
+        match (&self.ca, self.insecure) {
+            (Some(path), _) => {
+                load_ca(path)?;
+                Ok(Some(Trust::Ca(path.clone())))
+            }
+            (None, true) => Ok(Some(Trust::Insecure)),
+            (None, false) => anyhow::bail!(
+                "an https target needs --ca FILE (the server's certificate or its CA, PEM) or \
+                 --insecure (accept any certificate)"
+            ),
+        }
+    }
+
+    /// The stack of `transport` over a target that speaks TLS when `tls`.
+    pub fn stack(&self, tls: bool, transport: Transport) -> anyhow::Result<StackSpec> {
+        let http = self.http.unwrap_or_default();
+        let streams_per_connection = self.streams_per_connection.unwrap_or(1);
+        check_stack(http, streams_per_connection, transport)?;
+        Ok(StackSpec {
+            tls,
+            http,
+            streams_per_connection,
+            tls_resumption: self.tls_resumption != Some(OnOff::Off),
+        })
+    }
+}
+
+/// What a stack must satisfy for a transport.
+pub fn check_stack(http: HttpVersion, streams: u32, transport: Transport) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        streams <= 1 || http == HttpVersion::Http2,
+        "--streams-per-connection {streams} needs --http 2 (HTTP/1.1 carries one request per connection at a time)"
+    );
+    anyhow::ensure!(
+        !(http == HttpVersion::Http2 && transport == Transport::Ws && !WS_OVER_H2),
+        "--http 2 with --transport ws: the load generator does not speak WebSocket over HTTP/2 \
+         (RFC 8441 extended CONNECT); ws runs over HTTP/1.1"
+    );
+    Ok(())
 }
 
 /// Checks flag values that clap cannot.
@@ -139,6 +237,9 @@ fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
         shard: args.shard,
         start_at: args.start_at,
         net: args.net.clone(),
+        stack: args
+            .stack
+            .stack(args.target.starts_with("https://"), args.transport)?,
     })
 }
 
@@ -146,6 +247,7 @@ fn spec_from(args: &LoadArgs) -> anyhow::Result<ScenarioSpec> {
 pub fn execute(args: LoadArgs) -> anyhow::Result<i32> {
     let spec = spec_from(&args)?;
     let mut target = Target::parse(&args.target).map_err(anyhow::Error::msg)?;
+    target.tls_trust = args.stack.trust(target.tls)?;
     target.control_token = args.control_token.clone();
     target.source_addrs = args.source_addrs.clone();
     anyhow::ensure!(args.threads != Some(0), "--threads must be at least 1");

@@ -19,7 +19,10 @@ use feedbench_loadgen::runner::{exit_code, summary_table, update_latest_link};
 use feedbench_loadgen::shard_run::ShardPlan;
 use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::sysinfo::{allowed_cpus, format_cpu_list, pin_current_thread, split_cpus};
+use feedbench_loadgen::tls::Trust;
 use feedbench_loadgen::{RunConfig, RunSignals, ServerSwap, Suite, Target};
+
+use crate::load_cmd::{check_stack, OnOff, StackArgs};
 use feedbench_netem::{NetEnv, NetOptions, NetSpec};
 
 /// Where results go by default.
@@ -37,11 +40,12 @@ const RESULTS_ROOT: &str = "bench-results";
 /// invalid suite file).
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Suite: quick, standard, connections, wan, mobile, websocket-org (the last three need
+    /// Suite: quick, standard, connections, stacks, wan, mobile, websocket-org (the last three need
     /// root: emulated links), or the path of a suite TOML file.
     #[arg(long, default_value = "quick")]
     pub suite: String,
-    /// Measure this server (e.g. http://127.0.0.1:8080) instead of starting one.
+    /// Measure this server (e.g. http://127.0.0.1:8080, or https://... with --ca or
+    /// --insecure) instead of starting one; its scheme sets every scenario's `tls`.
     #[arg(long)]
     pub target: Option<String>,
     /// Output directory [default: bench-results/SUITE-UTCTIMESTAMP].
@@ -72,12 +76,21 @@ pub struct RunArgs {
     /// Needs root (network namespaces and TUN devices); see netem/PROFILES.md.
     #[arg(long, value_name = "SPEC")]
     pub net: Option<NetSpec>,
+    /// The protocol stack: --http, --streams-per-connection and --tls-resumption replace
+    /// the suite's values for every scenario; --ca or --insecure is the trust for an https
+    /// --target (the embedded server's own certificate is trusted without them).
+    #[command(flatten)]
+    pub stack: StackArgs,
 }
 
 /// The server `feedbench run` started, and the task that fails the run if it dies.
 struct Embedded {
     exe: PathBuf,
     opts: EmbeddedOptions,
+    /// Where a TLS server writes the certificate its clients trust.
+    cert_file: PathBuf,
+    /// Whether every scenario run gets a new server (the suite's `fresh_server`).
+    fresh_each: bool,
     net: Option<ClientNet>,
     signals: Arc<RunSignals>,
     source_addrs: SourceAddrs,
@@ -86,10 +99,18 @@ struct Embedded {
 }
 
 impl Embedded {
-    /// Starts a server and its watch; returns its target.
-    async fn launch(&mut self) -> anyhow::Result<Target> {
+    /// Starts a server (speaking TLS when `tls`) and its watch; returns its target.
+    async fn launch(&mut self, tls: bool) -> anyhow::Result<Target> {
+        self.opts.tls_cert_out = tls.then(|| self.cert_file.clone());
         let server = EmbeddedServer::start(&self.exe, self.opts.clone()).await?;
         let mut t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            t.tls == tls,
+            "the embedded server announced {} where {} was asked for",
+            server.url,
+            if tls { "https" } else { "http" }
+        );
+        t.tls_trust = tls.then(|| Trust::Ca(self.cert_file.clone()));
         t.source_addrs = self.source_addrs.clone();
         t.control_token = self.opts.control_token.clone();
         t.net = self.net.clone();
@@ -126,13 +147,18 @@ impl Embedded {
 }
 
 impl ServerSwap for Embedded {
+    fn fresh_each(&self) -> bool {
+        self.fresh_each
+    }
+
     fn next_server(
         &mut self,
+        tls: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Target, String>> + Send + '_>>
     {
         Box::pin(async move {
             self.stop().await;
-            self.launch().await.map_err(|e| format!("{e:#}"))
+            self.launch(tls).await.map_err(|e| format!("{e:#}"))
         })
     }
 }
@@ -171,11 +197,32 @@ pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
     let target = match &args.target {
         Some(url) => {
             let mut t = Target::parse(url).map_err(anyhow::Error::msg)?;
+            t.tls_trust = args.stack.trust(t.tls)?;
             t.control_token = args.control_token.clone();
             Some(t)
         }
-        None => None,
+        None => {
+            anyhow::ensure!(
+                args.stack.ca.is_none() && !args.stack.insecure,
+                "--ca and --insecure apply to an https --target; the embedded server's own \
+                 certificate is trusted without them"
+            );
+            None
+        }
     };
+    suite.set_stack(
+        target.as_ref().map(|t| t.tls),
+        args.stack.http,
+        args.stack.streams_per_connection,
+        args.stack.tls_resumption.map(|r| r == OnOff::On),
+    );
+    for s in &suite.scenarios {
+        check_stack(s.stack.http, s.stack.streams_per_connection, s.transport)
+            .with_context(|| format!("scenario {}", s.name()))?;
+    }
+    for note in &suite.notes {
+        eprintln!("feedbench: {note}");
+    }
     let target = target.map(|mut t| {
         t.source_addrs = args.source_addrs.clone();
         t
@@ -291,19 +338,23 @@ async fn run_suite(
                     cpus: server_cpus,
                     addr: n.server_addr(0),
                     control_token: Some(random_token()?),
+                    tls_cert_out: None,
                 },
                 None => EmbeddedOptions::loopback(server_cpus),
             };
             let mut e = Embedded {
                 exe,
                 opts,
+                cert_file: out_dir.join("server-cert.pem"),
+                fresh_each: suite.fresh_server,
                 net: net.clone(),
                 signals: signals.clone(),
                 source_addrs: args.source_addrs.clone(),
                 server: None,
                 watch: None,
             };
-            let t = e.launch().await?;
+            let first_tls = suite.scenarios.first().is_some_and(|s| s.stack.tls);
+            let t = e.launch(first_tls).await?;
             (t, Some(e))
         }
     };
@@ -343,10 +394,9 @@ async fn run_suite(
         )),
         out_dir.display()
     );
-    let fresh = embedded
-        .as_mut()
-        .filter(|_| suite.fresh_server)
-        .map(|e| e as &mut dyn ServerSwap);
+    // The embedded server is swapped for every run (`fresh_server`) or for a change of
+    // `tls` only; an external target is never swapped.
+    let fresh = embedded.as_mut().map(|e| e as &mut dyn ServerSwap);
     let results = feedbench_loadgen::run_with(&cfg, &signals, fresh).await;
     if let Some(e) = embedded.as_mut() {
         e.stop().await;

@@ -1,15 +1,18 @@
 //! `feedbench serve`: run the feed server until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use feedbench_server::ServerConfig;
+use feedbench_server::{ServerConfig, TlsSettings};
 
 /// Serve one data feed over short-poll, long-poll, WebSocket and SSE.
 ///
-/// The first line on stdout is exactly `feedbench listening on http://ADDR` with the real
-/// port. SIGINT or SIGTERM stops it gracefully (exit 0 within about 2 s). If the publisher
+/// The first line on stdout is exactly `feedbench listening on http://ADDR` (with TLS,
+/// `https://ADDR`) with the real port; with TLS the second is `feedbench tls sha256
+/// FINGERPRINT` (the certificate's SHA-256, colon-separated hex). A certificate or key
+/// that is missing, does not parse or does not match exits 2 naming the file. SIGINT or SIGTERM stops it gracefully (exit 0 within about 2 s). If the publisher
 /// dies the feed has stopped for good: the server shuts down and exits 1. A setting the
 /// server refuses (a feed its ring cannot hold, an open control endpoint on a non-loopback
 /// address) exits 2 before anything listens.
@@ -56,6 +59,23 @@ pub struct ServeArgs {
     /// Tokio worker threads (default: the number of cores this process may run on).
     #[arg(long)]
     pub worker_threads: Option<usize>,
+    /// Serve TLS (https, wss; ALPN h2 and http/1.1) with a self-signed certificate made at
+    /// start for localhost, 127.0.0.1, ::1 and the --addr IP (see --cert-out).
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve TLS with this PEM certificate (chain); needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Write the certificate clients should trust (PEM) to FILE, atomically, before the
+    /// first line is printed; needs --tls or --cert.
+    #[arg(long, value_name = "FILE")]
+    pub cert_out: Option<PathBuf>,
+    /// How long a TLS client may take from connecting to the end of its handshake.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub tls_handshake_timeout: Duration,
 }
 
 /// Runs the server until a signal; returns the exit code.
@@ -64,6 +84,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<i32> {
         .worker_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     anyhow::ensure!(threads >= 1, "--worker-threads must be at least 1");
+    let tls = tls_settings(&args)?;
     let config = ServerConfig {
         addr: args.addr,
         rate_hz: args.rate,
@@ -76,6 +97,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<i32> {
         control_open: args.control_open,
         header_timeout: args.header_timeout,
         max_frame_bytes: args.max_frame,
+        tls,
+        tls_handshake_timeout: args.tls_handshake_timeout,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,6 +107,39 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<i32> {
         .build()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(serve(config))
+}
+
+/// The TLS settings the flags ask for (`None` for plaintext), with the certificate
+/// written to `--cert-out`.
+fn tls_settings(args: &ServeArgs) -> anyhow::Result<Option<TlsSettings>> {
+    let settings = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => TlsSettings::from_files(cert, key)?,
+        _ if args.tls => TlsSettings::self_signed(args.addr)?,
+        _ => {
+            anyhow::ensure!(
+                args.cert_out.is_none(),
+                "--cert-out needs --tls or --cert (the server speaks plaintext without them)"
+            );
+            return Ok(None);
+        }
+    };
+    if let Some(path) = &args.cert_out {
+        write_atomically(path, settings.cert_pem.as_bytes())
+            .with_context(|| format!("cannot write the certificate to {}", path.display()))?;
+    }
+    Ok(Some(settings))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place, so a
+/// reader never sees half a certificate.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Parses a byte count: plain digits, or digits followed by `KiB`, `MiB` or `GiB`.
@@ -108,12 +164,25 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
 
 /// Serves until a signal (exit code 0) or the publisher's death (exit code 1).
 async fn serve(config: ServerConfig) -> anyhow::Result<i32> {
+    let fingerprint = config.tls.as_ref().map(|t| t.fingerprint.clone());
     let server = feedbench_server::start(config).await?;
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "feedbench listening on http://{}", server.local_addr())
-            .context("cannot write to stdout")?;
+        let scheme = if fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        writeln!(
+            out,
+            "feedbench listening on {scheme}://{}",
+            server.local_addr()
+        )
+        .context("cannot write to stdout")?;
+        if let Some(fp) = fingerprint {
+            writeln!(out, "feedbench tls sha256 {fp}").context("cannot write to stdout")?;
+        }
         out.flush().context("cannot write to stdout")?;
     }
     let code = tokio::select! {

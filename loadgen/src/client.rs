@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::SeqSet;
+use crate::client_io::{ClientIo, Negotiated, TlsClient};
 use crate::clock::LocalClock;
 use crate::counting::{ByteCounts, CountingStream, Window};
 use crate::event::EventHead;
@@ -27,6 +28,8 @@ use crate::http::io_error_kind;
 use crate::net::ClientNet;
 use crate::scenario::Transport;
 use crate::source::{connect_from, SourceAddrs};
+use crate::stack::{HttpVersion, StackSpec};
+use crate::tls::{self, TlsOptions, TlsSetupError, Trust};
 
 /// Clients driven by one task.
 pub const GROUP_SIZE: usize = 32;
@@ -71,18 +74,30 @@ pub struct Target {
     /// The emulated link the clients reach the server through, when the run has one
     /// (`addr` then stays the harness's way in, which does not cross the link).
     pub net: Option<ClientNet>,
+    /// `https`: the clients and the harness's own requests speak TLS.
+    pub tls: bool,
+    /// Where trust in the server's certificate comes from (`--ca`, `--insecure`); must be
+    /// set for an `https` target before anything connects.
+    pub tls_trust: Option<Trust>,
 }
 
 impl Target {
-    /// Parses an `http://host:port` URL (a trailing `/` is allowed; nothing else).
+    /// Parses an `http://host:port` or `https://host:port` URL (a trailing `/` is allowed;
+    /// nothing else).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!("target {url:?} must start with http:// (https is not supported)")
-        })?;
+        let (tls, rest, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest, 80)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest, 443)
+        } else {
+            return Err(format!(
+                "target {url:?} must start with http:// or https://"
+            ));
+        };
         let host = rest.trim_end_matches('/');
         if host.is_empty() || host.contains('/') {
             return Err(format!(
-                "target {url:?} must be http://HOST:PORT without a path"
+                "target {url:?} must be http(s)://HOST:PORT without a path"
             ));
         }
         let with_port = if host
@@ -91,7 +106,7 @@ impl Target {
         {
             host.to_string()
         } else {
-            format!("{host}:80")
+            format!("{host}:{default_port}")
         };
         use std::net::ToSocketAddrs;
         let addr = with_port
@@ -106,12 +121,52 @@ impl Target {
             source_addrs: SourceAddrs::Auto,
             clock: LocalClock::default(),
             net: None,
+            tls,
+            tls_trust: None,
         })
     }
 
     /// The target as a URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.host)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host)
+    }
+
+    /// The TLS client for connections to this target (`None` for `http`): its trust, ALPN
+    /// for `http`, resumption as asked, a session store for `n_clients`.
+    pub fn tls_client(
+        &self,
+        http: HttpVersion,
+        resumption: bool,
+        n_clients: usize,
+    ) -> Result<Option<TlsClient>, TlsSetupError> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let trust = self.tls_trust.clone().ok_or(TlsSetupError::NoTrust)?;
+        let opts = TlsOptions { trust, resumption };
+        Ok(Some(TlsClient {
+            config: tls::client_config(&opts, http.alpn(), n_clients)?,
+            name: tls::server_name(&self.host).map_err(TlsSetupError::Name)?,
+        }))
+    }
+
+    /// A connection for the harness's own requests (`/stats`, `/control`, `/time`, the
+    /// feed): plain TCP, or HTTP/1.1 over TLS to an `https` target; counted against a window
+    /// of its own, Nagle off so a request leaves at once.
+    pub async fn connect_harness(&self) -> std::io::Result<ClientIo> {
+        let stream = tokio::net::TcpStream::connect(self.addr).await?;
+        // Only removes a doubt about a request leaving at once: failing is no reason to stop.
+        let _ = stream.set_nodelay(true);
+        let window = Arc::new(Window::new());
+        let Some(tls) = self
+            .tls_client(HttpVersion::Http1, false, 1)
+            .map_err(std::io::Error::other)?
+        else {
+            return Ok(ClientIo::Plain(CountingStream::new(stream, window)));
+        };
+        let (io, _) = ClientIo::tls_connect(&tls, stream, window, true).await?;
+        Ok(io)
     }
 }
 
@@ -126,6 +181,8 @@ pub struct ClientParams {
     pub keepalive: bool,
     /// Seed for short-poll phases.
     pub seed: u64,
+    /// The protocol stack (TLS, HTTP version, streams per HTTP/2 connection).
+    pub stack: StackSpec,
 }
 
 /// What every client of a scenario shares.
@@ -152,9 +209,13 @@ pub struct ClientCtx {
     pub link: Option<ClientNet>,
     /// Where the clients connect: the target, or its port on the far side of the link.
     pub client_addr: SocketAddr,
+    /// The HTTP/2 clients' shared connections; `None` when the clients speak HTTP/1.1.
+    pub h2: Option<crate::h2::H2Pool>,
     /// Add to a raw receive time ([`crate::clock::unix_nanos`]) to get the server's clock:
     /// the target clock's skew plus the applied clock offset; 0 on one host.
     pub to_server_ns: i64,
+    /// The TLS client every connection shares (`None`: plaintext).
+    pub tls: Option<TlsClient>,
 }
 
 /// Live per-client state the controller reads.
@@ -268,6 +329,9 @@ pub struct GroupStats {
     pub errors: BTreeMap<String, u64>,
     /// Per-client seqs received in the window.
     pub seqs: Vec<SeqSet>,
+    /// What the first TLS handshake of the group agreed on (`None` in plaintext or before
+    /// any handshake completed).
+    pub negotiated: Option<Negotiated>,
 }
 
 impl GroupStats {
@@ -294,6 +358,7 @@ impl GroupStats {
             bytes: ByteCounts::default(),
             errors: BTreeMap::new(),
             seqs: Vec::new(),
+            negotiated: None,
         }
     }
 
@@ -321,6 +386,9 @@ impl GroupStats {
             *self.errors.entry(k).or_default() += v;
         }
         self.seqs.extend(other.seqs);
+        if self.negotiated.is_none() {
+            self.negotiated = other.negotiated;
+        }
     }
 
     fn flush_recent(&mut self, live: &LiveStats) {
@@ -492,6 +560,42 @@ impl<'g> ClientState<'g> {
         ))
     }
 
+    /// Opens a connection to the target as the scenario's stack says: a counted TCP socket,
+    /// or TLS over one (the handshake done, ALPN as `--http` asks). `setup` says whether
+    /// the connection's first bytes (the TLS handshake included) are setup (a client's
+    /// first connection, a reconnect) or steady state (a poll's own connection without
+    /// keep-alive, which pays its handshake every time). `None` (error counted, as a failed
+    /// connection) on failure.
+    pub async fn connect_io(&self, setup: bool) -> Option<(ClientIo, OpenGuard<'g>, Instant)> {
+        let (stream, guard, started) = self.connect().await?;
+        let Some(tls) = &self.ctx.tls else {
+            if !setup {
+                stream.end_setup();
+            }
+            return Some((ClientIo::Plain(stream), guard, started));
+        };
+        // The TLS socket is counted afresh (record mode): the TCP connect wrote nothing.
+        let window = self.ctx.window.clone();
+        let tcp = stream.into_inner();
+        match ClientIo::tls_handshake(tls, tcp, window, setup).await {
+            Ok((io, negotiated)) => {
+                self.with_stats(|g| {
+                    if g.negotiated.is_none() {
+                        g.negotiated = Some(negotiated);
+                    }
+                });
+                Some((io, guard, started))
+            }
+            Err((kind, counts)) => {
+                // The TCP connection was opened (and is counted so); its handshake's bytes
+                // crossed the socket and are counted too.
+                self.add_bytes(&counts);
+                self.connect_failed(&kind);
+                None
+            }
+        }
+    }
+
     /// Records a connect time measured from `started` (TCP plus the transport's handshake).
     pub fn connected(&self, started: Instant) {
         let us = started.elapsed().as_micros() as u64;
@@ -544,9 +648,19 @@ mod tests {
         assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(t.host, "127.0.0.1:8080");
         assert_eq!(t.url(), "http://127.0.0.1:8080");
-        assert!(Target::parse("https://x:1")
+        let t = Target::parse("https://127.0.0.1:8443").unwrap();
+        assert!(t.tls);
+        assert_eq!(t.url(), "https://127.0.0.1:8443");
+        assert_eq!(Target::parse("https://127.0.0.1").unwrap().addr.port(), 443);
+        assert!(Target::parse("ftp://x:1")
             .unwrap_err()
-            .contains("http://"));
+            .contains("must start with http:// or https://"));
+        assert!(!Target::parse("http://127.0.0.1:1").unwrap().tls);
+        // An https target without trust cannot make a TLS client.
+        let e = t
+            .tls_client(crate::stack::HttpVersion::Http1, true, 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("--ca FILE"), "{e}");
         assert!(Target::parse("http://127.0.0.1:1/x")
             .unwrap_err()
             .contains("without a path"));

@@ -22,11 +22,10 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
 
 use crate::client::Target;
+use crate::client_io::ClientIo;
 use crate::clock::LocalClock;
-use crate::counting::{CountingStream, Window};
 use crate::http::{HttpConn, HttpError};
 
 /// Most timed exchanges one estimate makes (the warm-up is one more).
@@ -181,7 +180,7 @@ pub fn best(samples: &[Sample]) -> Option<ClockOffset> {
 /// One `GET /time` on `conn` (connected first if need be), timed with `clock`.
 async fn exchange(
     target: &Target,
-    conn: &mut Option<HttpConn<TcpStream>>,
+    conn: &mut Option<HttpConn<ClientIo>>,
     clock: LocalClock,
 ) -> Result<Sample, ClockError> {
     let http = match conn {
@@ -216,15 +215,14 @@ async fn exchange(
 }
 
 /// A fresh connection to `target`, Nagle off so a request leaves at once.
-async fn connect(target: &Target) -> Result<HttpConn<TcpStream>, ClockError> {
-    let stream = TcpStream::connect(target.addr)
+async fn connect(target: &Target) -> Result<HttpConn<ClientIo>, ClockError> {
+    // Nagle is off on it: without that the request may still go out at once (nothing is
+    // unacknowledged); the setting only removes a doubt.
+    let io = target
+        .connect_harness()
         .await
         .map_err(ClockError::Connect)?;
-    // Without it the request may still go out at once (nothing is unacknowledged); the
-    // setting only removes a doubt, so failing to set it is no reason to stop.
-    let _ = stream.set_nodelay(true);
-    let counting = CountingStream::new(stream, std::sync::Arc::new(Window::new()));
-    Ok(HttpConn::new(counting, &target.host))
+    Ok(HttpConn::new(io, &target.host))
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! The child gets its own process group (a terminal's Ctrl-C reaches only `feedbench run`,
 //! which then stops the server itself after saving results), dies with its parent
 //! (`PR_SET_PDEATHSIG`), and is optionally pinned to a CPU set. Its first stdout line is
-//! exactly `feedbench listening on http://ADDR`; the rest of its stdout is drained so it
+//! exactly `feedbench listening on http://ADDR` (`https://` when started with `--tls
+//! --cert-out FILE`, the certificate its clients then trust); the rest of its stdout is drained so it
 //! never blocks on a full pipe. Stopping sends SIGTERM and, after a bounded wait, SIGKILL.
 
 use std::path::Path;
@@ -54,6 +55,9 @@ pub struct EmbeddedOptions {
     /// Bearer token for `PUT /control/feed`, handed to the child in its environment (never on
     /// its command line); needed when `addr` is not a loopback address.
     pub control_token: Option<String>,
+    /// Serve TLS with a self-signed certificate written to this file (`serve --tls
+    /// --cert-out FILE`), which the clients trust; `None`: plaintext.
+    pub tls_cert_out: Option<std::path::PathBuf>,
 }
 
 impl EmbeddedOptions {
@@ -63,6 +67,7 @@ impl EmbeddedOptions {
             cpus,
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             control_token: None,
+            tls_cert_out: None,
         }
     }
 }
@@ -70,7 +75,7 @@ impl EmbeddedOptions {
 /// A running embedded server.
 #[derive(Debug)]
 pub struct EmbeddedServer {
-    /// `http://ADDR` as announced.
+    /// `http://ADDR` or `https://ADDR` as announced.
     pub url: String,
     /// The child's pid.
     pub pid: u32,
@@ -82,14 +87,17 @@ pub struct EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    /// Starts `exe serve --addr ADDR [--worker-threads K]`, pinned to `opts.cpus` if
-    /// given (and then with K = the number of those CPUs).
+    /// Starts `exe serve --addr ADDR [--worker-threads K] [--tls --cert-out FILE]`, pinned
+    /// to `opts.cpus` if given (and then with K = the number of those CPUs).
     pub async fn start(exe: &Path, opts: EmbeddedOptions) -> Result<Self, EmbeddedError> {
         let cpus = opts.cpus;
         let mut cmd = Command::new(exe);
         cmd.args(["serve", "--addr", &opts.addr.to_string()]);
         if let Some(c) = &cpus {
             cmd.args(["--worker-threads", &c.len().to_string()]);
+        }
+        if let Some(cert) = &opts.tls_cert_out {
+            cmd.arg("--tls").arg("--cert-out").arg(cert);
         }
         match &opts.control_token {
             Some(token) => cmd.env("FEEDBENCH_CONTROL_TOKEN", token),
@@ -132,7 +140,7 @@ impl EmbeddedServer {
         };
         let url = first
             .strip_prefix(LISTENING_PREFIX)
-            .filter(|u| u.starts_with("http://"))
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
             .ok_or_else(|| EmbeddedError::Announce(first.clone()))?
             .trim()
             .to_string();

@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 client for the polling transports and the SSE stream.
 //!
-//! Hand-written over a [`CountingStream`] rather than hyper's client so that every byte is
-//! accounted exactly and a request costs one `write` and as few `read`s as the kernel
+//! Hand-written over a counted stream ([`CountingStream`](crate::counting::CountingStream), or a
+//! [`ClientIo`](crate::client_io::ClientIo) that may be TLS) rather than hyper's client so
+//! that every byte is accounted exactly and a request costs one `write` and as few `read`s as the kernel
 //! allows. It speaks just what feedbench needs: `GET`/`PUT` with a small body, response
 //! heads parsed with `httparse`, bodies framed by `Content-Length`, chunked transfer
 //! encoding, or the end of the connection. The chunked decoder is incremental so the SSE
@@ -10,7 +11,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::counting::CountingStream;
+use crate::counting::Counted;
 
 /// Largest response head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -42,9 +43,13 @@ impl HttpError {
     }
 }
 
-/// A short stable name for an I/O error.
+/// A short stable name for an I/O error; a TLS error inside one is named by
+/// [`tls_error_kind`](crate::tls::tls_error_kind).
 pub fn io_error_kind(e: &std::io::Error) -> &'static str {
     use std::io::ErrorKind as K;
+    if let Some(tls) = crate::tls::inner_tls_error(e) {
+        return crate::tls::tls_error_kind(tls);
+    }
     match e.kind() {
         K::ConnectionRefused => "connect_refused",
         K::ConnectionReset => "connection_reset",
@@ -278,34 +283,44 @@ fn take_line(input: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
     }
 }
 
-/// One HTTP/1.1 connection.
+/// One HTTP/1.1 connection over a counted stream `S` ([`CountingStream`] or
+/// [`ClientIo`](crate::client_io::ClientIo)).
 #[derive(Debug)]
 pub struct HttpConn<S> {
-    stream: CountingStream<S>,
+    stream: S,
+    /// Whether the latest response said the server closes the connection after it.
+    peer_closes: bool,
     buf: BytesMut,
     host: String,
     request: Vec<u8>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Counted> HttpConn<S> {
     /// Wraps a connected stream; `host` goes into the `Host` header.
-    pub fn new(stream: CountingStream<S>, host: &str) -> Self {
+    pub fn new(stream: S, host: &str) -> Self {
         Self {
             stream,
+            peer_closes: false,
             buf: BytesMut::with_capacity(8 * 1024),
             host: host.to_string(),
             request: Vec::with_capacity(256),
         }
     }
 
-    /// The counting stream.
-    pub fn stream(&self) -> &CountingStream<S> {
+    /// The counted stream.
+    pub fn stream(&self) -> &S {
         &self.stream
     }
 
-    /// The counting stream, mutably (to end setup).
-    pub fn stream_mut(&mut self) -> &mut CountingStream<S> {
+    /// The counted stream, mutably (to end setup).
+    pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
+    }
+
+    /// Whether the latest response said the server closes the connection after it
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive).
+    pub fn peer_closes(&self) -> bool {
+        self.peer_closes
     }
 
     /// Bytes read but not consumed yet.
@@ -411,11 +426,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     /// Reads one complete response.
     pub async fn read_response(&mut self) -> Result<Response, HttpError> {
         let head = self.read_head().await?;
+        self.peer_closes = !head.keep_alive;
         let body = self.read_body(&head).await?;
         Ok(Response {
             head,
             body,
-            recv_ns: self.stream.last_read_ns(),
+            recv_ns: Counted::last_read_ns(&self.stream),
         })
     }
 }
@@ -426,7 +442,7 @@ mod tests {
     use std::sync::Arc;
     use tokio::io::AsyncWriteExt;
 
-    use crate::counting::Window;
+    use crate::counting::{CountingStream, Window};
 
     #[test]
     fn parses_heads() {

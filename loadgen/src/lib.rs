@@ -18,6 +18,7 @@
 
 pub mod accounting;
 pub mod client;
+pub mod client_io;
 pub mod clock;
 pub mod clock_sync;
 pub mod counting;
@@ -25,6 +26,7 @@ pub mod crossing;
 pub mod embedded;
 pub mod event;
 pub mod feed;
+pub mod h2;
 pub mod http;
 pub mod limits;
 pub mod long_poll;
@@ -41,9 +43,11 @@ pub mod short_poll;
 pub mod source;
 pub mod sse;
 pub mod sse_parser;
+pub mod stack;
 pub mod stats;
 pub mod suite;
 pub mod sysinfo;
+pub mod tls;
 pub mod ws;
 
 pub use client::Target;

@@ -5,6 +5,11 @@
 //! all of a client's bytes in its `long_poll` class. A parked request
 //! is abandoned on stop by half-closing, so the server's answer, if any, is still read and
 //! counted.
+//!
+//! Over HTTP/2 ([`crate::h2`]) each long-poll is a stream on the client's group connection
+//! with the same deadlines and accounting; a parked stream is abandoned on stop by resetting
+//! it (`RST_STREAM`, as a browser does), and whatever the server still sends is read and
+//! counted when the connection's last user closes it.
 
 use std::time::Duration;
 
@@ -12,6 +17,8 @@ use tokio::time::Instant;
 
 use crate::client::{backoff, record_us, ClientState};
 use crate::clock::unix_nanos;
+use crate::h2::{self, H2Pool, Member};
+use crate::http::Response;
 use crate::polling::{self, PollConn};
 
 /// The `timeout_ms` the client asks for.
@@ -22,6 +29,9 @@ const ANSWER_GRACE: Duration = Duration::from_secs(10);
 /// Runs one long-poll client until stopped.
 pub async fn run(st: &mut ClientState<'_>) {
     let ctx = st.ctx();
+    if let Some(pool) = &ctx.h2 {
+        return run_h2(st, pool).await;
+    }
     let mut conn: Option<PollConn<'_>> = None;
     let mut cursor: Option<u64> = None;
     let mut failures = 0u32;
@@ -30,7 +40,7 @@ pub async fn run(st: &mut ClientState<'_>) {
             break;
         }
         if conn.is_none() {
-            conn = polling::open(st).await;
+            conn = polling::open(st, cursor.is_none()).await;
             if conn.is_none() {
                 failures += 1;
                 continue;
@@ -117,6 +127,17 @@ async fn long_poll_once(
             Err(_) => return Exchange::Failed("timeout".into()),
         },
     };
+    answered(st, &resp, in_window, started, after)
+}
+
+/// Accounts a long-poll answer that arrived for a request sent at `started`.
+fn answered(
+    st: &mut ClientState<'_>,
+    resp: &Response,
+    in_window: bool,
+    started: Instant,
+    after: Option<u64>,
+) -> Exchange {
     if in_window {
         let us = started.elapsed().as_micros() as u64;
         st.with_stats(|g| record_us(&mut g.request_latency, us));
@@ -125,7 +146,7 @@ async fn long_poll_once(
         // Back off rather than hammering a server that refuses long-polls.
         return Exchange::Failed(format!("http_{}", resp.head.status));
     }
-    let answer = match polling::apply_answer(st, &resp) {
+    let answer = match polling::apply_answer(st, resp) {
         Ok(a) => a,
         Err(kind) => return Exchange::Failed(kind.to_string()),
     };
@@ -143,4 +164,78 @@ fn drop_conn<'g>(st: &ClientState<'g>, conn: &mut Option<PollConn<'g>>) {
     if let Some(c) = conn.take() {
         polling::discard(st, c);
     }
+}
+
+/// [`run`] over HTTP/2: a share of the group's connection, one stream per long-poll.
+async fn run_h2(st: &mut ClientState<'_>, pool: &H2Pool) {
+    let ctx = st.ctx();
+    let mut member: Option<Member> = None;
+    let mut cursor: Option<u64> = None;
+    let mut failures = 0u32;
+    while !ctx.stop.is_cancelled() {
+        if failures > 0 && !backoff(ctx, failures).await {
+            break;
+        }
+        if member.is_none() {
+            member = h2::acquire(st, pool, cursor.is_none()).await;
+            if member.is_none() {
+                failures += 1;
+                continue;
+            }
+        }
+        let Some(m) = member.as_mut() else { continue };
+        if cursor.is_some() {
+            m.conn.end_setup();
+        }
+        match long_poll_once_h2(st, m, cursor).await {
+            Exchange::Answered { next, .. } => {
+                // The first answer ends setup, as over HTTP/1.1.
+                m.conn.end_setup();
+                cursor = Some(next);
+                failures = 0;
+            }
+            Exchange::Failed(kind) => {
+                st.error(&kind);
+                if m.conn.is_ended() {
+                    if let Some(m) = member.take() {
+                        h2::release(st, pool, m).await;
+                    }
+                }
+                failures += 1;
+            }
+            Exchange::Stopped => break,
+        }
+    }
+    if let Some(m) = member {
+        h2::release(st, pool, m).await;
+    }
+}
+
+/// [`long_poll_once`] over HTTP/2; dropping the stream on stop resets it.
+async fn long_poll_once_h2(
+    st: &mut ClientState<'_>,
+    m: &mut Member,
+    after: Option<u64>,
+) -> Exchange {
+    let ctx = st.ctx();
+    let in_window = ctx.window.contains(unix_nanos());
+    st.with_stats(|g| {
+        g.requests_total += 1;
+        g.requests_sent += in_window as u64;
+    });
+    let started = Instant::now();
+    let path = match after {
+        Some(after) => format!("/longpoll?after={after}&timeout_ms={LONGPOLL_TIMEOUT_MS}"),
+        None => format!("/longpoll?timeout_ms={LONGPOLL_TIMEOUT_MS}"),
+    };
+    let wait = Duration::from_millis(LONGPOLL_TIMEOUT_MS) + ANSWER_GRACE;
+    let resp = tokio::select! {
+        _ = ctx.stop.cancelled() => return Exchange::Stopped,
+        r = tokio::time::timeout(wait, m.conn.get(&path)) => match r {
+            Ok(Ok(resp)) => h2::as_http1(resp),
+            Ok(Err(e)) => return Exchange::Failed(e.kind().to_string()),
+            Err(_) => return Exchange::Failed("timeout".into()),
+        },
+    };
+    answered(st, &resp, in_window, started, after)
 }

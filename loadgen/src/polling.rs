@@ -2,9 +2,9 @@
 //! request, and applying a poll answer to the client's accounting.
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::client::{ClientState, OpenGuard};
+use crate::client_io::ClientIo;
 use crate::clock::unix_nanos;
 use crate::event::{parse_event, parse_poll_body};
 use crate::http::{HttpConn, Response};
@@ -13,20 +13,22 @@ use crate::http::{HttpConn, Response};
 #[derive(Debug)]
 pub struct PollConn<'g> {
     /// The connection.
-    pub http: HttpConn<TcpStream>,
+    pub http: HttpConn<ClientIo>,
     _open: OpenGuard<'g>,
 }
 
 impl<'g> PollConn<'g> {
     /// Wraps an HTTP connection and its open-connection guard.
-    pub fn new(http: HttpConn<TcpStream>, open: OpenGuard<'g>) -> Self {
+    pub fn new(http: HttpConn<ClientIo>, open: OpenGuard<'g>) -> Self {
         Self { http, _open: open }
     }
 }
 
-/// Connects; `None` if it failed (already counted). The connection is in setup mode.
-pub async fn open<'g>(st: &ClientState<'g>) -> Option<PollConn<'g>> {
-    let (stream, guard, started) = st.connect().await?;
+/// Connects; `None` if it failed (already counted). The connection is in setup mode when
+/// `setup` (the client's first connection), else its bytes, a TLS handshake included, are
+/// steady state.
+pub async fn open<'g>(st: &ClientState<'g>, setup: bool) -> Option<PollConn<'g>> {
+    let (stream, guard, started) = st.connect_io(setup).await?;
     st.connected(started);
     Some(PollConn {
         http: HttpConn::new(stream, &st.ctx().target.host),
@@ -35,10 +37,14 @@ pub async fn open<'g>(st: &ClientState<'g>) -> Option<PollConn<'g>> {
 }
 
 /// Ends a connection politely so both sides count the same bytes: half-close, read what
-/// the server still sends until it closes (bounded), then account the bytes.
+/// the server still sends until it closes (bounded), then account the bytes. Over TLS, when
+/// the server said it closes, the client reads its close_notify and end of stream and sends
+/// none of its own: the server, gone by then, would never read (nor count) it.
 pub async fn close(st: &ClientState<'_>, mut conn: PollConn<'_>) {
     let drain = async {
-        conn.http.stream_mut().shutdown().await.ok()?;
+        if !(conn.http.stream().is_tls() && conn.http.peer_closes()) {
+            conn.http.stream_mut().shutdown().await.ok()?;
+        }
         while conn.http.read_more().await.ok()? > 0 {
             // A response to a request the server was still holding lands here; it is
             // counted but no longer accounted as events.

@@ -45,11 +45,22 @@ pub struct RunConfig {
     pub shards: Option<ShardPlan>,
 }
 
-/// Replaces the server between scenario runs (a suite's `fresh_server`): implemented by
-/// whoever started the server, which for feedbench is `feedbench run`'s embedded server.
+/// Replaces the server between scenario runs (a suite's `fresh_server`, or a scenario whose
+/// `tls` differs from the server's): implemented by whoever started the server, which for
+/// feedbench is `feedbench run`'s embedded server.
 pub trait ServerSwap: Send {
-    /// Stops the server in use and starts a new one; returns the new target.
-    fn next_server(&mut self) -> Pin<Box<dyn Future<Output = Result<Target, String>> + Send + '_>>;
+    /// Whether every scenario run gets a new server (`fresh_server`); otherwise only a
+    /// change of `tls` does.
+    fn fresh_each(&self) -> bool {
+        true
+    }
+
+    /// Stops the server in use and starts a new one, speaking TLS when `tls`; returns the
+    /// new target.
+    fn next_server(
+        &mut self,
+        tls: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<Target, String>> + Send + '_>>;
 }
 
 /// Runs every scenario of `cfg`, writing results after each. Errors only for problems
@@ -60,7 +71,9 @@ pub async fn run(cfg: &RunConfig, signals: &RunSignals) -> anyhow::Result<Result
 }
 
 /// [`run`], with a new server from `fresh` before every scenario run after the first (the
-/// first runs against `cfg.target`). A server that cannot be started fails the run.
+/// first runs against `cfg.target`) when it is [`ServerSwap::fresh_each`], and before any
+/// scenario whose `tls` the server in use does not speak. A server that cannot be started
+/// fails the run.
 pub async fn run_with(
     cfg: &RunConfig,
     signals: &RunSignals,
@@ -102,8 +115,11 @@ pub async fn run_with(
         if signals.status() != Status::Complete {
             break;
         }
-        if let Some(swap) = fresh.as_deref_mut().filter(|_| i > 0) {
-            match swap.next_server().await {
+        let swap = fresh
+            .as_deref_mut()
+            .filter(|s| (i > 0 && s.fresh_each()) || target.tls != spec.stack.tls);
+        if let Some(swap) = swap {
+            match swap.next_server(spec.stack.tls).await {
                 Ok(t) => target = t,
                 Err(e) => {
                     signals.fail(format!(
@@ -141,7 +157,8 @@ pub async fn run_with(
                 e @ (ScenarioError::Capacity(_)
                 | ScenarioError::StartAt(_)
                 | ScenarioError::Shards(_)
-                | ScenarioError::Net(_)),
+                | ScenarioError::Net(_)
+                | ScenarioError::Stack(_)),
             ) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }

@@ -24,6 +24,7 @@ use crate::client::{
     goodbye_timeout, ClientCtx, ClientParams, ClientState, GroupStats, LiveStats, Target,
     GROUP_SIZE,
 };
+use crate::client_io::TlsClient;
 use crate::clock::{rfc3339, unix_nanos};
 use crate::clock_sync::{self, ClockError, SyncOptions};
 use crate::counting::Window;
@@ -32,9 +33,11 @@ use crate::net::{self, ClientNet};
 use crate::results::{
     is_loopback_target, rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events,
     Loadgen, Params, Requests, RttProbe, ScenarioResult, ServerFigures, ServerSample, ShardInfo,
-    Status, Summary, WindowTimes, MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
+    StackFigures, Status, Summary, WindowTimes, MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS,
+    WINDOW_FROM_FEED,
 };
 use crate::shard::{Shard, StartAt};
+use crate::stack::{HttpVersion, StackSpec};
 use crate::stats::{ServerStats, StatsClient};
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
 use feedbench_netem::{NetCounters, NetSpec};
@@ -103,6 +106,9 @@ pub struct ScenarioSpec {
     /// clients connect over loopback or the host's own network). Needs a target made with
     /// [`crate::net::ClientNet`].
     pub net: Option<NetSpec>,
+    /// The protocol stack: TLS (must match the target's scheme), HTTP version, streams per
+    /// HTTP/2 connection, TLS session resumption.
+    pub stack: StackSpec,
 }
 
 impl ScenarioSpec {
@@ -122,6 +128,7 @@ impl ScenarioSpec {
         if !self.keepalive && self.transport == Transport::ShortPoll {
             name.push_str("-noka");
         }
+        name.push_str(&self.stack.name_suffix());
         if let Some(net) = &self.net {
             name.push('@');
             name.push_str(&net.to_string());
@@ -182,10 +189,10 @@ impl ScenarioSpec {
             ramp_s: self.ramp.as_secs_f64(),
             seed: self.seed,
             net: self.net.as_ref().map(|n| n.to_string()),
-            tls: false,
-            http: feedbench_results::HTTP_1_1.into(),
-            streams_per_connection: 1,
-            tls_resumption: None,
+            tls: self.stack.tls,
+            http: self.stack.http.as_str().into(),
+            streams_per_connection: self.stack.streams_per_connection,
+            tls_resumption: self.stack.tls.then_some(self.stack.tls_resumption),
         }
     }
 }
@@ -213,6 +220,10 @@ pub enum ScenarioError {
     /// The emulated link could not be set up or reached.
     #[error("{0}")]
     Net(String),
+    /// The scenario's stack cannot be set up against this target (TLS trust, a stack the
+    /// target does not speak).
+    #[error("{0}")]
+    Stack(String),
     /// `PUT /control/feed` failed.
     #[error("cannot set the feed with PUT /control/feed (use --no-control for a server you don't control): {0}")]
     Control(String),
@@ -294,6 +305,27 @@ struct Readings {
     net_end: Option<NetCounters>,
 }
 
+/// The TLS client of a scenario: `None` in plaintext; an error when the scenario's `tls`
+/// and the target's scheme differ or trust is missing.
+fn scenario_tls(target: &Target, spec: &ScenarioSpec) -> Result<Option<TlsClient>, ScenarioError> {
+    if spec.stack.tls != target.tls {
+        return Err(ScenarioError::Stack(format!(
+            "scenario {} has tls={} but the target {} is {}",
+            spec.name(),
+            if spec.stack.tls { "on" } else { "off" },
+            target.url(),
+            if target.tls { "https" } else { "http" }
+        )));
+    }
+    target
+        .tls_client(
+            spec.stack.http,
+            spec.stack.tls_resumption,
+            spec.local_clients().len(),
+        )
+        .map_err(|e| ScenarioError::Stack(e.to_string()))
+}
+
 /// Runs one scenario against `target`.
 pub async fn run_scenario(
     target: &Target,
@@ -302,6 +334,7 @@ pub async fn run_scenario(
     signals: &RunSignals,
     progress: &Progress,
 ) -> Result<ScenarioResult, ScenarioError> {
+    let tls = scenario_tls(target, spec)?;
     let link = scenario_link(target, spec)?;
     let client_addr = match &link {
         Some(l) => l.server_addr(target.addr.port()),
@@ -351,6 +384,7 @@ pub async fn run_scenario(
             poll_interval: spec.poll_interval,
             keepalive: spec.keepalive,
             seed: spec.seed,
+            stack: spec.stack,
         },
         window: Arc::new(Window::new()),
         stop: CancellationToken::new(),
@@ -360,7 +394,11 @@ pub async fn run_scenario(
         sources: if link.is_some() { Vec::new() } else { sources },
         link,
         client_addr,
+        h2: (spec.stack.http == HttpVersion::Http2).then(|| {
+            crate::h2::H2Pool::new(spec.n_clients, spec.stack.streams_per_connection as usize)
+        }),
         to_server_ns: clock.to_server_ns,
+        tls,
     });
     let n_local = spec.local_clients().len();
     progress.start_scenario(&spec.name(), repeat, n_local, ctx.live.clone());
@@ -841,6 +879,23 @@ async fn settle_server_bytes(
     }
 }
 
+/// The stack block: what TLS agreed on, the handshakes, the window's bytes by layer.
+fn stack_figures(spec: &ScenarioSpec, g: &GroupStats) -> StackFigures {
+    let negotiated = g.negotiated.as_ref();
+    StackFigures {
+        tls_version: negotiated.map(|n| n.tls_version.clone()),
+        cipher_suite: negotiated.map(|n| n.cipher_suite.clone()),
+        alpn: negotiated.and_then(|n| n.alpn.clone()),
+        http: spec.stack.http.as_str().into(),
+        handshakes: g.bytes.window_handshakes(),
+        resumed: g.bytes.window_resumed(),
+        handshakes_total: g.bytes.handshakes_total(),
+        split: g
+            .bytes
+            .split(g.payload_bytes, spec.stack.http == HttpVersion::Http2),
+    }
+}
+
 fn build_result(
     spec: &ScenarioSpec,
     repeat: u32,
@@ -964,7 +1019,7 @@ fn build_result(
         },
         clock: None,
         net: None,
-        stack: None,
+        stack: Some(stack_figures(spec, g)),
     };
     result.warnings = warnings(spec, ctx, readings, g, &result);
     if let Some((start_ns, _)) = readings.window_start {
@@ -1248,6 +1303,7 @@ mod tests {
             shard: None,
             start_at: None,
             net: None,
+            stack: StackSpec::default(),
         }
     }
 

@@ -17,6 +17,7 @@ use crate::client::Target;
 use crate::results::{Results, ScenarioResult};
 use crate::scenario::{RunSignals, ScenarioSpec, Transport};
 use crate::shard::{Shard, StartAt};
+use crate::tls::Trust;
 
 /// How far ahead of now the shards' common start lies: long enough for N processes to
 /// start, estimate their clock offset and get ready.
@@ -91,6 +92,27 @@ pub fn shard_args(
     }
     if !spec.control {
         args.push("--no-control".into());
+    }
+    // The stack: HTTP version and streams always, so a shard's scenario is the parent's;
+    // trust and resumption only over TLS (the target's https says TLS).
+    args.extend([
+        "--http".into(),
+        spec.stack.http.as_str().into(),
+        "--streams-per-connection".into(),
+        spec.stack.streams_per_connection.to_string(),
+    ]);
+    if target.tls {
+        match &target.tls_trust {
+            Some(Trust::Ca(path)) => args.extend(["--ca".into(), path.display().to_string()]),
+            Some(Trust::Insecure) => args.push("--insecure".into()),
+            None => {}
+        }
+        let on = if spec.stack.tls_resumption {
+            "on"
+        } else {
+            "off"
+        };
+        args.extend(["--tls-resumption".into(), on.into()]);
     }
     args
 }
@@ -245,6 +267,7 @@ mod tests {
             shard: None,
             start_at: None,
             net: None,
+            stack: crate::stack::StackSpec::default(),
         };
         let start = StartAt(SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_500_000_250));
         let args = shard_args(
@@ -260,8 +283,29 @@ mod tests {
             "load --target http://127.0.0.1:8080 --transport short-poll --clients 1000 --rate 2.5 \
              --payload-bytes 64 --duration 5000ms --warmup 1000ms --ramp 0ms --seed 9 \
              --source-addrs auto --shard 2/4 --start-at 1764500000.250000000 --threads 1 \
-             --out /x/o.json --poll-interval 500ms --no-keepalive"
+             --out /x/o.json --poll-interval 500ms --no-keepalive --http 1.1 \
+             --streams-per-connection 1"
         );
         assert!(!joined.contains("token"));
+
+        // Over TLS: trust and resumption go along.
+        let mut tls_target = Target::parse("https://127.0.0.1:8443").unwrap();
+        tls_target.tls_trust = Some(Trust::Ca("/x/cert.pem".into()));
+        let mut tls_spec = spec.clone();
+        tls_spec.stack.tls = true;
+        tls_spec.stack.tls_resumption = false;
+        let args = shard_args(
+            &tls_target,
+            &tls_spec,
+            Shard { index: 0, count: 2 },
+            start,
+            Path::new("/x/o.json"),
+        );
+        assert!(args
+            .join(" ")
+            .starts_with("load --target https://127.0.0.1:8443 "));
+        assert!(args.join(" ").ends_with(
+            "--http 1.1 --streams-per-connection 1 --ca /x/cert.pem --tls-resumption off"
+        ));
     }
 }

@@ -11,6 +11,10 @@
 //! An interval of zero is *back-to-back* mode, a throughput test rather than a schedule:
 //! each client sends its next poll as soon as the previous answer is in (closed loop), so
 //! there are no ticks to miss and request latency is recorded as measured.
+//!
+//! Over HTTP/2 ([`crate::h2`]) each poll is a stream on the client's group connection, with
+//! the same schedule, accounting and deadlines; a stream that fails leaves the connection
+//! to the other clients unless the connection itself ended.
 
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::client::{record_us, ClientState, HIST_MAX_US};
 use crate::clock::unix_nanos;
+use crate::h2::{self, H2Pool, Member};
 use crate::polling::{self, PollConn};
 use crate::rng::SplitMix64;
 
@@ -38,7 +43,7 @@ pub async fn run(st: &mut ClientState<'_>) {
         return run_back_to_back(st).await;
     }
     let origin = ctx.epoch + interval.mul_f64(phase_fraction(ctx.params.seed, st.index));
-    let mut conn: Option<PollConn<'_>> = None;
+    let mut conn = Link::new(st);
     let mut cursor: Option<u64> = None;
     let mut tick: u64 = 0;
     loop {
@@ -55,7 +60,7 @@ pub async fn run(st: &mut ClientState<'_>) {
         } else if ctx.stop.is_cancelled() {
             break;
         }
-        poll_once(st, &mut conn, &mut cursor).await;
+        conn.poll(st, &mut cursor).await;
         // Index of the latest tick due by now: if it is past ours, the response was slow.
         let latest_due = (Instant::now().saturating_duration_since(origin).as_nanos()
             / interval.as_nanos().max(1)) as u64;
@@ -68,9 +73,7 @@ pub async fn run(st: &mut ClientState<'_>) {
             tick += 1;
         }
     }
-    if let Some(c) = conn {
-        polling::close(st, c).await;
-    }
+    conn.close(st).await;
 }
 
 /// Polls as fast as answers come back, until stopped. A poll in flight when the stop
@@ -78,13 +81,42 @@ pub async fn run(st: &mut ClientState<'_>) {
 /// request counted as sent always ends in a latency sample or an error.
 async fn run_back_to_back(st: &mut ClientState<'_>) {
     let ctx = st.ctx();
-    let mut conn: Option<PollConn<'_>> = None;
+    let mut conn = Link::new(st);
     let mut cursor: Option<u64> = None;
     while !ctx.stop.is_cancelled() {
-        poll_once(st, &mut conn, &mut cursor).await;
+        conn.poll(st, &mut cursor).await;
     }
-    if let Some(c) = conn {
-        polling::close(st, c).await;
+    conn.close(st).await;
+}
+
+/// A client's way to the server: its own HTTP/1.1 connection, or a share of its group's
+/// HTTP/2 connection.
+enum Link<'g> {
+    Http1(Option<PollConn<'g>>),
+    Http2(&'g H2Pool, Option<Member>),
+}
+
+impl<'g> Link<'g> {
+    fn new(st: &ClientState<'g>) -> Self {
+        match &st.ctx().h2 {
+            Some(pool) => Link::Http2(pool, None),
+            None => Link::Http1(None),
+        }
+    }
+
+    async fn poll(&mut self, st: &mut ClientState<'g>, cursor: &mut Option<u64>) {
+        match self {
+            Link::Http1(conn) => poll_once(st, conn, cursor).await,
+            Link::Http2(pool, member) => poll_once_h2(st, pool, member, cursor).await,
+        }
+    }
+
+    async fn close(self, st: &ClientState<'g>) {
+        match self {
+            Link::Http1(Some(c)) => polling::close(st, c).await,
+            Link::Http2(pool, Some(m)) => h2::release(st, pool, m).await,
+            _ => {}
+        }
     }
 }
 
@@ -102,7 +134,7 @@ async fn poll_once<'g>(
         "Connection: close\r\n"
     };
     if conn.is_none() {
-        let Some(mut c) = polling::open(st).await else {
+        let Some(mut c) = polling::open(st, cursor.is_none()).await else {
             return;
         };
         if cursor.is_some() {
@@ -146,15 +178,7 @@ async fn poll_once<'g>(
         Err(_) => return fail(st, conn, "timeout"),
     };
     if in_window {
-        let interval_us = ctx.params.poll_interval.as_micros() as u64;
-        st.with_stats(|g| {
-            let us = elapsed_us.clamp(1, HIST_MAX_US);
-            // Back to back there is no schedule, hence nothing to correct for.
-            let _ = match interval_us {
-                0 => g.request_latency.record(us),
-                _ => g.request_latency.record_correct(us, interval_us),
-            };
-        });
+        record_request(st, elapsed_us);
     }
     if resp.head.status != 200 {
         st.error(&format!("http_{}", resp.head.status));
@@ -173,6 +197,108 @@ async fn poll_once<'g>(
         if let Some(c) = conn.take() {
             polling::close(st, c).await;
         }
+    }
+}
+
+/// [`poll_once`] over HTTP/2: one stream per poll on the group's connection.
+async fn poll_once_h2(
+    st: &mut ClientState<'_>,
+    pool: &H2Pool,
+    member: &mut Option<Member>,
+    cursor: &mut Option<u64>,
+) {
+    let ctx = st.ctx();
+    if member.is_none() {
+        // Only the very first exchange is setup, as over HTTP/1.1.
+        let Some(m) = h2::acquire(st, pool, cursor.is_none()).await else {
+            return;
+        };
+        *member = Some(m);
+    }
+    let Some(m) = member.as_mut() else { return };
+    let Some(after) = *cursor else {
+        st.with_stats(|g| g.requests_total += 1);
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, m.conn.get("/poll")).await;
+        let subscribed = match result {
+            Ok(Ok(resp)) if resp.status == 200 => {
+                polling::apply_answer(st, &h2::as_http1(resp)).map_err(str::to_string)
+            }
+            Ok(Ok(resp)) => Err(format!("http_{}", resp.status)),
+            Ok(Err(e)) => Err(e.kind().to_string()),
+            Err(_) => Err("timeout".to_string()),
+        };
+        match subscribed {
+            Ok(answer) => {
+                m.conn.end_setup();
+                *cursor = Some(answer.next);
+            }
+            Err(kind) => return fail_h2(st, pool, member, &kind).await,
+        }
+        if !ctx.params.keepalive {
+            leave_h2(st, pool, member).await;
+        }
+        return;
+    };
+    let in_window = ctx.window.contains(unix_nanos());
+    st.with_stats(|g| {
+        g.requests_total += 1;
+        g.requests_sent += in_window as u64;
+    });
+    let started = Instant::now();
+    let path = format!("/poll?after={after}");
+    let result = tokio::time::timeout(REQUEST_TIMEOUT, m.conn.get(&path)).await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    let resp = match result {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return fail_h2(st, pool, member, e.kind()).await,
+        Err(_) => return fail_h2(st, pool, member, "timeout").await,
+    };
+    if in_window {
+        record_request(st, elapsed_us);
+    }
+    if resp.status != 200 {
+        st.error(&format!("http_{}", resp.status));
+    } else {
+        match polling::apply_answer(st, &h2::as_http1(resp)) {
+            Ok(answer) => {
+                *cursor = Some(answer.next.max(after));
+                if answer.n_events == 0 && in_window {
+                    st.with_stats(|g| g.empty += 1);
+                }
+            }
+            Err(kind) => st.error(kind),
+        }
+    }
+    if !ctx.params.keepalive {
+        leave_h2(st, pool, member).await;
+    }
+}
+
+/// Records an in-window poll's latency, corrected for the polls a slow answer prevented.
+fn record_request(st: &ClientState<'_>, elapsed_us: u64) {
+    let interval_us = st.ctx().params.poll_interval.as_micros() as u64;
+    st.with_stats(|g| {
+        let us = elapsed_us.clamp(1, HIST_MAX_US);
+        // Back to back there is no schedule, hence nothing to correct for.
+        let _ = match interval_us {
+            0 => g.request_latency.record(us),
+            _ => g.request_latency.record_correct(us, interval_us),
+        };
+    });
+}
+
+/// Counts a failed HTTP/2 poll; the client leaves the connection only if it ended (a
+/// failed stream leaves it usable for the group).
+async fn fail_h2(st: &ClientState<'_>, pool: &H2Pool, member: &mut Option<Member>, kind: &str) {
+    st.error(kind);
+    if member.as_ref().is_some_and(|m| m.conn.is_ended()) {
+        leave_h2(st, pool, member).await;
+    }
+}
+
+async fn leave_h2(st: &ClientState<'_>, pool: &H2Pool, member: &mut Option<Member>) {
+    if let Some(m) = member.take() {
+        h2::release(st, pool, m).await;
     }
 }
 

@@ -5,14 +5,20 @@
 //! either way the decoded bytes go through [`SseParser`]. An event's receive time is the
 //! time of the read that completed it. A stream that ends is re-opened with
 //! `?after=CURSOR`, so the server replays what the client missed.
+//!
+//! Over HTTP/2 ([`crate::h2`]) the stream is one of the group connection's: DATA chunks go
+//! through the same parser, stamped with the connection's latest socket read, and their
+//! flow-control capacity is released as they are consumed. A stream that ends is re-opened
+//! on the same connection unless the connection itself ended.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 
 use crate::client::{backoff, ClientState};
+use crate::client_io::ClientIo;
 use crate::event::parse_event;
+use crate::h2::{self, H2Pool, Member};
 use crate::http::{BodyFraming, ChunkedDecoder, HttpConn};
 use crate::polling::{self, PollConn};
 use crate::sse_parser::{SseEvent, SseParser};
@@ -31,12 +37,15 @@ enum End {
 /// Runs one SSE client until stopped.
 pub async fn run(st: &mut ClientState<'_>) {
     let ctx = st.ctx();
+    if let Some(pool) = &ctx.h2 {
+        return run_h2(st, pool).await;
+    }
     let mut failures = 0u32;
     while !ctx.stop.is_cancelled() {
         if failures > 0 && !backoff(ctx, failures).await {
             break;
         }
-        let Some((stream, open, started)) = st.connect().await else {
+        let Some((stream, open, started)) = st.connect_io(true).await else {
             failures += 1;
             continue;
         };
@@ -73,7 +82,7 @@ pub async fn run(st: &mut ClientState<'_>) {
 /// Sends the request and reads the head; `Ok(None)` if stopped meanwhile.
 async fn start_stream(
     st: &ClientState<'_>,
-    http: &mut HttpConn<TcpStream>,
+    http: &mut HttpConn<ClientIo>,
 ) -> Result<Option<BodyFraming>, String> {
     let ctx = st.ctx();
     let path = match st.highest() {
@@ -108,7 +117,7 @@ async fn start_stream(
 
 async fn read_events(
     st: &mut ClientState<'_>,
-    http: &mut HttpConn<TcpStream>,
+    http: &mut HttpConn<ClientIo>,
     framing: BodyFraming,
 ) -> End {
     let ctx = st.ctx();
@@ -151,5 +160,105 @@ fn on_sse_event(st: &mut ClientState<'_>, ev: SseEvent, recv_ns: u64) {
     match parse_event(&ev.data) {
         Ok(head) => st.on_event(head, ev.data.len(), recv_ns),
         Err(_) => st.error("bad_event"),
+    }
+}
+
+/// [`run`] over HTTP/2: a share of the group's connection, one stream at a time.
+async fn run_h2(st: &mut ClientState<'_>, pool: &H2Pool) {
+    let ctx = st.ctx();
+    let mut member: Option<Member> = None;
+    let mut failures = 0u32;
+    while !ctx.stop.is_cancelled() {
+        if failures > 0 && !backoff(ctx, failures).await {
+            break;
+        }
+        if member.is_none() {
+            member = h2::acquire(st, pool, true).await;
+            if member.is_none() {
+                failures += 1;
+                continue;
+            }
+        }
+        let Some(m) = member.as_mut() else { continue };
+        let end = match start_stream_h2(st, m).await {
+            Ok(Some(body)) => {
+                failures = 0;
+                read_events_h2(st, m, body).await
+            }
+            Ok(None) => End::Stopped,
+            Err(kind) => End::Lost(kind),
+        };
+        match end {
+            End::Stopped => break,
+            End::Lost(kind) => {
+                st.error(&kind);
+                if m.conn.is_ended() {
+                    if let Some(m) = member.take() {
+                        h2::release(st, pool, m).await;
+                    }
+                }
+                failures += 1;
+            }
+        }
+    }
+    if let Some(m) = member {
+        h2::release(st, pool, m).await;
+    }
+}
+
+/// Opens the event stream and waits for its head; `Ok(None)` if stopped meanwhile.
+async fn start_stream_h2(
+    st: &ClientState<'_>,
+    m: &mut Member,
+) -> Result<Option<::h2::RecvStream>, String> {
+    let ctx = st.ctx();
+    let path = match st.highest() {
+        0 => "/sse".to_string(),
+        after => format!("/sse?after={after}"),
+    };
+    let accept = [("accept", "text/event-stream")];
+    let (status, _, body) = tokio::select! {
+        _ = ctx.stop.cancelled() => return Ok(None),
+        r = tokio::time::timeout(HEAD_TIMEOUT, m.conn.open(&path, &accept)) => match r {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => return Err(e.kind().to_string()),
+            Err(_) => return Err("timeout".into()),
+        },
+    };
+    if status != 200 {
+        return Err(format!("http_{status}"));
+    }
+    if body.is_end_stream() {
+        return Err("sse_not_streaming".into());
+    }
+    m.conn.end_setup();
+    Ok(Some(body))
+}
+
+/// Feeds the stream's DATA through the parser until it ends or the client stops.
+async fn read_events_h2(st: &mut ClientState<'_>, m: &Member, mut body: ::h2::RecvStream) -> End {
+    let ctx = st.ctx();
+    let mut parser = SseParser::new(MAX_LINE);
+    loop {
+        let chunk = tokio::select! {
+            _ = ctx.stop.cancelled() => return End::Stopped,
+            c = body.data() => c,
+        };
+        let chunk = match chunk {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return End::Lost(m.conn.explain(e).await.kind().to_string()),
+            None => return End::Lost("stream_ended".into()),
+        };
+        // The bytes were read from the socket by the connection's task; its latest read
+        // is the one that carried them (or, on a busy shared connection, a later one).
+        let recv_ns = m.conn.last_read_ns();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        m.conn.count_data_down(chunk.len() as u64);
+        if parser
+            .feed(&chunk, |ev| on_sse_event(st, ev, recv_ns))
+            .is_err()
+        {
+            return End::Lost("sse_line_too_long".into());
+        }
     }
 }

@@ -5,14 +5,12 @@
 //! bring-your-own server with a partial `/stats` still gets what it offers.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::net::TcpStream;
 
 use crate::client::Target;
-use crate::counting::{CountingStream, Window};
+use crate::client_io::ClientIo;
 use crate::http::{HttpConn, HttpError};
 
 /// How long one stats or control exchange may take.
@@ -129,7 +127,7 @@ impl ServerStats {
 #[derive(Debug)]
 pub struct StatsClient {
     target: Target,
-    conn: Option<HttpConn<TcpStream>>,
+    conn: Option<HttpConn<ClientIo>>,
 }
 
 impl StatsClient {
@@ -210,12 +208,8 @@ impl StatsClient {
         body: &[u8],
     ) -> Result<bytes::Bytes, StatsError> {
         if self.conn.is_none() {
-            let stream = TcpStream::connect(self.target.addr)
-                .await
-                .map_err(HttpError::Io)?;
-            let _ = stream.set_nodelay(true);
-            let counting = CountingStream::new(stream, Arc::new(Window::new()));
-            self.conn = Some(HttpConn::new(counting, &self.target.host));
+            let io = self.target.connect_harness().await.map_err(HttpError::Io)?;
+            self.conn = Some(HttpConn::new(io, &self.target.host));
         }
         let Some(conn) = self.conn.as_mut() else {
             unreachable!("connection was just set")

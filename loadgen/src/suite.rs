@@ -20,6 +20,18 @@
 //!                           # back to back (a throughput test)
 //! net = ["rtt=100ms", "4g"] # optional: emulated links (root only), "none" for loopback;
 //!                           # see netem/PROFILES.md for the grammar and the profiles
+//! tls = ["off", "on"]       # optional (default off): https/wss; `feedbench run` starts its
+//!                           # server with --tls and trusts the certificate it writes
+//! http = ["1.1", "2"]       # optional (default 1.1): HTTP/2 for the polling transports and
+//!                           # SSE (by ALPN over TLS, h2c in plaintext); ws cells with 2 are
+//!                           # dropped with a note while the load generator has no RFC 8441
+//! tls_resumption = ["on"]   # optional (default on): TLS session resumption (tls = on only)
+//! streams_per_connection = [1] # optional (default 1): clients per HTTP/2 connection
+//!
+//! [[extra_matrix]]          # optional, any number: more scenarios, expanded like `matrix`
+//! transports = ["short-poll"] # with the same settings; each may set its own `keepalive`
+//! keepalive = false
+//! # ... the same keys as `matrix`
 //! ```
 //!
 //! Unknown keys and wrong types are refused by serde (`deny_unknown_fields`); bad values
@@ -35,6 +47,7 @@ use serde::Deserialize;
 use feedbench_netem::NetSpec;
 
 use crate::scenario::{ScenarioSpec, Transport};
+use crate::stack::{HttpVersion, StackSpec, WS_OVER_H2};
 
 /// The built-in `quick` suite.
 pub const QUICK: &str = include_str!("../../suites/quick.toml");
@@ -46,6 +59,9 @@ pub const CONNECTIONS: &str = include_str!("../../suites/connections.toml");
 pub const WAN: &str = include_str!("../../suites/wan.toml");
 /// The built-in `mobile` suite (emulated access links; needs root).
 pub const MOBILE: &str = include_str!("../../suites/mobile.toml");
+/// The built-in `stacks` suite (every transport over plaintext HTTP/1.1, TLS HTTP/1.1 and
+/// TLS HTTP/2, and the TLS handshake per poll).
+pub const STACKS: &str = include_str!("../../suites/stacks.toml");
 /// The built-in `websocket-org` suite (the websocket.org table, measured; needs root).
 pub const WEBSOCKET_ORG: &str = include_str!("../../suites/websocket-org.toml");
 
@@ -53,6 +69,7 @@ const MAX_CLIENTS: usize = 100_000;
 const MAX_RATE_HZ: f64 = 1_000_000.0;
 const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 const MAX_REPEAT: u32 = 100;
+const MAX_STREAMS_PER_CONNECTION: u32 = 1_000;
 
 /// A suite file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +106,8 @@ struct SuiteFile {
     p99_limit: Option<String>,
     fresh_server: Option<bool>,
     matrix: Matrix,
+    #[serde(default)]
+    extra_matrix: Vec<Matrix>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +119,12 @@ struct Matrix {
     payload_bytes: Vec<usize>,
     poll_interval: Option<Vec<String>>,
     net: Option<Vec<String>>,
+    /// Overrides the suite's `keepalive` for this matrix.
+    keepalive: Option<bool>,
+    tls: Option<Vec<String>>,
+    http: Option<Vec<String>>,
+    tls_resumption: Option<Vec<String>>,
+    streams_per_connection: Option<Vec<u32>>,
 }
 
 /// Stopping one embedded server and starting the next, roughly.
@@ -123,11 +148,13 @@ pub struct Suite {
     /// memory per connection can be measured). Only applies when feedbench starts the
     /// server itself.
     pub fresh_server: bool,
+    /// What the expansion left out and why (e.g. ws over HTTP/2 cells), for the user.
+    pub notes: Vec<String>,
 }
 
 impl Suite {
-    /// Resolves `--suite`: `quick`, `standard`, `connections`, `wan`, `mobile` and
-    /// `websocket-org` are built in, anything
+    /// Resolves `--suite`: `quick`, `standard`, `connections`, `wan`, `mobile`, `stacks`
+    /// and `websocket-org` are built in, anything
     /// else is a path.
     pub fn load(arg: &str) -> Result<Suite, SuiteError> {
         match arg {
@@ -136,6 +163,7 @@ impl Suite {
             "connections" => Suite::parse(CONNECTIONS, "builtin:connections", "connections"),
             "wan" => Suite::parse(WAN, "builtin:wan", "wan"),
             "mobile" => Suite::parse(MOBILE, "builtin:mobile", "mobile"),
+            "stacks" => Suite::parse(STACKS, "builtin:stacks", "stacks"),
             "websocket-org" => {
                 Suite::parse(WEBSOCKET_ORG, "builtin:websocket-org", "websocket-org")
             }
@@ -174,6 +202,58 @@ impl Suite {
             s.net = Some(net.clone());
             seen.insert(s.name())
         });
+    }
+
+    /// Sets what the command line says of the stack on every scenario (`--http`,
+    /// `--streams-per-connection`, `--tls-resumption` on `feedbench run`, and the target's
+    /// scheme with `--target`), keeping one scenario per name. ws scenarios are not put on
+    /// HTTP/2 unless the load generator speaks it (RFC 8441); a note says so.
+    pub fn set_stack(
+        &mut self,
+        tls: Option<bool>,
+        http: Option<HttpVersion>,
+        streams_per_connection: Option<u32>,
+        tls_resumption: Option<bool>,
+    ) {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut ws_kept_on_http1 = false;
+        self.scenarios.retain_mut(|s| {
+            let st = &mut s.stack;
+            if let Some(tls) = tls {
+                st.tls = tls;
+            }
+            if let Some(http) = http {
+                if s.transport == Transport::Ws && http == HttpVersion::Http2 && !WS_OVER_H2 {
+                    ws_kept_on_http1 = true;
+                } else {
+                    st.http = http;
+                }
+            }
+            if let Some(n) = streams_per_connection {
+                st.streams_per_connection = n;
+            }
+            if st.http != HttpVersion::Http2 {
+                st.streams_per_connection = 1;
+            }
+            if let Some(on) = tls_resumption {
+                st.tls_resumption = on;
+            }
+            if !st.tls {
+                st.tls_resumption = true;
+            }
+            seen.insert(s.name())
+        });
+        if ws_kept_on_http1 {
+            self.notes.push(
+                "ws stays on HTTP/1.1: the load generator has no RFC 8441 WebSocket over HTTP/2"
+                    .into(),
+            );
+        }
+    }
+
+    /// Whether any scenario speaks TLS.
+    pub fn any_tls(&self) -> bool {
+        self.scenarios.iter().any(|s| s.stack.tls)
     }
 
     /// Every run in order: repeat 0 of every scenario, then repeat 1, and so on.
@@ -252,54 +332,6 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
     if p99_limit.is_some_and(|l| l.is_zero()) {
         return Err("key `p99_limit`: must be longer than 0s".into());
     }
-    let m = raw.matrix;
-    check_unique("matrix.transports", &m.transports)?;
-    check_unique("matrix.clients", &m.clients)?;
-    check_unique("matrix.rate_hz", &m.rate_hz)?;
-    check_unique("matrix.payload_bytes", &m.payload_bytes)?;
-    if let Some(&c) = m.clients.iter().find(|&&c| c == 0 || c > MAX_CLIENTS) {
-        return Err(format!(
-            "key `matrix.clients`: {c} must be between 1 and {MAX_CLIENTS}"
-        ));
-    }
-    if let Some(&r) = m.rate_hz.iter().find(|&&r| !(r > 0.0 && r <= MAX_RATE_HZ)) {
-        return Err(format!("key `matrix.rate_hz`: {r} must be above 0 and at most {MAX_RATE_HZ} (a paused feed has nothing to measure)"));
-    }
-    if let Some(&p) = m.payload_bytes.iter().find(|&&p| p > MAX_PAYLOAD_BYTES) {
-        return Err(format!(
-            "key `matrix.payload_bytes`: {p} is above the limit of {MAX_PAYLOAD_BYTES}"
-        ));
-    }
-    let has_short_poll = m.transports.contains(&Transport::ShortPoll);
-    let intervals = match (m.poll_interval, has_short_poll) {
-        (None, true) => return Err("key `matrix.poll_interval`: required when `matrix.transports` has short-poll".into()),
-        (Some(_), false) => {
-            return Err("key `matrix.poll_interval`: only applies to short-poll, which `matrix.transports` does not list".into())
-        }
-        (None, false) => Vec::new(),
-        (Some(list), true) => {
-            check_unique("matrix.poll_interval", &list)?;
-            list.iter().map(|t| duration("matrix.poll_interval", t)).collect::<Result<Vec<_>, _>>()?
-        }
-    };
-    for &p in &intervals {
-        if !p.is_zero() && p < Duration::from_millis(1) {
-            return Err(format!(
-                "key `matrix.poll_interval`: {p:?} must be 0 (back to back) or at least 1ms"
-            ));
-        }
-        if measure < p * 2 {
-            return Err(format!(
-                "key `matrix.poll_interval`: {} is more than half of `duration` ({}); every client must poll at least twice in the window",
-                humantime::format_duration(p),
-                humantime::format_duration(measure)
-            ));
-        }
-    }
-    let nets = match m.net {
-        None => vec![None],
-        Some(list) => parse_nets(&list)?,
-    };
     let base = ScenarioSpec {
         transport: Transport::Ws,
         n_clients: 1,
@@ -315,38 +347,25 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         shard: None,
         start_at: None,
         net: None,
+        stack: StackSpec::default(),
     };
-    let mut scenarios = Vec::new();
-    for &transport in &m.transports {
-        for &n_clients in &m.clients {
-            for &rate_hz in &m.rate_hz {
-                for &payload_bytes in &m.payload_bytes {
-                    let spec = ScenarioSpec {
-                        transport,
-                        n_clients,
-                        rate_hz,
-                        payload_bytes,
-                        ..base.clone()
-                    };
-                    let per_interval: Vec<ScenarioSpec> = if transport == Transport::ShortPoll {
-                        intervals
-                            .iter()
-                            .map(|&poll_interval| ScenarioSpec {
-                                poll_interval,
-                                ..spec.clone()
-                            })
-                            .collect()
-                    } else {
-                        vec![spec]
-                    };
-                    for s in per_interval {
-                        scenarios.extend(nets.iter().map(|net| ScenarioSpec {
-                            net: net.clone(),
-                            ..s.clone()
-                        }));
-                    }
-                }
+    let mut scenarios: Vec<ScenarioSpec> = Vec::new();
+    let mut notes = Vec::new();
+    let matrices = std::iter::once(("matrix".to_string(), raw.matrix)).chain(
+        raw.extra_matrix
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| (format!("extra_matrix[{i}]"), m)),
+    );
+    for (key, m) in matrices {
+        for spec in expand(&key, m, &base, &mut notes)? {
+            if scenarios.iter().any(|s| s.name() == spec.name()) {
+                return Err(format!(
+                    "key `{key}`: scenario {} is already in the suite",
+                    spec.name()
+                ));
             }
+            scenarios.push(spec);
         }
     }
     Ok(Suite {
@@ -356,14 +375,201 @@ fn validate(raw: SuiteFile, default_name: &str) -> Result<Suite, String> {
         scenarios,
         p99_limit,
         fresh_server: raw.fresh_server.unwrap_or(true),
+        notes,
     })
 }
 
+/// Parses a list of `off`/`on` under `key`.
+fn on_off(key: &str, list: Option<Vec<String>>, default: bool) -> Result<Vec<bool>, String> {
+    let Some(list) = list else {
+        return Ok(vec![default]);
+    };
+    check_unique(key, &list)?;
+    list.iter()
+        .map(|v| match v.as_str() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            other => Err(format!("key `{key}`: {other:?} is not \"on\" or \"off\"")),
+        })
+        .collect()
+}
+
+/// The stacks of a matrix: every combination of its `tls`, `http`, `tls_resumption` and
+/// `streams_per_connection` that means something (resumption only with TLS, more than one
+/// stream only with HTTP/2).
+fn stacks(key: &str, m: &mut Matrix) -> Result<Vec<StackSpec>, String> {
+    let tls = on_off(&format!("{key}.tls"), m.tls.take(), false)?;
+    let resumption = on_off(
+        &format!("{key}.tls_resumption"),
+        m.tls_resumption.take(),
+        true,
+    )?;
+    let http = match m.http.take() {
+        None => vec![HttpVersion::Http1],
+        Some(list) => {
+            check_unique(&format!("{key}.http"), &list)?;
+            list.iter()
+                .map(|v| v.parse().map_err(|e| format!("key `{key}.http`: {e}")))
+                .collect::<Result<Vec<HttpVersion>, String>>()?
+        }
+    };
+    let spc = m.streams_per_connection.take().unwrap_or_else(|| vec![1]);
+    check_unique(&format!("{key}.streams_per_connection"), &spc)?;
+    if let Some(&n) = spc
+        .iter()
+        .find(|&&n| n == 0 || n > MAX_STREAMS_PER_CONNECTION)
+    {
+        return Err(format!(
+            "key `{key}.streams_per_connection`: {n} must be between 1 and {MAX_STREAMS_PER_CONNECTION}"
+        ));
+    }
+    if spc.iter().any(|&n| n > 1) && !http.contains(&HttpVersion::Http2) {
+        return Err(format!(
+            "key `{key}.streams_per_connection`: more than 1 needs http = \"2\" (HTTP/1.1 has one request per connection at a time)"
+        ));
+    }
+    if resumption.contains(&false) && !tls.contains(&true) {
+        return Err(format!(
+            "key `{key}.tls_resumption`: only applies with tls = \"on\""
+        ));
+    }
+    let mut out = Vec::new();
+    for &tls in &tls {
+        for &http in &http {
+            for &streams_per_connection in &spc {
+                if streams_per_connection > 1 && http != HttpVersion::Http2 {
+                    continue;
+                }
+                for &tls_resumption in &resumption {
+                    if !tls && !tls_resumption {
+                        continue;
+                    }
+                    out.push(StackSpec {
+                        tls,
+                        http,
+                        streams_per_connection,
+                        tls_resumption: tls_resumption || !tls,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Expands one matrix (`key` names it in messages) over `base`'s settings.
+fn expand(
+    key: &str,
+    mut m: Matrix,
+    base: &ScenarioSpec,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ScenarioSpec>, String> {
+    check_unique(&format!("{key}.transports"), &m.transports)?;
+    check_unique(&format!("{key}.clients"), &m.clients)?;
+    check_unique(&format!("{key}.rate_hz"), &m.rate_hz)?;
+    check_unique(&format!("{key}.payload_bytes"), &m.payload_bytes)?;
+    if let Some(&c) = m.clients.iter().find(|&&c| c == 0 || c > MAX_CLIENTS) {
+        return Err(format!(
+            "key `{key}.clients`: {c} must be between 1 and {MAX_CLIENTS}"
+        ));
+    }
+    if let Some(&r) = m.rate_hz.iter().find(|&&r| !(r > 0.0 && r <= MAX_RATE_HZ)) {
+        return Err(format!("key `{key}.rate_hz`: {r} must be above 0 and at most {MAX_RATE_HZ} (a paused feed has nothing to measure)"));
+    }
+    if let Some(&p) = m.payload_bytes.iter().find(|&&p| p > MAX_PAYLOAD_BYTES) {
+        return Err(format!(
+            "key `{key}.payload_bytes`: {p} is above the limit of {MAX_PAYLOAD_BYTES}"
+        ));
+    }
+    let measure = base.duration;
+    let has_short_poll = m.transports.contains(&Transport::ShortPoll);
+    let intervals = match (m.poll_interval.take(), has_short_poll) {
+        (None, true) => return Err(format!("key `{key}.poll_interval`: required when `{key}.transports` has short-poll")),
+        (Some(_), false) => {
+            return Err(format!("key `{key}.poll_interval`: only applies to short-poll, which `{key}.transports` does not list"))
+        }
+        (None, false) => Vec::new(),
+        (Some(list), true) => {
+            check_unique(&format!("{key}.poll_interval"), &list)?;
+            list.iter().map(|t| duration(&format!("{key}.poll_interval"), t)).collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    for &p in &intervals {
+        if !p.is_zero() && p < Duration::from_millis(1) {
+            return Err(format!(
+                "key `{key}.poll_interval`: {p:?} must be 0 (back to back) or at least 1ms"
+            ));
+        }
+        if measure < p * 2 {
+            return Err(format!(
+                "key `{key}.poll_interval`: {} is more than half of `duration` ({}); every client must poll at least twice in the window",
+                humantime::format_duration(p),
+                humantime::format_duration(measure)
+            ));
+        }
+    }
+    let nets = match m.net.take() {
+        None => vec![None],
+        Some(list) => parse_nets(&format!("{key}.net"), &list)?,
+    };
+    let stacks = stacks(key, &mut m)?;
+    let keepalive = m.keepalive.unwrap_or(base.keepalive);
+    let mut scenarios = Vec::new();
+    for &transport in &m.transports {
+        for stack in &stacks {
+            if transport == Transport::Ws && stack.http == HttpVersion::Http2 && !WS_OVER_H2 {
+                let note = format!(
+                    "ws over HTTP/2 is left out ({key}): the load generator has no RFC 8441 WebSocket over HTTP/2"
+                );
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+                continue;
+            }
+            for &n_clients in &m.clients {
+                for &rate_hz in &m.rate_hz {
+                    for &payload_bytes in &m.payload_bytes {
+                        let spec = ScenarioSpec {
+                            transport,
+                            n_clients,
+                            rate_hz,
+                            payload_bytes,
+                            keepalive,
+                            stack: *stack,
+                            ..base.clone()
+                        };
+                        let per_interval: Vec<ScenarioSpec> = if transport == Transport::ShortPoll {
+                            intervals
+                                .iter()
+                                .map(|&poll_interval| ScenarioSpec {
+                                    poll_interval,
+                                    ..spec.clone()
+                                })
+                                .collect()
+                        } else {
+                            vec![spec]
+                        };
+                        for s in per_interval {
+                            scenarios.extend(nets.iter().map(|net| ScenarioSpec {
+                                net: net.clone(),
+                                ..s.clone()
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(scenarios)
+}
+
 /// Parses `matrix.net`: link specs, or `none` for no emulation (clients on loopback).
-fn parse_nets(list: &[String]) -> Result<Vec<Option<NetSpec>>, String> {
-    check_unique("matrix.net", list)?;
+fn parse_nets(key: &str, list: &[String]) -> Result<Vec<Option<NetSpec>>, String> {
+    check_unique(key, list)?;
     if list.is_empty() {
-        return Err("key `matrix.net`: give at least one link spec (or leave the key out)".into());
+        return Err(format!(
+            "key `{key}`: give at least one link spec (or leave the key out)"
+        ));
     }
     list.iter()
         .map(|text| match text.as_str() {
@@ -371,7 +577,7 @@ fn parse_nets(list: &[String]) -> Result<Vec<Option<NetSpec>>, String> {
             _ => text
                 .parse::<NetSpec>()
                 .map(Some)
-                .map_err(|e| format!("key `matrix.net`: {text:?}: {e}")),
+                .map_err(|e| format!("key `{key}`: {text:?}: {e}")),
         })
         .collect()
 }
@@ -509,6 +715,104 @@ poll_interval = ["1s", "500ms"]
         assert!(
             e.contains("must be 0 (back to back) or at least 1ms"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn stack_keys_expand_and_are_checked() {
+        let text = r#"
+repeat = 1
+duration = "2s"
+warmup = "1s"
+[matrix]
+transports = ["ws", "sse"]
+clients = [5]
+rate_hz = [10]
+payload_bytes = [64]
+tls = ["off", "on"]
+http = ["1.1", "2"]
+
+[[extra_matrix]]
+transports = ["short-poll"]
+clients = [5]
+rate_hz = [10]
+payload_bytes = [64]
+poll_interval = ["500ms"]
+keepalive = false
+tls = ["on"]
+tls_resumption = ["on", "off"]
+"#;
+        let s = Suite::parse(text, "s.toml", "s").unwrap();
+        let mut names: Vec<String> = s.scenarios.iter().map(|s| s.name()).collect();
+        if WS_OVER_H2 {
+            // ws over HTTP/2 is spoken: its cells stay, and no note is needed.
+            assert!(s.notes.is_empty(), "{:?}", s.notes);
+            for n in ["ws-c5-r10-s64-h2", "ws-c5-r10-s64-tls-h2"] {
+                let at = names.iter().position(|x| x == n).unwrap();
+                names.remove(at);
+            }
+        } else {
+            assert_eq!(s.notes.len(), 1);
+            assert!(s.notes[0].contains("RFC 8441"), "{:?}", s.notes);
+        }
+        assert_eq!(
+            names,
+            [
+                "ws-c5-r10-s64",
+                "ws-c5-r10-s64-tls",
+                "sse-c5-r10-s64",
+                "sse-c5-r10-s64-h2",
+                "sse-c5-r10-s64-tls",
+                "sse-c5-r10-s64-tls-h2",
+                "short-poll-c5-r10-s64-i500-noka-tls",
+                "short-poll-c5-r10-s64-i500-noka-tls-nores",
+            ]
+        );
+        let noka = s.scenarios.iter().filter(|s| !s.keepalive).count();
+        assert_eq!(noka, 2);
+        assert!(!s.scenarios.last().unwrap().stack.tls_resumption);
+
+        let bad = |k: &str| err(&GOOD.replace("[matrix]", &format!("[matrix]\n{k}")));
+        assert!(bad(r#"tls = ["maybe"]"#).contains("key `matrix.tls`: \"maybe\" is not"));
+        assert!(bad(r#"http = ["3"]"#).contains("key `matrix.http`"));
+        assert!(bad(r#"tls_resumption = ["off"]"#).contains("only applies with tls"));
+        assert!(bad("streams_per_connection = [4]").contains("needs http = \"2\""));
+        let e = err(&format!("{GOOD}\n[[extra_matrix]]\ntransports = [\"ws\"]\nclients = [10]\nrate_hz = [5]\npayload_bytes = [64]\n"));
+        assert!(
+            e.contains("key `extra_matrix[0]`: scenario ws-c10-r5-s64 is already in the suite"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_stacks_suite_has_every_transport_on_three_stacks_and_the_handshake_pair() {
+        let s = Suite::load("stacks").unwrap();
+        let names: Vec<String> = s.scenarios.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), 14, "{names:?}");
+        for t in [
+            "short-poll-c50-r20-s64-i500",
+            "long-poll-c50-r20-s64",
+            "sse-c50-r20-s64",
+        ] {
+            for stack in ["", "-tls", "-tls-h2"] {
+                assert!(
+                    names.contains(&format!("{t}{stack}")),
+                    "{t}{stack}: {names:?}"
+                );
+            }
+        }
+        assert!(names.contains(&"ws-c50-r20-s64-tls".to_string()));
+        assert_eq!(
+            names.iter().any(|n| n == "ws-c50-r20-s64-tls-h2"),
+            WS_OVER_H2,
+            "ws over HTTP/2 exactly when RFC 8441 is spoken"
+        );
+        assert!(names.contains(&"short-poll-c50-r20-s64-i500-noka-tls".to_string()));
+        assert!(names.contains(&"short-poll-c50-r20-s64-i500-noka-tls-nores".to_string()));
+        assert!(
+            s.estimated_duration() < Duration::from_secs(200),
+            "{:?}",
+            s.estimated_duration()
         );
     }
 }

@@ -1,7 +1,9 @@
 //! The WebSocket client: one connection per client, reading one text message per event.
 //!
-//! tokio-tungstenite runs over the [`CountingStream`](crate::counting::CountingStream), so
-//! frame headers, the handshake and the close handshake are all counted. Buffers are small
+//! tokio-tungstenite runs over the client's [`ClientIo`] (a counted socket, or TLS over one:
+//! `wss`), so frame headers, the handshakes and the close handshake are all counted. Writes
+//! are not buffered (`write_buffer_size` 0), so over TLS every message is one `write` and
+//! one TLS record. Buffers are small
 //! and set explicitly: thousands of clients each reading ~100-byte messages do not need
 //! tungstenite's 128 KiB defaults, and writes (close and pong frames only) go out at once.
 //! A message's receive time is the time of the read that completed it. A connection that
@@ -10,20 +12,19 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 use crate::client::{backoff, ClientState};
-use crate::counting::CountingStream;
+use crate::client_io::ClientIo;
 use crate::event::parse_event;
 use crate::http::io_error_kind;
 
 /// How long the upgrade may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Ws = WebSocketStream<CountingStream<TcpStream>>;
+type Ws = WebSocketStream<ClientIo>;
 
 /// The client's WebSocket configuration.
 pub fn ws_config() -> WebSocketConfig {
@@ -57,18 +58,23 @@ enum End {
 /// Runs one WebSocket client until stopped.
 pub async fn run(st: &mut ClientState<'_>) {
     let ctx = st.ctx();
+    if let Some(pool) = &ctx.h2 {
+        // RFC 8441: the same client over an extended-CONNECT stream.
+        return crate::h2::ws::run(st, pool).await;
+    }
     let mut failures = 0u32;
     while !ctx.stop.is_cancelled() {
         if failures > 0 && !backoff(ctx, failures).await {
             break;
         }
-        let Some((stream, _open, started)) = st.connect().await else {
+        let Some((stream, _open, started)) = st.connect_io(true).await else {
             failures += 1;
             continue;
         };
+        let scheme = if stream.is_tls() { "wss" } else { "ws" };
         let url = match st.highest() {
-            0 => format!("ws://{}/ws", ctx.target.host),
-            after => format!("ws://{}/ws?after={after}", ctx.target.host),
+            0 => format!("{scheme}://{}/ws", ctx.target.host),
+            after => format!("{scheme}://{}/ws?after={after}", ctx.target.host),
         };
         let handshake = tokio::select! {
             _ = ctx.stop.cancelled() => break,

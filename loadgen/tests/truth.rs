@@ -34,6 +34,7 @@ fn spec(transport: Transport) -> ScenarioSpec {
         shard: None,
         start_at: None,
         net: None,
+        stack: feedbench_loadgen::stack::StackSpec::default(),
     }
 }
 

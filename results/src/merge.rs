@@ -162,7 +162,7 @@ pub enum MergeError {
         detail: String,
     },
     /// Two shards negotiated different stacks, though shards of one run use the same one.
-    #[error("scenario {scenario}: {a} and {b} ran over different stacks: {what} {value_a:?} vs {value_b:?}")]
+    #[error("scenario {scenario}: {a} and {b} ran over different stacks: {detail}")]
     Stack {
         /// The scenario, `name #repeat`.
         scenario: String,
@@ -170,12 +170,8 @@ pub enum MergeError {
         a: String,
         /// The other.
         b: String,
-        /// What differs (`http`, `tls_version`, `cipher_suite`, `alpn`).
-        what: &'static str,
-        /// Its value in `a`.
-        value_a: String,
-        /// Its value in `b`.
-        value_b: String,
+        /// What differs (`http`, `tls_version`, `cipher_suite`, `alpn`) and both values.
+        detail: String,
     },
     /// A histogram does not decode or cannot be added.
     #[error("scenario {scenario}: {shard}'s {field} histogram: {detail}")]
@@ -684,9 +680,7 @@ fn stack_error(
         scenario: scenario_label(reference.1),
         a: a.label(),
         b: b.label(),
-        what,
-        value_a: value_a.to_owned(),
-        value_b: value_b.to_owned(),
+        detail: format!("{what} {value_a:?} vs {value_b:?}"),
     }
 }
 

@@ -82,6 +82,10 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// How long shutdown waits for connections to finish before dropping them.
     pub shutdown_grace: Duration,
+    /// Serve TLS (https, wss) with these settings instead of plaintext.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// How long a TLS client may take from connecting to finishing its handshake.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +105,8 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             max_frame_bytes: 64 * 1024,
             shutdown_grace: Duration::from_millis(1_500),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

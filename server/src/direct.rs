@@ -45,12 +45,15 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::app::App;
 use crate::poll::{self, PollParams};
 use crate::sse;
 use crate::stats::{ConnTag, Counted};
+
+/// What the direct path serves over: a socket, or the plaintext side of a TLS stream.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The request-line prefixes worth parsing; anything else goes to hyper at once.
 const PREFIXES: [&[u8]; 4] = [b"GET /sse ", b"GET /sse?", b"GET /poll", b"GET /long"];
@@ -93,9 +96,9 @@ thread_local! {
 /// real client's request head arrives in one piece) and decides how to serve it. Bytes
 /// read are counted by `stream` as usual. `pipelined` holds bytes of the next request that
 /// were already read (while a long-poll was parked); they are decided on without waiting.
-pub async fn next_request(
+pub async fn next_request<S: Io>(
     app: &App,
-    stream: &mut Counted<TcpStream>,
+    stream: &mut Counted<S>,
     wait: Duration,
     pipelined: Option<Bytes>,
 ) -> Next {
@@ -381,14 +384,18 @@ pub fn with_date<T>(f: impl FnOnce(&str) -> T) -> T {
     })
 }
 
-/// Writes all of `buf`. Once the server is shutting down a stuck write gets
-/// `shutdown_grace` more, then is given up (`Ok(false)`).
-pub async fn write_all(
+/// Writes all of `buf` and flushes it (a TLS stream may keep records back until
+/// flushed; a socket's flush does nothing). Once the server is shutting down a stuck write
+/// gets `shutdown_grace` more, then is given up (`Ok(false)`).
+pub async fn write_all<S: Io>(
     app: &App,
-    stream: &mut Counted<TcpStream>,
+    stream: &mut Counted<S>,
     buf: &[u8],
 ) -> std::io::Result<bool> {
-    let write = stream.write_all(buf);
+    let write = async {
+        stream.write_all(buf).await?;
+        stream.flush().await
+    };
     tokio::pin!(write);
     tokio::select! {
         biased;

@@ -13,6 +13,7 @@ mod direct;
 mod error;
 pub mod event;
 pub mod follow;
+mod http2;
 pub mod hub;
 mod hyper_errors;
 mod listener;
@@ -27,6 +28,7 @@ mod routes;
 mod sse;
 mod sse_direct;
 pub mod stats;
+pub mod tls;
 mod ws;
 
 use std::net::SocketAddr;
@@ -40,6 +42,7 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use hub::{FeedConfig, Hub};
+pub use tls::{TlsError, TlsSettings};
 
 /// A running server.
 #[derive(Debug)]

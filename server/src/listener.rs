@@ -23,11 +23,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
-use crate::direct::{self, Next, Rewind};
+use crate::direct::{self, Io, Next, Rewind};
 use crate::hyper_errors::JsonErrors;
 use crate::poll_direct::After;
-use crate::routes;
 use crate::stats::{ConnTag, Counted};
+use crate::{http2, routes, tls};
 use crate::{poll_direct, sse_direct};
 
 /// What a refused connection is told.
@@ -93,9 +93,39 @@ async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant
 
 async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
-    let mut stream = Counted::new(stream, tag.clone());
-    // Feed requests are answered directly while they come plain; the first other request
-    // hands the connection to hyper for good, with the bytes already read (see `direct`).
+    let stream = Counted::new(stream, tag.clone());
+    let Some(settings) = app.config.tls.clone() else {
+        return serve_http(app, stream, tag, peer, false).await;
+    };
+    let timeout = app.config.tls_handshake_timeout;
+    let tls = tokio::select! {
+        _ = app.shutdown.cancelled() => return,
+        tls = tls::accept(&settings, &app.stats, stream, &tag, timeout) => match tls {
+            Some(tls) => tls,
+            None => return,
+        },
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let stream = Counted::plain(tls, tag.clone());
+    if h2 {
+        app.stats.h2_connections.fetch_add(1, Relaxed);
+        let due = tokio::time::Instant::now() + app.config.header_timeout;
+        return Box::pin(http2::serve(app, TokioIo::new(stream), tag, peer, due)).await;
+    }
+    serve_http(app, stream, tag, peer, true).await
+}
+
+/// Serves a connection that speaks HTTP/1.1 (or, on the plaintext port, HTTP/2 with prior
+/// knowledge): feed requests are answered directly while they come plain; the first other
+/// request hands the connection to hyper for good, with the bytes already read (see
+/// `direct`).
+async fn serve_http<S: Io + 'static>(
+    app: Arc<App>,
+    mut stream: Counted<S>,
+    tag: Arc<ConnTag>,
+    peer: SocketAddr,
+    tls: bool,
+) {
     let mut waiting_since = Instant::now();
     let mut pipelined = None;
     let prefix = loop {
@@ -125,6 +155,16 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     // hyper restarts its header timer for every request head, so it gets the whole timeout;
     // the head it takes over half-read must still be complete within what is left of it.
     let first_head_due = tokio::time::Instant::from_std(waiting_since) + app.config.header_timeout;
+    if http2::is_preface(&prefix) {
+        let counter = if tls {
+            &app.stats.h2_connections
+        } else {
+            &app.stats.h2c_connections
+        };
+        counter.fetch_add(1, Relaxed);
+        let io = TokioIo::new(Rewind::new(prefix, stream));
+        return Box::pin(http2::serve(app, io, tag, peer, first_head_due)).await;
+    }
     let limit = app.config.max_header_bytes;
     let stream = JsonErrors::new(Rewind::new(prefix, stream).hold_while_parked(tag.clone(), limit));
     let io = TokioIo::new(stream);
@@ -171,7 +211,7 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
 
 /// Resolves at `due` if hyper has not yet received a whole request head on this
 /// connection; pends forever otherwise.
-async fn first_head_late(due: tokio::time::Instant, tag: &ConnTag) {
+pub(crate) async fn first_head_late(due: tokio::time::Instant, tag: &ConnTag) {
     tokio::time::sleep_until(due).await;
     if tag.has_hyper_request() {
         std::future::pending::<()>().await;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::process;
 use crate::respond::{self, Body};
-use crate::stats::{Class, Endpoint, Path};
+use crate::stats::{Class, ConnError, Endpoint, Path};
 
 /// The whole `/stats` document.
 pub fn stats_json(app: &App) -> Value {
@@ -41,6 +41,26 @@ pub fn stats_json(app: &App) -> Value {
         requests.insert(ep.key().into(), json!(s.requests[i].load(Relaxed)));
     }
     let (ring_events, ring_bytes) = app.hub.ring_usage();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+    let mut tls_by_class = serde_json::Map::new();
+    let (mut handshakes, mut resumed) = (0, 0);
+    for class in Class::ALL {
+        let t = &s.tls[class as usize];
+        handshakes += load(&t.handshakes);
+        resumed += load(&t.resumed);
+        tls_by_class.insert(
+            class.key().into(),
+            json!({
+                "plain_in": load(&t.plain_in), "plain_out": load(&t.plain_out),
+                "handshakes": load(&t.handshakes), "resumed": load(&t.resumed),
+                "handshake_in": load(&t.handshake_in), "handshake_out": load(&t.handshake_out),
+            }),
+        );
+    }
+    let mut conn_errors = serde_json::Map::new();
+    for (i, kind) in ConnError::ALL.iter().enumerate() {
+        conn_errors.insert(kind.key().into(), json!(load(&s.conn_errors[i])));
+    }
     json!({
         "feed": {"rate_hz": feed.rate_hz, "payload_bytes": feed.payload_bytes, "retain": app.hub.retain(), "ws_queue": app.config.ws_queue,
             "retain_bytes": app.config.retain_bytes, "ring_events": ring_events, "ring_bytes": ring_bytes},
@@ -63,6 +83,17 @@ pub fn stats_json(app: &App) -> Value {
             "direct": s.requests_by_path[Path::Direct as usize].load(Relaxed),
             "hyper": s.requests_by_path[Path::Hyper as usize].load(Relaxed),
         },
+        "tls": {
+            "enabled": app.config.tls.is_some(),
+            "handshakes": handshakes,
+            "resumed": resumed,
+            "by_class": tls_by_class,
+        },
+        "http2": {
+            "connections": load(&s.h2_connections),
+            "h2c_connections": load(&s.h2c_connections),
+        },
+        "connection_errors": conn_errors,
         "process": process::sample(),
     })
 }
@@ -190,6 +221,51 @@ pub fn metrics_text(st: &Value) -> String {
         "counter",
         "Bytes moved on client sockets, by transport and direction.",
         &bytes,
+    );
+    let tls = &st["tls"]["by_class"];
+    let mut plain = Vec::new();
+    let mut handshakes = Vec::new();
+    for class in Class::ALL {
+        let k = class.key();
+        for dir in ["in", "out"] {
+            plain.push((
+                format!("{{transport=\"{k}\",direction=\"{dir}\"}}"),
+                &tls[k][format!("plain_{dir}")],
+            ));
+        }
+        for kind in ["handshakes", "resumed"] {
+            handshakes.push((
+                format!("{{transport=\"{k}\",kind=\"{kind}\"}}"),
+                &tls[k][kind],
+            ));
+        }
+    }
+    metric(
+        "tls_plaintext_bytes_total",
+        "counter",
+        "Plaintext bytes above TLS, by transport and direction.",
+        &plain,
+    );
+    metric(
+        "tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed (all, and resumed), by transport.",
+        &handshakes,
+    );
+    let errors: Vec<_> = ConnError::ALL
+        .iter()
+        .map(|e| {
+            (
+                format!("{{kind=\"{}\"}}", e.key()),
+                &st["connection_errors"][e.key()],
+            )
+        })
+        .collect();
+    metric(
+        "connection_errors_total",
+        "counter",
+        "Connections that failed below HTTP (TLS, HTTP/2), by kind.",
+        &errors,
     );
     let reqs: Vec<_> = Endpoint::ALL
         .iter()

@@ -17,10 +17,9 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::app::App;
-use crate::direct::{json_head, write_all};
+use crate::direct::{json_head, write_all, Io};
 use crate::poll::{self, PollParams};
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 
@@ -37,9 +36,9 @@ pub enum After {
 const ONE_WRITE: usize = 64 * 1024;
 
 /// Answers one request (already read) and says what the connection does next.
-pub async fn answer(
+pub async fn answer<S: Io>(
     app: &Arc<App>,
-    stream: &mut Counted<TcpStream>,
+    stream: &mut Counted<S>,
     tag: &ConnTag,
     long: bool,
     params: PollParams,
@@ -95,9 +94,9 @@ pub async fn answer(
 
 /// Waits as `poll::long_poll` does, and also for the client to leave (`None`), keeping in
 /// `pipelined` what it sends meanwhile.
-async fn long_poll(
+async fn long_poll<S: Io>(
     app: &App,
-    stream: &mut Counted<TcpStream>,
+    stream: &mut Counted<S>,
     p: PollParams,
     pipelined: &mut Vec<u8>,
 ) -> Option<Bytes> {
@@ -122,7 +121,7 @@ async fn long_poll(
 /// bytes while parked (no request head is that long). What it sends meanwhile (a
 /// pipelined request) is appended to `pipelined`. The read buffer lives only within one
 /// poll, so a parked long-poll holds none.
-async fn client_gone(stream: &mut Counted<TcpStream>, pipelined: &mut Vec<u8>, limit: usize) {
+async fn client_gone<S: Io>(stream: &mut Counted<S>, pipelined: &mut Vec<u8>, limit: usize) {
     poll_fn(|cx| loop {
         let mut chunk = [0u8; 1024];
         let mut rb = ReadBuf::new(&mut chunk);

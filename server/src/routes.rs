@@ -121,7 +121,7 @@ fn answer_now(
         Endpoint::Poll if get_only("GET") => respond::method_not_allowed("GET"),
         Endpoint::Poll => poll::short_poll(app, req.uri().query()),
         Endpoint::LongPoll => respond::method_not_allowed("GET"),
-        Endpoint::Ws if req.method() != Method::GET => respond::method_not_allowed("GET"),
+        // The method is checked by `ws::upgrade`: GET over HTTP/1.1, CONNECT over HTTP/2.
         Endpoint::Ws => ws::upgrade(app, req),
         Endpoint::Sse if req.method() != Method::GET => respond::method_not_allowed("GET"),
         Endpoint::Sse => sse::stream(app, &req, tag),

@@ -10,10 +10,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::app::App;
-use crate::direct::{connection_header, with_date, write_all};
+use crate::direct::{connection_header, with_date, write_all, Io};
 use crate::follow::{Follower, Next};
 use crate::listener;
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
@@ -28,9 +27,9 @@ const MAX_TRAILING_INPUT: usize = 16 * 1024;
 
 /// Serves the stream on a connection whose request was found to be a plain `GET /sse`; returns when
 /// the stream ends (client gone, too slow, shutdown). The connection closes on return.
-pub async fn serve(
+pub async fn serve<S: Io>(
     app: Arc<App>,
-    mut stream: Counted<TcpStream>,
+    mut stream: Counted<S>,
     tag: Arc<ConnTag>,
     after: Option<u64>,
     close: bool,
@@ -73,9 +72,9 @@ fn push_chunk(out: &mut Vec<u8>, frame: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-async fn stream_events(
+async fn stream_events<S: Io>(
     app: &App,
-    stream: &mut Counted<TcpStream>,
+    stream: &mut Counted<S>,
     tag: &ConnTag,
     mut follower: Follower,
     close: bool,
@@ -139,7 +138,7 @@ async fn stream_events(
 }
 
 /// Ends the chunked body cleanly at shutdown, as hyper does.
-async fn finish(app: &App, stream: &mut Counted<TcpStream>) -> std::io::Result<()> {
+async fn finish<S: Io>(app: &App, stream: &mut Counted<S>) -> std::io::Result<()> {
     if write_all(app, stream, b"0\r\n\r\n").await? {
         let _ = tokio::time::timeout(app.config.shutdown_grace, stream.shutdown()).await;
     }

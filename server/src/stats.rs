@@ -57,6 +57,18 @@ impl Class {
 
 const UNCLASSIFIED: u8 = u8::MAX;
 
+/// `ConnTag::handshake_in` when no handshake waits to be attributed.
+const NO_HANDSHAKE: u64 = u64::MAX;
+
+/// Which layer a [`Counted`] stream counts: the socket, or the plaintext above TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The socket: what the wire carries (ciphertext under TLS).
+    Wire,
+    /// The plaintext above TLS.
+    Plain,
+}
+
 /// Endpoints counted in `requests`, in the order of `Stats::requests`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -132,6 +144,74 @@ pub struct ByteCounts {
     pub bytes_out: AtomicU64,
 }
 
+/// TLS figures for one class: the plaintext above TLS and the handshakes.
+#[derive(Debug, Default)]
+pub struct TlsCounts {
+    /// Plaintext bytes rustls handed up (requests, WebSocket frames from clients).
+    pub plain_in: AtomicU64,
+    /// Plaintext bytes given to rustls to send.
+    pub plain_out: AtomicU64,
+    /// TLS handshakes completed.
+    pub handshakes: AtomicU64,
+    /// Of those, resumed ones (a TLS 1.3 ticket or a TLS 1.2 session).
+    pub resumed: AtomicU64,
+    /// Wire bytes read until the handshake completed.
+    pub handshake_in: AtomicU64,
+    /// Wire bytes written until the handshake completed (with TLS 1.3 the session tickets,
+    /// which rustls sends with its last flight, included).
+    pub handshake_out: AtomicU64,
+}
+
+/// Why a connection failed before or below HTTP, counted by kind in `/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnError {
+    /// A client spoke something other than TLS on the TLS port (answered with a 400).
+    NotTls,
+    /// The TLS handshake did not finish within the handshake timeout.
+    HandshakeTimeout,
+    /// The client closed or reset the connection during the handshake.
+    HandshakeEof,
+    /// The client refused the certificate: alert `unknown_ca`.
+    UnknownCa,
+    /// The client refused the certificate: alert `bad_certificate` (or another
+    /// certificate alert).
+    BadCertificate,
+    /// The client sent another fatal alert during the handshake.
+    Alert,
+    /// Any other handshake failure (no common version or cipher suite, a bad record).
+    Handshake,
+    /// An HTTP/2 connection ended with a protocol error.
+    H2Protocol,
+}
+
+impl ConnError {
+    /// All kinds, in index order.
+    pub const ALL: [ConnError; 8] = [
+        ConnError::NotTls,
+        ConnError::HandshakeTimeout,
+        ConnError::HandshakeEof,
+        ConnError::UnknownCa,
+        ConnError::BadCertificate,
+        ConnError::Alert,
+        ConnError::Handshake,
+        ConnError::H2Protocol,
+    ];
+
+    /// The spelling in `/stats`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ConnError::NotTls => "not_tls",
+            ConnError::HandshakeTimeout => "handshake_timeout",
+            ConnError::HandshakeEof => "handshake_eof",
+            ConnError::UnknownCa => "unknown_ca",
+            ConnError::BadCertificate => "bad_certificate",
+            ConnError::Alert => "alert",
+            ConnError::Handshake => "handshake",
+            ConnError::H2Protocol => "h2_protocol",
+        }
+    }
+}
+
 /// Gauges and counters shared by every connection.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -165,6 +245,14 @@ pub struct Stats {
     pub requests: [AtomicU64; Endpoint::ALL.len()],
     /// Requests by the path that answered them, indexed by `Path as usize`.
     pub requests_by_path: [AtomicU64; 2],
+    /// TLS figures by class, indexed by `Class as usize` (all zero without TLS).
+    pub tls: [TlsCounts; 5],
+    /// Connection errors by kind, indexed like `ConnError::ALL`.
+    pub conn_errors: [AtomicU64; ConnError::ALL.len()],
+    /// Connections served as HTTP/2 after ALPN `h2` over TLS.
+    pub h2_connections: AtomicU64,
+    /// Connections served as HTTP/2 with prior knowledge on the plaintext port (h2c).
+    pub h2c_connections: AtomicU64,
 }
 
 impl Stats {
@@ -176,6 +264,11 @@ impl Stats {
             .position(|e| *e == endpoint)
             .unwrap_or(Endpoint::ALL.len() - 1);
         self.requests[i].fetch_add(1, Relaxed);
+    }
+
+    /// Counts one connection error of `kind`.
+    pub fn count_error(&self, kind: ConnError) {
+        self.conn_errors[kind as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts one request answered by `path`.
@@ -216,6 +309,14 @@ pub struct ConnTag {
     class: AtomicU8,
     pending_in: AtomicU64,
     pending_out: AtomicU64,
+    /// Plaintext bytes above TLS not yet attributed to a class.
+    pending_plain_in: AtomicU64,
+    pending_plain_out: AtomicU64,
+    /// A completed handshake not yet attributed to a class: its wire bytes in and out
+    /// (`u64::MAX` in `handshake_in` means none is pending) and whether it resumed.
+    handshake_in: AtomicU64,
+    handshake_out: AtomicU64,
+    resumed: AtomicBool,
     stats: Arc<Stats>,
     /// Seq of the last event a push stream (SSE) on this connection handed to hyper.
     push_cursor: AtomicU64,
@@ -235,6 +336,11 @@ impl ConnTag {
             class: AtomicU8::new(UNCLASSIFIED),
             pending_in: AtomicU64::new(0),
             pending_out: AtomicU64::new(0),
+            pending_plain_in: AtomicU64::new(0),
+            pending_plain_out: AtomicU64::new(0),
+            handshake_in: AtomicU64::new(NO_HANDSHAKE),
+            handshake_out: AtomicU64::new(0),
+            resumed: AtomicBool::new(false),
             stats,
             push_cursor: AtomicU64::new(0),
             pushing: Notify::new(),
@@ -302,28 +408,81 @@ impl ConnTag {
         if o > 0 {
             b.bytes_out.fetch_add(o, Relaxed);
         }
+        let t = &self.stats.tls[class as usize];
+        let i = self.pending_plain_in.swap(0, Relaxed);
+        let o = self.pending_plain_out.swap(0, Relaxed);
+        if i > 0 {
+            t.plain_in.fetch_add(i, Relaxed);
+        }
+        if o > 0 {
+            t.plain_out.fetch_add(o, Relaxed);
+        }
+        let hs_in = self.handshake_in.swap(NO_HANDSHAKE, Relaxed);
+        if hs_in != NO_HANDSHAKE {
+            t.handshakes.fetch_add(1, Relaxed);
+            if self.resumed.load(Relaxed) {
+                t.resumed.fetch_add(1, Relaxed);
+            }
+            t.handshake_in.fetch_add(hs_in, Relaxed);
+            t.handshake_out
+                .fetch_add(self.handshake_out.swap(0, Relaxed), Relaxed);
+        }
     }
 
-    fn add(&self, n: usize, inbound: bool) {
+    /// Records a completed TLS handshake: every wire byte so far (nothing is classified
+    /// before it) was the handshake's, except the last `app_in` bytes read (an application
+    /// record read in the same go as the client's `Finished`). It is attributed to the
+    /// connection's class when the first request is routed (or to `other`).
+    pub fn handshake_done(&self, resumed: bool, app_in: u64) {
+        self.resumed.store(resumed, Relaxed);
+        self.handshake_out
+            .store(self.pending_out.load(Relaxed), Relaxed);
+        let wire_in = self.pending_in.load(Relaxed);
+        self.handshake_in
+            .store(wire_in.saturating_sub(app_in), Relaxed);
+    }
+
+    fn add(&self, n: usize, inbound: bool, layer: Layer) {
         if n == 0 {
             return;
         }
         let n = n as u64;
         match self.class() {
             Some(class) => {
-                let b = &self.stats.bytes[class as usize];
-                let counter = if inbound { &b.bytes_in } else { &b.bytes_out };
+                let counter = match layer {
+                    Layer::Wire => {
+                        let b = &self.stats.bytes[class as usize];
+                        if inbound {
+                            &b.bytes_in
+                        } else {
+                            &b.bytes_out
+                        }
+                    }
+                    Layer::Plain => {
+                        let t = &self.stats.tls[class as usize];
+                        if inbound {
+                            &t.plain_in
+                        } else {
+                            &t.plain_out
+                        }
+                    }
+                };
                 counter.fetch_add(n, Relaxed);
                 // A racing classify may have left a few bytes pending; move them now.
-                if self.pending_in.load(Relaxed) | self.pending_out.load(Relaxed) != 0 {
+                let pending = self.pending_in.load(Relaxed)
+                    | self.pending_out.load(Relaxed)
+                    | self.pending_plain_in.load(Relaxed)
+                    | self.pending_plain_out.load(Relaxed);
+                if pending != 0 {
                     self.flush(class);
                 }
             }
             None => {
-                let counter = if inbound {
-                    &self.pending_in
-                } else {
-                    &self.pending_out
+                let counter = match (layer, inbound) {
+                    (Layer::Wire, true) => &self.pending_in,
+                    (Layer::Wire, false) => &self.pending_out,
+                    (Layer::Plain, true) => &self.pending_plain_in,
+                    (Layer::Plain, false) => &self.pending_plain_out,
                 };
                 counter.fetch_add(n, Relaxed);
             }
@@ -342,12 +501,89 @@ impl ConnTag {
 pub struct Counted<S> {
     inner: S,
     tag: Arc<ConnTag>,
+    layer: Layer,
+    /// While set (during a TLS handshake), reads stop at TLS record boundaries.
+    cut: Option<RecordCut>,
+}
+
+/// Where a read stands in the TLS record stream: reading the 5-byte header, or the body.
+///
+/// During a TLS handshake the socket is read one record at a time, so that rustls never
+/// gets (and the handshake's byte count never includes) the client's first application
+/// record, which a client sends right behind its `Finished`.
+#[derive(Debug, Default, Clone, Copy)]
+struct RecordCut {
+    header: [u8; 5],
+    have: usize,
+    body_left: usize,
+    /// Wire length of the last record read whole.
+    last_record: usize,
+}
+
+impl RecordCut {
+    /// How many bytes the next read may take without crossing a record boundary.
+    fn limit(&self) -> usize {
+        if self.have < 5 {
+            5 - self.have
+        } else {
+            self.body_left
+        }
+    }
+
+    /// Accounts for `bytes` just read (at most `limit()` of them).
+    fn consume(&mut self, bytes: &[u8]) {
+        if self.have < 5 {
+            self.header[self.have..self.have + bytes.len()].copy_from_slice(bytes);
+            self.have += bytes.len();
+            if self.have == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                if self.body_left == 0 {
+                    self.have = 0;
+                    self.last_record = 5;
+                }
+            }
+        } else {
+            self.body_left -= bytes.len();
+            if self.body_left == 0 {
+                self.have = 0;
+                self.last_record =
+                    5 + usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+            }
+        }
+    }
 }
 
 impl<S> Counted<S> {
-    /// Wraps `inner`, counting into `tag`.
+    /// Wraps a connection's socket, counting into `tag`; dropping it closes the connection
+    /// in the server's counts.
     pub fn new(inner: S, tag: Arc<ConnTag>) -> Self {
-        Counted { inner, tag }
+        Counted {
+            inner,
+            tag,
+            layer: Layer::Wire,
+            cut: None,
+        }
+    }
+
+    /// Reads one TLS record at a time (`true`), as during a handshake, or as the socket
+    /// gives (`false`, the default).
+    pub fn cut_records(&mut self, on: bool) {
+        self.cut = on.then(RecordCut::default);
+    }
+
+    /// Wire length of the last whole record read while cutting records (0 if none).
+    pub fn last_record_len(&self) -> usize {
+        self.cut.map_or(0, |c| c.last_record)
+    }
+
+    /// Wraps the plaintext side of a TLS stream, counting into `tag`'s plaintext counters.
+    pub fn plain(inner: S, tag: Arc<ConnTag>) -> Self {
+        Counted {
+            inner,
+            tag,
+            layer: Layer::Plain,
+            cut: None,
+        }
     }
 
     /// The wrapped stream (for peeking, which moves no bytes).
@@ -358,6 +594,10 @@ impl<S> Counted<S> {
 
 impl<S> Drop for Counted<S> {
     fn drop(&mut self) {
+        if self.layer == Layer::Plain {
+            // The socket below is counted (and closed) by its own wrapper.
+            return;
+        }
         self.tag.finish();
         // The socket is closed now: this is the one place a connection stops being open,
         // whether hyper served it to the end or handed it to a WebSocket task.
@@ -373,10 +613,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(mut cut) = self.cut {
+            // Through a small buffer, so that no read crosses a record boundary; only
+            // the few records of a handshake take this path.
+            let mut chunk = [0u8; 2048];
+            let n = cut.limit().min(chunk.len()).min(buf.remaining());
+            let mut small = ReadBuf::new(&mut chunk[..n]);
+            let res = Pin::new(&mut self.inner).poll_read(cx, &mut small);
+            if let Poll::Ready(Ok(())) = res {
+                let got = small.filled();
+                cut.consume(got);
+                self.cut = Some(cut);
+                buf.put_slice(got);
+                self.tag.add(got.len(), true, self.layer);
+            }
+            return res;
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
-            self.tag.add(buf.filled().len() - before, true);
+            self.tag.add(buf.filled().len() - before, true, self.layer);
         }
         res
     }
@@ -390,7 +646,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = res {
-            self.tag.add(n, false);
+            self.tag.add(n, false, self.layer);
         }
         res
     }
@@ -402,7 +658,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = res {
-            self.tag.add(n, false);
+            self.tag.add(n, false, self.layer);
         }
         res
     }
@@ -433,21 +689,39 @@ mod tests {
     fn unrouted_bytes_move_to_the_class_when_known() {
         let stats = Arc::new(Stats::default());
         let tag = ConnTag::new(stats.clone());
-        tag.add(100, true);
+        tag.add(100, true, Layer::Wire);
         assert_eq!(bytes(&stats, Class::Ws), (0, 0));
         tag.classify(Class::Ws);
-        tag.add(7, false);
-        tag.add(3, true);
+        tag.add(7, false, Layer::Wire);
+        tag.add(3, true, Layer::Wire);
         assert_eq!(bytes(&stats, Class::Ws), (103, 7));
         tag.finish();
         assert_eq!(stats.total_bytes(), (103, 7));
     }
 
     #[test]
+    fn record_cut_stops_at_each_record_boundary() {
+        let mut cut = RecordCut::default();
+        assert_eq!(cut.limit(), 5);
+        cut.consume(&[0x16, 3, 1]);
+        assert_eq!(cut.limit(), 2);
+        cut.consume(&[0, 7]);
+        assert_eq!(cut.limit(), 7);
+        cut.consume(&[0; 4]);
+        assert_eq!(cut.limit(), 3);
+        cut.consume(&[0; 3]);
+        assert_eq!(cut.limit(), 5);
+        assert_eq!(cut.last_record, 12);
+        // An empty record goes straight back to the next header.
+        cut.consume(&[0x17, 3, 3, 0, 0]);
+        assert_eq!(cut.limit(), 5);
+    }
+
+    #[test]
     fn never_routed_connection_counts_as_other() {
         let stats = Arc::new(Stats::default());
         let tag = ConnTag::new(stats.clone());
-        tag.add(5, true);
+        tag.add(5, true, Layer::Wire);
         tag.finish();
         assert_eq!(bytes(&stats, Class::Other), (5, 0));
     }

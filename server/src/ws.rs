@@ -20,7 +20,7 @@ use http::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
     UPGRADE,
 };
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -95,7 +95,33 @@ pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, String> {
     Ok(derive_accept_key(key))
 }
 
-/// Handles `GET /ws`: answers 101 and spawns the connection's task, or a 4xx.
+/// Checks an HTTP/2 request for a WebSocket: an extended CONNECT (RFC 8441) with
+/// `:protocol = websocket` and version 13.
+pub fn check_h2_connect<B>(req: &Request<B>) -> Result<(), String> {
+    let protocol = req.extensions().get::<hyper::ext::Protocol>();
+    if req.method() != Method::CONNECT || protocol.is_none() {
+        return Err(format!(
+            "a WebSocket over HTTP/2 needs an extended CONNECT with :protocol websocket \
+             (RFC 8441), got {} without it; or use HTTP/1.1",
+            req.method()
+        ));
+    }
+    if protocol.is_some_and(|p| !p.as_str().eq_ignore_ascii_case("websocket")) {
+        return Err("extended CONNECT to /ws needs :protocol websocket".into());
+    }
+    if req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err("Sec-WebSocket-Version must be 13".into());
+    }
+    Ok(())
+}
+
+/// Handles `/ws`: a `GET` upgrade over HTTP/1.1 (101) or an extended CONNECT over HTTP/2
+/// (200); spawns the connection's task, or answers a 4xx with a JSON body.
 pub fn upgrade<B: Send + 'static>(app: &Arc<App>, mut req: Request<B>) -> Response<Body> {
     let after = match Query::parse(req.uri().query(), &["after"])
         .and_then(|q| q.u64_in("after", 0, u64::MAX))
@@ -103,7 +129,22 @@ pub fn upgrade<B: Send + 'static>(app: &Arc<App>, mut req: Request<B>) -> Respon
         Ok(a) => a,
         Err(msg) => return respond::error(StatusCode::BAD_REQUEST, msg),
     };
-    let accept = match check_upgrade(&req) {
+    let h2 = req.version() == Version::HTTP_2;
+    if h2 {
+        if let Err(msg) = check_h2_connect(&req) {
+            let mut resp = respond::error(StatusCode::BAD_REQUEST, msg);
+            resp.headers_mut()
+                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            return resp;
+        }
+    } else if req.method() != Method::GET {
+        return respond::method_not_allowed("GET");
+    }
+    let accept = match if h2 {
+        Ok(String::new())
+    } else {
+        check_upgrade(&req)
+    } {
         Ok(a) => a,
         Err(msg) => {
             let mut resp = respond::error(StatusCode::BAD_REQUEST, msg);
@@ -130,6 +171,10 @@ pub fn upgrade<B: Send + 'static>(app: &Arc<App>, mut req: Request<B>) -> Respon
         }
     });
     let mut resp = Response::new(respond::full(""));
+    if h2 {
+        // RFC 8441 section 5: a 2xx accepts the tunnel; no accept key, no upgrade headers.
+        return resp;
+    }
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(CONNECTION, HeaderValue::from_static("upgrade"));

@@ -99,6 +99,23 @@ impl AsyncWrite for CountingStream {
         }
         res
     }
+    // Vectored, as the socket is: a TLS client that fails its handshake writes its last
+    // records (a ChangeCipherSpec and the alert) in one vectored write, and without this
+    // only the first would go out.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            self.counts.written.fetch_add(n as u64, Relaxed);
+        }
+        res
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }

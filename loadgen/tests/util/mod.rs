@@ -57,6 +57,7 @@ pub fn spec(
         shard: None,
         start_at: None,
         net: None,
+        stack: feedbench_loadgen::stack::StackSpec::default(),
     }
 }
 
