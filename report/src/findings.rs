@@ -1,8 +1,8 @@
 //! Findings, warnings and notes: what the data says, in plain sentences.
 //!
 //! Findings compare transports at each load point (bytes, latency, server CPU) and sum up
-//! polling waste, memory (peak, and per connection), the server's request paths and event
-//! accounting. Warnings collect whatever the runs carried that makes their figures less
+//! polling waste, memory (peak, and per connection), the server's request paths, protocol
+//! stacks ([`crate::stack_findings`]) and event accounting. Warnings collect whatever the runs carried that makes their figures less
 //! trustworthy: the load generator's own warnings, missed, unreceived or duplicated events,
 //! errors, failed connections, scenarios that did not complete. Notes are the load
 //! generator's informational remarks, which are not problems. Every number is the median
@@ -15,7 +15,7 @@
 //! so a group is warned once, by the same rule, whichever wrote the file.
 
 use crate::format;
-use crate::group::{Dataset, Group, Load, Variant};
+use crate::group::{Dataset, Group, Load, Stack, Variant};
 use feedbench_results::{is_clock_uncertainty_warning, ScenarioResult, Status};
 
 /// The findings for one dataset, grouped under a heading per load point.
@@ -50,6 +50,7 @@ pub fn findings(dataset: &Dataset) -> Findings {
     overall.extend(memory_finding(dataset));
     overall.extend(memory_per_connection_finding(dataset));
     overall.extend(request_path_finding(dataset));
+    overall.extend(crate::stack_findings::stack_findings(dataset));
     overall.extend(loss_findings(dataset));
     overall.push(accounting_finding(dataset));
     Findings { overall, per_load }
@@ -127,10 +128,16 @@ fn times(ratio: f64) -> String {
     }
 }
 
-/// Short phrase for a load: `100 clients and 10 events/s`.
+/// Short phrase for a load: `100 clients and 10 events/s`, and ` over TLS·h2` for a
+/// protocol stack other than plaintext HTTP/1.1.
 fn at(load: &Load) -> String {
+    let over = if load.stack.is_plain() {
+        String::new()
+    } else {
+        format!(" over {}", load.stack.label())
+    };
     format!(
-        "{} clients and {}",
+        "{} clients and {}{over}",
         format::thousands(load.clients),
         format::rate(load.rate_hz())
     )
@@ -206,22 +213,24 @@ fn load_findings(load: &Load, groups: &[&Group], loopback: bool) -> Vec<String> 
     out
 }
 
-/// Requests per event and empty polls at each polling variant's worst load.
+/// Requests per event and empty polls at each polling variant's worst load, per protocol
+/// stack.
 fn polling_findings(dataset: &Dataset) -> Vec<String> {
-    let mut variants: Vec<_> = dataset
+    let mut variants: Vec<(Variant, Stack)> = dataset
         .groups
         .iter()
-        .map(|g| g.key.variant)
-        .filter(|v| v.transport.is_polling())
+        .map(|g| (g.key.variant, g.key.load.stack))
+        .filter(|(v, _)| v.transport.is_polling())
         .collect();
+    variants.sort();
     variants.dedup();
     variants
         .iter()
-        .filter_map(|variant| {
+        .filter_map(|(variant, stack)| {
             let groups: Vec<&Group> = dataset
                 .groups
                 .iter()
-                .filter(|g| g.key.variant == *variant)
+                .filter(|g| g.key.variant == *variant && g.key.load.stack == *stack)
                 .collect();
             let worst = medians(&groups, |s| Some(s.requests.per_event)).pop()?;
             let (group, per_event) = worst;
@@ -258,7 +267,7 @@ fn memory_finding(dataset: &Dataset) -> Option<String> {
     for (g, rss) in medians(&groups, |s| {
         s.server.as_ref().map(|v| v.rss_peak_bytes as f64)
     }) {
-        let label = g.key.variant.label();
+        let label = g.key.label();
         match per_variant.iter_mut().find(|(l, _)| *l == label) {
             Some((_, r)) => *r = r.max(rss),
             None => per_variant.push((label, rss)),
@@ -298,15 +307,16 @@ fn memory_per_connection_finding(dataset: &Dataset) -> Option<String> {
         .iter()
         .filter(|g| g.key.load.clients == clients)
         .collect();
-    // (variant, figure, how many loads it was the highest of)
-    let mut per_variant: Vec<(Variant, f64, usize)> = Vec::new();
+    // (variant over its stack, figure, how many loads it was the highest of)
+    let mut per_variant: Vec<(String, f64, usize)> = Vec::new();
     for (g, bytes) in medians(&groups, ScenarioResult::server_memory_per_connection) {
-        match per_variant.iter_mut().find(|(v, _, _)| *v == g.key.variant) {
+        let label = g.key.label();
+        match per_variant.iter_mut().find(|(v, _, _)| *v == label) {
             Some((_, b, n)) => {
                 *b = b.max(bytes);
                 *n += 1;
             }
-            None => per_variant.push((g.key.variant, bytes, 1)),
+            None => per_variant.push((label, bytes, 1)),
         }
     }
     per_variant.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -339,20 +349,21 @@ fn memory_per_connection_finding(dataset: &Dataset) -> Option<String> {
 /// rest through hyper, summed over every repeat and load that reports it. `None` when no
 /// scenario does (servers that do not report it, and files written before schema 2).
 fn request_path_finding(dataset: &Dataset) -> Option<String> {
-    // (variant, direct, total)
-    let mut per_variant: Vec<(Variant, u64, u64)> = Vec::new();
+    // (variant over its stack, direct, total)
+    let mut per_variant: Vec<(String, u64, u64)> = Vec::new();
     for g in &dataset.groups {
+        let label = g.key.label();
         for s in g.usable() {
             let Some(by_path) = s.server.as_ref().and_then(|f| f.requests_by_path) else {
                 continue;
             };
             let total = by_path.direct + by_path.hyper;
-            match per_variant.iter_mut().find(|(v, ..)| *v == g.key.variant) {
+            match per_variant.iter_mut().find(|(v, ..)| *v == label) {
                 Some((_, d, t)) => {
                     *d += by_path.direct;
                     *t += total;
                 }
-                None => per_variant.push((g.key.variant, by_path.direct, total)),
+                None => per_variant.push((label.clone(), by_path.direct, total)),
             }
         }
     }

@@ -4,7 +4,8 @@
 //! parameters) apart from the repeat index, so it is what charts aggregate over and what
 //! `compare` matches on. A [`Variant`] is one legend entry (a transport, with the poll
 //! interval for short-poll); a [`Load`] is one point on a chart's axis (clients, rate,
-//! payload). Repeats are summarised as a [`Spread`]: median with min and max. A group's
+//! payload, link, protocol stack). Repeats are summarised as a [`Spread`]: median with min
+//! and max. A group's
 //! clock uncertainty ([`Group::clock_uncertainty_us`]) is the largest of its repeats', and
 //! only where the load generator and the server had different clocks.
 
@@ -137,7 +138,149 @@ impl Link {
     }
 }
 
-/// One load point: how many clients, how fast, how big, over which link.
+/// The HTTP version a scenario asked for (`params.http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum HttpVersion {
+    /// HTTP/1.1, what every file written before issue 12 measured.
+    #[default]
+    Http1,
+    /// HTTP/2: negotiated by ALPN over TLS, with prior knowledge (h2c) in plaintext.
+    Http2,
+}
+
+/// The protocol stack a scenario ran over, as part of its key: TLS or plaintext, the HTTP
+/// version, how many clients share an HTTP/2 connection, and whether TLS sessions resume.
+///
+/// The default is plaintext HTTP/1.1 with one connection per client, which is what a file
+/// without these parameters measured; it sorts first and adds nothing to labels, so such
+/// files key, sort and read exactly as before. Keep-alive is the [`Variant`]'s, since it
+/// has always been part of the legend entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stack {
+    /// TLS on.
+    pub tls: bool,
+    /// The HTTP version.
+    pub http: HttpVersion,
+    /// Clients multiplexed on one HTTP/2 connection (1 = each its own).
+    pub streams_per_connection: u32,
+    /// TLS session resumption; `None` without TLS.
+    pub tls_resumption: Option<bool>,
+}
+
+impl Default for Stack {
+    fn default() -> Stack {
+        Stack {
+            tls: false,
+            http: HttpVersion::Http1,
+            streams_per_connection: 1,
+            tls_resumption: None,
+        }
+    }
+}
+
+/// Stacks sort plaintext before TLS, HTTP/1.1 before HTTP/2, fewer streams per connection
+/// first, and resuming TLS sessions (the default) before not resuming.
+impl Ord for Stack {
+    fn cmp(&self, other: &Stack) -> std::cmp::Ordering {
+        self.sort_key().cmp(&other.sort_key())
+    }
+}
+
+impl PartialOrd for Stack {
+    fn partial_cmp(&self, other: &Stack) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Stack {
+    /// What stacks sort by; distinct for distinct stacks, so the order agrees with `Eq`.
+    fn sort_key(&self) -> (bool, HttpVersion, u32, u8) {
+        let resumption = match self.tls_resumption {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        (self.tls, self.http, self.streams_per_connection, resumption)
+    }
+
+    /// The stack a scenario's parameters ask for.
+    pub fn of(params: &Params) -> Stack {
+        Stack {
+            tls: params.tls,
+            // The load generator accepts `1.1` and `2` only; anything else was HTTP/1.1.
+            http: if params.http == feedbench_results::HTTP_2 {
+                HttpVersion::Http2
+            } else {
+                HttpVersion::Http1
+            },
+            streams_per_connection: params.streams_per_connection.max(1),
+            tls_resumption: params.tls.then_some(params.tls_resumption).flatten(),
+        }
+    }
+
+    /// Plaintext HTTP/1.1, one connection per client: what every older file measured.
+    pub fn is_plain(&self) -> bool {
+        *self == Stack::default()
+    }
+
+    /// The stack's name: `TLS·h2`, `TLS·h1.1`, `h2c`, `h1.1`, with `·8 streams/conn` when
+    /// clients share HTTP/2 connections and `·no resumption` when TLS sessions do not resume.
+    pub fn label(&self) -> String {
+        let http = match (self.tls, self.http) {
+            (true, HttpVersion::Http2) => "TLS·h2",
+            (true, HttpVersion::Http1) => "TLS·h1.1",
+            (false, HttpVersion::Http2) => "h2c",
+            (false, HttpVersion::Http1) => "h1.1",
+        };
+        let mut label = http.to_string();
+        if self.streams_per_connection > 1 {
+            label.push_str(&format!("·{} streams/conn", self.streams_per_connection));
+        }
+        if self.tls_resumption == Some(false) {
+            label.push_str("·no resumption");
+        }
+        label
+    }
+
+    /// A file-name fragment: `tls-h2`, `tls-h1.1`, `h2c`, `h1.1`, then `-m8` for 8 streams
+    /// per connection and `-noresume`.
+    pub fn slug(&self) -> String {
+        let mut slug = match (self.tls, self.http) {
+            (true, HttpVersion::Http2) => "tls-h2",
+            (true, HttpVersion::Http1) => "tls-h1.1",
+            (false, HttpVersion::Http2) => "h2c",
+            (false, HttpVersion::Http1) => "h1.1",
+        }
+        .to_string();
+        if self.streams_per_connection > 1 {
+            slug.push_str(&format!("-m{}", self.streams_per_connection));
+        }
+        if self.tls_resumption == Some(false) {
+            slug.push_str("-noresume");
+        }
+        slug
+    }
+}
+
+/// `, TLS·h2` for a stack other than plaintext HTTP/1.1, nothing for that one.
+pub fn stack_phrase(stack: Stack) -> String {
+    if stack.is_plain() {
+        String::new()
+    } else {
+        format!(", {}", stack.label())
+    }
+}
+
+/// `-tls-h2` for a stack other than plaintext HTTP/1.1, nothing for that one.
+pub fn stack_slug(stack: Stack) -> String {
+    if stack.is_plain() {
+        String::new()
+    } else {
+        format!("-{}", stack.slug())
+    }
+}
+
+/// One load point: how many clients, how fast, how big, over which link and protocol stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Load {
     /// Concurrent clients.
@@ -146,8 +289,11 @@ pub struct Load {
     pub rate_mhz: u64,
     /// Event payload size.
     pub payload_bytes: u64,
-    /// The emulated link; `None` on loopback (last, so loopback keys sort as before).
+    /// The emulated link; `None` on loopback (after the figures above, so loopback keys
+    /// sort as before).
     pub link: Option<Link>,
+    /// The protocol stack (last, so plaintext HTTP/1.1 keys sort as before).
+    pub stack: Stack,
 }
 
 impl Load {
@@ -156,27 +302,50 @@ impl Load {
         self.rate_mhz as f64 / 1_000.0
     }
 
-    /// A phrase naming the load: `100 clients, 10 events/s, 64 B payload`, and
-    /// `, link rtt=100ms` over an emulated link.
+    /// A phrase naming the load: `100 clients, 10 events/s, 64 B payload`, with
+    /// `, link rtt=100ms` over an emulated link and `, TLS·h2` over a stack other than
+    /// plaintext HTTP/1.1.
     pub fn describe(&self) -> String {
         format!(
-            "{} clients, {}, {} B payload{}",
+            "{} clients, {}, {} B payload{}{}",
             format::thousands(self.clients),
             format::rate(self.rate_hz()),
             self.payload_bytes,
-            link_phrase(self.link)
+            link_phrase(self.link),
+            stack_phrase(self.stack)
         )
     }
 
-    /// A file-name fragment: `c100-r10-s64`, and `-net-rtt-100ms` over an emulated link.
+    /// A file-name fragment: `c100-r10-s64`, with `-net-rtt-100ms` over an emulated link
+    /// and `-tls-h2` over a stack other than plaintext HTTP/1.1.
     pub fn slug(&self) -> String {
         format!(
-            "c{}-r{}-s{}{}",
+            "c{}-r{}-s{}{}{}",
             self.clients,
             slug_number(self.rate_hz()),
             self.payload_bytes,
-            link_slug(self.link)
+            link_slug(self.link),
+            stack_slug(self.stack)
         )
+    }
+
+    /// The same point over plaintext HTTP/1.1: what charts that set stacks side by side
+    /// slice by.
+    pub fn without_stack(&self) -> Load {
+        Load {
+            stack: Stack::default(),
+            ..*self
+        }
+    }
+}
+
+/// A variant over a stack: `ws`, or `ws over TLS·h2` for a stack other than plaintext
+/// HTTP/1.1.
+pub fn variant_over(variant: &Variant, stack: Stack) -> String {
+    if stack.is_plain() {
+        variant.label()
+    } else {
+        format!("{} over {}", variant.label(), stack.label())
     }
 }
 
@@ -231,10 +400,17 @@ impl ScenarioKey {
                 rate_mhz: rate_mhz(params.rate_hz),
                 payload_bytes: params.payload_bytes,
                 link: None,
+                stack: Stack::of(params),
             },
             duration_ms: secs_to_ms(params.duration_s),
             warmup_ms: secs_to_ms(params.warmup_s),
         }
+    }
+
+    /// The legend entry with its stack: `ws`, or `ws over TLS·h2` for a stack other than
+    /// plaintext HTTP/1.1.
+    pub fn label(&self) -> String {
+        variant_over(&self.variant, self.load.stack)
     }
 
     /// A readable name: `ws at 100 clients, 10 events/s, 64 B payload`.
@@ -491,6 +667,80 @@ mod tests {
             keepalive: true,
         };
         assert_eq!(v.label(), "ws");
+    }
+
+    /// Parameters as a file spells them, with the stack fields given.
+    fn params(stack: serde_json::Value) -> Params {
+        let mut p = serde_json::json!({
+            "clients": 10, "rate_hz": 1.0, "payload_bytes": 64, "poll_interval_ms": null,
+            "duration_s": 10.0, "warmup_s": 1.0, "keepalive": true
+        });
+        if let (Some(p), Some(extra)) = (p.as_object_mut(), stack.as_object()) {
+            p.extend(extra.clone());
+        }
+        serde_json::from_value(p).unwrap()
+    }
+
+    #[test]
+    fn stacks_come_from_the_parameters_and_old_files_are_plain() {
+        let old = Stack::of(&params(serde_json::json!({})));
+        assert!(old.is_plain());
+        assert_eq!(
+            (old.label(), stack_phrase(old), stack_slug(old)),
+            ("h1.1".into(), String::new(), String::new())
+        );
+        let tls_h2 = Stack::of(&params(
+            serde_json::json!({"tls": true, "http": "2", "tls_resumption": true}),
+        ));
+        assert_eq!(tls_h2.label(), "TLS·h2");
+        assert_eq!(stack_phrase(tls_h2), ", TLS·h2");
+        assert_eq!(stack_slug(tls_h2), "-tls-h2");
+        let h2c = Stack::of(&params(
+            serde_json::json!({"http": "2", "streams_per_connection": 8}),
+        ));
+        assert_eq!(
+            (h2c.label(), h2c.slug()),
+            ("h2c·8 streams/conn".into(), "h2c-m8".into())
+        );
+        let cold = Stack::of(&params(
+            serde_json::json!({"tls": true, "tls_resumption": false}),
+        ));
+        assert_eq!(
+            (cold.label(), cold.slug()),
+            ("TLS·h1.1·no resumption".into(), "tls-h1.1-noresume".into())
+        );
+        // Plaintext first, HTTP/1.1 before HTTP/2, resuming before not.
+        let mut all = [
+            cold,
+            tls_h2,
+            h2c,
+            old,
+            Stack::of(&params(
+                serde_json::json!({"tls": true, "tls_resumption": true}),
+            )),
+        ];
+        all.sort();
+        let labels: Vec<String> = all.iter().map(Stack::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "h1.1",
+                "h2c·8 streams/conn",
+                "TLS·h1.1",
+                "TLS·h1.1·no resumption",
+                "TLS·h2"
+            ]
+        );
+        let key = ScenarioKey::of(
+            Transport::Ws,
+            &params(serde_json::json!({"tls": true, "http": "2"})),
+        );
+        assert_eq!(key.label(), "ws over TLS·h2");
+        assert_eq!(key.slug(), "ws-c10-r1-s64-tls-h2");
+        assert_eq!(
+            key.load.describe(),
+            "10 clients, 1 event/s, 64 B payload, TLS·h2"
+        );
     }
 
     #[test]

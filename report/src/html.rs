@@ -1,5 +1,6 @@
 //! `index.html`: one self-contained page with the verdict, the findings, warnings and notes,
-//! every chart as inline SVG and the scenario tables.
+//! every chart as inline SVG, the scenario tables and, where the runs have them, the
+//! protocol stacks' tables.
 //!
 //! Architecture invariant: the page loads nothing. CSS is inline, SVGs are inlined (their
 //! namespace attribute dropped, which HTML does not need), there is no script, and the
@@ -11,8 +12,9 @@ use std::fmt::Write as _;
 use crate::charts::{ChartKind, RenderedChart};
 use crate::findings::{findings, notes, warnings};
 use crate::group::Dataset;
+use crate::stacks;
 use crate::summary::run_line;
-use crate::table;
+use crate::table::{self, Table};
 use crate::verdict::verdict;
 
 /// The page's style sheet.
@@ -110,7 +112,11 @@ pub fn render(
     if comparison_html.is_some() {
         let _ = write!(h, "<a href=\"#comparison\">Comparison</a>");
     }
-    let _ = writeln!(h, "<a href=\"#scenarios\">Scenarios</a></nav>");
+    let _ = write!(h, "<a href=\"#scenarios\">Scenarios</a>");
+    if datasets.iter().any(|d| stacks::table(d).is_some()) {
+        let _ = write!(h, "<a href=\"#protocol-stacks\">Protocol stacks</a>");
+    }
+    let _ = writeln!(h, "</nav>");
 
     if !v.sentences.is_empty() {
         let _ = writeln!(h, "<h2 id=\"verdict\">Verdict</h2>\n<ul>");
@@ -207,28 +213,49 @@ pub fn render(
         if datasets.len() > 1 {
             let _ = writeln!(h, "<h3>{}</h3>", escape(&d.label));
         }
-        let t = table::table(d);
-        let _ = write!(h, "<table>\n<tr>");
-        for heading in &t.headings {
-            let _ = write!(h, "<th>{}</th>", escape(heading));
+        write_table(&mut h, &table::table(d));
+    }
+    let stack_tables: Vec<(&Dataset, Table)> = datasets
+        .iter()
+        .filter_map(|d| stacks::table(d).map(|t| (d, t)))
+        .collect();
+    if !stack_tables.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"protocol-stacks\">Protocol stacks</h2>\n<p>{}</p>",
+            escape(stacks::TABLE_NOTE)
+        );
+    }
+    for (d, t) in &stack_tables {
+        if datasets.len() > 1 {
+            let _ = writeln!(h, "<h3>{}</h3>", escape(&d.label));
         }
-        let _ = writeln!(h, "</tr>");
-        for row in &t.rows {
-            let _ = write!(h, "<tr>");
-            for (i, c) in row.iter().enumerate() {
-                let class = if table::is_numeric(i) {
-                    " class=\"num\""
-                } else {
-                    ""
-                };
-                let _ = write!(h, "<td{class}>{}</td>", escape(c));
-            }
-            let _ = writeln!(h, "</tr>");
-        }
-        let _ = writeln!(h, "</table>");
+        write_table(&mut h, t);
     }
     let _ = writeln!(h, "</body>\n</html>");
     h
+}
+
+/// Writes a table, numbers right-aligned.
+fn write_table(h: &mut String, t: &Table) {
+    let _ = write!(h, "<table>\n<tr>");
+    for heading in &t.headings {
+        let _ = write!(h, "<th>{}</th>", escape(heading));
+    }
+    let _ = writeln!(h, "</tr>");
+    for row in &t.rows {
+        let _ = write!(h, "<tr>");
+        for (i, c) in row.iter().enumerate() {
+            let class = if t.is_numeric(i) {
+                " class=\"num\""
+            } else {
+                ""
+            };
+            let _ = write!(h, "<td{class}>{}</td>", escape(c));
+        }
+        let _ = writeln!(h, "</tr>");
+    }
+    let _ = writeln!(h, "</table>");
 }
 
 /// The in-page anchor of a chart section.
@@ -241,6 +268,7 @@ fn anchor(kind: ChartKind) -> &'static str {
         ChartKind::ServerCost => "server-cost",
         ChartKind::Polling => "polling",
         ChartKind::LatencyVsRtt => "latency-vs-rtt",
+        ChartKind::ProtocolLayers => "protocol-layers",
     }
 }
 

@@ -8,10 +8,12 @@
 //! offline.
 //!
 //! Code map: [`group`] groups repeats by [`ScenarioKey`] and
-//! summarises them as [`Spread`]s; [`charts`] plans and draws the six charts; [`verdict`]
-//! names the winner of each criterion over the grid and where it changes; [`findings`],
-//! [`table`], [`summary`] and [`html`] write the prose, tables and pages; [`report`] ties
-//! them into a directory; [`compare`] and [`compare_output`] are the CI gate.
+//! summarises them as [`Spread`]s, keyed apart by emulated link and protocol stack;
+//! [`charts`] plans and draws the charts; [`verdict`] names the winner of each criterion
+//! over the grid and where it changes; [`findings`], [`table`], [`summary`] and [`html`]
+//! write the prose, tables and pages, with [`stacks`] (the layer split and the "Protocol
+//! stacks" table) and [`stack_findings`] for runs over TLS and HTTP/2; [`report`] ties them
+//! into a directory; [`compare`] and [`compare_output`] are the CI gate.
 
 pub mod charts;
 pub mod compare;
@@ -23,6 +25,8 @@ pub mod group;
 pub mod hdr;
 pub mod html;
 pub mod report;
+pub mod stack_findings;
+pub mod stacks;
 pub mod summary;
 pub mod table;
 pub mod verdict;

@@ -1,13 +1,28 @@
-//! `summary.md`: the verdict, run details, findings, warnings and notes, and the
-//! per-scenario table, in Markdown.
+//! `summary.md`: the verdict, run details, findings, warnings and notes, the per-scenario
+//! table and, where the runs have them, the protocol stacks' table, in Markdown.
 
 use std::fmt::Write as _;
 
 use crate::charts::RenderedChart;
 use crate::findings::{findings, notes, warnings};
 use crate::group::Dataset;
-use crate::table;
+use crate::stacks;
+use crate::table::{self, Table};
 use crate::verdict::verdict;
+
+/// Writes a table in Markdown, numbers right-aligned, with a blank line after it.
+fn write_table(md: &mut String, t: &Table) {
+    let _ = writeln!(md, "| {} |", t.headings.join(" | "));
+    let align: Vec<&str> = (0..t.headings.len())
+        .map(|i| if t.is_numeric(i) { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(md, "| {} |", align.join(" | "));
+    for row in &t.rows {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+    let _ = writeln!(md);
+}
 
 /// Escapes the characters that would break a Markdown table cell.
 fn cell(text: &str) -> String {
@@ -107,17 +122,18 @@ pub fn render(
         };
         let _ = writeln!(md, "## Scenarios{heading}\n");
         let _ = writeln!(md, "Medians over repeats.\n");
-        let t = table::table(d);
-        let _ = writeln!(md, "| {} |", t.headings.join(" | "));
-        let align: Vec<&str> = (0..t.headings.len())
-            .map(|i| if table::is_numeric(i) { "---:" } else { "---" })
-            .collect();
-        let _ = writeln!(md, "| {} |", align.join(" | "));
-        for row in &t.rows {
-            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
-            let _ = writeln!(md, "| {} |", cells.join(" | "));
-        }
-        let _ = writeln!(md);
+        write_table(&mut md, &table::table(d));
+    }
+    for d in datasets {
+        let Some(t) = stacks::table(d) else { continue };
+        let heading = if datasets.len() > 1 {
+            format!(" — {}", d.label)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(md, "## Protocol stacks{heading}\n");
+        let _ = writeln!(md, "{}\n", stacks::TABLE_NOTE);
+        write_table(&mut md, &t);
     }
     let _ = writeln!(md, "## Charts\n");
     for c in charts {

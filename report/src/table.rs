@@ -6,7 +6,9 @@
 //! clock uncertainty (the load generator and the server on different hosts, and a file that
 //! records the clock estimate); a loopback run's table is the same as before the column
 //! existed. Likewise the link columns ([`NET_HEADINGS`]) are appended only when some
-//! scenario ran over an emulated link.
+//! scenario ran over an emulated link, and a "stack" column ([`STACK_HEADING`]) follows the
+//! transport only when some scenario ran over a protocol stack other than plaintext
+//! HTTP/1.1 (TLS, HTTP/2, shared HTTP/2 connections).
 
 use crate::format;
 use crate::group::{Dataset, Group, Spread};
@@ -49,6 +51,12 @@ pub const NET_HEADINGS: [&str; 7] = [
 /// Where the clock column goes: right after "p99 latency".
 const CLOCK_COLUMN: usize = 7;
 
+/// The stack column's heading: the protocol stack a row's scenarios ran over (`TLS·h2`).
+pub const STACK_HEADING: &str = "stack";
+
+/// Where the stack column goes: right after the transport.
+const STACK_COLUMN: usize = 1;
+
 /// A dataset's table: headings and one row of formatted cells per group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
@@ -58,9 +66,20 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-/// Columns that hold numbers (right-aligned).
-pub fn is_numeric(column: usize) -> bool {
-    column >= 1
+/// Headings of columns that hold words, after the first (the transport): the stack, and
+/// the "Protocol stacks" table's load and negotiated TLS parameters.
+const TEXT_HEADINGS: [&str; 5] = [STACK_HEADING, "load", "TLS version", "cipher suite", "ALPN"];
+
+impl Table {
+    /// Whether a column holds numbers (right-aligned): all but the first and the columns of
+    /// words (the stack, the load, and the negotiated TLS version, cipher suite and ALPN).
+    pub fn is_numeric(&self, column: usize) -> bool {
+        column >= 1
+            && self
+                .headings
+                .get(column)
+                .is_none_or(|h| !TEXT_HEADINGS.contains(h))
+    }
 }
 
 /// The table for a dataset.
@@ -73,12 +92,16 @@ pub fn table(dataset: &Dataset) -> Table {
         .collect();
     let with_clock = clock.iter().any(Option::is_some);
     let with_net = dataset.groups.iter().any(|g| g.key.load.link.is_some());
+    let with_stack = dataset.groups.iter().any(|g| !g.key.load.stack.is_plain());
     let mut headings = HEADINGS.to_vec();
     if with_clock {
         headings.insert(CLOCK_COLUMN, CLOCK_HEADING);
     }
     if with_net {
         headings.extend(NET_HEADINGS);
+    }
+    if with_stack {
+        headings.insert(STACK_COLUMN, STACK_HEADING);
     }
     let rows = dataset
         .groups
@@ -92,6 +115,9 @@ pub fn table(dataset: &Dataset) -> Table {
             }
             if with_net {
                 cells.extend(net_cells(dataset, g));
+            }
+            if with_stack {
+                cells.insert(STACK_COLUMN, g.key.load.stack.label());
             }
             cells
         })

@@ -2,7 +2,7 @@
 //! and where the winner changes.
 //!
 //! Criteria, each lower-is-better and judged on the median over repeats ([`Spread`]) at
-//! each operating point (a [`Load`]: clients, rate, payload, link): p50 delivery latency
+//! each operating point (a [`Load`]: clients, rate, payload, link, protocol stack): p50 delivery latency
 //! (p99 named beside it), socket bytes per delivered event, IP bytes per delivered event
 //! (only over an emulated link), server CPU per 1,000 events and server memory per
 //! connection (only where measured). At a point the transports whose median is within
@@ -264,7 +264,7 @@ impl Axis {
             .link
             .map(|l| format!("link {}", l.spec()))
             .unwrap_or_else(|| "loopback".to_string());
-        let parts = match self {
+        let mut parts = match self {
             Axis::Clients => vec![rate, payload, link],
             Axis::Rate => vec![clients, payload, link],
             Axis::Payload => vec![clients, rate, link],
@@ -280,6 +280,11 @@ impl Axis {
                 parts
             }
         };
+        // A line never runs across protocol stacks; plaintext HTTP/1.1 goes unnamed, as in
+        // files written before stacks were a parameter.
+        if !load.stack.is_plain() {
+            parts.push(load.stack.label());
+        }
         Some(parts.join(", "))
     }
 }
@@ -838,6 +843,7 @@ mod tests {
             rate_mhz: (rate_hz * 1_000.0) as u64,
             payload_bytes: 64,
             link: None,
+            stack: crate::group::Stack::default(),
         }
     }
 

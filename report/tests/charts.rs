@@ -51,8 +51,9 @@ fn every_chart_kind_renders_from_one_results_file() {
     let base = dataset("baseline", &fixtures::baseline());
     let rendered = render_and_check(std::slice::from_ref(&base), "charts-single");
     for kind in ChartKind::ALL {
-        // Latency vs round trip is drawn only for runs over an emulated link (tests/net.rs).
-        let expected = kind != ChartKind::LatencyVsRtt;
+        // Latency vs round trip is drawn only for runs over an emulated link (tests/net.rs),
+        // bytes by protocol layer only for runs over several stacks (tests/stacks.rs).
+        let expected = kind != ChartKind::LatencyVsRtt && kind != ChartKind::ProtocolLayers;
         assert_eq!(
             rendered.iter().any(|c| c.kind == kind),
             expected,

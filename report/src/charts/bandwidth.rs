@@ -9,7 +9,7 @@ use crate::charts::{
     ChartKind, LineSpec, NO_DATA,
 };
 use crate::format;
-use crate::group::{link_phrase, link_slug, slug_number, Dataset, Load};
+use crate::group::{link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Load};
 
 /// Plans one figure per (rate, payload).
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -44,9 +44,12 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     };
     rate_payload_slices(datasets)
         .into_iter()
-        .map(|(rate_mhz, payload_bytes, link)| {
+        .map(|(rate_mhz, payload_bytes, link, stack)| {
             let in_slice = |l: &Load| {
-                l.rate_mhz == rate_mhz && l.payload_bytes == payload_bytes && l.link == link
+                l.rate_mhz == rate_mhz
+                    && l.payload_bytes == payload_bytes
+                    && l.link == link
+                    && l.stack == stack
             };
             let per_dataset = datasets
                 .iter()
@@ -72,15 +75,17 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
             ChartFigure {
                 kind: ChartKind::Bandwidth,
                 stem: format!(
-                    "bandwidth-r{}-s{payload_bytes}{}",
+                    "bandwidth-r{}-s{payload_bytes}{}{}",
                     slug_number(rate_hz),
-                    link_slug(link)
+                    link_slug(link),
+                    stack_slug(stack)
                 ),
                 figure: Figure {
                     title: format!(
-                        "Bandwidth vs clients at {}, {payload_bytes} B payload{}",
+                        "Bandwidth vs clients at {}, {payload_bytes} B payload{}{}",
                         format::rate(rate_hz),
-                        link_phrase(link)
+                        link_phrase(link),
+                        stack_phrase(stack)
                     ),
                     rows,
                     legend,

@@ -2,7 +2,8 @@
 //! analytic model (`MODEL.md`) as a dashed line of the same colour.
 //!
 //! Drawn only for scenarios over a single-class, loss-free emulated link (the model has no
-//! loss), and only for slices (clients, rate, payload) measured at two or more round trips.
+//! loss), and only for slices (clients, rate, payload, protocol stack) measured at two or
+//! more round trips.
 //! Measured points are medians over repeats (solid line, round markers, min–max whiskers);
 //! the model is evaluated on a fine grid from 0 to the largest round trip, with the link's
 //! jitter and bandwidth and the transport's loopback p50 at the same load as its base
@@ -20,14 +21,16 @@ use crate::charts::{
     NO_DATA,
 };
 use crate::format;
-use crate::group::{slug_number, Dataset, Group, Load, Spread, Variant};
+use crate::group::{
+    slug_number, stack_phrase, stack_slug, Dataset, Group, Load, Spread, Stack, Variant,
+};
 use crate::verdict::{latency_marks, Axis};
 
 /// Model points per line: fine enough to draw long-poll's knee as a step.
 const MODEL_POINTS: usize = 200;
 
-/// A slice of the matrix: clients, rate (mHz), payload.
-type Slice = (u64, u64, u64);
+/// A slice of the matrix: clients, rate (mHz), payload, protocol stack.
+type Slice = (u64, u64, u64, Stack);
 
 /// Whether a group is drawn: a loss-free single-class link.
 fn on_plain_link(g: &Group) -> Option<f64> {
@@ -38,7 +41,7 @@ fn on_plain_link(g: &Group) -> Option<f64> {
 
 fn slice_of(g: &Group) -> Slice {
     let l = g.key.load;
-    (l.clients, l.rate_mhz, l.payload_bytes)
+    (l.clients, l.rate_mhz, l.payload_bytes, l.stack)
 }
 
 /// Plans one figure per slice measured at two or more round trips; none without links.
@@ -81,7 +84,7 @@ fn figure(
     slice: Slice,
     specs: &[LineSpec],
 ) -> ChartFigure {
-    let (clients, rate_mhz, payload_bytes) = slice;
+    let (clients, rate_mhz, payload_bytes, stack) = slice;
     let per_dataset: Vec<Vec<Series>> = datasets
         .iter()
         .map(|d| series(d, variants, slice))
@@ -109,7 +112,7 @@ fn figure(
         .map(|(d, series)| {
             let what = "solid measured p50 (whiskers min–max), dashed model";
             let in_slice = |l: &Load| {
-                (l.clients, l.rate_mhz, l.payload_bytes) == slice
+                (l.clients, l.rate_mhz, l.payload_bytes, l.stack) == slice
                     && l.link.is_some_and(|link| link.loss_ppm == 0)
             };
             let panel = Panel::Lines(LinePanel {
@@ -129,14 +132,16 @@ fn figure(
     ChartFigure {
         kind: ChartKind::LatencyVsRtt,
         stem: format!(
-            "latency-vs-rtt-c{clients}-r{}-s{payload_bytes}",
-            slug_number(rate_hz)
+            "latency-vs-rtt-c{clients}-r{}-s{payload_bytes}{}",
+            slug_number(rate_hz),
+            stack_slug(stack)
         ),
         figure: Figure {
             title: format!(
-                "p50 delivery latency vs round trip at {} clients, {}, {payload_bytes} B payload",
+                "p50 delivery latency vs round trip at {} clients, {}, {payload_bytes} B payload{}",
                 format::thousands(clients),
-                format::rate(rate_hz)
+                format::rate(rate_hz),
+                stack_phrase(stack)
             ),
             rows,
             legend,

@@ -1,4 +1,5 @@
-//! The report's charts (six, and a seventh for runs over an emulated link): planned from datasets, drawn once as SVG and once as PNG.
+//! The report's charts (six, a seventh for runs over an emulated link and an eighth for runs
+//! over several protocol stacks): planned from datasets, drawn once as SVG and once as PNG.
 //!
 //! Each chart module turns datasets into [`ChartFigure`]s (one per slice of the scenario
 //! matrix: the parameters that are not on the chart's axes). With several datasets
@@ -12,6 +13,7 @@ pub mod latency_vs_clients;
 pub mod latency_vs_rtt;
 pub mod panel;
 pub mod polling;
+pub mod protocol_layers;
 pub mod server_cost;
 pub mod style;
 
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::error::ReportError;
-use crate::group::{Dataset, Group, Link, Load, Variant};
+use crate::group::{Dataset, Group, Link, Load, Stack, Variant};
 use panel::Figure;
 
 /// Which chart a figure is.
@@ -41,14 +43,17 @@ pub enum ChartKind {
     Polling,
     /// 7. p50 delivery latency vs the emulated link's round trip, with the model.
     LatencyVsRtt,
+    /// 8. Bytes per delivered event by protocol layer, per transport and protocol stack.
+    ProtocolLayers,
 }
 
 impl ChartKind {
     /// All kinds in report order.
-    pub const ALL: [ChartKind; 7] = [
+    pub const ALL: [ChartKind; 8] = [
         ChartKind::LatencySpectrum,
         ChartKind::LatencyVsClients,
         ChartKind::BytesPerEvent,
+        ChartKind::ProtocolLayers,
         ChartKind::Bandwidth,
         ChartKind::ServerCost,
         ChartKind::Polling,
@@ -65,6 +70,7 @@ impl ChartKind {
             ChartKind::ServerCost => "Server CPU and memory",
             ChartKind::Polling => "Polling efficiency",
             ChartKind::LatencyVsRtt => "Delivery latency vs round trip",
+            ChartKind::ProtocolLayers => "Bytes per event by protocol layer",
         }
     }
 
@@ -102,6 +108,14 @@ impl ChartKind {
                  pays one transit, short-poll half an interval more, and long-poll one \
                  transit until the round trip reaches the event interval, then about a \
                  whole round trip."
+            }
+            ChartKind::ProtocolLayers => {
+                "Steady-state wire bytes per delivered event, both directions, for each \
+                 transport over each protocol stack, split by the layer that sent them: the \
+                 event's payload, the transport's framing (HTTP/1.1 heads, ws frame headers, \
+                 SSE fields, the poll envelope), HTTP/2 frames and HPACK, TLS record headers \
+                 and tags, and TLS handshakes (with session tickets and alerts). Medians over \
+                 repeats; whiskers min–max of the total. Lower is better."
             }
         }
     }
@@ -142,6 +156,7 @@ pub fn plan(datasets: &[Dataset]) -> Result<Vec<ChartFigure>, ReportError> {
     let mut figures = latency_spectrum::figures(datasets)?;
     figures.extend(latency_vs_clients::figures(datasets));
     figures.extend(bytes_per_event::figures(datasets));
+    figures.extend(protocol_layers::figures(datasets));
     figures.extend(bandwidth::figures(datasets));
     figures.extend(server_cost::figures(datasets));
     figures.extend(polling::figures(datasets));
@@ -350,12 +365,12 @@ pub fn line_panels(
         .collect()
 }
 
-/// The (rate, payload, link) slices of all datasets, sorted: a chart over clients never
-/// mixes links.
-pub fn rate_payload_slices(datasets: &[Dataset]) -> Vec<(u64, u64, Option<Link>)> {
-    let set: BTreeSet<(u64, u64, Option<Link>)> = all_loads(datasets)
+/// The (rate, payload, link, stack) slices of all datasets, sorted: a chart over clients
+/// never mixes links or protocol stacks.
+pub fn rate_payload_slices(datasets: &[Dataset]) -> Vec<(u64, u64, Option<Link>, Stack)> {
+    let set: BTreeSet<(u64, u64, Option<Link>, Stack)> = all_loads(datasets)
         .iter()
-        .map(|l| (l.rate_mhz, l.payload_bytes, l.link))
+        .map(|l| (l.rate_mhz, l.payload_bytes, l.link, l.stack))
         .collect();
     set.into_iter().collect()
 }

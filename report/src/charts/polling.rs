@@ -12,7 +12,9 @@ use crate::charts::{
     NO_DATA,
 };
 use crate::format;
-use crate::group::{link_phrase, link_slug, Dataset, Group, Link, Load};
+use crate::group::{
+    link_phrase, link_slug, stack_phrase, stack_slug, Dataset, Group, Link, Load, Stack,
+};
 
 /// Plans one figure per (clients, payload) with polling scenarios.
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -23,7 +25,7 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     if variants.is_empty() {
         return Vec::new();
     }
-    let slices: BTreeSet<(u64, u64, Option<Link>)> = datasets
+    let slices: BTreeSet<(u64, u64, Option<Link>, Stack)> = datasets
         .iter()
         .flat_map(|d| d.groups.iter())
         .filter(|g| g.key.variant.transport.is_polling())
@@ -32,6 +34,7 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 g.key.load.clients,
                 g.key.load.payload_bytes,
                 g.key.load.link,
+                g.key.load.stack,
             )
         })
         .collect();
@@ -72,9 +75,12 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     let rate_of = |g: &Group| Some(g.key.load.rate_hz()).filter(|r| *r > 0.0);
     slices
         .into_iter()
-        .map(|(clients, payload_bytes, link)| {
+        .map(|(clients, payload_bytes, link, stack)| {
             let in_slice = |l: &Load| {
-                l.clients == clients && l.payload_bytes == payload_bytes && l.link == link
+                l.clients == clients
+                    && l.payload_bytes == payload_bytes
+                    && l.link == link
+                    && l.stack == stack
             };
             let left_series = datasets
                 .iter()
@@ -107,12 +113,17 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 .collect();
             ChartFigure {
                 kind: ChartKind::Polling,
-                stem: format!("polling-c{clients}-s{payload_bytes}{}", link_slug(link)),
+                stem: format!(
+                    "polling-c{clients}-s{payload_bytes}{}{}",
+                    link_slug(link),
+                    stack_slug(stack)
+                ),
                 figure: Figure {
                     title: format!(
-                        "Polling efficiency vs event rate at {} clients, {payload_bytes} B payload{}",
+                        "Polling efficiency vs event rate at {} clients, {payload_bytes} B payload{}{}",
                         format::thousands(clients),
-                        link_phrase(link)
+                        link_phrase(link),
+                        stack_phrase(stack)
                     ),
                     legend: line_legend(&variants, &rows, &[]),
                     rows,

@@ -11,7 +11,9 @@ use crate::charts::{
     ChartKind, LineSpec,
 };
 use crate::format;
-use crate::group::{link_phrase, link_slug, slug_number, Dataset, Group, Load};
+use crate::group::{
+    link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Group, Load,
+};
 
 /// Shown when no scenario in a panel has server figures.
 const NO_SERVER: &str = "no server figures (/stats unavailable)";
@@ -72,9 +74,12 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
     };
     rate_payload_slices(datasets)
         .into_iter()
-        .map(|(rate_mhz, payload_bytes, link)| {
+        .map(|(rate_mhz, payload_bytes, link, stack)| {
             let in_slice = |l: &Load| {
-                l.rate_mhz == rate_mhz && l.payload_bytes == payload_bytes && l.link == link
+                l.rate_mhz == rate_mhz
+                    && l.payload_bytes == payload_bytes
+                    && l.link == link
+                    && l.stack == stack
             };
             let cpu_series = datasets
                 .iter()
@@ -106,15 +111,17 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
             ChartFigure {
                 kind: ChartKind::ServerCost,
                 stem: format!(
-                    "server-cost-r{}-s{payload_bytes}{}",
+                    "server-cost-r{}-s{payload_bytes}{}{}",
                     slug_number(rate_hz),
-                    link_slug(link)
+                    link_slug(link),
+                    stack_slug(stack)
                 ),
                 figure: Figure {
                     title: format!(
-                        "Server CPU and memory at {}, {payload_bytes} B payload{}",
+                        "Server CPU and memory at {}, {payload_bytes} B payload{}{}",
                         format::rate(rate_hz),
-                        link_phrase(link)
+                        link_phrase(link),
+                        stack_phrase(stack)
                     ),
                     legend: line_legend(&variants, &rows, &[]),
                     rows,
