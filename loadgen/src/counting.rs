@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use feedbench_results::{ByteLayers, ByteSplit};
+use feedbench_results::{ByteLayers, ByteSplit, TlsLayers, TlsRun};
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::clock::unix_nanos;
@@ -124,6 +124,14 @@ pub struct ByteCounts {
     pub setup_up: u64,
     /// Bytes read while setting up.
     pub setup_down: u64,
+    /// Plaintext written above TLS while setting up (0 without TLS).
+    pub setup_plain_up: u64,
+    /// Plaintext read above TLS while setting up (0 without TLS).
+    pub setup_plain_down: u64,
+    /// Wire bytes of records that are not application data written while setting up.
+    pub setup_handshake_up: u64,
+    /// The same, read.
+    pub setup_handshake_down: u64,
     /// Steady-state bytes written, by [`Phase`].
     pub up: [u64; 3],
     /// Steady-state bytes read, by [`Phase`].
@@ -162,6 +170,10 @@ impl ByteCounts {
     pub fn add(&mut self, other: &ByteCounts) {
         self.setup_up += other.setup_up;
         self.setup_down += other.setup_down;
+        self.setup_plain_up += other.setup_plain_up;
+        self.setup_plain_down += other.setup_plain_down;
+        self.setup_handshake_up += other.setup_handshake_up;
+        self.setup_handshake_down += other.setup_handshake_down;
         let pairs: [(&mut [u64; 3], &[u64; 3]); 8] = [
             (&mut self.up, &other.up),
             (&mut self.down, &other.down),
@@ -196,6 +208,35 @@ impl ByteCounts {
     /// TLS handshakes completed over the whole run.
     pub fn handshakes_total(&self) -> u64 {
         self.handshakes.iter().sum()
+    }
+
+    /// The whole run's bytes (setup and every phase) by TLS layer; each direction sums
+    /// to [`total_up`](Self::total_up) (resp. [`total_down`](Self::total_down)). Over
+    /// plaintext the TLS layers are 0.
+    pub fn run_tls(&self) -> TlsRun {
+        let layers = |wire: u64, plain: u64, handshake: u64| {
+            // Clamped like the split, so the three always sum to `wire`.
+            let handshake = handshake.min(wire);
+            let plaintext = plain.min(wire - handshake);
+            TlsLayers {
+                plaintext,
+                tls: wire - handshake - plaintext,
+                handshake,
+            }
+        };
+        let sum = |a: &[u64; 3], setup: u64| setup + a.iter().sum::<u64>();
+        TlsRun {
+            up: layers(
+                self.total_up(),
+                sum(&self.plain_up, self.setup_plain_up),
+                sum(&self.handshake_up, self.setup_handshake_up),
+            ),
+            down: layers(
+                self.total_down(),
+                sum(&self.plain_down, self.setup_plain_down),
+                sum(&self.handshake_down, self.setup_handshake_down),
+            ),
+        }
     }
 
     /// The window's bytes split by layer. `payload_down` is the event JSON read in the
@@ -394,6 +435,10 @@ impl ConnCounters {
         let phase = self.window.phase(t_ns) as usize;
         bump(&self.wire_down, phase, n);
         if self.tls {
+            // The plaintext moves with them, so the whole run's plaintext stays what was
+            // read.
+            let plain = n.min(self.plain_down[SETUP].load(Ordering::Relaxed));
+            self.plain_down[SETUP].fetch_sub(plain, Ordering::Relaxed);
             bump(&self.plain_down, phase, n);
         }
     }
@@ -407,9 +452,18 @@ impl ConnCounters {
         } else {
             (up, down)
         };
+        let (setup_plain_up, setup_plain_down) = if self.tls {
+            (load(&self.plain_up), load(&self.plain_down))
+        } else {
+            (load(&self.wire_up), load(&self.wire_down))
+        };
         ByteCounts {
             setup_up: load(&self.wire_up),
             setup_down: load(&self.wire_down),
+            setup_plain_up,
+            setup_plain_down,
+            setup_handshake_up: load(&self.handshake_up),
+            setup_handshake_down: load(&self.handshake_down),
             up,
             down,
             plain_up,

@@ -893,6 +893,7 @@ fn stack_figures(spec: &ScenarioSpec, g: &GroupStats) -> StackFigures {
         split: g
             .bytes
             .split(g.payload_bytes, spec.stack.http == HttpVersion::Http2),
+        run_tls: spec.stack.tls.then(|| g.bytes.run_tls()),
     }
 }
 

@@ -6,7 +6,7 @@
 //! any certificate (signatures are still checked with the certificate's key, so the
 //! handshake costs what a verifying one does). Session resumption is one client-side store
 //! sized for every client of the run, or disabled. ALPN offers exactly the HTTP version the
-//! scenario speaks.
+//! scenario speaks. With `SSLKEYLOGFILE` set, the session secrets are written there.
 //!
 //! Errors while connecting are data like any other failed request: [`tls_error_kind`]
 //! names them (`tls_unknown_ca`, `tls_bad_certificate`, `tls_not_tls`, ...) for the
@@ -124,6 +124,10 @@ pub fn client_config(
             .with_no_client_auth(),
     };
     config.alpn_protocols = vec![alpn.to_vec()];
+    // Writes the session secrets to the file `SSLKEYLOGFILE` names (the NSS key log format
+    // curl and browsers write), and nothing without it: a packet capture can then be
+    // decrypted (`scripts/verify-tls-pcap.sh`, Wireshark).
+    config.key_log = Arc::new(rustls::KeyLogFile::new());
     config.resumption = if opts.resumption {
         // One store for the whole run, sized so that no client's session is evicted by
         // another's.

@@ -77,6 +77,19 @@ fn assert_stack(r: &ScenarioResult) {
     assert_eq!(stack.split.down.sum(), r.bytes.down, "{:?}", stack.split);
     assert_eq!(stack.split.down.payload, r.bytes.payload);
     assert_eq!((stack.split.up.h2, stack.split.down.h2), (0, 0));
+    // The whole run's TLS layers sum to the whole run's socket bytes, and hold the window's.
+    let run = stack.run_tls.expect("a TLS run has run_tls");
+    assert_eq!(run.up.sum(), r.bytes.total_up, "{run:?}");
+    assert_eq!(run.down.sum(), r.bytes.total_down, "{run:?}");
+    assert!(
+        run.down.tls >= stack.split.down.tls && run.down.tls % 22 == 0,
+        "{run:?}"
+    );
+    // Every connection's handshake: a ClientHello up, a flight down, both whole records.
+    assert!(
+        run.up.handshake > 0 && run.down.handshake > run.up.handshake,
+        "{run:?}"
+    );
     assert!(r.params.tls);
     assert_eq!(r.params.tls_resumption, Some(true));
     util::assert_bytes_match_server(r);

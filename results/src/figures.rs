@@ -315,6 +315,7 @@ mod tests {
                     handshake: 100 * 2_500,
                 },
             },
+            run_tls: None,
         });
         let down = s.split_per_event_down().unwrap();
         assert_eq!(down.payload, 107.0);

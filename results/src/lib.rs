@@ -58,7 +58,9 @@ pub use scenario::{
     MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
 };
 pub use schema::{validate, Violation};
-pub use stack::{ByteLayers, ByteSplit, LayersPer, StackFigures, HTTP_1_1, HTTP_2};
+pub use stack::{
+    ByteLayers, ByteSplit, LayersPer, StackFigures, TlsLayers, TlsRun, HTTP_1_1, HTTP_2,
+};
 pub use summary::{decode_hdr, HdrError, Summary};
 pub use transport::Transport;
 

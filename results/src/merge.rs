@@ -36,7 +36,7 @@ use crate::scenario::{
     ByteFigures, ClockFigures, Connections, Events, Loadgen, Requests, ScenarioResult,
     MAX_UNRECEIVED_SEQS,
 };
-use crate::stack::StackFigures;
+use crate::stack::{StackFigures, TlsRun};
 use crate::summary::{HdrError, Summary};
 use crate::SCHEMA_VERSION;
 
@@ -627,6 +627,7 @@ fn merge_stack(
         resumed: 0,
         handshakes_total: 0,
         split: Default::default(),
+        run_tls: None,
         ..first.clone()
     };
     // The shard that first negotiated each figure, for the message naming both sides.
@@ -663,6 +664,9 @@ fn merge_stack(
         merged.resumed += st.resumed;
         merged.handshakes_total += st.handshakes_total;
         merged.split.add(&st.split);
+        if let Some(run) = &st.run_tls {
+            merged.run_tls.get_or_insert_with(TlsRun::default).add(run);
+        }
     }
     Ok(Some(merged))
 }
@@ -1832,6 +1836,18 @@ mod tests {
                     handshake: clients * 3_000,
                 },
             },
+            run_tls: Some(crate::stack::TlsRun {
+                up: crate::stack::TlsLayers {
+                    plaintext: clients * 200,
+                    tls: clients * 22,
+                    handshake: clients * 600,
+                },
+                down: crate::stack::TlsLayers {
+                    plaintext: events * (JSON_BYTES + 2),
+                    tls: events * 22,
+                    handshake: clients * 3_000,
+                },
+            }),
         }
     }
 
@@ -1854,6 +1870,10 @@ mod tests {
         assert_eq!(stack.split.down.tls, events * 22);
         assert_eq!(stack.split.down.payload, s.bytes.payload);
         assert_eq!(stack.split.up.handshake, CLIENTS * 600);
+        let run = stack.run_tls.unwrap();
+        assert_eq!(run.up.plaintext, CLIENTS * 200);
+        assert_eq!(run.down.tls, events * 22);
+        assert_eq!(run.down.handshake, CLIENTS * 3_000);
         assert_eq!(stack.tls_version.as_deref(), Some("TLSv1.3"));
         assert_eq!(s.params.tls_resumption, Some(true));
         assert!(validate(&serde_json::to_value(&m.results).unwrap()).is_empty());

@@ -38,6 +38,50 @@ pub struct StackFigures {
     pub handshakes_total: u64,
     /// The window's socket bytes by layer.
     pub split: ByteSplit,
+    /// The whole run's TLS totals (setup and every phase, the window's included), by
+    /// direction: what a packet capture of the run sees (`scripts/verify-tls-pcap.sh`
+    /// checks them). Absent without TLS and in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_tls: Option<TlsRun>,
+}
+
+/// The whole run's socket bytes of a TLS scenario, both directions, by TLS layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsRun {
+    /// Client → server; sums to `bytes.total_up`.
+    pub up: TlsLayers,
+    /// Server → client; sums to `bytes.total_down`.
+    pub down: TlsLayers,
+}
+
+/// One direction's whole-run socket bytes by TLS layer; the three sum to the socket bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsLayers {
+    /// Application data: the plaintext above TLS.
+    pub plaintext: u64,
+    /// Record headers, content types and AEAD tags of application-data records.
+    pub tls: u64,
+    /// Every record that is not application data (handshake flights, session tickets,
+    /// alerts), whole.
+    pub handshake: u64,
+}
+
+impl TlsLayers {
+    /// The three together: the socket bytes of this direction.
+    pub fn sum(&self) -> u64 {
+        self.plaintext + self.tls + self.handshake
+    }
+}
+
+impl TlsRun {
+    /// Direction by direction, layer by layer sum of `self` and `other` (shards).
+    pub fn add(&mut self, other: &TlsRun) {
+        for (mine, theirs) in [(&mut self.up, &other.up), (&mut self.down, &other.down)] {
+            mine.plaintext += theirs.plaintext;
+            mine.tls += theirs.tls;
+            mine.handshake += theirs.handshake;
+        }
+    }
 }
 
 /// The window's socket bytes of both directions by layer.

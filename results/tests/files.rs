@@ -239,6 +239,18 @@ fn a_tls_scenario_writes_its_stack_and_validates() {
                 ..ByteLayers::default()
             },
         },
+        run_tls: Some(feedbench_results::TlsRun {
+            up: feedbench_results::TlsLayers {
+                plaintext: s.bytes.up,
+                tls: 0,
+                handshake: 0,
+            },
+            down: feedbench_results::TlsLayers {
+                plaintext: down,
+                tls: 0,
+                handshake: 0,
+            },
+        }),
     });
     let value = serde_json::to_value(&results).unwrap();
     let errors = validate(&value);
