@@ -112,8 +112,12 @@ async fn back_to_back_polls_account_every_request_and_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_poll_latency_is_half_the_interval() {
     let server = start_server(100_000).await;
-    let interval = Duration::from_millis(200);
-    let mut s = spec(Transport::ShortPoll, 10, 50.0, Duration::from_secs(3));
+    // 400 ms, not less: the run flags itself load-generator bound when the p99 timer
+    // lateness exceeds a tenth of the interval, and on a busy 2-core machine (four
+    // compilers beside it) the scheduler alone delays timers by 20-34 ms at p99, which
+    // failed 9 of 20 runs at 200 ms.
+    let interval = Duration::from_millis(400);
+    let mut s = spec(Transport::ShortPoll, 10, 50.0, Duration::from_secs(4));
     s.poll_interval = interval;
     let r = run(&server, &s).await;
     assert_lossless(&r);
@@ -138,9 +142,9 @@ async fn short_poll_latency_is_half_the_interval() {
         "{:?} request {req:?} timer lateness max {lag_max} µs",
         r.latency_us
     );
-    // About 15 polls per client in 3 s; each answers at once.
+    // About 10 polls per client in 4 s; each answers at once.
     assert!(
-        r.requests.sent >= 10 * 14 && r.requests.sent <= 10 * 16,
+        r.requests.sent >= 10 * 9 && r.requests.sent <= 10 * 11,
         "{:?}",
         r.requests
     );

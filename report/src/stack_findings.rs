@@ -1,6 +1,6 @@
 //! Findings about protocol stacks: what HTTP/2 saves against HTTP/1.1, what TLS costs
-//! against plaintext and what its records add per event, and what TLS handshakes cost per
-//! poll with and without resumption.
+//! against plaintext and what its records add per event, what TLS handshakes cost per
+//! poll with and without resumption, and what one handshake costs in CPU on each side.
 //!
 //! Every sentence compares groups of one dataset that differ in their stack alone (same
 //! transport, load and window), or describes one group; every number is a median over
@@ -19,6 +19,7 @@ pub fn stack_findings(dataset: &Dataset) -> Vec<String> {
     out.extend(tls_findings(dataset));
     out.extend(tls_record_findings(dataset));
     out.extend(handshake_findings(dataset));
+    out.extend(handshake_cpu_findings(dataset));
     out
 }
 
@@ -370,4 +371,128 @@ fn resumption_sentence(on: &Group, off: &Group) -> Option<String> {
     }
     sentence.push('.');
     Some(sentence)
+}
+
+/// CPU seconds of one side in a scenario's window.
+type CpuOf = fn(&ScenarioResult) -> Option<f64>;
+
+/// The server's CPU seconds in the window (`None` without `/stats`).
+const SERVER_CPU: CpuOf = |s| s.server.as_ref().map(|v| v.cpu_s);
+/// The load generator's CPU seconds in the window.
+const LOADGEN_CPU: CpuOf = |s| Some(s.loadgen.cpu_s);
+
+/// TLS handshakes completed in the window.
+fn window_handshakes(s: &ScenarioResult) -> Option<f64> {
+    s.stack.as_ref().map(|st| st.handshakes as f64)
+}
+
+/// The keep-alive twin of a polling group without keep-alive: same transport, interval,
+/// load and stack, keep-alive on; or, if the dataset has none, the same with the other
+/// resumption setting (which a kept-alive connection never uses in the window). Only a
+/// twin without handshakes in its window counts.
+fn keepalive_twin<'a>(dataset: &'a Dataset, g: &Group) -> Option<&'a Group> {
+    let mut key = g.key;
+    key.variant.keepalive = true;
+    let stack = key.load.stack;
+    let flipped = Stack {
+        tls_resumption: stack.tls_resumption.map(|r| !r),
+        ..stack
+    };
+    [stack, flipped]
+        .into_iter()
+        .filter_map(|st| {
+            key.load.stack = st;
+            dataset.group(&key)
+        })
+        .find(|t| median(t, window_handshakes) == Some(0.0))
+}
+
+/// CPU seconds per handshake on one side: the CPU of `nk` (a handshake per poll) minus that
+/// of its keep-alive twin `ka`, over the handshakes of `nk`'s window; medians over repeats.
+fn cpu_per_handshake(nk: &Group, ka: &Group, cpu: CpuOf) -> Option<f64> {
+    let handshakes = median(nk, window_handshakes).filter(|&h| h > 0.0)?;
+    Some((median(nk, cpu)? - median(ka, cpu)?) / handshakes)
+}
+
+/// `41 µs` of CPU per handshake, or that the difference was not above zero.
+fn cpu_phrase(seconds: f64) -> String {
+    if seconds > 0.0 {
+        format::micros(seconds * 1e6)
+    } else {
+        "no more than with keep-alive".to_string()
+    }
+}
+
+/// For each polling group over TLS without keep-alive whose keep-alive twin is in the
+/// dataset: the CPU one TLS handshake costs the server and the load generator, the
+/// no-keep-alive run's CPU minus its twin's over its handshakes, with session resumption
+/// and without where the dataset has both.
+fn handshake_cpu_findings(dataset: &Dataset) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in &dataset.groups {
+        let stack = g.key.load.stack;
+        if !stack.tls || g.key.variant.keepalive || stack.tls_resumption == Some(false) {
+            continue;
+        }
+        let off = Stack {
+            tls_resumption: Some(false),
+            ..stack
+        };
+        let runs: Vec<(&str, &Group)> = [
+            ("with session resumption", Some(g)),
+            ("without", twin(dataset, g, off)),
+        ]
+        .into_iter()
+        .filter_map(|(label, nk)| Some((label, nk?)))
+        .collect();
+        out.extend(handshake_cpu_sentence(dataset, &runs));
+    }
+    // Groups without resumption whose twin with it is absent are described alone.
+    for g in &dataset.groups {
+        let stack = g.key.load.stack;
+        let on = Stack {
+            tls_resumption: Some(true),
+            ..stack
+        };
+        if stack.tls
+            && !g.key.variant.keepalive
+            && stack.tls_resumption == Some(false)
+            && twin(dataset, g, on).is_none()
+        {
+            out.extend(handshake_cpu_sentence(
+                dataset,
+                &[("without session resumption", g)],
+            ));
+        }
+    }
+    out
+}
+
+/// One sentence over the groups of one load (`label`, no-keep-alive group): the CPU per
+/// handshake on each side for each that has a keep-alive twin.
+fn handshake_cpu_sentence(dataset: &Dataset, runs: &[(&str, &Group)]) -> Option<String> {
+    let parts: Vec<String> = runs
+        .iter()
+        .filter_map(|(label, nk)| {
+            let ka = keepalive_twin(dataset, nk)?;
+            let server = cpu_per_handshake(nk, ka, SERVER_CPU);
+            let loadgen = cpu_per_handshake(nk, ka, LOADGEN_CPU)?;
+            let server = server.map_or("not measured".to_string(), cpu_phrase);
+            Some(format!(
+                "{server} on the server and {} on the load generator {label}",
+                cpu_phrase(loadgen)
+            ))
+        })
+        .collect();
+    let (_, first) = runs.first()?;
+    (!parts.is_empty()).then(|| {
+        format!(
+            "At {} over {}, one TLS handshake of {} cost {} (the run's CPU minus that of its \
+             keep-alive twin, over its handshakes).",
+            at(&first.key.load),
+            first.key.load.stack.label(),
+            first.key.variant,
+            and_list(&parts)
+        )
+    })
 }
