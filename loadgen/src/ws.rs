@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
@@ -49,9 +50,11 @@ pub fn ws_error_kind(e: &WsError) -> String {
     }
 }
 
-/// How a connection's read loop ended.
-enum End {
+/// How a connection's read loop ended (over HTTP/1.1 here and over HTTP/2 in `h2::ws`).
+pub(crate) enum End {
+    /// The run is over: say goodbye.
     Stopped,
+    /// The connection failed; the error kind.
     Lost(String),
 }
 
@@ -114,6 +117,19 @@ pub async fn run(st: &mut ClientState<'_>) {
 }
 
 async fn read_events(st: &mut ClientState<'_>, ws: &mut Ws) -> End {
+    read_messages(st, ws, |ws| ws.get_ref().last_read_ns()).await
+}
+
+/// Reads events from `ws` until stopped or lost; `recv_ns` gives the receive time of the
+/// message just read (the latest socket read of the connection that carried it).
+pub(crate) async fn read_messages<S>(
+    st: &mut ClientState<'_>,
+    ws: &mut WebSocketStream<S>,
+    recv_ns: impl Fn(&WebSocketStream<S>) -> u64,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let ctx = st.ctx();
     loop {
         let msg = tokio::select! {
@@ -131,7 +147,7 @@ async fn read_events(st: &mut ClientState<'_>, ws: &mut Ws) -> End {
             Some(Err(e)) => return End::Lost(ws_error_kind(e)),
             None => return End::Lost("closed".into()),
         };
-        let recv_ns = ws.get_ref().last_read_ns();
+        let recv_ns = recv_ns(ws);
         match parse_event(json) {
             Ok(ev) => st.on_event(ev, json.len(), recv_ns),
             Err(_) => st.error("bad_event"),
@@ -140,12 +156,13 @@ async fn read_events(st: &mut ClientState<'_>, ws: &mut Ws) -> End {
 }
 
 /// Sends a close frame and reads until the server's close and end of stream.
-async fn say_goodbye(ws: &mut Ws) {
+pub(crate) async fn say_goodbye<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
     if ws.close(None).await.is_ok() {
         read_to_end(ws).await;
     }
 }
 
-async fn read_to_end(ws: &mut Ws) {
+/// Reads (and drops) messages until the stream ends or fails.
+pub(crate) async fn read_to_end<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
     while let Some(Ok(_)) = ws.next().await {}
 }

@@ -15,7 +15,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use hyper::rt::{Read, Write};
@@ -25,7 +24,7 @@ use hyper_util::rt::TokioTimer;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::listener::{first_head_late, push_lag};
+use crate::listener::drive_hyper;
 use crate::routes;
 use crate::stats::{ConnError, ConnTag};
 
@@ -81,26 +80,16 @@ pub async fn serve<I>(
         .max_header_list_size(max_header)
         .serve_connection(io, service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        biased;
-        _ = app.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(app.config.shutdown_grace, conn.as_mut()).await {
-                Ok(res) => res,
-                Err(_) => Ok(()),
-            }
-        }
-        res = conn.as_mut() => res,
-        behind = push_lag(&app, &tag) => {
-            app.stats.slow_sse.fetch_add(1, Relaxed);
-            tracing::debug!(%peer, behind, "closing slow sse consumer (http/2)");
-            Ok(())
-        }
-        () = first_head_late(first_head_due, &tag) => {
-            tracing::debug!(%peer, "no http/2 request within the header timeout");
-            Ok(())
-        }
-    };
+    let result = drive_hyper(
+        &app,
+        &tag,
+        peer,
+        first_head_due,
+        conn,
+        |c| c.graceful_shutdown(),
+        "http/2",
+    )
+    .await;
     if let Err(e) = result {
         if !is_io(&e) {
             app.stats.count_error(ConnError::H2Protocol);

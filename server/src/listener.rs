@@ -278,30 +278,58 @@ async fn serve_hyper<S: Io + 'static>(
         .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(conn);
+    let result = drive_hyper(
+        &app,
+        &tag,
+        peer,
+        first_head_due,
+        conn,
+        |c| c.graceful_shutdown(),
+        "http/1.1",
+    )
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+}
+
+/// Drives a hyper connection (`proto` names it in log lines) until it ends, the server
+/// shuts down, its push stream lags, or it has sent no whole request by `first_head_due`.
+/// Shutdown tells hyper (`graceful`: `connection: close` on HTTP/1.1, GOAWAY on HTTP/2)
+/// and waits `shutdown_grace` for it; a lag or a late first request closes at once.
+pub(crate) async fn drive_hyper<C, E>(
+    app: &App,
+    tag: &ConnTag,
+    peer: SocketAddr,
+    first_head_due: tokio::time::Instant,
+    mut conn: Pin<&mut C>,
+    graceful: impl FnOnce(Pin<&mut C>),
+    proto: &str,
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
     // Biased, shutdown first: once shutdown has begun, hyper is told before it writes
-    // another answer, so that answer carries `connection: close`.
-    let result = tokio::select! {
+    // another answer, so that answer carries `connection: close` (or comes after GOAWAY).
+    tokio::select! {
         biased;
         _ = app.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
+            graceful(conn.as_mut());
             match tokio::time::timeout(app.config.shutdown_grace, conn.as_mut()).await {
                 Ok(res) => res,
                 Err(_) => Ok(()),
             }
         }
         res = conn.as_mut() => res,
-        behind = push_lag(&app, &tag) => {
+        behind = push_lag(app, tag) => {
             app.stats.slow_sse.fetch_add(1, Relaxed);
-            tracing::debug!(%peer, behind, "closing slow sse consumer");
+            tracing::debug!(%peer, behind, proto, "closing slow sse consumer");
             Ok(())
         }
-        () = first_head_late(first_head_due, &tag) => {
-            tracing::debug!(%peer, "request head not received within the header timeout");
+        () = first_head_late(first_head_due, tag) => {
+            tracing::debug!(%peer, proto, "no whole request within the header timeout");
             Ok(())
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, "connection ended with an error: {e}");
     }
 }
 

@@ -15,17 +15,14 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{acquire, release, H2Pool, Member};
 use crate::client::{backoff, ClientState};
 use crate::counting::ConnCounters;
-use crate::event::parse_event;
-use crate::ws::{ws_config, ws_error_kind};
+use crate::ws::{read_messages, read_to_end, say_goodbye, ws_config, End};
 
 /// How long the CONNECT may take to be answered.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,12 +138,6 @@ impl AsyncWrite for Tunnel {
 
 type Ws = WebSocketStream<Tunnel>;
 
-/// How a tunnel's read loop ended.
-enum End {
-    Stopped,
-    Lost(String),
-}
-
 /// Runs one WebSocket client over HTTP/2 until stopped.
 pub async fn run(st: &mut ClientState<'_>, pool: &H2Pool) {
     let ctx = st.ctx();
@@ -231,38 +222,5 @@ async fn open(st: &ClientState<'_>, m: &mut Member) -> Result<Option<Ws>, String
 }
 
 async fn read_events(st: &mut ClientState<'_>, m: &Member, ws: &mut Ws) -> End {
-    let ctx = st.ctx();
-    loop {
-        let msg = tokio::select! {
-            _ = ctx.stop.cancelled() => return End::Stopped,
-            msg = ws.next() => msg,
-        };
-        let json: &[u8] = match &msg {
-            Some(Ok(Message::Text(t))) => t.as_bytes(),
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Close(frame))) => {
-                let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
-                return End::Lost(format!("ws_close_{code}"));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return End::Lost(ws_error_kind(e)),
-            None => return End::Lost("closed".into()),
-        };
-        let recv_ns = m.conn.last_read_ns();
-        match parse_event(json) {
-            Ok(ev) => st.on_event(ev, json.len(), recv_ns),
-            Err(_) => st.error("bad_event"),
-        }
-    }
-}
-
-/// Sends a close frame and reads until the server's close and the stream's end.
-async fn say_goodbye(ws: &mut Ws) {
-    if ws.close(None).await.is_ok() {
-        read_to_end(ws).await;
-    }
-}
-
-async fn read_to_end(ws: &mut Ws) {
-    while let Some(Ok(_)) = ws.next().await {}
+    read_messages(st, ws, |_| m.conn.last_read_ns()).await
 }
