@@ -26,6 +26,7 @@ pub mod crossing;
 pub mod embedded;
 pub mod event;
 pub mod feed;
+pub mod finder;
 pub mod h2;
 pub mod http;
 pub mod limits;

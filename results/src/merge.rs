@@ -1211,6 +1211,7 @@ fn merge_run(
         cpu_sets: first.cpu_sets.clone(),
         source_addrs,
         p99_limit: None,
+        capacity: None,
         scenarios,
     }
 }
@@ -1357,6 +1358,7 @@ mod tests {
             cpu_sets: None,
             source_addrs: Vec::new(),
             p99_limit: None,
+            capacity: None,
             scenarios,
         };
         (format!("shard-{index}.json"), results)
