@@ -726,9 +726,12 @@ pub fn describe_transport(vary: Vary, t: &TransportCapacity) -> String {
 /// The stdout summary of a find: the SLO and one line per transport.
 pub fn summary(capacity: &Capacity) -> String {
     let mut out = format!(
-        "capacity within {} ({} runs per probe, every one must pass):\n",
+        "capacity within {} ({} per probe, every one must pass):\n",
         capacity.slo_text(),
-        capacity.repeats
+        match capacity.repeats {
+            1 => "1 run".to_string(),
+            n => format!("{n} runs"),
+        }
     );
     for t in &capacity.transports {
         out.push_str("  ");
