@@ -827,11 +827,10 @@ mod tests {
         }
     }
 
-    fn run<P: Prober>(
-        c: SearchConfig,
-        a: Allowance,
-        p: &mut P,
-    ) -> (SearchOutcome, Vec<(Option<u64>, Option<u64>)>) {
+    /// A bracket's ends after a probe.
+    type Ends = (Option<u64>, Option<u64>);
+
+    fn run<P: Prober>(c: SearchConfig, a: Allowance, p: &mut P) -> (SearchOutcome, Vec<Ends>) {
         let mut brackets = Vec::new();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
