@@ -383,7 +383,7 @@ impl Capacity {
                 )
             })
             .collect();
-        let mut text = terms.join(",");
+        let mut text = terms.join(", ");
         if self.no_missed {
             text.push_str(", no event missed");
         }
