@@ -277,14 +277,7 @@ fn bad_flags_exit_2_naming_the_problem() {
             "at least twice --poll-interval",
         ),
         (
-            &[
-                "--transport",
-                "ws",
-                "--slo",
-                "p99=1ms",
-                "--resolution",
-                "-5%",
-            ],
+            &["--transport", "ws", "--slo", "p99=1ms", "--resolution=-5%"],
             "must be 0 or more",
         ),
         (&["--transport", "ws"], "--slo"),
