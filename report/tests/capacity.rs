@@ -273,3 +273,33 @@ fn the_report_has_the_chart_and_the_table() {
     );
     assert!(md.contains("[Capacity per transport: most clients within p99=100 ms, no event missed](capacity-clients.svg)"));
 }
+
+#[test]
+fn two_find_runs_share_one_scale_a_row_each() {
+    let first = dataset("run 1", &with_capacity());
+    let mut v = with_capacity();
+    v["capacity"]["transports"][0]["last_pass"] = json!(2593);
+    v["capacity"]["transports"][0]["first_fail"] = json!(20000);
+    let second = dataset("run 2", &v);
+    let figures = capacity_chart::figures(&[first, second]);
+    assert_eq!(figures.len(), 1, "one kind of answer: one figure");
+    let rows = &figures[0].figure.rows;
+    assert_eq!(rows.len(), 2);
+    let panels: Vec<&feedbench_report::charts::panel::BarPanel> = rows
+        .iter()
+        .map(|r| match &r[0].1 {
+            Panel::Bars(p) => p,
+            Panel::Lines(_) => panic!("a bar panel"),
+        })
+        .collect();
+    assert_eq!(panels[0].y_max, panels[1].y_max);
+    assert!((panels[0].y_max - 20000.0 * 1.15).abs() < 1e-6);
+    assert_eq!(
+        panels[0].caption,
+        "run 1: bar: last pass; whisker: up to the first fail"
+    );
+    assert_eq!(
+        (panels[1].bars[0].stack[0], panels[1].bars[0].total.max),
+        (2593.0, 20000.0)
+    );
+}
