@@ -9,6 +9,7 @@
 //! to stdout).
 
 mod compare_cmd;
+mod find_cmd;
 mod load_cmd;
 mod merge_cmd;
 mod net_cmd;
@@ -71,6 +72,11 @@ enum Command {
     Compare(compare_cmd::CompareArgs),
     /// Check results files against the results schema; exit 2 if one is invalid.
     Validate(validate_cmd::ValidateArgs),
+    /// Find the largest client count (or event rate) each transport sustains within a latency SLO.
+    #[command(
+        after_help = "Exit codes: 0 search finished (whatever the capacity); 1 interrupted or the server failed (results are saved); 2 usage or input error (nothing ran)."
+    )]
+    Find(find_cmd::FindArgs),
     /// Run a command on the client side of an emulated link (RTT, bandwidth, loss); needs root.
     Net(net_cmd::NetArgs),
 }
@@ -93,6 +99,7 @@ fn main() {
         Command::Report(args) => report_cmd::execute(args),
         Command::Compare(args) => compare_cmd::execute(args),
         Command::Validate(args) => validate_cmd::execute(args),
+        Command::Find(args) => find_cmd::execute(args),
         Command::Net(args) => net_cmd::execute(args),
     };
     match result {

@@ -83,8 +83,9 @@ pub struct RunArgs {
     pub stack: StackArgs,
 }
 
-/// The server `feedbench run` started, and the task that fails the run if it dies.
-struct Embedded {
+/// The server `feedbench run` (and `feedbench find`) started, and the task that fails the
+/// run if it dies.
+pub(crate) struct Embedded {
     exe: PathBuf,
     opts: EmbeddedOptions,
     /// Where a TLS server writes the certificate its clients trust.
@@ -99,8 +100,28 @@ struct Embedded {
 }
 
 impl Embedded {
+    /// A plaintext loopback server on `cpus`, a fresh one for every run, not yet started.
+    pub(crate) fn loopback(
+        cpus: Option<Vec<usize>>,
+        cert_file: PathBuf,
+        signals: Arc<RunSignals>,
+        source_addrs: SourceAddrs,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            exe: std::env::current_exe().context("cannot find the feedbench executable")?,
+            opts: EmbeddedOptions::loopback(cpus),
+            cert_file,
+            fresh_each: true,
+            net: None,
+            signals,
+            source_addrs,
+            server: None,
+            watch: None,
+        })
+    }
+
     /// Starts a server (speaking TLS when `tls`) and its watch; returns its target.
-    async fn launch(&mut self, tls: bool) -> anyhow::Result<Target> {
+    pub(crate) async fn launch(&mut self, tls: bool) -> anyhow::Result<Target> {
         self.opts.tls_cert_out = tls.then(|| self.cert_file.clone());
         let server = EmbeddedServer::start(&self.exe, self.opts.clone()).await?;
         let mut t = Target::parse(&server.url).map_err(anyhow::Error::msg)?;
@@ -136,7 +157,7 @@ impl Embedded {
     }
 
     /// Stops the server; the watch goes first, so a deliberate stop is not a failure.
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(w) = self.watch.take() {
             w.abort();
         }

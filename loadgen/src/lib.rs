@@ -9,8 +9,9 @@
 //! list of scenarios (from a [`suite`] file or one `feedbench load`) and keeps the results
 //! file current; [`embedded`] starts the server as a child process for `feedbench run`.
 //! [`source`] spreads clients over several local addresses (so 19,000 of them never run
-//! out of ports), [`limits`] checks descriptors and ports first, and [`crossing`] finds
-//! where p99 crosses a suite's limit as the client count steps up.
+//! out of ports), [`limits`] checks descriptors and ports first, [`crossing`] finds
+//! where p99 crosses a suite's limit as the client count steps up, and [`finder`] brackets
+//! and bisects the largest client count (or rate) within an SLO for `feedbench find`.
 //!
 //! Invariants: receive timestamps are taken when bytes are read, before parsing; bytes
 //! are counted at the socket API, never reconstructed; a failed request is data (counted
@@ -26,6 +27,7 @@ pub mod crossing;
 pub mod embedded;
 pub mod event;
 pub mod feed;
+pub mod finder;
 pub mod h2;
 pub mod http;
 pub mod limits;

@@ -106,6 +106,7 @@ pub async fn run_with(
         cpu_sets: cfg.cpu_sets.clone(),
         source_addrs: sources.iter().map(ToString::to_string).collect(),
         p99_limit: None,
+        capacity: None,
         scenarios: Vec::new(),
     };
     write(&cfg.results_path, &mut results)?;

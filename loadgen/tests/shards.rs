@@ -42,6 +42,7 @@ fn results_file(server: &ServerHandle, r: ScenarioResult) -> Results {
         cpu_sets: None,
         source_addrs: Vec::new(),
         p99_limit: None,
+        capacity: None,
         scenarios: vec![r],
     }
 }

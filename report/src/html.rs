@@ -232,8 +232,32 @@ pub fn render(
         }
         write_table(&mut h, t);
     }
+    write_capacity_tables(&mut h, datasets);
     let _ = writeln!(h, "</body>\n</html>");
     h
+}
+
+/// The "Capacity" section: per dataset with a capacity, its SLO and the table.
+fn write_capacity_tables(h: &mut String, datasets: &[Dataset]) {
+    let with: Vec<(&Dataset, feedbench_results::Capacity, Table)> = datasets
+        .iter()
+        .filter_map(|d| Some((d, crate::capacity::of(d)?, crate::capacity::table(d)?)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2 id=\"capacity-table\">Capacity</h2>\n<p>{}</p>",
+        escape(crate::capacity::TABLE_NOTE)
+    );
+    for (d, c, t) in &with {
+        if datasets.len() > 1 {
+            let _ = writeln!(h, "<h3>{}</h3>", escape(&d.label));
+        }
+        let _ = writeln!(h, "<p>{}</p>", escape(&crate::capacity::describe(c)));
+        write_table(h, t);
+    }
 }
 
 /// Writes a table, numbers right-aligned.
@@ -269,6 +293,7 @@ fn anchor(kind: ChartKind) -> &'static str {
         ChartKind::Polling => "polling",
         ChartKind::LatencyVsRtt => "latency-vs-rtt",
         ChartKind::ProtocolLayers => "protocol-layers",
+        ChartKind::Capacity => "capacity",
     }
 }
 

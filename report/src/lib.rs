@@ -13,8 +13,10 @@
 //! over the grid and where it changes; [`findings`], [`table`], [`summary`] and [`html`]
 //! write the prose, tables and pages, with [`stacks`] (the layer split and the "Protocol
 //! stacks" table) and [`stack_findings`] for runs over TLS and HTTP/2; [`report`] ties them
-//! into a directory; [`compare`] and [`compare_output`] are the CI gate.
+//! into a directory; [`capacity`] reads a `feedbench find` answer (or a suite's p99-limit
+//! steps) for the capacity chart and table; [`compare`] and [`compare_output`] are the CI gate.
 
+pub mod capacity;
 pub mod charts;
 pub mod compare;
 pub mod compare_output;

@@ -135,6 +135,24 @@ pub fn render(
         let _ = writeln!(md, "{}\n", stacks::TABLE_NOTE);
         write_table(&mut md, &t);
     }
+    for d in datasets {
+        let (Some(c), Some(t)) = (crate::capacity::of(d), crate::capacity::table(d)) else {
+            continue;
+        };
+        let heading = if datasets.len() > 1 {
+            format!(" — {}", d.label)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(md, "## Capacity{heading}\n");
+        let _ = writeln!(
+            md,
+            "{}\n\n{}\n",
+            crate::capacity::describe(&c),
+            crate::capacity::TABLE_NOTE
+        );
+        write_table(&mut md, &t);
+    }
     let _ = writeln!(md, "## Charts\n");
     for c in charts {
         let _ = writeln!(

@@ -68,7 +68,15 @@ pub struct Table {
 
 /// Headings of columns that hold words, after the first (the transport): the stack, and
 /// the "Protocol stacks" table's load and negotiated TLS parameters.
-const TEXT_HEADINGS: [&str; 5] = [STACK_HEADING, "load", "TLS version", "cipher suite", "ALPN"];
+const TEXT_HEADINGS: [&str; 7] = [
+    STACK_HEADING,
+    "load",
+    "TLS version",
+    "cipher suite",
+    "ALPN",
+    crate::capacity::WHY_HEADING,
+    crate::capacity::STOP_HEADING,
+];
 
 impl Table {
     /// Whether a column holds numbers (right-aligned): all but the first and the columns of

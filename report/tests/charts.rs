@@ -53,7 +53,10 @@ fn every_chart_kind_renders_from_one_results_file() {
     for kind in ChartKind::ALL {
         // Latency vs round trip is drawn only for runs over an emulated link (tests/net.rs),
         // bytes by protocol layer only for runs over several stacks (tests/stacks.rs).
-        let expected = kind != ChartKind::LatencyVsRtt && kind != ChartKind::ProtocolLayers;
+        // Capacity only for a capacity (tests/capacity.rs).
+        let expected = kind != ChartKind::LatencyVsRtt
+            && kind != ChartKind::ProtocolLayers
+            && kind != ChartKind::Capacity;
         assert_eq!(
             rendered.iter().any(|c| c.kind == kind),
             expected,

@@ -9,7 +9,7 @@
 //! Code map: [`transport`] is the leaf enum every crate names a transport with; [`run`]
 //! holds the file's top level, [`scenario`] one scenario's figures, [`summary`] a latency
 //! histogram's summary, [`p99_limit`] the answer to "where does p99 cross the suite's
-//! limit"; [`figures`] derives ratios from the recorded figures; [`clock`] says when the
+//! limit", [`capacity`] the answer of `feedbench find` (of which those steps are a special case); [`figures`] derives ratios from the recorded figures; [`clock`] says when the
 //! clock comparison bounds delivery latency and when that earns a warning; [`merge`]
 //! combines the files of a run's shards into one, histograms added exactly; [`net`] holds
 //! the emulated link's block, [`stack`] the protocol stack (TLS, HTTP version) and the bytes
@@ -28,6 +28,7 @@
 //! [`OLDEST_SCHEMA_VERSION`] (1) to [`SCHEMA_VERSION`]. Fields added in schema 2 have serde
 //! defaults that say what a schema-1 writer meant, so old files read as what they measured.
 
+pub mod capacity;
 pub mod clock;
 pub mod figures;
 pub mod file;
@@ -43,6 +44,9 @@ pub mod summary;
 pub mod transport;
 pub mod units;
 
+pub use capacity::{
+    Budget, Capacity, FailReason, Method, Percentile, Probe, SloTerm, Stop, TransportCapacity, Vary,
+};
 pub use clock::{
     clock_uncertainty_warning, is_clock_uncertainty_warning, is_loopback_target,
     CLOCK_UNCERTAINTY_WARN_SHARE,

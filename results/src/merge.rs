@@ -1215,6 +1215,7 @@ fn merge_run(
         cpu_sets: first.cpu_sets.clone(),
         source_addrs,
         p99_limit: None,
+        capacity: None,
         scenarios,
     }
 }
@@ -1361,6 +1362,7 @@ mod tests {
             cpu_sets: None,
             source_addrs: Vec::new(),
             p99_limit: None,
+            capacity: None,
             scenarios,
         };
         (format!("shard-{index}.json"), results)

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::Capacity;
 use crate::p99_limit::P99Limit;
 use crate::scenario::ScenarioResult;
 
@@ -70,6 +71,10 @@ pub struct Results {
     /// counts; absent when the suite sets no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_limit: Option<P99Limit>,
+    /// The largest client count or event rate each transport sustains within an SLO, as
+    /// `feedbench find` bracketed it; the scenarios are its probes' runs. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
     /// One entry per scenario run, in run order; repeats share a `name`.
     pub scenarios: Vec<ScenarioResult>,
 }

@@ -1,5 +1,6 @@
-//! The report's charts (six, a seventh for runs over an emulated link and an eighth for runs
-//! over several protocol stacks): planned from datasets, drawn once as SVG and once as PNG.
+//! The report's charts (six, a seventh for runs over an emulated link, an eighth for runs
+//! over several protocol stacks and a ninth for a capacity, `feedbench find`'s or a suite's
+//! p99-limit steps): planned from datasets, drawn once as SVG and once as PNG.
 //!
 //! Each chart module turns datasets into [`ChartFigure`]s (one per slice of the scenario
 //! matrix: the parameters that are not on the chart's axes). With several datasets
@@ -8,6 +9,7 @@
 
 pub mod bandwidth;
 pub mod bytes_per_event;
+pub mod capacity;
 pub mod latency_spectrum;
 pub mod latency_vs_clients;
 pub mod latency_vs_rtt;
@@ -45,11 +47,13 @@ pub enum ChartKind {
     LatencyVsRtt,
     /// 8. Bytes per delivered event by protocol layer, per transport and protocol stack.
     ProtocolLayers,
+    /// 9. Capacity per transport within an SLO, the bracket as an error bar.
+    Capacity,
 }
 
 impl ChartKind {
     /// All kinds in report order.
-    pub const ALL: [ChartKind; 8] = [
+    pub const ALL: [ChartKind; 9] = [
         ChartKind::LatencySpectrum,
         ChartKind::LatencyVsClients,
         ChartKind::BytesPerEvent,
@@ -58,6 +62,7 @@ impl ChartKind {
         ChartKind::ServerCost,
         ChartKind::Polling,
         ChartKind::LatencyVsRtt,
+        ChartKind::Capacity,
     ];
 
     /// Section heading.
@@ -71,6 +76,7 @@ impl ChartKind {
             ChartKind::Polling => "Polling efficiency",
             ChartKind::LatencyVsRtt => "Delivery latency vs round trip",
             ChartKind::ProtocolLayers => "Bytes per event by protocol layer",
+            ChartKind::Capacity => "Capacity within the SLO",
         }
     }
 
@@ -117,6 +123,12 @@ impl ChartKind {
                  and tags, and TLS handshakes (with session tickets and alerts). Medians over \
                  repeats; whiskers min–max of the total. Lower is better."
             }
+            ChartKind::Capacity => {
+                "The most clients (or events per second) each transport sustained within the \
+                 latency SLO: the bar is the last value that passed, the whisker reaches the \
+                 first that failed, and the capacity lies inside the whisker. No whisker: it \
+                 never failed up to the bar. Higher is better."
+            }
         }
     }
 }
@@ -161,6 +173,7 @@ pub fn plan(datasets: &[Dataset]) -> Result<Vec<ChartFigure>, ReportError> {
     figures.extend(server_cost::figures(datasets));
     figures.extend(polling::figures(datasets));
     figures.extend(latency_vs_rtt::figures(datasets));
+    figures.extend(capacity::figures(datasets));
     Ok(figures)
 }
 
