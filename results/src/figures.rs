@@ -258,6 +258,31 @@ mod tests {
     }
 
     #[test]
+    fn counts_per_delivered_event() {
+        let mut s = scenario();
+        assert_eq!(s.server_count_per_event(|c| c.allocations), None);
+        let delivered = s.events.delivered;
+        s.server.as_mut().unwrap().counts = Some(crate::ProcessCounts {
+            allocations: Some(delivered * 13 / 2),
+            socket_writes: Some(delivered),
+            ..crate::ProcessCounts::default()
+        });
+        s.loadgen.counts = Some(crate::ProcessCounts {
+            context_switches: Some(delivered / 4),
+            ..crate::ProcessCounts::default()
+        });
+        assert_eq!(s.server_count_per_event(|c| c.allocations), Some(6.5));
+        assert_eq!(s.server_count_per_event(|c| c.socket_writes), Some(1.0));
+        assert_eq!(s.server_count_per_event(|c| c.socket_reads), None);
+        assert_eq!(
+            s.loadgen_count_per_event(|c| c.context_switches),
+            Some(0.25)
+        );
+        s.events.delivered = 0;
+        assert_eq!(s.server_count_per_event(|c| c.socket_writes), None);
+    }
+
+    #[test]
     fn no_figure_without_its_inputs() {
         let mut s = scenario();
         s.events.delivered = 0;
