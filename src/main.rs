@@ -23,9 +23,12 @@ use clap::{Parser, Subcommand};
 /// jemalloc touches only the pages an allocation actually uses, which keeps an idle
 /// connection's resident cost low: with 10,000 idle connections per kind, glibc malloc
 /// cost 12.1–15.1 KiB per parked long-poll, SSE stream or idle keep-alive where jemalloc
-/// cost 7.5–10.6 KiB (`scripts/conn-memory.sh` measures the current figures).
+/// cost 7.5–10.6 KiB (`scripts/conn-memory.sh` measures the current figures). The
+/// counting wrapper feeds `/stats`' `process.allocations` and `allocated_bytes` (its cost is
+/// measured in `server/src/alloc_count.rs`).
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static GLOBAL: feedbench_server::alloc_count::CountingAlloc<tikv_jemallocator::Jemalloc> =
+    feedbench_server::alloc_count::CountingAlloc(tikv_jemallocator::Jemalloc);
 
 /// jemalloc's options, read once at start-up through this symbol: a background thread
 /// returns freed pages to the kernel within about a second. Without it, pages are only

@@ -32,9 +32,9 @@ use crate::feed::{FeedReader, FeedWindow};
 use crate::net::{self, ClientNet};
 use crate::results::{
     is_loopback_target, rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events,
-    Loadgen, Params, Requests, RttProbe, ScenarioResult, ServerFigures, ServerSample, ShardInfo,
-    StackFigures, Status, Summary, WindowTimes, MAX_UNRECEIVED_SEQS, WINDOW_FROM_CLIENTS,
-    WINDOW_FROM_FEED,
+    Loadgen, Params, ProcessCounts, Requests, RttProbe, ScenarioResult, ServerFigures,
+    ServerSample, ShardInfo, StackFigures, Status, Summary, WindowTimes, MAX_UNRECEIVED_SEQS,
+    WINDOW_FROM_CLIENTS, WINDOW_FROM_FEED,
 };
 use crate::shard::{Shard, StartAt};
 use crate::stack::{HttpVersion, StackSpec};
@@ -292,6 +292,9 @@ struct Readings {
     ready_at_start: u64,
     cpu_start: f64,
     cpu_end: f64,
+    /// The load generator's own counters at the window's edges.
+    counts_start: Option<ProcessCounts>,
+    counts_end: Option<ProcessCounts>,
     drain_missing: Option<(usize, u64)>,
     /// The feed's head seq read just before the window opened.
     feed_head_at_start: Option<u64>,
@@ -680,6 +683,7 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
     }
     readings.ready_at_start = ctx.live.ready.load(Ordering::Relaxed);
     readings.cpu_start = sysinfo::process_cpu_s();
+    readings.counts_start = Some(sysinfo::own_counts());
     let start_ns = aligned_open.unwrap_or_else(unix_nanos);
     let start = Instant::now();
     let end_ns = start_ns + spec.duration.as_nanos() as u64;
@@ -689,6 +693,7 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
     tokio::time::sleep_until(start + spec.duration).await;
     readings.net_end = ctx.link.as_ref().map(|l| l.close_window());
     readings.cpu_end = sysinfo::process_cpu_s();
+    readings.counts_end = Some(sysinfo::own_counts());
     readings.window_end_ns = Some(end_ns);
     readings.server_end = stats.fetch().await.ok();
 
@@ -775,6 +780,7 @@ async fn finish_cut_short(
         ctx.window.close_at(now);
         readings.window_end_ns = Some(now);
         readings.cpu_end = sysinfo::process_cpu_s();
+        readings.counts_end = Some(sysinfo::own_counts());
         if status != Status::Failed {
             readings.server_end = tokio::time::timeout(Duration::from_secs(1), stats.fetch())
                 .await
@@ -998,6 +1004,10 @@ fn build_result(
             cpu_s,
             cpu_util,
             cores,
+            counts: match (&readings.counts_start, &readings.counts_end) {
+                (Some(a), Some(b)) => ProcessCounts::delta(a, b),
+                _ => None,
+            },
         },
         errors: g.errors.clone(),
         warnings: Vec::new(),
@@ -1037,6 +1047,7 @@ fn build_result(
             slow_consumer_closed: 0,
             samples: server_samples(start_ns, readings.server_start.as_ref(), &samples),
             requests_by_path: None,
+            counts: None,
         });
     }
     result
@@ -1193,6 +1204,10 @@ fn add_server_figures(
     let transport = spec.transport;
     let end = readings.server_end.as_ref().unwrap_or(start);
     fig.cpu_s = (end.cpu_s() - start.cpu_s()).max(0.0);
+    // Only with a real end sample: `end` falls back to `start`, which would read as zero.
+    if let Some(end) = readings.server_end.as_ref() {
+        fig.counts = ProcessCounts::delta(&start.counts(), &end.counts());
+    }
     // The window's requests by code path; they include the load generator's own /stats
     // samples (two a second, through hyper on feedbench's server).
     if let (Some(a), Some(b)) = (start.requests_by_path, end.requests_by_path) {

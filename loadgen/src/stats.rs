@@ -54,6 +54,18 @@ pub struct ServerStats {
     pub process: Process,
     /// Requests answered by each of feedbench's code paths (absent on other servers).
     pub requests_by_path: Option<RequestsByPath>,
+    /// Completed socket reads and writes (absent on other servers).
+    pub socket_calls: Option<SocketCalls>,
+}
+
+/// Completed socket reads and writes, every class.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct SocketCalls {
+    /// Reads that completed.
+    pub reads: u64,
+    /// Writes that completed.
+    pub writes: u64,
 }
 
 /// Requests answered on the fast path and through hyper.
@@ -104,6 +116,14 @@ pub struct Process {
     pub rss_bytes: u64,
     /// Peak resident set size.
     pub rss_peak_bytes: u64,
+    /// Voluntary context switches (absent on other servers).
+    pub ctx_switches_voluntary: Option<u64>,
+    /// Involuntary context switches (absent on other servers).
+    pub ctx_switches_involuntary: Option<u64>,
+    /// Heap allocations since start (absent where the server does not count them).
+    pub allocations: Option<u64>,
+    /// Bytes those allocations asked for.
+    pub allocated_bytes: Option<u64>,
 }
 
 impl ServerStats {
@@ -115,6 +135,22 @@ impl ServerStats {
     /// The byte counters of `class`.
     pub fn class_bytes(&self, class: &str) -> InOut {
         self.bytes.get(class).copied().unwrap_or_default()
+    }
+
+    /// The counters the regression gate judges as near-exact, as they stand now (totals
+    /// since the server started; the window's figures are differences of two).
+    pub fn counts(&self) -> crate::results::ProcessCounts {
+        let p = &self.process;
+        crate::results::ProcessCounts {
+            socket_reads: self.socket_calls.map(|c| c.reads),
+            socket_writes: self.socket_calls.map(|c| c.writes),
+            context_switches: p
+                .ctx_switches_voluntary
+                .zip(p.ctx_switches_involuntary)
+                .map(|(v, i)| v + i),
+            allocations: p.allocations,
+            allocated_bytes: p.allocated_bytes,
+        }
     }
 
     /// Open connections in total.
@@ -233,6 +269,26 @@ impl StatsClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_gate_counters_and_leaves_out_what_is_missing() {
+        let json = r#"{"socket_calls":{"reads":40,"writes":900},
+ "process":{"ctx_switches_voluntary":70,"ctx_switches_involuntary":5,"allocations":6000,"allocated_bytes":800000}}"#;
+        let st: ServerStats = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            st.counts(),
+            crate::results::ProcessCounts {
+                socket_reads: Some(40),
+                socket_writes: Some(900),
+                context_switches: Some(75),
+                allocations: Some(6000),
+                allocated_bytes: Some(800_000),
+            }
+        );
+        // Another server's /stats without them: nothing reported, nothing guessed.
+        let other: ServerStats = serde_json::from_str(r#"{"process":{"rss_bytes":1}}"#).unwrap();
+        assert!(other.counts().is_empty());
+    }
 
     #[test]
     fn decodes_the_documented_stats() {

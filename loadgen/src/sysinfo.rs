@@ -83,6 +83,21 @@ pub fn process_cpu_s() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
+/// This process's context switches so far, every thread (`getrusage`, which rustix does
+/// not offer). Its allocations are not read here: the counting allocator lives in the
+/// server crate, which this crate does not depend on.
+pub fn own_counts() -> crate::results::ProcessCounts {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    let usage = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut ru) == 0).then_some(ru)
+    };
+    crate::results::ProcessCounts {
+        context_switches: usage.map(|ru| (ru.ru_nvcsw + ru.ru_nivcsw) as u64),
+        ..Default::default()
+    }
+}
+
 /// The CPUs this thread may run on.
 pub fn allowed_cpus() -> Vec<usize> {
     match rustix::thread::sched_getaffinity(None) {

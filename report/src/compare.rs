@@ -8,7 +8,19 @@
 //!   regression even with one repeat. The tolerance is widened only by the spread the
 //!   repeats themselves show, which is zero for truly exact figures (ws, sse) and keeps
 //!   timing-dependent batching (long-poll) from flapping.
-//! - **Noisy** (p50 and p99 delivery latency, server CPU per event, peak RSS) are judged
+//! - **Count** (the server's socket writes and reads, allocations and allocated bytes per
+//!   delivered event) are counted, not timed, so a shared runner's noise barely moves
+//!   them, but they are not protocol-exact: a few allocations and reads per window follow
+//!   the clock (timers, the load generator's `/stats` samples), and batching under load
+//!   folds several events into one write. A change fails when it exceeds a small floor
+//!   (`count_tolerance`, 2%) plus both sides' half-ranges (the repeats' own spread), *and*
+//!   moves the figure by more than `count_floor_per_event` (0.05 per event), so a count
+//!   near zero (reads per event on a push transport: 0.007) cannot fail on a handful.
+//!   Like noisy metrics they need [`CompareOptions::min_repeats`] repeats a side. One
+//!   extra allocation or one extra write per delivered event is a +15% to +100% change
+//!   of these figures (6.5 allocations, 1.0 write per SSE event): far outside.
+//! - **Noisy** (p50 and p99 delivery latency, server CPU and context switches per event,
+//!   peak RSS) are judged
 //!   against the noise: the change of the medians must exceed the sum of both sides'
 //!   half-ranges (relative to their medians) plus a minimum effect. With fewer than
 //!   [`CompareOptions::min_repeats`] repeats on either side the verdict is `inconclusive`,
@@ -34,8 +46,12 @@ pub struct CompareOptions {
     pub min_effect_p99: f64,
     /// Treat `inconclusive` as failing.
     pub strict: bool,
-    /// Repeats needed on each side to judge a noisy metric.
+    /// Repeats needed on each side to judge a noisy or count metric.
     pub min_repeats: usize,
+    /// Relative floor for count metrics, on top of the repeats' spread (0.02 = 2%).
+    pub count_tolerance: f64,
+    /// Smallest absolute change per delivered event a count metric can fail on.
+    pub count_floor_per_event: f64,
 }
 
 impl Default for CompareOptions {
@@ -46,6 +62,8 @@ impl Default for CompareOptions {
             min_effect_p99: 0.25,
             strict: false,
             min_repeats: 2,
+            count_tolerance: 0.02,
+            count_floor_per_event: 0.05,
         }
     }
 }
@@ -55,6 +73,8 @@ impl Default for CompareOptions {
 pub enum MetricClass {
     /// Protocol-determined; tight tolerance.
     Exact,
+    /// Counted per delivered event: the repeats' spread plus a small floor.
+    Count,
     /// Timing-dependent median; judged against noise plus the median minimum effect.
     NoisyMedian,
     /// Timing-dependent tail; judged against noise plus the p99 minimum effect.
@@ -81,7 +101,7 @@ pub struct Metric {
 }
 
 /// Every metric the gate judges, in table order.
-pub const METRICS: [Metric; 8] = [
+pub const METRICS: [Metric; 13] = [
     Metric {
         id: "bytes-per-event-down",
         name: "bytes/event down",
@@ -153,6 +173,54 @@ pub const METRICS: [Metric; 8] = [
         polling_only: false,
         value: |s| s.server.as_ref().map(|v| v.rss_peak_bytes as f64),
         show: crate::format::bytes,
+    },
+    Metric {
+        id: "server-socket-writes-per-event",
+        name: "server socket writes/event",
+        unit: "writes",
+        class: MetricClass::Count,
+        polling_only: false,
+        value: |s| s.server_count_per_event(|c| c.socket_writes),
+        show: crate::format::sig3,
+    },
+    Metric {
+        id: "server-socket-reads-per-event",
+        name: "server socket reads/event",
+        unit: "reads",
+        class: MetricClass::Count,
+        polling_only: false,
+        value: |s| s.server_count_per_event(|c| c.socket_reads),
+        show: crate::format::sig3,
+    },
+    Metric {
+        id: "server-allocations-per-event",
+        name: "server allocations/event",
+        unit: "allocations",
+        class: MetricClass::Count,
+        polling_only: false,
+        value: |s| s.server_count_per_event(|c| c.allocations),
+        show: crate::format::sig3,
+    },
+    Metric {
+        id: "server-allocated-bytes-per-event",
+        name: "server allocated bytes/event",
+        unit: "bytes",
+        class: MetricClass::Count,
+        polling_only: false,
+        value: |s| s.server_count_per_event(|c| c.allocated_bytes),
+        show: show_bytes,
+    },
+    Metric {
+        id: "server-context-switches-per-event",
+        name: "server context switches/event",
+        unit: "switches",
+        // Counted, but each one is a thread going to sleep or being preempted: how often
+        // that happens follows the timing (an A/A pair of runs read 0.59 and 0.82 per SSE
+        // event), so it is judged against the noise like CPU time.
+        class: MetricClass::NoisyMedian,
+        polling_only: false,
+        value: |s| s.server_count_per_event(|c| c.context_switches),
+        show: crate::format::sig3,
     },
 ];
 
@@ -288,6 +356,30 @@ fn judge(metric: &Metric, b: Spread, c: Spread, opts: &CompareOptions) -> (Verdi
             } else {
                 format!("exact, ±{}", pct(t))
             };
+            (t, why)
+        }
+        MetricClass::Count => {
+            if b.n < opts.min_repeats || c.n < opts.min_repeats {
+                return (
+                    Verdict::Inconclusive,
+                    format!(
+                        "needs {} repeats on each side, has {} and {}",
+                        opts.min_repeats, b.n, c.n
+                    ),
+                );
+            }
+            let noise = half_range(&b) + half_range(&c);
+            let t = opts.count_tolerance + noise;
+            let why = format!(
+                "count, ±{} (spread {} + floor {}), and > {} per event",
+                pct(t),
+                pct(noise),
+                pct(opts.count_tolerance),
+                crate::format::sig3(opts.count_floor_per_event)
+            );
+            if (c.median - b.median).abs() <= opts.count_floor_per_event {
+                return (Verdict::Ok, why);
+            }
             (t, why)
         }
         MetricClass::NoisyMedian | MetricClass::NoisyTail => {
@@ -498,6 +590,52 @@ mod tests {
         assert_eq!(
             judge(m, spread(&[0.0, 0.0]), spread(&[3.0, 3.0]), &opts).0,
             Verdict::Regression
+        );
+    }
+
+    fn metric(id: &str) -> &'static Metric {
+        METRICS.iter().find(|m| m.id == id).unwrap()
+    }
+
+    #[test]
+    fn counts_fail_beyond_their_spread_and_floor() {
+        let m = metric("server-allocations-per-event");
+        let opts = CompareOptions::default();
+        let base = spread(&[6.50, 6.55, 6.60]);
+        // One repeat a side is not enough.
+        assert_eq!(
+            judge(m, spread(&[6.5]), spread(&[7.5]), &opts).0,
+            Verdict::Inconclusive
+        );
+        // Spread ±0.77% a side + 2% floor = 3.54%: 6.55 → 6.75 (+3.1%) is ok, → 6.85
+        // (+4.6%) and one more allocation per event (+15%) are regressions.
+        assert_eq!(
+            judge(m, base, spread(&[6.70, 6.75, 6.80]), &opts).0,
+            Verdict::Ok
+        );
+        assert_eq!(
+            judge(m, base, spread(&[6.80, 6.85, 6.90]), &opts).0,
+            Verdict::Regression
+        );
+        assert_eq!(
+            judge(m, base, spread(&[7.50, 7.55, 7.60]), &opts).0,
+            Verdict::Regression
+        );
+        assert_eq!(
+            judge(m, base, spread(&[5.50, 5.55, 5.60]), &opts).0,
+            Verdict::Improved
+        );
+        // Near zero, +43% is 0.003 per event: under the absolute floor.
+        let reads = metric("server-socket-reads-per-event");
+        assert_eq!(
+            judge(
+                reads,
+                spread(&[0.007, 0.007]),
+                spread(&[0.010, 0.010]),
+                &opts
+            )
+            .0,
+            Verdict::Ok
         );
     }
 

@@ -85,11 +85,13 @@ pub fn markdown(c: &Comparison) -> String {
     let _ = writeln!(
         md,
         "Baseline `{}`, candidate `{}`. Exact metrics (bytes, requests, missed events) fail beyond ±{}; \
-         noisy ones (latency, server CPU and memory) beyond the repeats' noise plus {} for medians and {} \
-         for p99, and need {} repeats a side{}.\n",
+         counts (server socket calls and allocations per event) beyond the repeats' spread plus {}; \
+         noisy ones (latency, server CPU, context switches and memory) beyond the repeats' noise plus {} for medians and {} \
+         for p99; counts and noisy ones need {} repeats a side{}.\n",
         c.baseline_label,
         c.candidate_label,
         format::percent(o.exact_tolerance),
+        format::percent(o.count_tolerance),
         format::percent(o.min_effect_median),
         format::percent(o.min_effect_p99),
         o.min_repeats,

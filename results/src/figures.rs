@@ -28,6 +28,27 @@ impl ScenarioResult {
             .then(|| server.cpu_s * 1_000.0 * 1_000.0 / self.events.delivered as f64)
     }
 
+    /// A server counter of the window ([`ProcessCounts`](crate::ProcessCounts)) per
+    /// delivered event, e.g. `s.server_count_per_event(|c| c.allocations)`; `None` when the
+    /// server does not report it or nothing was delivered.
+    pub fn server_count_per_event(
+        &self,
+        field: fn(&crate::ProcessCounts) -> Option<u64>,
+    ) -> Option<f64> {
+        let count = field(self.server.as_ref()?.counts.as_ref()?)?;
+        (self.events.delivered > 0).then(|| count as f64 / self.events.delivered as f64)
+    }
+
+    /// A load-generator counter of the window per delivered event; `None` when not
+    /// reported or nothing was delivered.
+    pub fn loadgen_count_per_event(
+        &self,
+        field: fn(&crate::ProcessCounts) -> Option<u64>,
+    ) -> Option<f64> {
+        let count = field(self.loadgen.counts.as_ref()?)?;
+        (self.events.delivered > 0).then(|| count as f64 / self.events.delivered as f64)
+    }
+
     /// Server memory per connected client in bytes (see
     /// [`ServerFigures::rss_per_connection_bytes`](crate::ServerFigures::rss_per_connection_bytes));
     /// `None` when the file does not say.
@@ -234,6 +255,31 @@ mod tests {
         s.requests.sent = 200;
         s.requests.empty = 50;
         assert_eq!(s.empty_poll_share(), Some(0.25));
+    }
+
+    #[test]
+    fn counts_per_delivered_event() {
+        let mut s = scenario();
+        assert_eq!(s.server_count_per_event(|c| c.allocations), None);
+        let delivered = s.events.delivered;
+        s.server.as_mut().unwrap().counts = Some(crate::ProcessCounts {
+            allocations: Some(delivered * 13 / 2),
+            socket_writes: Some(delivered),
+            ..crate::ProcessCounts::default()
+        });
+        s.loadgen.counts = Some(crate::ProcessCounts {
+            context_switches: Some(delivered / 4),
+            ..crate::ProcessCounts::default()
+        });
+        assert_eq!(s.server_count_per_event(|c| c.allocations), Some(6.5));
+        assert_eq!(s.server_count_per_event(|c| c.socket_writes), Some(1.0));
+        assert_eq!(s.server_count_per_event(|c| c.socket_reads), None);
+        assert_eq!(
+            s.loadgen_count_per_event(|c| c.context_switches),
+            Some(0.25)
+        );
+        s.events.delivered = 0;
+        assert_eq!(s.server_count_per_event(|c| c.socket_writes), None);
     }
 
     #[test]

@@ -30,6 +30,7 @@
 
 pub mod capacity;
 pub mod clock;
+pub mod counts;
 pub mod figures;
 pub mod file;
 pub mod merge;
@@ -51,6 +52,7 @@ pub use clock::{
     clock_uncertainty_warning, is_clock_uncertainty_warning, is_loopback_target,
     CLOCK_UNCERTAINTY_WARN_SHARE,
 };
+pub use counts::{counter_delta, ProcessCounts};
 pub use file::{is_supported_version, write_json_atomic, LoadError};
 pub use merge::{merge, MergeError, Merged, WINDOW_TOLERANCE_NS};
 pub use net::{EmulatorFigures, NetClass, NetDirection, NetFigures, RttProbe};

@@ -1063,7 +1063,26 @@ fn merge_loadgen(parts: &[Part<'_, '_>], measured_s: f64) -> Loadgen {
             0.0
         },
         cores,
+        counts: merge_counts(parts.iter().map(|(_, r)| r.loadgen.counts)),
     }
+}
+
+/// Counts of several processes added field by field; a field is kept only when every
+/// process reports it, so a sum never silently covers part of the load.
+fn merge_counts(
+    counts: impl Iterator<Item = Option<crate::ProcessCounts>>,
+) -> Option<crate::ProcessCounts> {
+    let all: Vec<crate::ProcessCounts> = counts.collect::<Option<_>>()?;
+    let field =
+        |get: fn(&crate::ProcessCounts) -> Option<u64>| all.iter().map(get).sum::<Option<u64>>();
+    let merged = crate::ProcessCounts {
+        socket_reads: field(|c| c.socket_reads),
+        socket_writes: field(|c| c.socket_writes),
+        context_switches: field(|c| c.context_switches),
+        allocations: field(|c| c.allocations),
+        allocated_bytes: field(|c| c.allocated_bytes),
+    };
+    (!merged.is_empty()).then_some(merged)
 }
 
 /// The worst (largest-uncertainty) clock estimate, with a note listing every shard's.
@@ -1222,6 +1241,26 @@ fn merge_run(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_add_up_only_where_every_shard_reports_them() {
+        let c = |writes, allocations| {
+            Some(crate::ProcessCounts {
+                socket_writes: writes,
+                allocations,
+                ..crate::ProcessCounts::default()
+            })
+        };
+        assert_eq!(
+            super::merge_counts([c(Some(10), Some(5)), c(Some(7), None)].into_iter()),
+            c(Some(17), None)
+        );
+        assert_eq!(
+            super::merge_counts([c(Some(1), None), None].into_iter()),
+            None
+        );
+        assert_eq!(super::merge_counts([c(None, None)].into_iter()), None);
+    }
+
     use super::*;
     use crate::{decode_hdr, validate, Host, ShardInfo, Tool, WindowTimes, WINDOW_FROM_FEED};
 
@@ -1316,6 +1355,7 @@ mod tests {
             cpu_s: 0.25 * f64::from(index + 1),
             cpu_util: 0.25 * f64::from(index + 1) / (3.0 * 2.0),
             cores: 2,
+            counts: None,
         };
         s.server.as_mut().unwrap().cpu_s = 1.0 + f64::from(index);
         s.clock = Some(ClockFigures {

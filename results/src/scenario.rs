@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::counts::ProcessCounts;
 use crate::net::NetFigures;
 use crate::run::Status;
 use crate::stack::{StackFigures, HTTP_1_1};
@@ -376,6 +377,10 @@ pub struct ServerFigures {
     /// Schema 2.
     #[serde(default)]
     pub requests_by_path: Option<RequestsByPath>,
+    /// The server process's socket calls, context switches and allocations during the
+    /// window; absent when its `/stats` reports none of them (another server, older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<ProcessCounts>,
 }
 
 /// Requests a server answered, by the code path that answered them.
@@ -431,6 +436,10 @@ pub struct Loadgen {
     /// Cores the load generator may run on; 0 in files that lack it.
     #[serde(default)]
     pub cores: u64,
+    /// The load generator's own context switches during the window;
+    /// absent in files that lack them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<ProcessCounts>,
 }
 
 #[cfg(test)]

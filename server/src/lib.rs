@@ -6,6 +6,7 @@
 //! its own thread, and returns a [`ServerHandle`] to read the address from and to stop the
 //! server with. PROTOCOL.md at the repository root is the wire contract.
 
+pub mod alloc_count;
 mod app;
 mod config;
 mod control;
@@ -16,10 +17,13 @@ pub mod follow;
 mod http2;
 pub mod hub;
 mod hyper_errors;
+#[cfg(feature = "inject")]
+pub mod inject;
 mod listener;
 mod observe;
 pub mod poll;
 mod poll_direct;
+pub mod proc_counters;
 pub mod process;
 mod publisher;
 pub mod query;

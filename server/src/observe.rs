@@ -94,6 +94,7 @@ pub fn stats_json(app: &App) -> Value {
             "h2c_connections": load(&s.h2c_connections),
         },
         "connection_errors": conn_errors,
+        "socket_calls": {"reads": load(&s.socket_reads), "writes": load(&s.socket_writes)},
         "process": process::sample(),
     })
 }

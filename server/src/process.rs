@@ -2,7 +2,9 @@
 //!
 //! CPU comes from `getrusage(RUSAGE_SELF)` (microsecond fields, user and system apart:
 //! the one system call here that rustix does not offer); memory, threads and open
-//! descriptors from `/proc/self`. Nothing here estimates: a field the kernel does not
+//! descriptors from `/proc/self`; read and write system calls from `/proc/self/io`
+//! ([`crate::proc_counters`]) and allocations from [`crate::alloc_count`] when the binary
+//! counts them. Nothing here estimates: a field the kernel does not
 //! report is left out rather than guessed.
 
 use serde::Serialize;
@@ -26,6 +28,18 @@ pub struct ProcessSample {
     pub ctx_switches_voluntary: u64,
     /// Involuntary context switches.
     pub ctx_switches_involuntary: u64,
+    /// Read-family system calls (`/proc/self/io` `syscr`); absent where unreadable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_syscalls: Option<u64>,
+    /// Write-family system calls (`/proc/self/io` `syscw`); absent where unreadable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_syscalls: Option<u64>,
+    /// Heap allocations since start; absent when the binary does not count them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<u64>,
+    /// Bytes those allocations asked for; absent when the binary does not count them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocated_bytes: Option<u64>,
 }
 
 /// Reads the current process's figures.
@@ -48,6 +62,14 @@ pub fn sample() -> ProcessSample {
         out.threads = status_kib(&status, "Threads:").unwrap_or(0);
     }
     out.open_fds = open_fds().unwrap_or(0);
+    if let Some(io) = crate::proc_counters::syscalls() {
+        out.read_syscalls = Some(io.read_syscalls);
+        out.write_syscalls = Some(io.write_syscalls);
+    }
+    if let Some(a) = crate::alloc_count::counts() {
+        out.allocations = Some(a.allocations);
+        out.allocated_bytes = Some(a.allocated_bytes);
+    }
     out
 }
 

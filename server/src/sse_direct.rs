@@ -96,9 +96,23 @@ async fn stream_events<S: Io>(
                 // Built per batch and dropped after it, so an idle stream holds no buffer.
                 let mut out = Vec::new();
                 for (i, ev) in events.iter().enumerate() {
-                    push_chunk(&mut out, &ev.sse);
-                    if out.len() >= WRITE_CHUNK || i + 1 == events.len() {
+                    #[cfg(not(feature = "inject"))]
+                    let split = {
+                        push_chunk(&mut out, &ev.sse);
+                        false
+                    };
+                    // The `inject` feature's regressions (inject.rs); with `write=1` every
+                    // event is written at once, its first byte in a write of its own.
+                    #[cfg(feature = "inject")]
+                    let split = inject_event(&mut out, ev);
+                    if out.len() >= WRITE_CHUNK || i + 1 == events.len() || split {
                         tag.pushed(ev.seq);
+                        if split {
+                            let first = [out.remove(0)];
+                            if !write_all(app, stream, &first).await? {
+                                return Ok(());
+                            }
+                        }
                         if !write_all(app, stream, &out).await? {
                             return Ok(());
                         }
@@ -135,6 +149,22 @@ async fn stream_events<S: Io>(
             }
         }
     }
+}
+
+/// Appends `ev` with the `inject` feature's padding and does its per-event work; returns
+/// whether the event's write is to be split.
+#[cfg(feature = "inject")]
+fn inject_event(out: &mut Vec<u8>, ev: &crate::event::Event) -> bool {
+    let inject = crate::inject::get();
+    crate::inject::per_event(inject);
+    if inject.pad == 0 {
+        push_chunk(out, &ev.sse);
+    } else {
+        let mut frame = crate::inject::pad_line(inject.pad);
+        frame.extend_from_slice(&ev.sse);
+        push_chunk(out, &frame);
+    }
+    inject.split_write
 }
 
 /// Ends the chunked body cleanly at shutdown, as hyper does.

@@ -253,6 +253,13 @@ pub struct Stats {
     pub h2_connections: AtomicU64,
     /// Connections served as HTTP/2 with prior knowledge on the plaintext port (h2c).
     pub h2c_connections: AtomicU64,
+    /// Reads from client sockets that completed (data or end of stream), every class: one
+    /// `recvfrom` system call each. A read that found nothing to read is not counted.
+    pub socket_reads: AtomicU64,
+    /// Writes to client sockets that completed, every class: one `sendto`/`writev` system
+    /// call each. The kernel's `/proc/self/io` `syscw` misses them (std writes a socket
+    /// with `send`), so they are counted here.
+    pub socket_writes: AtomicU64,
 }
 
 impl Stats {
@@ -571,6 +578,20 @@ impl<S> Counted<S> {
         self.cut = on.then(RecordCut::default);
     }
 
+    /// Counts one completed read or write call on the socket itself (the wire layer: the
+    /// plaintext wrapper above rustls makes no system calls).
+    fn count_call(&self, read: bool) {
+        if self.layer == Layer::Wire {
+            let stats = &self.tag.stats;
+            let counter = if read {
+                &stats.socket_reads
+            } else {
+                &stats.socket_writes
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Wire length of the last whole record read while cutting records (0 if none).
     pub fn last_record_len(&self) -> usize {
         self.cut.map_or(0, |c| c.last_record)
@@ -621,6 +642,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
             let mut small = ReadBuf::new(&mut chunk[..n]);
             let res = Pin::new(&mut self.inner).poll_read(cx, &mut small);
             if let Poll::Ready(Ok(())) = res {
+                self.count_call(true);
                 let got = small.filled();
                 cut.consume(got);
                 self.cut = Some(cut);
@@ -632,6 +654,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
+            self.count_call(true);
             self.tag.add(buf.filled().len() - before, true, self.layer);
         }
         res
@@ -646,6 +669,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = res {
+            self.count_call(false);
             self.tag.add(n, false, self.layer);
         }
         res
@@ -658,6 +682,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = res {
+            self.count_call(false);
             self.tag.add(n, false, self.layer);
         }
         res
