@@ -269,6 +269,7 @@ fn anchor(kind: ChartKind) -> &'static str {
         ChartKind::Polling => "polling",
         ChartKind::LatencyVsRtt => "latency-vs-rtt",
         ChartKind::ProtocolLayers => "protocol-layers",
+        ChartKind::VsRate => "vs-rate",
     }
 }
 

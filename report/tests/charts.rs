@@ -61,7 +61,7 @@ fn every_chart_kind_renders_from_one_results_file() {
         );
     }
     // Matrix: 2 clients × 2 rates × 1 payload → 4 spectra and 4 byte charts, 2 rate slices
-    // for the clients charts, 2 client slices for polling.
+    // for the clients charts, 2 client slices for polling and for the charts over the rate.
     let count = |k: ChartKind| rendered.iter().filter(|c| c.kind == k).count();
     assert_eq!(count(ChartKind::LatencySpectrum), 4);
     assert_eq!(count(ChartKind::BytesPerEvent), 4);
@@ -69,6 +69,7 @@ fn every_chart_kind_renders_from_one_results_file() {
     assert_eq!(count(ChartKind::Bandwidth), 2);
     assert_eq!(count(ChartKind::ServerCost), 2);
     assert_eq!(count(ChartKind::Polling), 2);
+    assert_eq!(count(ChartKind::VsRate), 2);
 }
 
 #[test]

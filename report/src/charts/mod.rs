@@ -1,5 +1,6 @@
-//! The report's charts (six, a seventh for runs over an emulated link and an eighth for runs
+//! The report's charts (seven, an eighth for runs over an emulated link and a ninth for runs
 //! over several protocol stacks): planned from datasets, drawn once as SVG and once as PNG.
+//! A chart of lines is drawn only where some line has two points or more.
 //!
 //! Each chart module turns datasets into [`ChartFigure`]s (one per slice of the scenario
 //! matrix: the parameters that are not on the chart's axes). With several datasets
@@ -16,6 +17,7 @@ pub mod polling;
 pub mod protocol_layers;
 pub mod server_cost;
 pub mod style;
+pub mod vs_rate;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -45,17 +47,20 @@ pub enum ChartKind {
     LatencyVsRtt,
     /// 8. Bytes per delivered event by protocol layer, per transport and protocol stack.
     ProtocolLayers,
+    /// 9. p50 latency, bytes per event and server CPU per 1,000 events vs event rate.
+    VsRate,
 }
 
 impl ChartKind {
     /// All kinds in report order.
-    pub const ALL: [ChartKind; 8] = [
+    pub const ALL: [ChartKind; 9] = [
         ChartKind::LatencySpectrum,
         ChartKind::LatencyVsClients,
         ChartKind::BytesPerEvent,
         ChartKind::ProtocolLayers,
         ChartKind::Bandwidth,
         ChartKind::ServerCost,
+        ChartKind::VsRate,
         ChartKind::Polling,
         ChartKind::LatencyVsRtt,
     ];
@@ -71,6 +76,7 @@ impl ChartKind {
             ChartKind::Polling => "Polling efficiency",
             ChartKind::LatencyVsRtt => "Delivery latency vs round trip",
             ChartKind::ProtocolLayers => "Bytes per event by protocol layer",
+            ChartKind::VsRate => "Latency, bytes and CPU vs event rate",
         }
     }
 
@@ -117,6 +123,11 @@ impl ChartKind {
                  and tags, and TLS handshakes (with session tickets and alerts). Medians over \
                  repeats; whiskers min–max of the total. Lower is better."
             }
+            ChartKind::VsRate => {
+                "Median delivery latency, socket bytes per delivered event and server CPU per \
+                 1,000 events as the event rate grows, at one client count; logarithmic axes. \
+                 A grey dashed line marks where the verdict's leader changes. Lower is better."
+            }
         }
     }
 }
@@ -159,8 +170,13 @@ pub fn plan(datasets: &[Dataset]) -> Result<Vec<ChartFigure>, ReportError> {
     figures.extend(protocol_layers::figures(datasets));
     figures.extend(bandwidth::figures(datasets));
     figures.extend(server_cost::figures(datasets));
+    figures.extend(vs_rate::figures(datasets));
     figures.extend(polling::figures(datasets));
     figures.extend(latency_vs_rtt::figures(datasets));
+    // A chart of lines over an axis on which the grid has one value draws a lone dot per
+    // transport, which reads as a curve it is not (and repeats what the spectrum and the
+    // bytes chart of that point show): it is left out.
+    figures.retain(|f| f.figure.most_points_per_series().is_none_or(|n| n >= 2));
     Ok(figures)
 }
 

@@ -248,6 +248,18 @@ impl Figure {
         (w, h)
     }
 
+    /// The most points any series of its line panels has; `None` for a figure of bars.
+    pub fn most_points_per_series(&self) -> Option<usize> {
+        self.rows
+            .iter()
+            .flatten()
+            .filter_map(|(_, p)| match p {
+                Panel::Lines(l) => Some(l.series.iter().map(|s| s.points.len()).max().unwrap_or(0)),
+                Panel::Bars(_) => None,
+            })
+            .max()
+    }
+
     /// Draws the figure onto a backend's root area.
     pub fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;

@@ -2,7 +2,8 @@
 //! the polling transports.
 //!
 //! One figure per (clients, payload) that has polling scenarios; the two panels side by
-//! side, a row per dataset.
+//! side, a row per dataset. Grey dashed lines mark where the verdict says long-poll starts
+//! batching (left) and short-poll's empty polls end (right).
 
 use std::collections::BTreeSet;
 
@@ -15,6 +16,7 @@ use crate::format;
 use crate::group::{
     link_phrase, link_slug, stack_phrase, stack_slug, Dataset, Group, Link, Load, Stack,
 };
+use crate::verdict::{polling_marks, PollingKind};
 
 /// Plans one figure per (clients, payload) with polling scenarios.
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -106,10 +108,24 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 "share of empty polls; whiskers min–max",
                 NO_DATA,
             );
+            // The verdict's polling changes: long-poll's batching on the left, the end of
+            // short-poll's empty polls on the right.
+            let mark = |mut p: Panel, d: &Dataset, kind: PollingKind| {
+                if let Panel::Lines(lines) = &mut p {
+                    lines.marks = polling_marks(d, kind, &in_slice);
+                }
+                p
+            };
             let rows: Vec<Vec<(u32, Panel)>> = left
                 .into_iter()
                 .zip(right)
-                .map(|(l, r)| vec![(2, l), (2, r)])
+                .zip(datasets)
+                .map(|((l, r), d)| {
+                    vec![
+                        (2, mark(l, d, PollingKind::BatchingStarts)),
+                        (2, mark(r, d, PollingKind::EmptyPollsEnd)),
+                    ]
+                })
                 .collect();
             ChartFigure {
                 kind: ChartKind::Polling,
