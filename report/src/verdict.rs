@@ -382,8 +382,9 @@ fn line_crossovers<'a>(
 }
 
 /// Where the leaders of `criterion` change along `axis` among the points `in_slice`
-/// accepts, as chart marks labelled `winner changes`: midway between the two points that
-/// bracket the change (their geometric mean on a `log` axis).
+/// accepts, as chart marks labelled with who leads after the change (`→ sse`, or
+/// `→ sse ≈ ws` for a tie): midway between the two points that bracket the change (their
+/// geometric mean on a `log` axis).
 pub fn crossover_marks(
     dataset: &Dataset,
     criterion: &Criterion,
@@ -399,9 +400,15 @@ pub fn crossover_marks(
         .iter()
         .filter(|x| x.axis == axis)
         .map(|x| {
+            let after: Vec<String> = x
+                .after
+                .leader_variants()
+                .iter()
+                .map(Variant::label)
+                .collect();
             (
                 midway(x.last_before(), x.first_after(), log),
-                "winner changes".to_string(),
+                format!("→ {}", after.join(" ≈ ")),
             )
         })
         .collect()

@@ -334,9 +334,10 @@ fn the_latency_vs_rtt_chart_marks_where_the_winner_changes() {
         panic!("a line panel");
     };
     // Midway between 200 ms and 300 ms, the two round trips that bracket the change.
-    assert_eq!(panel.marks, [(250.0, "winner changes".to_string())]);
+    // Labelled with the leader from there on.
+    assert_eq!(panel.marks, [(250.0, "→ ws".to_string())]);
     let c = charts::render(rtt, &util::out_dir("verdict-chart")).expect("chart drawn");
-    assert_eq!(c.svg.matches("winner changes").count(), 1);
+    assert_eq!(c.svg.matches("→ ws").count(), 1);
     // The other charts have no crossover to mark.
     for other in planned.iter().filter(|c| c.kind != ChartKind::LatencyVsRtt) {
         for (_, p) in other.figure.rows.iter().flatten() {
@@ -450,7 +451,7 @@ fn each_crossover_along_the_rate_is_marked_on_its_chart() {
         [
             vec![],
             vec![],
-            vec![(between_20_and_100, "winner changes".to_string())]
+            vec![(between_20_and_100, "→ short-poll (500 ms)".to_string())]
         ]
     );
     // Polling: long-poll batches from 100 (left), short-poll's empty polls end by 20 (right).
@@ -517,7 +518,7 @@ fn a_cpu_crossover_along_clients_is_marked_on_the_server_cost_chart() {
     assert_eq!(
         marks,
         [
-            vec![((100.0f64 * 1_000.0).sqrt(), "winner changes".to_string())],
+            vec![((100.0f64 * 1_000.0).sqrt(), "→ sse".to_string())],
             vec![]
         ]
     );

@@ -89,7 +89,8 @@ impl ChartKind {
             }
             ChartKind::LatencyVsClients => {
                 "Median (solid) and 99th percentile (dashed) delivery latency as the number of \
-                 clients grows; logarithmic axes. Lower is better."
+                 clients grows; logarithmic axes. A grey dashed line marks where the verdict's \
+                 p50 leader changes, labelled with the leader from there on. Lower is better."
             }
             ChartKind::BytesPerEvent => {
                 "Steady-state wire bytes per delivered event, split into the event's payload, \
@@ -101,12 +102,14 @@ impl ChartKind {
                  in bits per second; logarithmic axes."
             }
             ChartKind::ServerCost => {
-                "Server CPU time per 1,000 delivered events as clients grow, and the server's \
-                 peak resident memory against the connections open at once."
+                "Server CPU time per 1,000 delivered events as clients grow (a grey dashed \
+                 line where the verdict's CPU leader changes), and the server's peak resident \
+                 memory against the connections open at once."
             }
             ChartKind::Polling => {
                 "For the polling transports: requests sent per delivered event, and the share \
-                 of polls that came back empty, as the event rate changes."
+                 of polls that came back empty, as the event rate changes. Grey dashed lines \
+                 mark where long-poll starts batching and where short-poll's empty polls end."
             }
             ChartKind::LatencyVsRtt => {
                 "Median delivery latency as the emulated link's round trip grows (solid, \
@@ -126,7 +129,8 @@ impl ChartKind {
             ChartKind::VsRate => {
                 "Median delivery latency, socket bytes per delivered event and server CPU per \
                  1,000 events as the event rate grows, at one client count; logarithmic axes. \
-                 A grey dashed line marks where the verdict's leader changes. Lower is better."
+                 A grey dashed line marks where the verdict's leader changes, labelled with \
+                 the leader from there on. Lower is better."
             }
         }
     }

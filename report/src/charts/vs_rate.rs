@@ -4,7 +4,8 @@
 //! One figure per (clients, payload, link, stack) slice, the three panels side by side and
 //! a row per dataset; each point the median over repeats with min–max whiskers. These are
 //! three of the verdict's criteria, so each panel marks where its leader changes between
-//! two rates (a grey dashed line, `winner changes`), as the verdict's sentence says.
+//! two rates (a grey dashed line labelled with the new leader, `→ ws`), as the verdict's
+//! sentence says.
 
 use std::collections::BTreeSet;
 
