@@ -740,6 +740,9 @@ pub enum PollingKind {
     /// Long-poll's requests per event fall below [`BATCHING_BELOW`]: events come faster
     /// than its request cycle, and one answer carries several.
     BatchingStarts,
+    /// Short-poll's requests per event fall to long-poll's or below: its polls carry
+    /// more than one event each, where long-poll's answers carry about one.
+    FewerRequestsThanLongPoll,
 }
 
 /// Where a polling variant's behaviour changes between two neighbouring rates of one line
@@ -757,6 +760,9 @@ pub struct PollingChange {
     pub before: (f64, f64),
     /// The rate after it and the figure there.
     pub after: (f64, f64),
+    /// For [`PollingKind::FewerRequestsThanLongPoll`]: long-poll's requests per event at
+    /// the rate before and the rate after.
+    pub long_poll: Option<(f64, f64)>,
 }
 
 /// A polling variant's points: (the point, requests per event, share of empty polls),
@@ -787,41 +793,52 @@ fn polling_variants(dataset: &Dataset) -> Vec<Variant> {
     variants
 }
 
+/// A point of a polling line: (rate, requests per event, share of empty polls, long-poll's
+/// requests per event at the same point).
+type PollingPoint = (f64, f64, f64, Option<f64>);
+
 /// Every [`PollingChange`] among the points `in_slice` accepts: for each polling variant
 /// and each line along the rate, each pair of neighbouring rates where short-poll's empty
-/// polls end or long-poll starts batching.
+/// polls end, where its requests per event fall to long-poll's, or where long-poll starts
+/// batching.
 pub fn polling_changes(dataset: &Dataset, in_slice: &dyn Fn(&Load) -> bool) -> Vec<PollingChange> {
+    let variants = polling_variants(dataset);
+    // Long-poll's requests per event by point (its first variant), to compare short-poll with.
+    let long_poll: BTreeMap<Load, f64> = variants
+        .iter()
+        .find(|v| v.transport == Transport::LongPoll)
+        .map(|v| {
+            polling_points(dataset, *v)
+                .into_iter()
+                .map(|(load, req, _)| (*load, req))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut out = Vec::new();
-    for v in polling_variants(dataset) {
-        let mut lines: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
+    for v in variants {
+        let mut lines: BTreeMap<String, Vec<PollingPoint>> = BTreeMap::new();
         for (load, req, empty) in polling_points(dataset, v) {
             if let (true, Some(line)) = (in_slice(load), Axis::Rate.line(load)) {
-                lines
-                    .entry(line)
-                    .or_default()
-                    .push((load.rate_hz(), req, empty));
+                lines.entry(line).or_default().push((
+                    load.rate_hz(),
+                    req,
+                    empty,
+                    long_poll.get(load).copied(),
+                ));
             }
         }
         for (line, mut points) in lines {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             for pair in points.windows(2) {
-                let (a, b) = (pair[0], pair[1]);
-                let change = match v.transport {
-                    Transport::ShortPoll if a.2 > EMPTY_ABOVE && b.2 <= EMPTY_ABOVE => {
-                        Some((PollingKind::EmptyPollsEnd, a.2, b.2))
-                    }
-                    Transport::LongPoll if a.1 >= BATCHING_BELOW && b.1 < BATCHING_BELOW => {
-                        Some((PollingKind::BatchingStarts, a.1, b.1))
-                    }
-                    _ => None,
-                };
-                if let Some((kind, before, after)) = change {
+                for (kind, before, after, long_poll) in pair_changes(v.transport, pair[0], pair[1])
+                {
                     out.push(PollingChange {
                         variant: v,
                         kind,
                         line: line.clone(),
-                        before: (a.0, before),
-                        after: (b.0, after),
+                        before: (pair[0].0, before),
+                        after: (pair[1].0, after),
+                        long_poll,
                     });
                 }
             }
@@ -830,21 +847,55 @@ pub fn polling_changes(dataset: &Dataset, in_slice: &dyn Fn(&Load) -> bool) -> V
     out
 }
 
-/// The polling changes as chart marks over the rate, on the panel of requests per event
-/// (`BatchingStarts`) or of empty polls (`EmptyPollsEnd`): midway between the two rates
-/// (geometric mean), labelled with the variant.
+/// What changes between two neighbouring points of a polling line: each change's kind, the
+/// figure before and after, and long-poll's requests per event where they are compared.
+fn pair_changes(
+    transport: Transport,
+    a: PollingPoint,
+    b: PollingPoint,
+) -> Vec<(PollingKind, f64, f64, Option<(f64, f64)>)> {
+    let mut out = Vec::new();
+    match transport {
+        Transport::ShortPoll => {
+            if a.2 > EMPTY_ABOVE && b.2 <= EMPTY_ABOVE {
+                out.push((PollingKind::EmptyPollsEnd, a.2, b.2, None));
+            }
+            if let (Some(la), Some(lb)) = (a.3, b.3) {
+                if a.1 > la && b.1 <= lb {
+                    out.push((
+                        PollingKind::FewerRequestsThanLongPoll,
+                        a.1,
+                        b.1,
+                        Some((la, lb)),
+                    ));
+                }
+            }
+        }
+        Transport::LongPoll if a.1 >= BATCHING_BELOW && b.1 < BATCHING_BELOW => {
+            out.push((PollingKind::BatchingStarts, a.1, b.1, None));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The polling changes of these kinds as chart marks over the rate (the panel of requests
+/// per event takes `BatchingStarts` and `FewerRequestsThanLongPoll`, that of empty polls
+/// `EmptyPollsEnd`): midway between the two rates (geometric mean), labelled with the
+/// variant.
 pub fn polling_marks(
     dataset: &Dataset,
-    kind: PollingKind,
+    kinds: &[PollingKind],
     in_slice: &dyn Fn(&Load) -> bool,
 ) -> Vec<(f64, String)> {
     polling_changes(dataset, in_slice)
         .into_iter()
-        .filter(|c| c.kind == kind)
+        .filter(|c| kinds.contains(&c.kind))
         .map(|c| {
-            let what = match kind {
+            let what = match c.kind {
                 PollingKind::EmptyPollsEnd => "empty polls end",
                 PollingKind::BatchingStarts => "batching starts",
+                PollingKind::FewerRequestsThanLongPoll => "fewer requests than long-poll",
             };
             (
                 midway(c.before.0, c.after.0, true),
@@ -906,6 +957,30 @@ fn polling_change_sentence(c: &PollingChange) -> String {
                 c.line,
                 format::percent(c.before.1),
                 format::percent(c.after.1),
+            )
+        }
+        PollingKind::FewerRequestsThanLongPoll => {
+            let (la, lb) = c.long_poll.unwrap_or((f64::NAN, f64::NAN));
+            let predicted = c
+                .variant
+                .poll_interval_ms
+                .filter(|ms| *ms > 0)
+                .map(|ms| {
+                    format!(
+                        "; at one event per poll interval ({}) each sends about one",
+                        format::rate(1_000.0 / ms as f64)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{}'s requests per event fall to long-poll's between {a} and {b} ({}): {} \
+                 per event against long-poll's {} at {a}, {} against {} at {b}{predicted}.",
+                c.variant,
+                c.line,
+                requests(c.before.1),
+                format::sig3(la),
+                format::sig3(c.after.1),
+                format::sig3(lb),
             )
         }
         PollingKind::BatchingStarts => format!(

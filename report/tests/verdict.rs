@@ -352,7 +352,8 @@ fn the_latency_vs_rtt_chart_marks_where_the_winner_changes() {
 /// finds half its polls empty at 1 event/s and none from 20 on; long-poll sends one request
 /// per event up to 20 events/s and batches at 100 (0.6 requests per event); ws costs the
 /// server 10 ms of CPU per 1,000 events everywhere, short-poll 60, 12 and 2, so the CPU
-/// leader changes from ws to short-poll between 20 and 100 events/s.
+/// leader changes from ws to short-poll between 20 and 100 events/s; short-poll's 2, 0.1
+/// and 0.02 requests per event fall to long-poll's between 1 and 20 events/s.
 fn rate_grid() -> Dataset {
     let mut runs = Vec::new();
     for (i, rate_hz) in [1.0, 20.0, 100.0].into_iter().enumerate() {
@@ -410,6 +411,10 @@ fn along_the_rate_the_verdict_names_where_empty_polls_end_batching_starts_and_cp
             "short-poll (500 ms) stops coming back empty between 1 event/s and 20 events/s \
              (50 clients, 64 B payload, loopback): 50% of its polls were empty at 1 event/s \
              and 0% at 20 events/s; one event per 500 ms poll interval is 2 events/s.",
+            "short-poll (500 ms)'s requests per event fall to long-poll's between 1 event/s \
+             and 20 events/s (50 clients, 64 B payload, loopback): 2 requests per event \
+             against long-poll's 1 at 1 event/s, 0.1 against 1 at 20 events/s; at one event \
+             per poll interval (2 events/s) each sends about one.",
             "long-poll starts batching events between 20 events/s and 100 events/s (50 \
              clients, 64 B payload, loopback): 1 request per event at 20 events/s, 0.6 \
              requests at 100 events/s, as events come faster than its request cycle (an \
@@ -454,7 +459,8 @@ fn each_crossover_along_the_rate_is_marked_on_its_chart() {
             vec![(between_20_and_100, "→ short-poll (500 ms)".to_string())]
         ]
     );
-    // Polling: long-poll batches from 100 (left), short-poll's empty polls end by 20 (right).
+    // Polling: short-poll's requests per event fall to long-poll's by 20 and long-poll
+    // batches from 100 (left); short-poll's empty polls end by 20 (right).
     let marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::Polling)
         .into_iter()
         .map(|p| p.marks)
@@ -462,7 +468,13 @@ fn each_crossover_along_the_rate_is_marked_on_its_chart() {
     assert_eq!(
         marks,
         [
-            vec![(between_20_and_100, "long-poll: batching starts".to_string())],
+            vec![
+                (
+                    20f64.sqrt(),
+                    "short-poll (500 ms): fewer requests than long-poll".to_string()
+                ),
+                (between_20_and_100, "long-poll: batching starts".to_string())
+            ],
             vec![(
                 20f64.sqrt(),
                 "short-poll (500 ms): empty polls end".to_string()

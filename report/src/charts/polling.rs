@@ -2,8 +2,9 @@
 //! the polling transports.
 //!
 //! One figure per (clients, payload) that has polling scenarios; the two panels side by
-//! side, a row per dataset. Grey dashed lines mark where the verdict says long-poll starts
-//! batching (left) and short-poll's empty polls end (right).
+//! side, a row per dataset. Grey dashed lines mark where the verdict says short-poll's
+//! requests per event fall to long-poll's and long-poll starts batching (left), and where
+//! short-poll's empty polls end (right).
 
 use std::collections::BTreeSet;
 
@@ -108,11 +109,12 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 "share of empty polls; whiskers min–max",
                 NO_DATA,
             );
-            // The verdict's polling changes: long-poll's batching on the left, the end of
+            // The verdict's polling changes: where short-poll's requests per event fall to
+            // long-poll's and where long-poll starts batching on the left, the end of
             // short-poll's empty polls on the right.
-            let mark = |mut p: Panel, d: &Dataset, kind: PollingKind| {
+            let mark = |mut p: Panel, d: &Dataset, kinds: &[PollingKind]| {
                 if let Panel::Lines(lines) = &mut p {
-                    lines.marks = polling_marks(d, kind, &in_slice);
+                    lines.marks = polling_marks(d, kinds, &in_slice);
                 }
                 p
             };
@@ -122,8 +124,18 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 .zip(datasets)
                 .map(|((l, r), d)| {
                     vec![
-                        (2, mark(l, d, PollingKind::BatchingStarts)),
-                        (2, mark(r, d, PollingKind::EmptyPollsEnd)),
+                        (
+                            2,
+                            mark(
+                                l,
+                                d,
+                                &[
+                                    PollingKind::FewerRequestsThanLongPoll,
+                                    PollingKind::BatchingStarts,
+                                ],
+                            ),
+                        ),
+                        (2, mark(r, d, &[PollingKind::EmptyPollsEnd])),
                     ]
                 })
                 .collect();
