@@ -881,8 +881,8 @@ fn pair_changes(
 
 /// The polling changes of these kinds as chart marks over the rate (the panel of requests
 /// per event takes `BatchingStarts` and `FewerRequestsThanLongPoll`, that of empty polls
-/// `EmptyPollsEnd`): midway between the two rates (geometric mean), labelled with the
-/// variant.
+/// `EmptyPollsEnd`), labelled with the variant: where the two requests lines cross, else
+/// midway between the two rates (geometric mean).
 pub fn polling_marks(
     dataset: &Dataset,
     kinds: &[PollingKind],
@@ -897,10 +897,7 @@ pub fn polling_marks(
                 PollingKind::BatchingStarts => "batching starts",
                 PollingKind::FewerRequestsThanLongPoll => "fewer requests than long-poll",
             };
-            (
-                midway(c.before.0, c.after.0, true),
-                format!("{}: {what}", c.variant),
-            )
+            (mark_at(&c), format!("{}: {what}", c.variant))
         })
         .collect()
 }
@@ -930,6 +927,24 @@ fn polling_sentences(dataset: &Dataset) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Where a polling change's mark goes on the log rate axis: where short-poll's and
+/// long-poll's requests per event cross, the two lines drawn straight on log-log axes
+/// between the rates; else midway between the rates (geometric mean).
+fn mark_at(c: &PollingChange) -> f64 {
+    let (a, b) = (c.before.0, c.after.0);
+    let Some((la, lb)) = c.long_poll else {
+        return midway(a, b, true);
+    };
+    let gap_a = (c.before.1 / la).ln();
+    let gap_b = (c.after.1 / lb).ln();
+    let t = gap_a / (gap_a - gap_b);
+    if t.is_finite() && (0.0..=1.0).contains(&t) {
+        (a.ln() + t * (b.ln() - a.ln())).exp()
+    } else {
+        midway(a, b, true)
+    }
 }
 
 /// One polling change in words, with the rate the variant's poll interval predicts for the

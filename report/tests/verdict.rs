@@ -461,16 +461,21 @@ fn each_crossover_along_the_rate_is_marked_on_its_chart() {
     );
     // Polling: short-poll's requests per event fall to long-poll's by 20 and long-poll
     // batches from 100 (left); short-poll's empty polls end by 20 (right).
-    let marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::Polling)
+    let mut marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::Polling)
         .into_iter()
         .map(|p| p.marks)
         .collect();
+    // Short-poll's 2 → 0.1 requests per event against long-poll's 1, straight on log-log
+    // axes between 1 and 20 events/s, cross at 2 events/s: one event per 500 ms interval.
+    let crossing = marks[0][0].0;
+    assert!((crossing - 2.0).abs() < 1e-9, "{crossing}");
+    marks[0][0].0 = 2.0;
     assert_eq!(
         marks,
         [
             vec![
                 (
-                    20f64.sqrt(),
+                    2.0,
                     "short-poll (500 ms): fewer requests than long-poll".to_string()
                 ),
                 (between_20_and_100, "long-poll: batching starts".to_string())

@@ -481,15 +481,25 @@ where
             4,
             MARK_COLOR.stroke_width(1),
         ))?;
+        // A label right of the panel's middle would run past its edge: it goes to the
+        // left of its line there.
+        let (x0, x1) = p.x.range;
+        let share = if p.x.log {
+            (x / x0).ln() / (x1 / x0).ln()
+        } else {
+            (x - x0) / (x1 - x0)
+        };
+        let (h_pos, dx) = if share > 0.5 {
+            (text_anchor::HPos::Right, -4)
+        } else {
+            (text_anchor::HPos::Left, 4)
+        };
         let font = (style::FAMILY, style::LABEL_PX)
             .into_font()
             .color(&MARK_COLOR)
-            .pos(text_anchor::Pos::new(
-                text_anchor::HPos::Left,
-                text_anchor::VPos::Top,
-            ));
+            .pos(text_anchor::Pos::new(h_pos, text_anchor::VPos::Top));
         chart.draw_series(std::iter::once(
-            EmptyElement::at((*x, y1)) + Text::new(label.clone(), (4, 4), font),
+            EmptyElement::at((*x, y1)) + Text::new(label.clone(), (dx, 4), font),
         ))?;
     }
     Ok(())
