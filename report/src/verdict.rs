@@ -847,13 +847,12 @@ pub fn polling_changes(dataset: &Dataset, in_slice: &dyn Fn(&Load) -> bool) -> V
     out
 }
 
-/// What changes between two neighbouring points of a polling line: each change's kind, the
-/// figure before and after, and long-poll's requests per event where they are compared.
-fn pair_changes(
-    transport: Transport,
-    a: PollingPoint,
-    b: PollingPoint,
-) -> Vec<(PollingKind, f64, f64, Option<(f64, f64)>)> {
+/// A change between two points: its kind, the figure before and after, and long-poll's
+/// requests per event before and after where they are compared.
+type PairChange = (PollingKind, f64, f64, Option<(f64, f64)>);
+
+/// What changes between two neighbouring points of a polling line.
+fn pair_changes(transport: Transport, a: PollingPoint, b: PollingPoint) -> Vec<PairChange> {
     let mut out = Vec::new();
     match transport {
         Transport::ShortPoll => {
