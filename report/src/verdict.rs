@@ -424,6 +424,38 @@ pub fn latency_marks(
     crossover_marks(dataset, &LATENCY, axis, in_slice, log)
 }
 
+/// Where each series of the suite's p99 limit breaks, among the groups `in_slice` accepts,
+/// as chart marks over clients: midway (geometric mean) between the most clients within
+/// the limit and the fewest over it, labelled `ws: p99 > 100 ms`. A series belongs to the
+/// slice when one of its groups does (its name without `-cN` is the series' group).
+pub fn p99_limit_marks(dataset: &Dataset, in_slice: &dyn Fn(&Load) -> bool) -> Vec<(f64, String)> {
+    let Some(limit) = dataset.results.p99_limit.as_ref() else {
+        return Vec::new();
+    };
+    let in_this_slice = |series: &str| {
+        dataset.groups.iter().any(|g| {
+            let without_clients = g.name.replace(&format!("-c{}-", g.key.load.clients), "-");
+            in_slice(&g.key.load) && without_clients == series
+        })
+    };
+    limit
+        .series
+        .iter()
+        .filter(|s| in_this_slice(&s.group))
+        .filter_map(|s| {
+            let (within, over) = (s.highest_within_clients?, s.crossed_at_clients?);
+            Some((
+                midway(within as f64, over as f64, true),
+                format!(
+                    "{}: p99 > {}",
+                    s.transport,
+                    format::micros(s.limit_us as f64)
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// The point between `a` and `b` where a mark goes: their geometric mean on a log axis,
 /// else their mean.
 fn midway(a: f64, b: f64, log: bool) -> f64 {

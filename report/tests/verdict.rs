@@ -542,3 +542,77 @@ fn a_cpu_crossover_along_clients_is_marked_on_the_server_cost_chart() {
     // One rate: no chart over the rate.
     assert!(!planned.iter().any(|c| c.kind == ChartKind::VsRate));
 }
+
+#[test]
+fn where_the_p99_limit_breaks_is_said_and_marked_on_the_latency_chart() {
+    use feedbench_report::charts::{self, ChartKind};
+    use feedbench_results::p99_limit::{Series, Step};
+    use feedbench_results::P99Limit;
+    // p99 is 3 × p50: ws 3, 6 and 120 ms at 1,000, 5,000 and 10,000 clients; sse 6, 120, 150.
+    let grid = [
+        (Transport::Ws, [1_000, 2_000, 40_000]),
+        (Transport::Sse, [2_000, 40_000, 50_000]),
+    ];
+    let clients = [1_000, 5_000, 10_000];
+    let mut runs = Vec::new();
+    for (transport, p50s) in grid {
+        for (n, p50_us) in clients.into_iter().zip(p50s) {
+            let run = Run {
+                p50_us,
+                ..Run::new(transport, n, 1.0)
+            };
+            runs.push((run, 0));
+        }
+    }
+    let mut d = dataset(&runs);
+    // What the load generator writes for a suite with `p99_limit = "100ms"`.
+    let series = |transport: Transport, p50s: [u64; 3], within: u64, over: u64| Series {
+        group: format!("{transport}-r1"),
+        transport,
+        limit_us: 100_000,
+        steps: clients
+            .into_iter()
+            .zip(p50s)
+            .map(|(clients, p50)| Step {
+                clients,
+                repeats: 1,
+                p99_us: 3 * p50,
+                server_cpu_s: None,
+                server_rss_peak_bytes: None,
+            })
+            .collect(),
+        crossed_at_clients: Some(over),
+        highest_within_clients: Some(within),
+    };
+    d.results.p99_limit = Some(P99Limit {
+        limit_us: 100_000,
+        series: vec![
+            series(Transport::Ws, grid[0].1, 5_000, 10_000),
+            series(Transport::Sse, grid[1].1, 1_000, 5_000),
+        ],
+    });
+    assert!(verdict_of(&d).sentences.contains(
+        &"The suite's p99 limit of 100 ms breaks for ws between 5,000 and 10,000 clients and \
+          for sse between 1,000 and 5,000 clients."
+            .to_string()
+    ));
+    let planned = charts::plan(std::slice::from_ref(&d)).expect("charts planned");
+    let marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::LatencyVsClients)
+        .into_iter()
+        .map(|p| p.marks)
+        .collect();
+    // ws leads p50 everywhere (no crossover); each break midway (log) between its counts.
+    assert_eq!(
+        marks,
+        [vec![
+            (
+                (5_000.0f64 * 10_000.0).sqrt(),
+                "ws: p99 > 100 ms".to_string()
+            ),
+            (
+                (1_000.0f64 * 5_000.0).sqrt(),
+                "sse: p99 > 100 ms".to_string()
+            ),
+        ]]
+    );
+}

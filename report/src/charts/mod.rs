@@ -90,7 +90,8 @@ impl ChartKind {
             ChartKind::LatencyVsClients => {
                 "Median (solid) and 99th percentile (dashed) delivery latency as the number of \
                  clients grows; logarithmic axes. A grey dashed line marks where the verdict's \
-                 p50 leader changes, labelled with the leader from there on. Lower is better."
+                 p50 leader changes, labelled with the leader from there on, and where a \
+                 transport's p99 breaks the suite's p99 limit. Lower is better."
             }
             ChartKind::BytesPerEvent => {
                 "Steady-state wire bytes per delivered event, split into the event's payload, \
