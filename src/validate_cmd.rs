@@ -223,7 +223,7 @@ mod tests {
     fn baseline() -> Results {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/bench-results/baseline-quick/results.json"
+            "/results/tests/fixtures/quick-schema1.json"
         );
         Results::load(Path::new(path)).unwrap()
     }

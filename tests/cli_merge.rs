@@ -8,9 +8,9 @@ use feedbench_results::{validate, Results, ShardInfo, Status, WindowTimes, SCHEM
 
 const EXE: &str = env!("CARGO_BIN_EXE_feedbench");
 
-/// The committed baseline run (schema 1, no shards).
+/// A committed quick run (schema 1, no shards).
 fn baseline() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results/baseline-quick/results.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("results/tests/fixtures/quick-schema1.json")
 }
 
 /// A fresh scratch directory for one test.

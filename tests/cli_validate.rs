@@ -10,9 +10,10 @@ use serde_json::Value;
 
 const EXE: &str = env!("CARGO_BIN_EXE_feedbench");
 
-/// The committed schema-1 baseline: 12 scenarios, every transport, complete.
+/// A committed schema-1 quick run (the baseline before the quick suite grew curves): 12
+/// scenarios, every transport, complete.
 fn baseline() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results/baseline-quick/results.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("results/tests/fixtures/quick-schema1.json")
 }
 
 /// A fresh scratch directory for one test.

@@ -294,6 +294,7 @@ fn anchor(kind: ChartKind) -> &'static str {
         ChartKind::LatencyVsRtt => "latency-vs-rtt",
         ChartKind::ProtocolLayers => "protocol-layers",
         ChartKind::Capacity => "capacity",
+        ChartKind::VsRate => "vs-rate",
     }
 }
 

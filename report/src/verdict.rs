@@ -381,16 +381,18 @@ fn line_crossovers<'a>(
         .collect()
 }
 
-/// Where the p50 latency leaders change along `axis` among the points `in_slice` accepts,
-/// as chart marks labelled `winner changes`: midway between the two points that bracket
-/// the change (their geometric mean on a `log` axis).
-pub fn latency_marks(
+/// Where the leaders of `criterion` change along `axis` among the points `in_slice`
+/// accepts, as chart marks labelled with who leads after the change (`→ sse`, or
+/// `→ sse ≈ ws` for a tie): midway between the two points that bracket the change (their
+/// geometric mean on a `log` axis).
+pub fn crossover_marks(
     dataset: &Dataset,
+    criterion: &Criterion,
     axis: Axis,
     in_slice: &dyn Fn(&Load) -> bool,
     log: bool,
 ) -> Vec<(f64, String)> {
-    let standings: Vec<Standing> = standings(dataset, &LATENCY)
+    let standings: Vec<Standing> = standings(dataset, criterion)
         .into_iter()
         .filter(|s| in_slice(&s.load))
         .collect();
@@ -398,11 +400,70 @@ pub fn latency_marks(
         .iter()
         .filter(|x| x.axis == axis)
         .map(|x| {
-            let (a, b) = (x.last_before(), x.first_after());
-            let at = if log { (a * b).sqrt() } else { (a + b) / 2.0 };
-            (at, "winner changes".to_string())
+            let after: Vec<String> = x
+                .after
+                .leader_variants()
+                .iter()
+                .map(Variant::label)
+                .collect();
+            (
+                midway(x.last_before(), x.first_after(), log),
+                format!("→ {}", after.join(" ≈ ")),
+            )
         })
         .collect()
+}
+
+/// Where the p50 latency leaders change along `axis`: [`crossover_marks`] of [`LATENCY`].
+pub fn latency_marks(
+    dataset: &Dataset,
+    axis: Axis,
+    in_slice: &dyn Fn(&Load) -> bool,
+    log: bool,
+) -> Vec<(f64, String)> {
+    crossover_marks(dataset, &LATENCY, axis, in_slice, log)
+}
+
+/// Where each series of the suite's p99 limit breaks, among the groups `in_slice` accepts,
+/// as chart marks over clients: midway (geometric mean) between the most clients within
+/// the limit and the fewest over it, labelled `ws: p99 > 100 ms`. A series belongs to the
+/// slice when one of its groups does (its name without `-cN` is the series' group).
+pub fn p99_limit_marks(dataset: &Dataset, in_slice: &dyn Fn(&Load) -> bool) -> Vec<(f64, String)> {
+    let Some(limit) = dataset.results.p99_limit.as_ref() else {
+        return Vec::new();
+    };
+    let in_this_slice = |series: &str| {
+        dataset.groups.iter().any(|g| {
+            let without_clients = g.name.replace(&format!("-c{}-", g.key.load.clients), "-");
+            in_slice(&g.key.load) && without_clients == series
+        })
+    };
+    limit
+        .series
+        .iter()
+        .filter(|s| in_this_slice(&s.group))
+        .filter_map(|s| {
+            let (within, over) = (s.highest_within_clients?, s.crossed_at_clients?);
+            Some((
+                midway(within as f64, over as f64, true),
+                format!(
+                    "{}: p99 > {}",
+                    s.transport,
+                    format::micros(s.limit_us as f64)
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// The point between `a` and `b` where a mark goes: their geometric mean on a log axis,
+/// else their mean.
+fn midway(a: f64, b: f64, log: bool) -> f64 {
+    if log {
+        (a * b).sqrt()
+    } else {
+        (a + b) / 2.0
+    }
 }
 
 /// Computes the verdict: for the only dataset, or for the candidate (the second) of a
@@ -702,11 +763,57 @@ const BATCHING_BELOW: f64 = 0.95;
 /// Share of a short-poll's polls above which its empty polls are worth a sentence.
 const EMPTY_ABOVE: f64 = 0.01;
 
-/// What polling costs per event, one sentence per polling variant: whether long-poll sent
-/// one request per event everywhere or batched somewhere (events faster than its request
-/// cycle), and whether short-poll's polls came back empty (events further apart than its
-/// interval), at the medians over repeats.
-fn polling_sentences(dataset: &Dataset) -> Vec<String> {
+/// What changes along the event rate for a polling variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollingKind {
+    /// Short-poll's share of empty polls falls to [`EMPTY_ABOVE`] or below: from here on
+    /// an event waits at the server for every poll.
+    EmptyPollsEnd,
+    /// Long-poll's requests per event fall below [`BATCHING_BELOW`]: events come faster
+    /// than its request cycle, and one answer carries several.
+    BatchingStarts,
+    /// Short-poll's requests per event fall to long-poll's or below: its polls carry
+    /// more than one event each, where long-poll's answers carry about one.
+    FewerRequestsThanLongPoll,
+}
+
+/// Where a polling variant's behaviour changes between two neighbouring rates of one line
+/// (the other parameters equal), at the medians over repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollingChange {
+    /// The variant.
+    pub variant: Variant,
+    /// What changes.
+    pub kind: PollingKind,
+    /// What the line's points share, in words (as [`Axis::line`] has it for the rate).
+    pub line: String,
+    /// The rate before the change and the figure there (share of empty polls, or requests
+    /// per event).
+    pub before: (f64, f64),
+    /// The rate after it and the figure there.
+    pub after: (f64, f64),
+    /// For [`PollingKind::FewerRequestsThanLongPoll`]: long-poll's requests per event at
+    /// the rate before and the rate after.
+    pub long_poll: Option<(f64, f64)>,
+}
+
+/// A polling variant's points: (the point, requests per event, share of empty polls),
+/// medians over repeats.
+fn polling_points(dataset: &Dataset, v: Variant) -> Vec<(&Load, f64, f64)> {
+    dataset
+        .groups
+        .iter()
+        .filter(|g| g.key.variant == v)
+        .filter_map(|g| {
+            let req = g.spread(|s| Some(s.requests.per_event))?.median;
+            let empty = g.spread(ScenarioResult::empty_poll_share)?.median;
+            Some((&g.key.load, req, empty))
+        })
+        .collect()
+}
+
+/// The polling variants of a dataset, in legend order.
+fn polling_variants(dataset: &Dataset) -> Vec<Variant> {
     let mut variants: Vec<Variant> = dataset
         .groups
         .iter()
@@ -716,30 +823,244 @@ fn polling_sentences(dataset: &Dataset) -> Vec<String> {
     variants.sort();
     variants.dedup();
     variants
+}
+
+/// A point of a polling line: (rate, requests per event, share of empty polls, long-poll's
+/// requests per event at the same point).
+type PollingPoint = (f64, f64, f64, Option<f64>);
+
+/// Every [`PollingChange`] among the points `in_slice` accepts: for each polling variant
+/// and each line along the rate, each pair of neighbouring rates where short-poll's empty
+/// polls end, where its requests per event fall to long-poll's, or where long-poll starts
+/// batching.
+pub fn polling_changes(dataset: &Dataset, in_slice: &dyn Fn(&Load) -> bool) -> Vec<PollingChange> {
+    let variants = polling_variants(dataset);
+    // Long-poll's requests per event by point (its first variant), to compare short-poll with.
+    let long_poll: BTreeMap<Load, f64> = variants
+        .iter()
+        .find(|v| v.transport == Transport::LongPoll)
+        .map(|v| {
+            polling_points(dataset, *v)
+                .into_iter()
+                .map(|(load, req, _)| (*load, req))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for v in variants {
+        let mut lines: BTreeMap<String, Vec<PollingPoint>> = BTreeMap::new();
+        for (load, req, empty) in polling_points(dataset, v) {
+            if let (true, Some(line)) = (in_slice(load), Axis::Rate.line(load)) {
+                lines.entry(line).or_default().push((
+                    load.rate_hz(),
+                    req,
+                    empty,
+                    long_poll.get(load).copied(),
+                ));
+            }
+        }
+        for (line, mut points) in lines {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for pair in points.windows(2) {
+                for (kind, before, after, long_poll) in pair_changes(v.transport, pair[0], pair[1])
+                {
+                    out.push(PollingChange {
+                        variant: v,
+                        kind,
+                        line: line.clone(),
+                        before: (pair[0].0, before),
+                        after: (pair[1].0, after),
+                        long_poll,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A change between two points: its kind, the figure before and after, and long-poll's
+/// requests per event before and after where they are compared.
+type PairChange = (PollingKind, f64, f64, Option<(f64, f64)>);
+
+/// What changes between two neighbouring points of a polling line.
+fn pair_changes(transport: Transport, a: PollingPoint, b: PollingPoint) -> Vec<PairChange> {
+    let mut out = Vec::new();
+    match transport {
+        Transport::ShortPoll => {
+            if a.2 > EMPTY_ABOVE && b.2 <= EMPTY_ABOVE {
+                out.push((PollingKind::EmptyPollsEnd, a.2, b.2, None));
+            }
+            if let (Some(la), Some(lb)) = (a.3, b.3) {
+                if a.1 > la && b.1 <= lb {
+                    out.push((
+                        PollingKind::FewerRequestsThanLongPoll,
+                        a.1,
+                        b.1,
+                        Some((la, lb)),
+                    ));
+                }
+            }
+        }
+        Transport::LongPoll if a.1 >= BATCHING_BELOW && b.1 < BATCHING_BELOW => {
+            out.push((PollingKind::BatchingStarts, a.1, b.1, None));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The polling changes of these kinds as chart marks over the rate (the panel of requests
+/// per event takes `BatchingStarts` and `FewerRequestsThanLongPoll`, that of empty polls
+/// `EmptyPollsEnd`), labelled with the variant: where the two requests lines cross, else
+/// midway between the two rates (geometric mean).
+pub fn polling_marks(
+    dataset: &Dataset,
+    kinds: &[PollingKind],
+    in_slice: &dyn Fn(&Load) -> bool,
+) -> Vec<(f64, String)> {
+    polling_changes(dataset, in_slice)
         .into_iter()
-        .filter_map(|v| {
-            // (the point, requests per event, share of empty polls), medians over repeats.
-            let points: Vec<(&Load, f64, f64)> = dataset
-                .groups
-                .iter()
-                .filter(|g| g.key.variant == v)
-                .filter_map(|g| {
-                    let req = g.spread(|s| Some(s.requests.per_event))?.median;
-                    let empty = g.spread(ScenarioResult::empty_poll_share)?.median;
-                    Some((&g.key.load, req, empty))
-                })
-                .collect();
-            polling_sentence(v, &points)
+        .filter(|c| kinds.contains(&c.kind))
+        .map(|c| {
+            let what = match c.kind {
+                PollingKind::EmptyPollsEnd => "empty polls end",
+                PollingKind::BatchingStarts => "batching starts",
+                PollingKind::FewerRequestsThanLongPoll => "fewer requests than long-poll",
+            };
+            (mark_at(&c), format!("{}: {what}", c.variant))
         })
         .collect()
+}
+
+/// What polling costs per event, per polling variant: where along the rate short-poll's
+/// empty polls end or long-poll starts batching ([`polling_changes`]); with no such change,
+/// whether long-poll sent one request per event everywhere or batched somewhere (events
+/// faster than its request cycle), and whether short-poll's polls came back empty (events
+/// further apart than its interval), at the medians over repeats.
+fn polling_sentences(dataset: &Dataset) -> Vec<String> {
+    let changes = polling_changes(dataset, &|_| true);
+    polling_variants(dataset)
+        .into_iter()
+        .flat_map(|v| {
+            let mine: Vec<String> = changes
+                .iter()
+                .filter(|c| c.variant == v)
+                .take(MAX_CROSSOVER_SENTENCES)
+                .map(polling_change_sentence)
+                .collect();
+            if mine.is_empty() {
+                polling_sentence(v, &polling_points(dataset, v))
+                    .into_iter()
+                    .collect()
+            } else {
+                mine
+            }
+        })
+        .collect()
+}
+
+/// Where a polling change's mark goes on the log rate axis: where short-poll's and
+/// long-poll's requests per event cross, the two lines drawn straight on log-log axes
+/// between the rates; else midway between the rates (geometric mean).
+fn mark_at(c: &PollingChange) -> f64 {
+    let (a, b) = (c.before.0, c.after.0);
+    let Some((la, lb)) = c.long_poll else {
+        return midway(a, b, true);
+    };
+    let gap_a = (c.before.1 / la).ln();
+    let gap_b = (c.after.1 / lb).ln();
+    let t = gap_a / (gap_a - gap_b);
+    if t.is_finite() && (0.0..=1.0).contains(&t) {
+        (a.ln() + t * (b.ln() - a.ln())).exp()
+    } else {
+        midway(a, b, true)
+    }
+}
+
+/// One polling change in words, with the rate the variant's poll interval predicts for the
+/// end of empty polls (one event per interval).
+fn polling_change_sentence(c: &PollingChange) -> String {
+    let (a, b) = (format::rate(c.before.0), format::rate(c.after.0));
+    match c.kind {
+        PollingKind::EmptyPollsEnd => {
+            let predicted = c
+                .variant
+                .poll_interval_ms
+                .filter(|ms| *ms > 0)
+                .map(|ms| {
+                    format!(
+                        "; one event per {} poll interval is {}",
+                        format::micros(ms as f64 * 1e3),
+                        format::rate(1_000.0 / ms as f64)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{} stops coming back empty between {a} and {b} ({}): {} of its polls were \
+                 empty at {a} and {} at {b}{predicted}.",
+                c.variant,
+                c.line,
+                format::percent(c.before.1),
+                format::percent(c.after.1),
+            )
+        }
+        PollingKind::FewerRequestsThanLongPoll => {
+            let (la, lb) = c.long_poll.unwrap_or((f64::NAN, f64::NAN));
+            let predicted = c
+                .variant
+                .poll_interval_ms
+                .filter(|ms| *ms > 0)
+                .map(|ms| {
+                    format!(
+                        "; at one event per poll interval ({}) each sends about one",
+                        format::rate(1_000.0 / ms as f64)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{}'s requests per event fall to long-poll's between {a} and {b} ({}): {} \
+                 per event against long-poll's {} at {a}, {} against {} at {b}{predicted}.",
+                c.variant,
+                c.line,
+                requests(c.before.1),
+                format::sig3(la),
+                format::sig3(c.after.1),
+                format::sig3(lb),
+            )
+        }
+        PollingKind::BatchingStarts => format!(
+            "{} starts batching events between {a} and {b} ({}): {} per event at {a}, {} at \
+             {b}, as events come faster than its request cycle (an answer, then a new \
+             request).",
+            c.variant,
+            c.line,
+            requests(c.before.1),
+            requests(c.after.1),
+        ),
+    }
+}
+
+/// `1 request`, `0.62 requests`.
+fn requests(n: f64) -> String {
+    let shown = format::sig3(n);
+    let noun = if shown == "1" { "request" } else { "requests" };
+    format!("{shown} {noun}")
 }
 
 /// The sentence for one polling variant over its points.
 fn polling_sentence(v: Variant, points: &[(&Load, f64, f64)]) -> Option<String> {
     let n = points.len();
+    let rates = || points.iter().map(|p| p.0.rate_hz());
+    let top = rates().fold(f64::NAN, f64::max);
+    let up_to = if rates().any(|r| r != top) {
+        format!(" (up to {})", format::rate(top))
+    } else {
+        String::new()
+    };
     let at_all = match n {
         1 => "at the one measured point".to_string(),
-        _ => format!("at all {n} measured points"),
+        _ => format!("at all {n} measured points{up_to}"),
     };
     let label = v.label();
     match v.transport {

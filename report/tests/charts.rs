@@ -64,7 +64,7 @@ fn every_chart_kind_renders_from_one_results_file() {
         );
     }
     // Matrix: 2 clients × 2 rates × 1 payload → 4 spectra and 4 byte charts, 2 rate slices
-    // for the clients charts, 2 client slices for polling.
+    // for the clients charts, 2 client slices for polling and for the charts over the rate.
     let count = |k: ChartKind| rendered.iter().filter(|c| c.kind == k).count();
     assert_eq!(count(ChartKind::LatencySpectrum), 4);
     assert_eq!(count(ChartKind::BytesPerEvent), 4);
@@ -72,6 +72,7 @@ fn every_chart_kind_renders_from_one_results_file() {
     assert_eq!(count(ChartKind::Bandwidth), 2);
     assert_eq!(count(ChartKind::ServerCost), 2);
     assert_eq!(count(ChartKind::Polling), 2);
+    assert_eq!(count(ChartKind::VsRate), 2);
 }
 
 #[test]
@@ -152,4 +153,77 @@ fn two_results_files_render_side_by_side() {
         2 * narrow.figure.size().1 - 44,
         "one row per file"
     );
+}
+
+#[test]
+fn the_quick_baselines_charts_draw_curves_not_lone_points() {
+    use feedbench_report::charts::panel::Panel;
+    use std::collections::BTreeSet;
+    let path = util::crate_dir().join("../bench-results/baseline-quick/results.json");
+    let results = feedbench_report::Results::load(&path).expect("the committed baseline");
+    // Every (clients, rate) point of the run, from its scenarios.
+    let points: BTreeSet<(u64, u64)> = results
+        .scenarios
+        .iter()
+        .map(|s| (s.params.clients, (s.params.rate_hz * 1e3) as u64))
+        .collect();
+    let clients_at = |rate: u64| points.iter().filter(|p| p.1 == rate).count();
+    let rates_at = |clients: u64| points.iter().filter(|p| p.0 == clients).count();
+    let planned = charts::plan(&[Dataset::new("baseline-quick", results)]).expect("plan");
+    let mut lines = 0;
+    for c in &planned {
+        for (_, p) in c.figure.rows.iter().flatten() {
+            let Panel::Lines(l) = p else { continue };
+            assert!(!l.series.is_empty(), "{}: a panel without lines", c.stem);
+            for s in &l.series {
+                lines += 1;
+                assert!(
+                    s.points.len() >= 2,
+                    "{}: {} has {} point(s)",
+                    c.stem,
+                    s.label,
+                    s.points.len()
+                );
+            }
+        }
+    }
+    // Each chart over clients is drawn for the one rate with several client counts, with a
+    // point per client count; each chart over the rate for the one client count with
+    // several rates. The others would be lone dots, and are left out.
+    let stems = |k: ChartKind| -> Vec<&str> {
+        planned
+            .iter()
+            .filter(|c| c.kind == k)
+            .map(|c| c.stem.as_str())
+            .collect()
+    };
+    assert_eq!(clients_at(20_000), 3);
+    assert_eq!(rates_at(50), 3);
+    assert_eq!(
+        stems(ChartKind::LatencyVsClients),
+        ["latency-vs-clients-r20-s64"]
+    );
+    assert_eq!(stems(ChartKind::Bandwidth), ["bandwidth-r20-s64"]);
+    assert_eq!(stems(ChartKind::ServerCost), ["server-cost-r20-s64"]);
+    assert_eq!(stems(ChartKind::VsRate), ["vs-rate-c50-s64"]);
+    assert_eq!(stems(ChartKind::Polling), ["polling-c50-s64"]);
+    for c in planned
+        .iter()
+        .filter(|c| c.kind != ChartKind::LatencySpectrum)
+    {
+        for (_, p) in c.figure.rows.iter().flatten() {
+            let Panel::Lines(l) = p else { continue };
+            let want = if c.stem.contains("-r20-") {
+                clients_at(20_000)
+            } else {
+                rates_at(50)
+            };
+            assert!(
+                l.series.iter().all(|s| s.points.len() == want),
+                "{}",
+                c.stem
+            );
+        }
+    }
+    assert!(lines > 0);
 }

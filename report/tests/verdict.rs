@@ -24,6 +24,9 @@ struct Run {
     bytes_per_event: f64,
     cpu_ms_per_1k: f64,
     memory_per_connection: Option<f64>,
+    /// Requests per delivered event and the share of them that came back empty.
+    requests_per_event: f64,
+    empty_share: f64,
 }
 
 impl Run {
@@ -37,6 +40,8 @@ impl Run {
             bytes_per_event: 100.0,
             cpu_ms_per_1k: 10.0,
             memory_per_connection: None,
+            requests_per_event: 0.0,
+            empty_share: 0.0,
         }
     }
 }
@@ -95,6 +100,9 @@ fn scenario(template: &ScenarioResult, run: &Run, repeat: u64) -> ScenarioResult
     s.bytes.per_event = run.bytes_per_event;
     s.latency_us.p50 = run.p50_us;
     s.latency_us.p99 = run.p50_us * 3;
+    s.requests.sent = (run.requests_per_event * DELIVERED as f64).round() as u64;
+    s.requests.empty = (run.empty_share * s.requests.sent as f64).round() as u64;
+    s.requests.per_event = run.requests_per_event;
     let server = s.server.as_mut().expect("the fixture has server figures");
     server.cpu_s = run.cpu_ms_per_1k * DELIVERED as f64 / 1e6;
     server.rss_per_connection_bytes = run.memory_per_connection;
@@ -151,6 +159,11 @@ fn bytes_grid() -> Vec<(Run, u64)> {
                 bytes_per_event: bytes,
                 p50_us,
                 cpu_ms_per_1k: cpu,
+                requests_per_event: if transport == Transport::LongPoll {
+                    1.0
+                } else {
+                    0.0
+                },
                 ..Run::new(transport, clients, rate_hz)
             };
             runs.push((run, 0));
@@ -174,8 +187,8 @@ fn ws_wins_bytes_at_every_point_and_the_sentence_names_its_bytes() {
             "ws costs the server the least CPU per 1,000 events at all 4 measured points: \
              10 ms against 20 ms for sse, the runner-up, at 100 clients, 4 events/s, 64 B \
              payload (2×; the same ratio at every point).",
-            "long-poll sent one request per delivered event at all 4 measured points: every \
-             event found a request parked at the server.",
+            "long-poll sent one request per delivered event at all 4 measured points (up to \
+             4 events/s): every event found a request parked at the server.",
         ]
     );
 }
@@ -321,9 +334,10 @@ fn the_latency_vs_rtt_chart_marks_where_the_winner_changes() {
         panic!("a line panel");
     };
     // Midway between 200 ms and 300 ms, the two round trips that bracket the change.
-    assert_eq!(panel.marks, [(250.0, "winner changes".to_string())]);
+    // Labelled with the leader from there on.
+    assert_eq!(panel.marks, [(250.0, "→ ws".to_string())]);
     let c = charts::render(rtt, &util::out_dir("verdict-chart")).expect("chart drawn");
-    assert_eq!(c.svg.matches("winner changes").count(), 1);
+    assert_eq!(c.svg.matches("→ ws").count(), 1);
     // The other charts have no crossover to mark.
     for other in planned.iter().filter(|c| c.kind != ChartKind::LatencyVsRtt) {
         for (_, p) in other.figure.rows.iter().flatten() {
@@ -332,4 +346,273 @@ fn the_latency_vs_rtt_chart_marks_where_the_winner_changes() {
             }
         }
     }
+}
+
+/// 50 clients at 1, 20 and 100 events/s, as the quick suite's rate axis. Short-poll (500 ms)
+/// finds half its polls empty at 1 event/s and none from 20 on; long-poll sends one request
+/// per event up to 20 events/s and batches at 100 (0.6 requests per event); ws costs the
+/// server 10 ms of CPU per 1,000 events everywhere, short-poll 60, 12 and 2, so the CPU
+/// leader changes from ws to short-poll between 20 and 100 events/s; short-poll's 2, 0.1
+/// and 0.02 requests per event fall to long-poll's between 1 and 20 events/s.
+fn rate_grid() -> Dataset {
+    let mut runs = Vec::new();
+    for (i, rate_hz) in [1.0, 20.0, 100.0].into_iter().enumerate() {
+        for (transport, p50_us, bytes, cpu, requests, empty) in [
+            (
+                Transport::ShortPoll,
+                250_000,
+                [600.0, 150.0, 120.0][i],
+                [60.0, 12.0, 2.0][i],
+                [2.0, 0.1, 0.02][i],
+                [0.5, 0.0, 0.0][i],
+            ),
+            (
+                Transport::LongPoll,
+                1_500,
+                352.0,
+                30.0,
+                [1.0, 1.0, 0.6][i],
+                0.0,
+            ),
+            (Transport::Ws, 1_000, 111.0, 10.0, 0.0, 0.0),
+            (Transport::Sse, 1_020, 130.0, 20.0, 0.0, 0.0),
+        ] {
+            let run = Run {
+                p50_us,
+                bytes_per_event: bytes,
+                cpu_ms_per_1k: cpu,
+                requests_per_event: requests,
+                empty_share: empty,
+                ..Run::new(transport, 50, rate_hz)
+            };
+            runs.push((run, 0));
+        }
+    }
+    dataset(&runs)
+}
+
+#[test]
+fn along_the_rate_the_verdict_names_where_empty_polls_end_batching_starts_and_cpu_changes() {
+    let v = verdict_of(&rate_grid());
+    assert_eq!(
+        v.sentences,
+        [
+            "ws ties with sse on p50 delivery latency at all 3 measured points, within 5% or \
+             the repeats' spread: p50 1 ms and 1.02 ms at 50 clients, 20 events/s, 64 B \
+             payload (1.02× apart; the same ratio at every point).",
+            "ws has the fewest bytes per event on the socket at all 3 measured points: 111 B \
+             against 130 B for sse, the runner-up, at 50 clients, 1 event/s, 64 B payload \
+             (1.17×, the median ratio; 1.08× to 1.17× over the grid).",
+            "On server CPU per 1,000 events along event rate (50 clients, 64 B payload, \
+             loopback), the leader changes between 20 events/s and 100 events/s: ws costs the \
+             server the least CPU per 1,000 events (10 ms against 12 ms for short-poll \
+             (500 ms)) up to 20 events/s; short-poll (500 ms) costs the server the least CPU \
+             per 1,000 events (2 ms against 10 ms for ws) at 100 events/s.",
+            "short-poll (500 ms) stops coming back empty between 1 event/s and 20 events/s \
+             (50 clients, 64 B payload, loopback): 50% of its polls were empty at 1 event/s \
+             and 0% at 20 events/s; one event per 500 ms poll interval is 2 events/s.",
+            "short-poll (500 ms)'s requests per event fall to long-poll's between 1 event/s \
+             and 20 events/s (50 clients, 64 B payload, loopback): 2 requests per event \
+             against long-poll's 1 at 1 event/s, 0.1 against 1 at 20 events/s; at one event \
+             per poll interval (2 events/s) each sends about one.",
+            "long-poll starts batching events between 20 events/s and 100 events/s (50 \
+             clients, 64 B payload, loopback): 1 request per event at 20 events/s, 0.6 \
+             requests at 100 events/s, as events come faster than its request cycle (an \
+             answer, then a new request).",
+        ]
+    );
+}
+
+/// Every line panel of the planned charts of `kind`, by chart stem and panel index.
+fn line_panels_of(
+    planned: &[feedbench_report::charts::ChartFigure],
+    kind: feedbench_report::charts::ChartKind,
+) -> Vec<feedbench_report::charts::panel::LinePanel> {
+    use feedbench_report::charts::panel::Panel;
+    planned
+        .iter()
+        .filter(|c| c.kind == kind)
+        .flat_map(|c| c.figure.rows.iter().flatten())
+        .filter_map(|(_, p)| match p {
+            Panel::Lines(l) => Some(l.clone()),
+            Panel::Bars(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_crossover_along_the_rate_is_marked_on_its_chart() {
+    use feedbench_report::charts::{self, ChartKind};
+    let d = rate_grid();
+    let planned = charts::plan(std::slice::from_ref(&d)).expect("charts planned");
+    let between_20_and_100 = (20.0f64 * 100.0).sqrt();
+    // Latency, bytes and CPU vs rate: only the CPU leader changes, between 20 and 100.
+    let marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::VsRate)
+        .into_iter()
+        .map(|p| p.marks)
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            vec![],
+            vec![],
+            vec![(between_20_and_100, "→ short-poll (500 ms)".to_string())]
+        ]
+    );
+    // Polling: short-poll's requests per event fall to long-poll's by 20 and long-poll
+    // batches from 100 (left); short-poll's empty polls end by 20 (right).
+    let mut marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::Polling)
+        .into_iter()
+        .map(|p| p.marks)
+        .collect();
+    // Short-poll's 2 → 0.1 requests per event against long-poll's 1, straight on log-log
+    // axes between 1 and 20 events/s, cross at 2 events/s: one event per 500 ms interval.
+    let crossing = marks[0][0].0;
+    assert!((crossing - 2.0).abs() < 1e-9, "{crossing}");
+    marks[0][0].0 = 2.0;
+    assert_eq!(
+        marks,
+        [
+            vec![
+                (
+                    2.0,
+                    "short-poll (500 ms): fewer requests than long-poll".to_string()
+                ),
+                (between_20_and_100, "long-poll: batching starts".to_string())
+            ],
+            vec![(
+                20f64.sqrt(),
+                "short-poll (500 ms): empty polls end".to_string()
+            )],
+        ]
+    );
+    let polling = planned
+        .iter()
+        .find(|c| c.kind == ChartKind::Polling)
+        .expect("a polling chart");
+    let drawn = charts::render(polling, &util::out_dir("verdict-polling-marks")).expect("drawn");
+    assert!(drawn.svg.contains("short-poll (500 ms): empty polls end"));
+    assert!(drawn.svg.contains("long-poll: batching starts"));
+    // One client count: no chart over clients is drawn (each line would be one dot).
+    for kind in [
+        ChartKind::LatencyVsClients,
+        ChartKind::Bandwidth,
+        ChartKind::ServerCost,
+    ] {
+        assert!(!planned.iter().any(|c| c.kind == kind), "{kind:?}");
+    }
+}
+
+#[test]
+fn a_cpu_crossover_along_clients_is_marked_on_the_server_cost_chart() {
+    use feedbench_report::charts::{self, ChartKind};
+    // ws 10 ms per 1,000 events at every client count; sse 20, 20 and 5: sse leads at 1,000.
+    let mut runs = Vec::new();
+    for (clients, sse_cpu) in [(10, 20.0), (100, 20.0), (1_000, 5.0)] {
+        for (transport, cpu) in [(Transport::Ws, 10.0), (Transport::Sse, sse_cpu)] {
+            let run = Run {
+                cpu_ms_per_1k: cpu,
+                ..Run::new(transport, clients, 4.0)
+            };
+            runs.push((run, 0));
+        }
+    }
+    let d = dataset(&runs);
+    assert!(verdict_of(&d).sentences.contains(
+        &"On server CPU per 1,000 events along clients (4 events/s, 64 B payload, loopback), \
+          the leader changes between 100 clients and 1,000 clients: ws costs the server the \
+          least CPU per 1,000 events (10 ms against 20 ms for sse) up to 100 clients; sse \
+          costs the server the least CPU per 1,000 events (5 ms against 10 ms for ws) at \
+          1,000 clients."
+            .to_string()
+    ));
+    let planned = charts::plan(std::slice::from_ref(&d)).expect("charts planned");
+    let marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::ServerCost)
+        .into_iter()
+        .map(|p| p.marks)
+        .collect();
+    // The CPU panel marks it midway (log) between 100 and 1,000; the RSS panel has none.
+    assert_eq!(
+        marks,
+        [
+            vec![((100.0f64 * 1_000.0).sqrt(), "→ sse".to_string())],
+            vec![]
+        ]
+    );
+    // One rate: no chart over the rate.
+    assert!(!planned.iter().any(|c| c.kind == ChartKind::VsRate));
+}
+
+#[test]
+fn where_the_p99_limit_breaks_is_said_and_marked_on_the_latency_chart() {
+    use feedbench_report::charts::{self, ChartKind};
+    use feedbench_results::p99_limit::{Series, Step};
+    use feedbench_results::P99Limit;
+    // p99 is 3 × p50: ws 3, 6 and 120 ms at 1,000, 5,000 and 10,000 clients; sse 6, 120, 150.
+    let grid = [
+        (Transport::Ws, [1_000, 2_000, 40_000]),
+        (Transport::Sse, [2_000, 40_000, 50_000]),
+    ];
+    let clients = [1_000, 5_000, 10_000];
+    let mut runs = Vec::new();
+    for (transport, p50s) in grid {
+        for (n, p50_us) in clients.into_iter().zip(p50s) {
+            let run = Run {
+                p50_us,
+                ..Run::new(transport, n, 1.0)
+            };
+            runs.push((run, 0));
+        }
+    }
+    let mut d = dataset(&runs);
+    // What the load generator writes for a suite with `p99_limit = "100ms"`.
+    let series = |transport: Transport, p50s: [u64; 3], within: u64, over: u64| Series {
+        group: format!("{transport}-r1"),
+        transport,
+        limit_us: 100_000,
+        steps: clients
+            .into_iter()
+            .zip(p50s)
+            .map(|(clients, p50)| Step {
+                clients,
+                repeats: 1,
+                p99_us: 3 * p50,
+                server_cpu_s: None,
+                server_rss_peak_bytes: None,
+            })
+            .collect(),
+        crossed_at_clients: Some(over),
+        highest_within_clients: Some(within),
+    };
+    d.results.p99_limit = Some(P99Limit {
+        limit_us: 100_000,
+        series: vec![
+            series(Transport::Ws, grid[0].1, 5_000, 10_000),
+            series(Transport::Sse, grid[1].1, 1_000, 5_000),
+        ],
+    });
+    assert!(verdict_of(&d).sentences.contains(
+        &"The suite's p99 limit of 100 ms breaks for ws between 5,000 and 10,000 clients and \
+          for sse between 1,000 and 5,000 clients."
+            .to_string()
+    ));
+    let planned = charts::plan(std::slice::from_ref(&d)).expect("charts planned");
+    let marks: Vec<Vec<(f64, String)>> = line_panels_of(&planned, ChartKind::LatencyVsClients)
+        .into_iter()
+        .map(|p| p.marks)
+        .collect();
+    // ws leads p50 everywhere (no crossover); each break midway (log) between its counts.
+    assert_eq!(
+        marks,
+        [vec![
+            (
+                (5_000.0f64 * 10_000.0).sqrt(),
+                "ws: p99 > 100 ms".to_string()
+            ),
+            (
+                (1_000.0f64 * 5_000.0).sqrt(),
+                "sse: p99 > 100 ms".to_string()
+            ),
+        ]]
+    );
 }

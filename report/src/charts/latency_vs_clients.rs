@@ -2,7 +2,8 @@
 //!
 //! One figure per (rate, payload); p50 is solid, p99 dashed, each point the median over
 //! repeats with min–max whiskers. A grey dashed line marks where the verdict's p50 leader
-//! changes between two client counts.
+//! changes between two client counts, and where a transport's p99 breaks the suite's
+//! `p99_limit` (as the results' `p99_limit` block has it).
 
 use crate::charts::panel::{Dash, Figure, Panel, TickFormat};
 use crate::charts::{
@@ -11,7 +12,7 @@ use crate::charts::{
 };
 use crate::format;
 use crate::group::{link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Load};
-use crate::verdict::{latency_marks, Axis};
+use crate::verdict::{latency_marks, p99_limit_marks, Axis};
 
 /// Plans one figure per (rate, payload).
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -73,6 +74,7 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 .map(|(mut p, d)| {
                     if let Panel::Lines(lines) = &mut p {
                         lines.marks = latency_marks(d, Axis::Clients, &in_slice, true);
+                        lines.marks.extend(p99_limit_marks(d, &in_slice));
                     }
                     (2, p)
                 })

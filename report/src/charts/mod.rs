@@ -1,6 +1,7 @@
-//! The report's charts (six, a seventh for runs over an emulated link, an eighth for runs
-//! over several protocol stacks and a ninth for a capacity, `feedbench find`'s or a suite's
+//! The report's charts (seven, an eighth for runs over an emulated link, a ninth for runs
+//! over several protocol stacks and a tenth for a capacity, `feedbench find`'s or a suite's
 //! p99-limit steps): planned from datasets, drawn once as SVG and once as PNG.
+//! A chart of lines is drawn only where some line has two points or more.
 //!
 //! Each chart module turns datasets into [`ChartFigure`]s (one per slice of the scenario
 //! matrix: the parameters that are not on the chart's axes). With several datasets
@@ -18,6 +19,7 @@ pub mod polling;
 pub mod protocol_layers;
 pub mod server_cost;
 pub mod style;
+pub mod vs_rate;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -49,17 +51,20 @@ pub enum ChartKind {
     ProtocolLayers,
     /// 9. Capacity per transport within an SLO, the bracket as an error bar.
     Capacity,
+    /// 10. p50 latency, bytes per event and server CPU per 1,000 events vs event rate.
+    VsRate,
 }
 
 impl ChartKind {
     /// All kinds in report order.
-    pub const ALL: [ChartKind; 9] = [
+    pub const ALL: [ChartKind; 10] = [
         ChartKind::LatencySpectrum,
         ChartKind::LatencyVsClients,
         ChartKind::BytesPerEvent,
         ChartKind::ProtocolLayers,
         ChartKind::Bandwidth,
         ChartKind::ServerCost,
+        ChartKind::VsRate,
         ChartKind::Polling,
         ChartKind::LatencyVsRtt,
         ChartKind::Capacity,
@@ -77,6 +82,7 @@ impl ChartKind {
             ChartKind::LatencyVsRtt => "Delivery latency vs round trip",
             ChartKind::ProtocolLayers => "Bytes per event by protocol layer",
             ChartKind::Capacity => "Capacity within the SLO",
+            ChartKind::VsRate => "Latency, bytes and CPU vs event rate",
         }
     }
 
@@ -89,7 +95,9 @@ impl ChartKind {
             }
             ChartKind::LatencyVsClients => {
                 "Median (solid) and 99th percentile (dashed) delivery latency as the number of \
-                 clients grows; logarithmic axes. Lower is better."
+                 clients grows; logarithmic axes. A grey dashed line marks where the verdict's \
+                 p50 leader changes, labelled with the leader from there on, and where a \
+                 transport's p99 breaks the suite's p99 limit. Lower is better."
             }
             ChartKind::BytesPerEvent => {
                 "Steady-state wire bytes per delivered event, split into the event's payload, \
@@ -101,12 +109,14 @@ impl ChartKind {
                  in bits per second; logarithmic axes."
             }
             ChartKind::ServerCost => {
-                "Server CPU time per 1,000 delivered events as clients grow, and the server's \
-                 peak resident memory against the connections open at once."
+                "Server CPU time per 1,000 delivered events as clients grow (a grey dashed \
+                 line where the verdict's CPU leader changes), and the server's peak resident \
+                 memory against the connections open at once."
             }
             ChartKind::Polling => {
                 "For the polling transports: requests sent per delivered event, and the share \
-                 of polls that came back empty, as the event rate changes."
+                 of polls that came back empty, as the event rate changes. Grey dashed lines \
+                 mark where long-poll starts batching and where short-poll's empty polls end."
             }
             ChartKind::LatencyVsRtt => {
                 "Median delivery latency as the emulated link's round trip grows (solid, \
@@ -128,6 +138,11 @@ impl ChartKind {
                  latency SLO: the bar is the last value that passed, the whisker reaches the \
                  first that failed, and the capacity lies inside the whisker. No whisker: it \
                  never failed up to the bar. Higher is better."
+            ChartKind::VsRate => {
+                "Median delivery latency, socket bytes per delivered event and server CPU per \
+                 1,000 events as the event rate grows, at one client count; logarithmic axes. \
+                 A grey dashed line marks where the verdict's leader changes, labelled with \
+                 the leader from there on. Lower is better."
             }
         }
     }
@@ -171,9 +186,14 @@ pub fn plan(datasets: &[Dataset]) -> Result<Vec<ChartFigure>, ReportError> {
     figures.extend(protocol_layers::figures(datasets));
     figures.extend(bandwidth::figures(datasets));
     figures.extend(server_cost::figures(datasets));
+    figures.extend(vs_rate::figures(datasets));
     figures.extend(polling::figures(datasets));
     figures.extend(latency_vs_rtt::figures(datasets));
     figures.extend(capacity::figures(datasets));
+    // A chart of lines over an axis on which the grid has one value draws a lone dot per
+    // transport, which reads as a curve it is not (and repeats what the spectrum and the
+    // bytes chart of that point show): it is left out.
+    figures.retain(|f| f.figure.most_points_per_series().is_none_or(|n| n >= 2));
     Ok(figures)
 }
 

@@ -248,6 +248,18 @@ impl Figure {
         (w, h)
     }
 
+    /// The most points any series of its line panels has; `None` for a figure of bars.
+    pub fn most_points_per_series(&self) -> Option<usize> {
+        self.rows
+            .iter()
+            .flatten()
+            .filter_map(|(_, p)| match p {
+                Panel::Lines(l) => Some(l.series.iter().map(|s| s.points.len()).max().unwrap_or(0)),
+                Panel::Bars(_) => None,
+            })
+            .max()
+    }
+
     /// Draws the figure onto a backend's root area.
     pub fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
@@ -469,15 +481,25 @@ where
             4,
             MARK_COLOR.stroke_width(1),
         ))?;
+        // A label right of the panel's middle would run past its edge: it goes to the
+        // left of its line there.
+        let (x0, x1) = p.x.range;
+        let share = if p.x.log {
+            (x / x0).ln() / (x1 / x0).ln()
+        } else {
+            (x - x0) / (x1 - x0)
+        };
+        let (h_pos, dx) = if share > 0.5 {
+            (text_anchor::HPos::Right, -4)
+        } else {
+            (text_anchor::HPos::Left, 4)
+        };
         let font = (style::FAMILY, style::LABEL_PX)
             .into_font()
             .color(&MARK_COLOR)
-            .pos(text_anchor::Pos::new(
-                text_anchor::HPos::Left,
-                text_anchor::VPos::Top,
-            ));
+            .pos(text_anchor::Pos::new(h_pos, text_anchor::VPos::Top));
         chart.draw_series(std::iter::once(
-            EmptyElement::at((*x, y1)) + Text::new(label.clone(), (4, 4), font),
+            EmptyElement::at((*x, y1)) + Text::new(label.clone(), (dx, 4), font),
         ))?;
     }
     Ok(())

@@ -2,7 +2,9 @@
 //! the polling transports.
 //!
 //! One figure per (clients, payload) that has polling scenarios; the two panels side by
-//! side, a row per dataset.
+//! side, a row per dataset. Grey dashed lines mark where the verdict says short-poll's
+//! requests per event fall to long-poll's and long-poll starts batching (left), and where
+//! short-poll's empty polls end (right).
 
 use std::collections::BTreeSet;
 
@@ -15,6 +17,7 @@ use crate::format;
 use crate::group::{
     link_phrase, link_slug, stack_phrase, stack_slug, Dataset, Group, Link, Load, Stack,
 };
+use crate::verdict::{polling_marks, PollingKind};
 
 /// Plans one figure per (clients, payload) with polling scenarios.
 pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
@@ -106,10 +109,35 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 "share of empty polls; whiskers min–max",
                 NO_DATA,
             );
+            // The verdict's polling changes: where short-poll's requests per event fall to
+            // long-poll's and where long-poll starts batching on the left, the end of
+            // short-poll's empty polls on the right.
+            let mark = |mut p: Panel, d: &Dataset, kinds: &[PollingKind]| {
+                if let Panel::Lines(lines) = &mut p {
+                    lines.marks = polling_marks(d, kinds, &in_slice);
+                }
+                p
+            };
             let rows: Vec<Vec<(u32, Panel)>> = left
                 .into_iter()
                 .zip(right)
-                .map(|(l, r)| vec![(2, l), (2, r)])
+                .zip(datasets)
+                .map(|((l, r), d)| {
+                    vec![
+                        (
+                            2,
+                            mark(
+                                l,
+                                d,
+                                &[
+                                    PollingKind::FewerRequestsThanLongPoll,
+                                    PollingKind::BatchingStarts,
+                                ],
+                            ),
+                        ),
+                        (2, mark(r, d, &[PollingKind::EmptyPollsEnd])),
+                    ]
+                })
                 .collect();
             ChartFigure {
                 kind: ChartKind::Polling,

@@ -1,6 +1,8 @@
 //! Chart 5: server CPU per 1,000 delivered events vs clients, and server RSS vs open
 //! connections.
 //!
+//! The CPU panel marks where the verdict's CPU leader changes between two client counts.
+//!
 //! One figure per (rate, payload), the two panels side by side; with several datasets each
 //! gets a row. Scenarios without server figures (an external server whose `/stats` could
 //! not be read) are left out.
@@ -14,6 +16,7 @@ use crate::format;
 use crate::group::{
     link_phrase, link_slug, slug_number, stack_phrase, stack_slug, Dataset, Group, Load,
 };
+use crate::verdict::{crossover_marks, Axis, CPU};
 
 /// Shown when no scenario in a panel has server figures.
 const NO_SERVER: &str = "no server figures (/stats unavailable)";
@@ -98,7 +101,16 @@ pub fn figures(datasets: &[Dataset]) -> Vec<ChartFigure> {
                 &cpu_axis,
                 what_cpu,
                 NO_SERVER,
-            );
+            )
+            .into_iter()
+            .zip(datasets)
+            .map(|(mut p, d)| {
+                // The verdict's CPU criterion: where its leader changes along clients.
+                if let Panel::Lines(lines) = &mut p {
+                    lines.marks = crossover_marks(d, &CPU, Axis::Clients, &in_slice, true);
+                }
+                p
+            });
             let right = line_panels(
                 datasets, rss_series, &open_axis, &rss_axis, what_rss, NO_SERVER,
             );
