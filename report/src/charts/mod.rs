@@ -138,6 +138,7 @@ impl ChartKind {
                  latency SLO: the bar is the last value that passed, the whisker reaches the \
                  first that failed, and the capacity lies inside the whisker. No whisker: it \
                  never failed up to the bar. Higher is better."
+            }
             ChartKind::VsRate => {
                 "Median delivery latency, socket bytes per delivered event and server CPU per \
                  1,000 events as the event rate grows, at one client count; logarithmic axes. \
