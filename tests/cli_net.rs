@@ -238,10 +238,13 @@ fn run_through_a_link_adds_one_transit_and_leaves_socket_bytes_alone() {
         }
         let net = &linked["net"];
         assert_eq!(linked["params"]["net"], "rtt=40ms");
-        // The fastest of the probe's connects: its median rises with a busy CPU (the
-        // emulator of a debug build shares two cores with every other test).
+        // The fastest of the probe's connects: never below the configured RTT, and its
+        // median rises with a busy CPU (the emulator of a debug build shares two cores with
+        // every other test; a clean CI run saw 42.1 ms, a busy machine 47.4 ms). The upper
+        // bound still fails a delay applied twice or not at all; the emulator's accuracy in
+        // a release build is measured by scripts/net-accuracy.sh.
         let probe = net["rtt_measured_ms"]["min"].as_f64().unwrap();
-        assert!((39.9..=42.0).contains(&probe), "probe {probe}");
+        assert!((39.9..=50.0).contains(&probe), "probe {probe}");
         // Events 250 ms apart, RTT 40 ms: long-poll has a request parked for every event,
         // so both deliver in one transit, 20 ms, plus the loopback latency.
         let p50_ms = |s: &Value| s["latency_us"]["p50"].as_f64().unwrap() / 1e3;
