@@ -18,10 +18,10 @@ use feedbench_loadgen::results::{CpuSets, SloTerm, Vary};
 use feedbench_loadgen::runner::{exit_code, update_latest_link};
 use feedbench_loadgen::source::SourceAddrs;
 use feedbench_loadgen::stack::StackSpec;
-use feedbench_loadgen::sysinfo::{allowed_cpus, format_cpu_list, pin_current_thread, split_cpus};
+use feedbench_loadgen::sysinfo::format_cpu_list;
 use feedbench_loadgen::{RunSignals, ScenarioSpec, ServerSwap, Target, Transport};
 
-use crate::run_cmd::{interrupt_on_signal, Embedded};
+use crate::run_cmd::{interrupt_on_signal, pinned_runtime_builder, CpuSplit, Embedded};
 
 /// Where results go by default.
 const RESULTS_ROOT: &str = "bench-results";
@@ -290,20 +290,7 @@ pub fn execute(args: FindArgs) -> anyhow::Result<i32> {
     });
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    // Pin before the runtime exists, so every runtime thread inherits the load generator's
-    // set; the server child gets its own set.
-    let cpus = if target.is_none() && !args.no_pin {
-        split_cpus(&allowed_cpus())
-    } else {
-        None
-    };
-    if let Some((_, loadgen_cpus)) = &cpus {
-        pin_current_thread(loadgen_cpus).context("cannot pin the load generator")?;
-    }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some((_, loadgen_cpus)) = &cpus {
-        builder.worker_threads(loadgen_cpus.len());
-    }
+    let (cpus, mut builder) = pinned_runtime_builder(target.is_none() && !args.no_pin)?;
     let runtime = builder
         .enable_all()
         .build()
@@ -327,7 +314,7 @@ async fn find(
     target: Option<Target>,
     out_dir: PathBuf,
     default_out: bool,
-    cpus: Option<(Vec<usize>, Vec<usize>)>,
+    cpus: CpuSplit,
 ) -> anyhow::Result<i32> {
     let signals = Arc::new(RunSignals::new());
     let interrupts = tokio::spawn(interrupt_on_signal(signals.clone()));

@@ -255,20 +255,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
 
-    // Pin before the runtime exists, so every runtime thread inherits the load generator's
-    // set; the server child gets its own set in its pre-exec hook.
-    let cpus = if target.is_none() && !args.no_pin {
-        split_cpus(&allowed_cpus())
-    } else {
-        None
-    };
-    if let Some((_, loadgen_cpus)) = &cpus {
-        pin_current_thread(loadgen_cpus).context("cannot pin the load generator")?;
-    }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some((_, loadgen_cpus)) = &cpus {
-        builder.worker_threads(loadgen_cpus.len());
-    }
+    let (cpus, mut builder) = pinned_runtime_builder(target.is_none() && !args.no_pin)?;
     // After pinning: the emulator's thread shares the load generator's CPUs, never the
     // server's. Dropped after the runtime, which removes the namespace and the devices.
     let net = match needs_net {
@@ -332,7 +319,7 @@ async fn run_suite(
     target: Option<Target>,
     out_dir: PathBuf,
     default_out: bool,
-    cpus: Option<(Vec<usize>, Vec<usize>)>,
+    cpus: CpuSplit,
     net: Option<ClientNet>,
 ) -> anyhow::Result<i32> {
     let signals = Arc::new(RunSignals::new());
@@ -445,4 +432,28 @@ async fn run_suite(
         }
     }
     Ok(code)
+}
+
+/// The CPUs split between an embedded server (`.0`) and the load generator (`.1`), when
+/// `pin` and the machine has CPUs to split.
+pub(crate) type CpuSplit = Option<(Vec<usize>, Vec<usize>)>;
+
+/// Splits the allowed CPUs (only when `pin`) and pins this thread to the load generator's
+/// share before the runtime exists, so every runtime thread inherits that set; the embedded
+/// server child gets its own set in its pre-exec hook. Returns the split and a runtime
+/// builder with one worker per load-generator CPU.
+pub(crate) fn pinned_runtime_builder(
+    pin: bool,
+) -> anyhow::Result<(CpuSplit, tokio::runtime::Builder)> {
+    let cpus = if pin {
+        split_cpus(&allowed_cpus())
+    } else {
+        None
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some((_, loadgen_cpus)) = &cpus {
+        pin_current_thread(loadgen_cpus).context("cannot pin the load generator")?;
+        builder.worker_threads(loadgen_cpus.len());
+    }
+    Ok((cpus, builder))
 }
