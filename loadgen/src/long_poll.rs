@@ -97,6 +97,22 @@ enum Exchange {
     Stopped,
 }
 
+/// Counts a long-poll request and returns whether it was sent in the measure window, when it
+/// started and its path: with a cursor it asks for events after it, without one it subscribes from the
+/// current head. Shared by HTTP/1.1 and HTTP/2.
+fn begin_long_poll(st: &mut ClientState<'_>, after: Option<u64>) -> (bool, Instant, String) {
+    let in_window = st.ctx().window.contains(unix_nanos());
+    st.with_stats(|g| {
+        g.requests_total += 1;
+        g.requests_sent += in_window as u64;
+    });
+    let path = match after {
+        Some(after) => format!("/longpoll?after={after}&timeout_ms={LONGPOLL_TIMEOUT_MS}"),
+        None => format!("/longpoll?timeout_ms={LONGPOLL_TIMEOUT_MS}"),
+    };
+    (in_window, Instant::now(), path)
+}
+
 /// One long-poll; without a cursor it subscribes from the current head (the server then
 /// waits for the next event).
 async fn long_poll_once(
@@ -104,17 +120,8 @@ async fn long_poll_once(
     c: &mut PollConn<'_>,
     after: Option<u64>,
 ) -> Exchange {
+    let (in_window, started, path) = begin_long_poll(st, after);
     let ctx = st.ctx();
-    let in_window = ctx.window.contains(unix_nanos());
-    st.with_stats(|g| {
-        g.requests_total += 1;
-        g.requests_sent += in_window as u64;
-    });
-    let started = Instant::now();
-    let path = match after {
-        Some(after) => format!("/longpoll?after={after}&timeout_ms={LONGPOLL_TIMEOUT_MS}"),
-        None => format!("/longpoll?timeout_ms={LONGPOLL_TIMEOUT_MS}"),
-    };
     if let Err(e) = c.http.send("GET", &path, "", &[]).await {
         return Exchange::Failed(e.kind().to_string());
     }
@@ -217,17 +224,8 @@ async fn long_poll_once_h2(
     m: &mut Member,
     after: Option<u64>,
 ) -> Exchange {
+    let (in_window, started, path) = begin_long_poll(st, after);
     let ctx = st.ctx();
-    let in_window = ctx.window.contains(unix_nanos());
-    st.with_stats(|g| {
-        g.requests_total += 1;
-        g.requests_sent += in_window as u64;
-    });
-    let started = Instant::now();
-    let path = match after {
-        Some(after) => format!("/longpoll?after={after}&timeout_ms={LONGPOLL_TIMEOUT_MS}"),
-        None => format!("/longpoll?timeout_ms={LONGPOLL_TIMEOUT_MS}"),
-    };
     let wait = Duration::from_millis(LONGPOLL_TIMEOUT_MS) + ANSWER_GRACE;
     let resp = tokio::select! {
         _ = ctx.stop.cancelled() => return Exchange::Stopped,
