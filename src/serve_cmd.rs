@@ -165,6 +165,10 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
 /// Serves until a signal (exit code 0) or the publisher's death (exit code 1).
 async fn serve(config: ServerConfig) -> anyhow::Result<i32> {
     let fingerprint = config.tls.as_ref().map(|t| t.fingerprint.clone());
+    // The handlers are installed before the listening line is printed: a supervisor (or a
+    // test) that sends SIGTERM as soon as it reads that line must get a clean exit 0, not
+    // the default action's death by signal (a CI run saw exactly that on a busy machine).
+    let signals = Signals::install()?;
     let server = feedbench_server::start(config).await?;
     {
         use std::io::Write as _;
@@ -186,8 +190,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<i32> {
         out.flush().context("cannot write to stdout")?;
     }
     let code = tokio::select! {
-        res = wait_for_signal() => {
-            res?;
+        () = signals.recv() => {
             tracing::info!("shutting down");
             0
         }
@@ -208,15 +211,28 @@ async fn serve(config: ServerConfig) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment [`Signals::install`] returns.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Waits for either signal.
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -117,9 +117,9 @@ fn one_extra_allocation_or_write_per_event_fails_the_gate_and_a_rerun_does_not()
         Verdict::Regression
     );
     assert_eq!(verdict(&c, "server-socket-writes-per-event"), Verdict::Ok);
-    let (b_med, c_med) = medians(&c, "server-allocations-per-event");
+    let (b_min, c_min) = minimums(&c, "server-allocations-per-event");
     // Exactly one more allocation per delivered event, give or take the window's stray ones.
-    assert!((c_med - b_med - 1.0).abs() < 0.05, "{b_med} -> {c_med}");
+    assert!((c_min - b_min - 1.0).abs() < 0.05, "{b_min} -> {c_min}");
 
     let c = judge(&a, &write);
     assert_eq!(
@@ -127,8 +127,8 @@ fn one_extra_allocation_or_write_per_event_fails_the_gate_and_a_rerun_does_not()
         Verdict::Regression
     );
     assert_eq!(verdict(&c, "server-allocations-per-event"), Verdict::Ok);
-    let (b_med, c_med) = medians(&c, "server-socket-writes-per-event");
-    assert!((c_med - b_med - 1.0).abs() < 0.05, "{b_med} -> {c_med}");
+    let (b_min, c_min) = minimums(&c, "server-socket-writes-per-event");
+    assert!((c_min - b_min - 1.0).abs() < 0.05, "{b_min} -> {c_min}");
     // The bytes on the wire are the same: only the number of writes changed.
     assert_eq!(verdict(&c, "bytes-per-event-down"), Verdict::Ok);
 
@@ -137,7 +137,13 @@ fn one_extra_allocation_or_write_per_event_fails_the_gate_and_a_rerun_does_not()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn medians(c: &Comparison, metric_id: &str) -> (f64, f64) {
+/// The smallest repeat of each side. A count's noise is one-sided: work that strays into
+/// the window (a late connection's setup, say) only ever adds to it, so the quietest repeat
+/// is the closest to the cost per event. On a quiet machine every repeat here is within 2
+/// allocations of the others (5,236–5,238 over 800 events, with or without two busy
+/// loops beside it), yet a fresh-clone CI run once measured 1.21 more per event by the
+/// medians of its two repeats a side, about 170 stray allocations in one side's window.
+fn minimums(c: &Comparison, metric_id: &str) -> (f64, f64) {
     let row = c.rows.iter().find(|r| r.metric_id == metric_id).unwrap();
-    (row.baseline.unwrap().median, row.candidate.unwrap().median)
+    (row.baseline.unwrap().min, row.candidate.unwrap().min)
 }

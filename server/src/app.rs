@@ -19,7 +19,12 @@ pub struct App {
     pub stats: Arc<Stats>,
     /// The configuration the server started with.
     pub config: ServerConfig,
-    /// Cancelled once, when the server starts shutting down.
+    /// Cancelled to begin shutting down: the accept loop stops and closes the listener,
+    /// then cancels [`App::shutdown`].
+    pub stop_accepting: CancellationToken,
+    /// Cancelled once the listener is closed: every connection now drains (parked polls
+    /// answered, WebSockets closed with 1001, HTTP/2 told GOAWAY). In this order a client
+    /// told to go away cannot reconnect to the server it is leaving.
     pub shutdown: CancellationToken,
     /// Every task the server spawns (connections, WebSockets, SSE feeders).
     pub tracker: TaskTracker,
@@ -37,6 +42,7 @@ impl App {
             stats: Arc::new(Stats::default()),
             ws_config: ws_config(config.max_frame_bytes),
             config,
+            stop_accepting: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             started: std::time::Instant::now(),

@@ -78,15 +78,17 @@ impl ServerHandle {
         self.app.hub.publisher_failed().await
     }
 
-    /// Starts a graceful shutdown: stop accepting, answer parked long-polls, close
-    /// WebSockets with 1001, end SSE streams, and let connections finish.
+    /// Starts a graceful shutdown: close the listener, then answer parked long-polls,
+    /// close WebSockets with 1001, end SSE streams, send HTTP/2 GOAWAY, and let
+    /// connections finish.
     pub fn shutdown(&self) {
-        self.app.shutdown.cancel();
+        self.app.stop_accepting.cancel();
     }
 
-    /// A token that is cancelled when the server shuts down; cancelling it shuts it down.
+    /// A token that is cancelled when the server begins to shut down; cancelling it shuts
+    /// the server down as [`ServerHandle::shutdown`] does.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.app.shutdown.clone()
+        self.app.stop_accepting.clone()
     }
 
     /// Waits until every connection and task has ended (call `shutdown` first) and the
@@ -105,6 +107,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
+        self.app.stop_accepting.cancel();
         self.app.shutdown.cancel();
         self.app.hub.stop_publishing();
     }

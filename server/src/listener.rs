@@ -39,11 +39,13 @@ const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: appli
 /// Back-off after an accept error that more attempts cannot fix at once (no descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Accepts until shutdown.
+/// Accepts until shutdown begins; then closes the listener and starts the connections'
+/// drain (see [`App::shutdown`]).
 pub async fn accept_loop(app: Arc<App>, listener: TcpListener) {
     let mut last_error_log: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
+            _ = app.stop_accepting.cancelled() => break,
             _ = app.shutdown.cancelled() => break,
             res = listener.accept() => res,
         };
@@ -52,6 +54,8 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) {
             Err(e) => on_accept_error(&app, &e, &mut last_error_log).await,
         }
     }
+    drop(listener);
+    app.shutdown.cancel();
     tracing::debug!("accept loop stopped");
 }
 
@@ -88,7 +92,7 @@ async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant
     }
     if out_of_fds {
         tokio::select! {
-            _ = app.shutdown.cancelled() => {}
+            _ = app.stop_accepting.cancelled() => {}
             _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
         }
     }

@@ -648,6 +648,15 @@ async fn graceful_shutdown_answers_closes_and_ends_everything() {
             serde_json::json!({"events": [], "next": 1, "missed": 0})
         )
     );
+    // The listener closed before any connection was told to drain: a client that
+    // reconnects on that answer finds nothing to connect to.
+    assert_eq!(
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.kind())
+            .err(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
     // WebSocket: 1001.
     match tokio::time::timeout(BOUND, ws.next()).await.unwrap() {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
