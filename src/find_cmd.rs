@@ -44,8 +44,15 @@ pub enum VaryArg {
 /// fail, then bisect between the last pass and the first fail until the two are within
 /// --resolution; every probe is --repeats runs and passes only if every run passes (the
 /// worse decides). The search stops by itself: converged, at --max, at 1, or when the next
-/// probe would exceed --max-runs (per transport) or --max-time (the whole search). The
-/// answer is the bracket [last pass, first fail) with why the first fail failed.
+/// probe would exceed --max-runs (per transport) or --max-time (the whole search).
+///
+/// Near its capacity a server passes some runs and fails others, so one bracket lands
+/// wherever its few runs fell. Once the bisection converges, each end is confirmed by
+/// --confirm runs that must all agree: down from the last pass, in steps of --resolution,
+/// to a value where every run passes, and up from the first fail to one where every run
+/// fails; values whose runs disagree are listed as mixed. The answer is [every run passes,
+/// every run fails), which holds the noisy band, so repeated searches agree (--confirm 0:
+/// the bracket [last pass, first fail) is the answer).
 /// Short-poll is judged on each SLO term plus its poll interval (its clients wait up to one
 /// interval by design). Every run is kept in DIR/results.json; the answer is its `capacity`
 /// field and DIR/capacity.json.
@@ -80,12 +87,15 @@ pub struct FindArgs {
     /// Runs per probe; a probe passes only if every run passes.
     #[arg(long, default_value_t = 2)]
     pub repeats: u32,
+    /// Runs each end of the answer needs, all alike, after the bisection (0: none).
+    #[arg(long, default_value_t = 5)]
+    pub confirm: u32,
     /// Most runs per transport.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 40)]
     pub max_runs: u64,
     /// Most wall-clock time for the whole search, every transport (each gets an equal share
     /// of what is left when its turn comes), e.g. 10m.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     pub max_time: Duration,
     /// Concurrent clients when --vary rate.
     #[arg(long, default_value_t = 1000)]
@@ -195,6 +205,11 @@ fn plan(args: &FindArgs) -> anyhow::Result<Plan> {
         "--growth must be above 1 (it is the factor probes grow by)"
     );
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    anyhow::ensure!(
+        args.confirm <= 100,
+        "--confirm must be at most 100 runs (it is {})",
+        args.confirm
+    );
     anyhow::ensure!(
         args.max_runs >= u64::from(args.repeats),
         "--max-runs ({}) must allow one probe of --repeats ({}) runs",
@@ -339,6 +354,7 @@ async fn find(
         slo: plan.slo,
         search: plan.search,
         repeats: args.repeats,
+        confirm: args.confirm,
         max_runs: args.max_runs,
         max_time: args.max_time,
         embedded_server: embedded.is_some(),

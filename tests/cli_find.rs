@@ -223,6 +223,10 @@ fn bad_flags_exit_2_naming_the_problem() {
             "--repeats must be at least 1",
         ),
         (
+            &["--transport", "ws", "--slo", "p99=1ms", "--confirm", "101"],
+            "--confirm must be at most 100 runs (it is 101)",
+        ),
+        (
             &[
                 "--transport",
                 "ws",

@@ -34,8 +34,8 @@ use crate::runner::ServerSwap;
 use crate::scenario::{run_scenario, RunSignals, ScenarioError, ScenarioSpec, Transport};
 use crate::{limits, sysinfo};
 use feedbench_results::{
-    Budget, Capacity, FailReason, Method, Percentile, Probe, SloTerm, Stop, Summary,
-    TransportCapacity, Vary,
+    Budget, Capacity, Confirmed, FailReason, Method, Mixed, Percentile, Probe, SloTerm, Stop,
+    Summary, TransportCapacity, Vary,
 };
 
 /// Where a search starts, how far it may go, and when it is done.
@@ -144,6 +144,9 @@ pub trait Prober {
 pub struct Allowance {
     /// Runs per probe; every one must pass.
     pub repeats: u32,
+    /// Runs each end of the answer needs, all with the same outcome, once the bisection has
+    /// converged (see [`Confirmed`]); 0: no confirmation, the bracket is the answer.
+    pub confirm: u32,
     /// Most runs.
     pub max_runs: u64,
     /// Most wall-clock time.
@@ -169,6 +172,151 @@ pub struct SearchOutcome {
     pub time_used: Duration,
     /// Every probe, in order.
     pub probes: Vec<Probe>,
+    /// The confirmed ends, when the allowance asked for confirmation and the bisection
+    /// converged.
+    pub confirmed: Option<Confirmed>,
+}
+
+/// What a probe's runs are expected to show; the first run that does not ends the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Every run passes (the bisection's probes, and confirming a pass).
+    Pass,
+    /// Every run fails (confirming a fail).
+    Fail,
+}
+
+/// A search in progress: the prober, what it may spend, and what it has found.
+struct Driver<'p, P> {
+    prober: &'p mut P,
+    allowance: Allowance,
+    out: SearchOutcome,
+    /// Measured time per run over the prober's estimate, so later estimates learn from
+    /// earlier runs (big client counts take longer to connect and close than estimated).
+    slowdown: f64,
+}
+
+impl<P: Prober> Driver<'_, P> {
+    /// Whether `runs` more runs of `value` fit the budget; the budget's stop if not.
+    fn affords(&self, value: u64, runs: u32) -> Result<(), Stop> {
+        if self.out.runs + u64::from(runs) > self.allowance.max_runs {
+            return Err(Stop::RunBudget);
+        }
+        let expected = self.prober.estimate(value).mul_f64(self.slowdown) * runs;
+        if self.out.time_used + expected > self.allowance.max_time {
+            return Err(Stop::TimeBudget);
+        }
+        Ok(())
+    }
+
+    /// Up to `runs` runs of `value`, ending at the first that breaks `expect`; the probe is
+    /// kept in `out.probes`. `Err` when the search must end: the run was aborted, or the
+    /// load generator cannot run `value` (its limit noted in `out.client_limit`).
+    async fn probe(
+        &mut self,
+        value: u64,
+        runs: u32,
+        expect: Expect,
+        confirm: bool,
+    ) -> Result<Probe, Stop> {
+        let mut probe = Probe {
+            value,
+            pass: true,
+            scenarios: Vec::new(),
+            p99_us: None,
+            missed: 0,
+            reasons: Vec::new(),
+            runs_passed: Some(0),
+            confirm,
+        };
+        let mut aborted = false;
+        // Repeats are numbered over every run of the value, so no two share a number.
+        let made_before = self.tally(value).1;
+        for i in 0..runs.max(1) {
+            let repeat = made_before + i;
+            let run = self.prober.run(value, repeat).await;
+            self.out.time_used += run.took;
+            if let Some(n) = run.scenario {
+                self.out.runs += 1;
+                probe.scenarios.push(n);
+                let estimate = self.prober.estimate(value).as_secs_f64();
+                if estimate > 0.0 {
+                    let ratio = run.took.as_secs_f64() / estimate;
+                    self.slowdown = self.slowdown.max(ratio.min(10.0));
+                }
+            }
+            probe.p99_us = match (probe.p99_us, run.p99_us) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            probe.missed += run.missed;
+            let passed = run.reasons.is_empty();
+            if passed {
+                probe.runs_passed = probe.runs_passed.map(|n| n + 1);
+            } else {
+                probe.pass = false;
+                if probe.reasons.is_empty() {
+                    probe.reasons = run.reasons;
+                }
+            }
+            if run.aborted {
+                aborted = true;
+                probe.pass = false;
+                break;
+            }
+            if passed != (expect == Expect::Pass) {
+                break;
+            }
+        }
+        let client_limit = probe.reasons.iter().find_map(|r| match r {
+            FailReason::ClientLimit { message } => Some(message.clone()),
+            _ => None,
+        });
+        self.out.probes.push(probe.clone());
+        if aborted {
+            return Err(Stop::Aborted);
+        }
+        if let Some(message) = client_limit {
+            // Not a verdict on the server: the answer keeps its ends.
+            self.out.client_limit = Some(message);
+            return Err(Stop::ClientLimit);
+        }
+        Ok(probe)
+    }
+
+    /// Runs passed and runs made at `value`, over every probe so far.
+    fn tally(&self, value: u64) -> (u32, u32) {
+        self.out
+            .probes
+            .iter()
+            .filter(|p| p.value == value)
+            .fold((0, 0), |(passed, runs), p| {
+                (
+                    passed + p.runs_passed.unwrap_or(0),
+                    runs + p.scenarios.len() as u32,
+                )
+            })
+    }
+
+    /// Whether `value`'s runs are unanimous (all pass for `Expect::Pass`, all fail for
+    /// `Expect::Fail`) over `k` runs, making the runs still missing; `Ok(false)` as soon as
+    /// one disagrees.
+    async fn unanimous(&mut self, value: u64, k: u32, expect: Expect) -> Result<bool, Stop> {
+        let agrees = |(passed, runs): (u32, u32)| match expect {
+            Expect::Pass => passed == runs,
+            Expect::Fail => passed == 0,
+        };
+        let (passed, runs) = self.tally(value);
+        if !agrees((passed, runs)) {
+            return Ok(false);
+        }
+        if runs < k {
+            self.affords(value, k - runs)?;
+            self.probe(value, k - runs, expect, true).await?;
+        }
+        let (passed, runs) = self.tally(value);
+        Ok(agrees((passed, runs)) && runs >= k)
+    }
 }
 
 /// Searches with `prober` within `allowance`; `on_probe` sees the outcome so far after
@@ -180,94 +328,139 @@ pub async fn search<P: Prober>(
     mut on_probe: impl FnMut(&SearchOutcome),
 ) -> SearchOutcome {
     let mut bracket = Bracket::new(cfg);
-    let mut out = SearchOutcome {
-        last_pass: None,
-        first_fail: None,
-        first_fail_reasons: Vec::new(),
-        stop: Stop::Converged,
-        client_limit: None,
-        runs: 0,
-        time_used: Duration::ZERO,
-        probes: Vec::new(),
+    let mut d = Driver {
+        prober,
+        allowance,
+        out: SearchOutcome {
+            last_pass: None,
+            first_fail: None,
+            first_fail_reasons: Vec::new(),
+            stop: Stop::Converged,
+            client_limit: None,
+            runs: 0,
+            time_used: Duration::ZERO,
+            probes: Vec::new(),
+            confirmed: None,
+        },
+        slowdown: 1.0,
     };
-    // Measured time per run over the prober's estimate, so later estimates learn from
-    // earlier runs (big client counts take longer to connect and close than estimated).
-    let mut slowdown: f64 = 1.0;
-    out.stop = loop {
+    d.out.stop = loop {
         let value = match bracket.next() {
             Ok(v) => v,
             Err(stop) => break stop,
         };
-        let repeats = u64::from(allowance.repeats.max(1));
-        if out.runs + repeats > allowance.max_runs {
-            break Stop::RunBudget;
+        let repeats = allowance.repeats.max(1);
+        if let Err(stop) = d.affords(value, repeats) {
+            break stop;
         }
-        let expected = prober.estimate(value).mul_f64(slowdown) * allowance.repeats.max(1);
-        if out.time_used + expected > allowance.max_time {
-            break Stop::TimeBudget;
-        }
-        let mut probe = Probe {
-            value,
-            pass: true,
-            scenarios: Vec::new(),
-            p99_us: None,
-            missed: 0,
-            reasons: Vec::new(),
+        let probe = match d.probe(value, repeats, Expect::Pass, false).await {
+            Ok(p) => p,
+            Err(stop) => {
+                on_probe(&d.out);
+                break stop;
+            }
         };
-        let mut aborted = false;
-        for repeat in 0..allowance.repeats.max(1) {
-            let run = prober.run(value, repeat).await;
-            out.time_used += run.took;
-            if let Some(i) = run.scenario {
-                out.runs += 1;
-                probe.scenarios.push(i);
-                let estimate = prober.estimate(value).as_secs_f64();
-                if estimate > 0.0 {
-                    let ratio = run.took.as_secs_f64() / estimate;
-                    slowdown = slowdown.max(ratio.min(10.0));
-                }
-            }
-            probe.p99_us = match (probe.p99_us, run.p99_us) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            probe.missed += run.missed;
-            if run.aborted {
-                aborted = true;
-                probe.pass = false;
-                probe.reasons = run.reasons;
-                break;
-            }
-            if !run.reasons.is_empty() {
-                probe.pass = false;
-                probe.reasons = run.reasons;
-                break;
-            }
-        }
-        let client_limit = probe.reasons.iter().find_map(|r| match r {
-            FailReason::ClientLimit { message } => Some(message.clone()),
-            _ => None,
-        });
-        out.probes.push(probe.clone());
-        if aborted {
-            on_probe(&out);
-            break Stop::Aborted;
-        }
-        if let Some(message) = client_limit {
-            // Not a verdict on the server: the bracket keeps its ends.
-            out.client_limit = Some(message);
-            on_probe(&out);
-            break Stop::ClientLimit;
-        }
         bracket.record(value, probe.pass);
-        out.last_pass = bracket.last_pass();
-        if out.first_fail != bracket.first_fail() {
-            out.first_fail = bracket.first_fail();
-            out.first_fail_reasons = probe.reasons.clone();
+        d.out.last_pass = bracket.last_pass();
+        if d.out.first_fail != bracket.first_fail() {
+            d.out.first_fail = bracket.first_fail();
+            d.out.first_fail_reasons = probe.reasons.clone();
         }
-        on_probe(&out);
+        on_probe(&d.out);
     };
-    out
+    if d.out.stop == Stop::Converged && allowance.confirm > 0 {
+        confirm(&mut d, cfg, &mut on_probe).await;
+    }
+    d.out
+}
+
+/// Confirms a converged bracket's ends (see [`Confirmed`]): down from the last pass, in
+/// steps of the resolution, to a value whose `confirm` runs all pass; up from the first
+/// fail to one whose runs all fail. Values whose runs disagree are noted as mixed.
+async fn confirm<P: Prober>(
+    d: &mut Driver<'_, P>,
+    cfg: SearchConfig,
+    on_probe: &mut impl FnMut(&SearchOutcome),
+) {
+    let (Some(low), Some(high)) = (d.out.last_pass, d.out.first_fail) else {
+        return;
+    };
+    let k = d.allowance.confirm;
+    let step = 1.0 + cfg.resolution;
+    d.out.confirmed = Some(Confirmed {
+        runs: k,
+        pass: None,
+        fail: None,
+        mixed: Vec::new(),
+        stop: Stop::Converged,
+    });
+    let mut value = low;
+    let mut stop = loop {
+        match d.unanimous(value, k, Expect::Pass).await {
+            Ok(true) => {
+                set_confirmed(d, |c| c.pass = Some(value));
+                break None;
+            }
+            Ok(false) => {
+                note_mixed(d, value);
+                if value <= 1 {
+                    break Some(Stop::FailsAtMinimum);
+                }
+                value = ((value as f64 / step).floor() as u64).clamp(1, value - 1);
+            }
+            Err(stop) => break Some(stop),
+        }
+        on_probe(&d.out);
+    };
+    on_probe(&d.out);
+    // The fail end is worth confirming even when no pass was: it bounds the answer.
+    if !matches!(stop, Some(Stop::Aborted | Stop::ClientLimit)) {
+        let mut value = high;
+        let fail_stop = loop {
+            match d.unanimous(value, k, Expect::Fail).await {
+                Ok(true) => {
+                    set_confirmed(d, |c| c.fail = Some(value));
+                    break None;
+                }
+                Ok(false) => {
+                    note_mixed(d, value);
+                    if value >= cfg.max {
+                        break Some(Stop::MaxReached);
+                    }
+                    value = ((value as f64 * step).ceil() as u64)
+                        .max(value + 1)
+                        .min(cfg.max);
+                }
+                Err(stop) => break Some(stop),
+            }
+            on_probe(&d.out);
+        };
+        stop = stop.or(fail_stop);
+    }
+    set_confirmed(d, |c| {
+        c.stop = stop.unwrap_or(Stop::Converged);
+        c.mixed.sort_by_key(|m| m.value);
+    });
+    on_probe(&d.out);
+}
+
+fn set_confirmed<P>(d: &mut Driver<'_, P>, f: impl FnOnce(&mut Confirmed)) {
+    if let Some(c) = d.out.confirmed.as_mut() {
+        f(c);
+    }
+}
+
+/// Notes `value` as mixed with its tally so far.
+fn note_mixed<P: Prober>(d: &mut Driver<'_, P>, value: u64) {
+    let (passed, runs) = d.tally(value);
+    set_confirmed(d, |c| {
+        c.mixed.retain(|m| m.value != value);
+        c.mixed.push(Mixed {
+            value,
+            passed,
+            runs,
+        });
+    });
 }
 
 /// Parses an SLO: terms such as `p99=100ms`, comma-separated (`p50=5ms,p99=100ms`); each
@@ -389,6 +582,8 @@ pub struct FindConfig {
     pub search: SearchConfig,
     /// Runs per probe.
     pub repeats: u32,
+    /// Runs each end of a converged answer needs, all alike; 0: none (see [`Confirmed`]).
+    pub confirm: u32,
     /// Most runs per transport.
     pub max_runs: u64,
     /// Most wall-clock time for the whole search.
@@ -564,6 +759,7 @@ fn transport_capacity(
         client_limit: s.client_limit.clone(),
         runs: s.runs,
         probes: s.probes.clone(),
+        confirmed: s.confirmed.clone(),
     }
 }
 
@@ -646,6 +842,7 @@ pub async fn run_find(
         }
         let allowance = Allowance {
             repeats: cfg.repeats,
+            confirm: cfg.confirm,
             max_runs: cfg.max_runs,
             max_time: share,
         };
@@ -697,17 +894,44 @@ pub async fn run_find(
 }
 
 /// One line for a transport's answer, e.g. `ws: 4,000 ≤ capacity < 5,657 clients
-/// (first fail: p99 142.0 ms > 100.0 ms; converged after 7 runs)`.
+/// (first fail: p99 142.0 ms > 100.0 ms; converged after 7 runs)`, or with confirmed ends
+/// `ws: 4,000 ≤ capacity < 6,727 clients (all 5 runs pass at 4,000 and fail at 6,727;
+/// mixed: 4,757 passed 3 of 5; bisection 4,757–5,657, first fail: …; converged after 23
+/// runs)`.
 pub fn describe_transport(vary: Vary, t: &TransportCapacity) -> String {
     let n = |v: u64| feedbench_results::units::thousands(v);
     let unit = vary.unit();
-    let answer = match (t.last_pass, t.first_fail) {
+    let answer = match t.interval() {
         (Some(p), Some(f)) => format!("{} ≤ capacity < {} {unit}", n(p), n(f)),
         (Some(p), None) => format!("capacity ≥ {} {unit}", n(p)),
         (None, Some(f)) => format!("capacity < {} {unit}", n(f)),
         (None, None) => "no answer".to_string(),
     };
     let mut why = Vec::new();
+    if let Some(c) = &t.confirmed {
+        let k = c.runs;
+        let ends = match (c.pass, c.fail) {
+            (Some(p), Some(f)) => format!("all {k} runs pass at {} and fail at {}", n(p), n(f)),
+            (Some(p), None) => format!("all {k} runs pass at {}; no unanimous fail", n(p)),
+            (None, Some(f)) => format!("no unanimous pass; all {k} runs fail at {}", n(f)),
+            (None, None) => "neither end unanimous".to_string(),
+        };
+        why.push(ends);
+        if !c.mixed.is_empty() {
+            let mixed: Vec<String> = c
+                .mixed
+                .iter()
+                .map(|m| format!("{} passed {} of {}", n(m.value), m.passed, m.runs))
+                .collect();
+            why.push(format!("mixed: {}", mixed.join(", ")));
+        }
+        if c.stop != Stop::Converged {
+            why.push(format!("confirmation stopped: {}", c.stop.as_str()));
+        }
+        if let (Some(p), Some(f)) = (t.last_pass, t.first_fail) {
+            why.push(format!("bisection {}–{}", n(p), n(f)));
+        }
+    }
     if !t.first_fail_reasons.is_empty() {
         let reasons: Vec<String> = t
             .first_fail_reasons
@@ -725,8 +949,15 @@ pub fn describe_transport(vary: Vary, t: &TransportCapacity) -> String {
 
 /// The stdout summary of a find: the SLO and one line per transport.
 pub fn summary(capacity: &Capacity) -> String {
+    let confirmed = capacity
+        .transports
+        .iter()
+        .find_map(|t| t.confirmed.as_ref())
+        .map_or(String::new(), |c| {
+            format!("; each end confirmed by {} runs alike", c.runs)
+        });
     let mut out = format!(
-        "capacity within {} ({} per probe, every one must pass):\n",
+        "capacity within {} ({} per probe, every one must pass{confirmed}):\n",
         capacity.slo_text(),
         match capacity.repeats {
             1 => "1 run".to_string(),
@@ -822,6 +1053,7 @@ mod tests {
     fn allowance(repeats: u32, max_runs: u64, max_time_s: u64) -> Allowance {
         Allowance {
             repeats,
+            confirm: 0,
             max_runs,
             max_time: Duration::from_secs(max_time_s),
         }
@@ -984,6 +1216,211 @@ mod tests {
         assert_eq!((out.probes.len(), out.stop), (2, Stop::TimeBudget));
     }
 
+    /// A server whose SLO verdict is noisy near its capacity: a value at or below `lo`
+    /// always passes, at or above `hi` always fails, and in between passes with probability
+    /// `(hi − v) / (hi − lo)` (so half its runs pass at the middle of the band). Seeded.
+    struct Noisy {
+        lo: u64,
+        hi: u64,
+        rng: crate::rng::SplitMix64,
+    }
+
+    impl Noisy {
+        fn new(lo: u64, hi: u64, seed: u64) -> Self {
+            Self {
+                lo,
+                hi,
+                rng: crate::rng::SplitMix64::new(seed),
+            }
+        }
+    }
+
+    impl Prober for Noisy {
+        async fn run(&mut self, value: u64, _repeat: u32) -> RunOutcome {
+            let p_pass =
+                (self.hi.saturating_sub(value) as f64 / (self.hi - self.lo) as f64).clamp(0.0, 1.0);
+            let pass = self.rng.next_f64() < p_pass;
+            RunOutcome {
+                scenario: Some(0),
+                reasons: if pass {
+                    Vec::new()
+                } else {
+                    vec![FailReason::Missed { events: 1 }]
+                },
+                p99_us: None,
+                missed: u64::from(!pass),
+                took: Duration::from_secs(5),
+                aborted: false,
+            }
+        }
+
+        fn estimate(&self, _value: u64) -> Duration {
+            Duration::from_secs(5)
+        }
+    }
+
+    /// The answer's interval of one search of a noisy server, and the runs it took.
+    fn noisy_search(seed: u64, repeats: u32, confirm: u32) -> ((u64, u64), u64) {
+        let mut p = Noisy::new(4_000, 6_000, seed);
+        let a = Allowance {
+            confirm,
+            ..allowance(repeats, 200, 100_000)
+        };
+        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        let t = TransportCapacity {
+            transport: Transport::Ws,
+            label: "ws".into(),
+            poll_interval_ms: None,
+            clients: None,
+            rate_hz: Some(1.0),
+            payload_bytes: 64,
+            slack_us: 0,
+            last_pass: out.last_pass,
+            first_fail: out.first_fail,
+            first_fail_reasons: Vec::new(),
+            stop: out.stop,
+            client_limit: None,
+            runs: out.runs,
+            probes: out.probes,
+            confirmed: out.confirmed,
+        };
+        let (Some(lo), Some(hi)) = t.interval() else {
+            panic!("seed {seed}: no interval: {t:?}");
+        };
+        ((lo, hi), out.runs)
+    }
+
+    #[test]
+    fn confirmed_answers_of_a_noisy_server_overlap_where_brackets_miss() {
+        // 200 pairs of searches of a server whose runs pass or fail at random between
+        // 4,000 and 6,000. A pair agrees when its intervals [low, high) overlap.
+        let overlap = |a: (u64, u64), b: (u64, u64)| a.0.max(b.0) < a.1.min(b.1);
+        let pairs = 200u64;
+        let (mut bracket_agree, mut confirmed_agree) = (0, 0);
+        let (mut bracket_runs, mut confirmed_runs) = (0, 0);
+        let mut median_inside = 0;
+        for i in 0..pairs {
+            let (a, ra) = noisy_search(2 * i + 1, 2, 0);
+            let (b, rb) = noisy_search(2 * i + 2, 2, 0);
+            bracket_agree += u64::from(overlap(a, b));
+            bracket_runs += ra + rb;
+            let (a, ra) = noisy_search(2 * i + 1, 2, 5);
+            let (b, rb) = noisy_search(2 * i + 2, 2, 5);
+            confirmed_agree += u64::from(overlap(a, b));
+            confirmed_runs += ra + rb;
+            median_inside += u64::from(a.0 <= 5_000 && 5_000 < a.1);
+            median_inside += u64::from(b.0 <= 5_000 && 5_000 < b.1);
+        }
+        eprintln!(
+            "brackets agree {bracket_agree}/{pairs} ({:.1} runs a search); confirmed \
+             {confirmed_agree}/{pairs} ({:.1} runs); the band's middle inside {median_inside}/{}",
+            bracket_runs as f64 / (2 * pairs) as f64,
+            confirmed_runs as f64 / (2 * pairs) as f64,
+            2 * pairs
+        );
+        // The problem: plain brackets (2 runs a probe, every one must pass) often miss.
+        assert!(bracket_agree < pairs * 3 / 4, "{bracket_agree}");
+        // The fix: confirmed intervals nearly always overlap and hold the band's middle.
+        assert!(confirmed_agree >= pairs * 97 / 100, "{confirmed_agree}");
+        assert!(median_inside >= 2 * pairs * 95 / 100, "{median_inside}");
+    }
+
+    #[test]
+    fn a_sharp_capacity_confirms_the_bracket_itself() {
+        let mut p = Synthetic::new(5_000);
+        let a = Allowance {
+            confirm: 5,
+            ..allowance(1, 100, 10_000)
+        };
+        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        assert_eq!((out.last_pass, out.first_fail), (Some(4757), Some(5188)));
+        let c = out.confirmed.clone().unwrap();
+        assert_eq!(
+            (c.pass, c.fail, c.stop, c.mixed.len()),
+            (Some(4757), Some(5188), Stop::Converged, 0)
+        );
+        // 7 bisection runs, then 4 more at each end (each had 1 already).
+        assert_eq!(out.runs, 7 + 4 + 4);
+        let confirms: Vec<(u64, usize, Option<u32>)> = out
+            .probes
+            .iter()
+            .filter(|p| p.confirm)
+            .map(|p| (p.value, p.scenarios.len(), p.runs_passed))
+            .collect();
+        assert_eq!(confirms, [(4757, 4, Some(4)), (5188, 4, Some(0))]);
+        // Repeats are numbered over all of a value's runs.
+        assert!(p.calls.contains(&(4757, 4)) && !p.calls.contains(&(4757, 5)));
+    }
+
+    #[test]
+    fn a_flaky_end_steps_out_and_is_noted_as_mixed() {
+        // 4757 passes its bisection run, then fails from its third run on: the pass end
+        // steps down by the resolution to 4324, which passes all 5. Runs: 7 to converge,
+        // 2 more at 4757, 5 at 4324, 4 more at 5188.
+        let mut p = Synthetic::new(5_000);
+        p.flaky = Some((4757, 2));
+        let a = Allowance {
+            confirm: 5,
+            ..allowance(1, 100, 10_000)
+        };
+        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        let c = out.confirmed.clone().unwrap();
+        assert_eq!(
+            (c.pass, c.fail, c.stop),
+            (Some(4324), Some(5188), Stop::Converged)
+        );
+        assert_eq!(
+            c.mixed,
+            vec![Mixed {
+                value: 4757,
+                passed: 2,
+                runs: 3
+            }]
+        );
+        let t = TransportCapacity {
+            transport: Transport::Ws,
+            label: "ws".into(),
+            poll_interval_ms: None,
+            clients: None,
+            rate_hz: Some(1.0),
+            payload_bytes: 64,
+            slack_us: 0,
+            last_pass: out.last_pass,
+            first_fail: out.first_fail,
+            first_fail_reasons: Vec::new(),
+            stop: out.stop,
+            client_limit: None,
+            runs: out.runs,
+            probes: out.probes,
+            confirmed: out.confirmed,
+        };
+        assert_eq!(t.interval(), (Some(4324), Some(5188)));
+        assert_eq!(
+            describe_transport(Vary::Clients, &t),
+            "ws: 4,324 ≤ capacity < 5,188 clients (all 5 runs pass at 4,324 and fail at \
+             5,188; mixed: 4,757 passed 2 of 3; bisection 4,757–5,188; converged after 18 runs)"
+        );
+    }
+
+    #[test]
+    fn confirmation_stops_within_the_budget_and_says_so() {
+        let mut p = Synthetic::new(5_000);
+        // 7 bisection runs leave 5: enough for the pass end's 4, not the fail end's 4.
+        let a = Allowance {
+            confirm: 5,
+            ..allowance(1, 12, 10_000)
+        };
+        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        assert_eq!(out.stop, Stop::Converged);
+        let c = out.confirmed.unwrap();
+        assert_eq!(
+            (c.pass, c.fail, c.stop),
+            (Some(4757), None, Stop::RunBudget)
+        );
+        assert_eq!(out.runs, 11);
+        assert!(out.runs <= 12);
+    }
+
     #[test]
     fn slo_grammar() {
         let t = parse_slo("p99=100ms").unwrap();
@@ -1077,6 +1514,7 @@ mod tests {
             client_limit: None,
             runs: 8,
             probes: Vec::new(),
+            confirmed: None,
         };
         assert_eq!(
             describe_transport(Vary::Clients, &t),

@@ -68,7 +68,7 @@ pub struct Table {
 
 /// Headings of columns that hold words, after the first (the transport): the stack, and
 /// the "Protocol stacks" table's load and negotiated TLS parameters.
-const TEXT_HEADINGS: [&str; 7] = [
+const TEXT_HEADINGS: [&str; 8] = [
     STACK_HEADING,
     "load",
     "TLS version",
@@ -76,6 +76,7 @@ const TEXT_HEADINGS: [&str; 7] = [
     "ALPN",
     crate::capacity::WHY_HEADING,
     crate::capacity::STOP_HEADING,
+    crate::capacity::MIXED_HEADING,
 ];
 
 impl Table {

@@ -303,3 +303,105 @@ fn two_find_runs_share_one_scale_a_row_each() {
         (2593.0, 20000.0)
     );
 }
+
+/// The find answer with its ends confirmed: ws's bracket 4,757–5,657 stepped out to 4,000
+/// (every one of 5 runs passed) and 6,727 (every one failed), with two mixed values; sse
+/// found no unanimous fail within its budget.
+fn confirmed_capacity() -> Value {
+    let mut c = find_capacity();
+    c["transports"][0]["last_pass"] = json!(4757);
+    c["transports"][0]["first_fail"] = json!(5657);
+    c["transports"][0]["stop"] = json!("converged");
+    c["transports"][0]["probes"][0]["runs_passed"] = json!(2);
+    c["transports"][0]["probes"][1]["runs_passed"] = json!(0);
+    c["transports"][0]["probes"][1]["confirm"] = json!(true);
+    c["transports"][0]["confirmed"] = json!({
+        "runs": 5, "pass": 4000, "fail": 6727,
+        "mixed": [{"value": 4757, "passed": 3, "runs": 4}, {"value": 5657, "passed": 1, "runs": 2}],
+        "stop": "converged"
+    });
+    c["transports"][1]["confirmed"] = json!({
+        "runs": 5, "pass": 8000, "fail": null, "mixed": [{"value": 8800, "passed": 2, "runs": 3}],
+        "stop": "run_budget"
+    });
+    c
+}
+
+#[test]
+fn a_confirmed_answer_shows_its_unanimous_ends_and_the_mixed_band() {
+    let mut v = fixtures::baseline();
+    v["capacity"] = confirmed_capacity();
+    let violations = feedbench_results::validate(&v);
+    assert!(violations.is_empty(), "{violations:?}");
+    let results = util::parse(&v);
+    let back = serde_json::to_value(results.capacity.as_ref().unwrap()).unwrap();
+    assert_eq!(back, confirmed_capacity(), "every field round-trips");
+    let mut bad = v.clone();
+    bad["capacity"]["transports"][0]["confirmed"]["stop"] = json!("bored");
+    assert!(!feedbench_results::validate(&bad).is_empty());
+
+    let d = dataset("find", &v);
+    let t = capacity::table(&d).unwrap();
+    assert_eq!(
+        t.headings,
+        [
+            "transport",
+            "every run passes (clients)",
+            "every run fails (clients)",
+            "interval",
+            "mixed (passed/runs)",
+            "first fail because",
+            "stop",
+            "probes",
+            "runs"
+        ]
+    );
+    assert_eq!(
+        t.rows[0][..7],
+        [
+            "ws",
+            "4,000",
+            "6,727",
+            "+68%",
+            "4,757 (3/4), 5,657 (1/2)",
+            "p99 142.0 ms > 100.0 ms",
+            "converged"
+        ]
+    );
+    assert_eq!(
+        t.rows[1][1..7],
+        [
+            "8,000",
+            "–",
+            "–",
+            "8,800 (2/3)",
+            "12 events missed",
+            "converged (confirming: run_budget)"
+        ]
+    );
+    // A transport searched without confirmation keeps its bracket in the same table.
+    assert_eq!(t.rows[2][1..5], ["16,000", "–", "–", "–"]);
+    assert!(!t.is_numeric(4) && !t.is_numeric(5) && t.is_numeric(3));
+    let c = capacity::of(&d).unwrap();
+    assert!(
+        capacity::describe(&c).contains(
+            "2 runs per probe, every one must pass; then each end confirmed by 5 runs alike, \
+             stepping out while they disagree"
+        ),
+        "{}",
+        capacity::describe(&c)
+    );
+    // The chart's bar stands at the unanimous pass, its whisker reaches the unanimous fail.
+    let figures = capacity_chart::figures(std::slice::from_ref(&d));
+    let Panel::Bars(panel) = &figures[0].figure.rows[0][0].1 else {
+        panic!("a bar panel")
+    };
+    assert_eq!(
+        panel.caption,
+        "bar: every run passes; whisker: up to where every run fails"
+    );
+    assert_eq!(
+        (panel.bars[0].stack[0], panel.bars[0].total.max),
+        (4000.0, 6727.0)
+    );
+}

@@ -224,6 +224,54 @@ pub struct Probe {
     pub missed: u64,
     /// Why it failed; empty when it passed.
     pub reasons: Vec<FailReason>,
+    /// How many of its runs passed (a probe stops at its first failing run, or, when
+    /// confirming a failure, at its first passing one); null for a suite's steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_passed: Option<u32>,
+    /// Made after the bisection, to confirm an end of the answer (see [`Confirmed`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm: bool,
+}
+
+/// A value whose runs both passed and failed: inside the noise band around the capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mixed {
+    /// The value.
+    pub value: u64,
+    /// Runs that passed.
+    pub passed: u32,
+    /// Runs made.
+    pub runs: u32,
+}
+
+/// The answer with the measurement's noise in it, from `feedbench find --confirm N`.
+///
+/// Near its capacity a server passes the SLO in some runs and fails it in others, so a
+/// bisection's bracket lands wherever its few runs happened to fall, and two searches'
+/// brackets can miss each other. Confirmation re-runs the bracket's ends until each is
+/// unanimous: `pass` is the largest value found where all `runs` runs passed, stepping
+/// down by the resolution from the last pass while runs disagree, and `fail` the smallest
+/// where all `runs` runs failed, stepping up from the first fail. The capacity lies in
+/// `[pass, fail)`, and every value whose pass rate is neither near 1 nor near 0 lies
+/// inside it: a value that passes half its runs survives `runs` = 5 unanimous runs with
+/// probability 1/32, at either end. So two confirmed answers overlap where two brackets
+/// need not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmed {
+    /// Runs an end needs, every one with the same outcome.
+    pub runs: u32,
+    /// The largest value where every one of `runs` runs passed; null if none was found
+    /// (down to 1, or within the budget).
+    pub pass: Option<u64>,
+    /// The smallest value above `pass` where every one of `runs` runs failed; null if none
+    /// was found (up to the maximum, or within the budget).
+    pub fail: Option<u64>,
+    /// Values tried in between whose runs disagreed, ascending.
+    pub mixed: Vec<Mixed>,
+    /// Why confirmation ended: `converged` when both ends are unanimous; otherwise
+    /// `fails_at_minimum` (no unanimous pass down to 1), `max_reached` (no unanimous fail
+    /// up to the maximum), `run_budget`, `time_budget`, `client_limit` or `aborted`.
+    pub stop: Stop,
 }
 
 /// One transport's answer.
@@ -260,12 +308,24 @@ pub struct TransportCapacity {
     pub runs: u64,
     /// Every probe, in the order tried.
     pub probes: Vec<Probe>,
+    /// The bracket's ends confirmed by repeated runs, when the search was asked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<Confirmed>,
 }
 
 impl TransportCapacity {
-    /// The bracket's relative width, `first_fail / last_pass − 1`, when both ends exist.
+    /// The answer's interval: the confirmed ends when the search confirmed them, else the
+    /// bracket's.
+    pub fn interval(&self) -> (Option<u64>, Option<u64>) {
+        match &self.confirmed {
+            Some(c) => (c.pass, c.fail),
+            None => (self.last_pass, self.first_fail),
+        }
+    }
+
+    /// The interval's relative width, `high / low − 1`, when both ends exist.
     pub fn relative_uncertainty(&self) -> Option<f64> {
-        match (self.last_pass, self.first_fail) {
+        match self.interval() {
             (Some(p), Some(f)) if p > 0 => Some(f as f64 / p as f64 - 1.0),
             _ => None,
         }
@@ -323,6 +383,8 @@ impl Capacity {
                                     limit_us: s.limit_us,
                                 }]
                             },
+                            runs_passed: None,
+                            confirm: false,
                         }
                     })
                     .collect();
@@ -352,6 +414,7 @@ impl Capacity {
                     client_limit: None,
                     runs: s.steps.iter().map(|x| x.repeats).sum(),
                     probes,
+                    confirmed: None,
                 }
             })
             .collect();

@@ -46,7 +46,8 @@ pub mod transport;
 pub mod units;
 
 pub use capacity::{
-    Budget, Capacity, FailReason, Method, Percentile, Probe, SloTerm, Stop, TransportCapacity, Vary,
+    Budget, Capacity, Confirmed, FailReason, Method, Mixed, Percentile, Probe, SloTerm, Stop,
+    TransportCapacity, Vary,
 };
 pub use clock::{
     clock_uncertainty_warning, is_clock_uncertainty_warning, is_loopback_target,

@@ -4,7 +4,8 @@
 //! a suite's p99-limit steps). One figure per kind of answer (what varied and the SLO); in
 //! a figure, a row per dataset, and in a row a bar per transport whose height is the last
 //! value that passed, with a whisker up to the first that failed: the capacity lies inside
-//! the whisker. A transport that never failed has no whisker (its capacity is at least the
+//! the whisker. A confirmed answer draws its confirmed ends instead (every run passes at
+//! the bar, every run fails at the whisker's top). A transport that never failed has no whisker (its capacity is at least the
 //! bar); one that failed at the smallest value has no bar, only the whisker from 0. Every
 //! row shares one vertical scale.
 
@@ -15,10 +16,12 @@ use crate::charts::panel::{Bar, BarPanel, Figure, LegendEntry, Mark, Panel};
 use crate::charts::{panel_caption, style, ChartFigure, ChartKind, NO_DATA};
 use crate::group::{Dataset, Spread, Variant};
 
-/// The bar of one transport: the last pass, with the bracket as its whisker.
+/// The bar of one transport: the answer's low end (the last pass, or where every run
+/// passed when confirmed), with a whisker up to its high end.
 pub fn bar(t: &TransportCapacity, all: &[Variant]) -> Bar {
-    let pass = t.last_pass.unwrap_or(0) as f64;
-    let total = match t.first_fail {
+    let (low, high) = t.interval();
+    let pass = low.unwrap_or(0) as f64;
+    let total = match high {
         Some(fail) => Spread {
             median: pass,
             min: pass,
@@ -100,16 +103,21 @@ fn figure(
         .fold(0.0, f64::max)
         * 1.15;
     let (unit, slo) = kind;
+    let confirmed = of_kind
+        .iter()
+        .flatten()
+        .any(|c| capacity::confirm_runs(c).is_some());
+    let caption = if confirmed {
+        "bar: every run passes; whisker: up to where every run fails"
+    } else {
+        "bar: last pass; whisker: up to the first fail"
+    };
     let rows = datasets
         .iter()
         .zip(&per_dataset)
         .map(|(dataset, bars)| {
             let panel = BarPanel {
-                caption: panel_caption(
-                    dataset,
-                    datasets.len(),
-                    "bar: last pass; whisker: up to the first fail",
-                ),
+                caption: panel_caption(dataset, datasets.len(), caption),
                 y_desc: format!("capacity ({unit})"),
                 y_max,
                 segments: vec![(String::new(), style::PAYLOAD_COLOR)],
