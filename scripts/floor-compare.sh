@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# feedbench's WebSocket delivery latency next to this machine's floor, side by side.
+# feedbench's push transports' delivery latency next to this machine's floor, side by side.
 #
-# The floor is scripts/loopback-floor.c: one C thread writing a 112-byte message to each of
-# N loopback TCP clients, a reader on the other core (no HTTP, no framing, no runtime).
-# feedbench's ws transport with 64-byte payloads sends exactly 112 bytes per event (110 B of
-# JSON + a 2-byte frame header), so the two move the same bytes through the same kernel
+# The floor is scripts/loopback-floor.c: one C thread writing a message to each of N
+# loopback TCP clients, a reader on the other core (no HTTP, no framing, no runtime). Each
+# feedbench run reports its socket bytes per delivered event (ws with 64-byte payloads: the
+# event JSON + a 2-byte frame header, about 112 B; SSE: the `id:`/`data:` lines and the
+# chunked framing around them, about 130 B), and the floor run that follows it writes
+# messages of exactly that size, so the two move the same bytes through the same kernel
 # path, placed the same way (sender on CPU 0, receiver on CPU 1), with latency taken from
-# the scheduled publish time in both. Two comparisons, interleaved round by round:
-#   floor   100 clients x 10 events/s (the latency-floor target: ws p50)
-#   fan-out 10,000 clients x 1 event/s (the fan-out target: ws p99)
+# the scheduled publish time in both. Per transport, two comparisons, interleaved round by
+# round:
+#   floor   100 clients x 10 events/s (the latency-floor target: p50)
+#   fan-out 10,000 clients x 1 event/s (the fan-out target: p99)
 # Per round it prints both p50 and p99; at the end the medians and feedbench/floor ratios.
 # A ratio near 1 means feedbench adds little to what the kernel costs here; a target below
-# the floor cannot be met by any single-threaded sender on this machine.
+# the floor cannot be met by any single-threaded sender on this machine. (Long-poll is not
+# here: its client asks before every event, which a push-only floor does not model.)
 #
-#   scripts/floor-compare.sh [ROUNDS (3)] [DURATION_S (5)]
+#   scripts/floor-compare.sh [ROUNDS (3)] [DURATION_S (5)] [TRANSPORTS (ws,sse)]
 #
-# Bounded: every run is under `timeout`; about 70 s per round with the defaults.
+# Bounded: every run is under `timeout`; about 70 s per transport per round with the
+# defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 secs="${2:-5}"
-if ! [[ "$rounds" =~ ^[1-9][0-9]?$ && "$secs" =~ ^[1-9][0-9]?$ ]]; then
-  echo "usage: scripts/floor-compare.sh [ROUNDS 1-99 (3)] [DURATION_S 1-99 (5)]" >&2
+transports="${3:-ws,sse}"
+if ! [[ "$rounds" =~ ^[1-9][0-9]?$ && "$secs" =~ ^[1-9][0-9]?$ && "$transports" =~ ^(ws|sse)(,(ws|sse))*$ ]]; then
+  echo "usage: scripts/floor-compare.sh [ROUNDS 1-99 (3)] [DURATION_S 1-99 (5)] [TRANSPORTS ws,sse (ws,sse)]" >&2
   exit 2
 fi
+IFS=, read -r -a transport_list <<<"$transports"
 cargo build --release --locked -q -p feedbench
 BUILD_ONLY=1 scripts/loopback-floor.sh
 bin=target/release/feedbench
@@ -40,12 +47,13 @@ trap cleanup EXIT
 fb_server_start "$work" 0 --worker-threads 1 --rate 0
 url="$FB_URL"
 
-# feedbench CLIENTS RATE RAMP: one ws run; prints "p50_us p99_us" or "fail".
+# feedbench TRANSPORT CLIENTS RATE RAMP: one run; prints "p50_us p99_us bytes_per_event" or
+# "fail".
 feedbench() {
   local out="$work/fb.json"
   rm -f "$out"
-  timeout 180 taskset -c 1 "$bin" load --target "$url" --transport ws --clients "$1" \
-    --rate "$2" --payload-bytes 64 --ramp "$3" --warmup 2s --duration "${secs}s" \
+  timeout 180 taskset -c 1 "$bin" load --target "$url" --transport "$1" --clients "$2" \
+    --rate "$3" --payload-bytes 64 --ramp "$4" --warmup 2s --duration "${secs}s" \
     --out "$out" >/dev/null 2>"$work/load.err" || true
   python3 - "$out" <<'PY'
 import json, sys
@@ -54,41 +62,58 @@ try:
 except (OSError, ValueError, IndexError, KeyError):
     print("fail"); sys.exit()
 ok = s["status"] == "complete" and s["events"]["missed"] == 0 and s["events"]["delivered"] > 0
-print(f'{s["latency_us"]["p50"]} {s["latency_us"]["p99"]}' if ok else "fail")
+per_event = round(s["bytes"]["per_event_down"])
+print(f'{s["latency_us"]["p50"]} {s["latency_us"]["p99"]} {per_event}' if ok else "fail")
 PY
 }
 
-# cfloor CLIENTS RATE: one C floor run; prints "p50_us p99_us" (from schedule) or "fail".
+# cfloor CLIENTS RATE MSG_BYTES: one C floor run; prints "p50_us p99_us" (from schedule) or
+# "fail".
 cfloor() {
-  timeout 120 "$floor" --clients "$1" --rate "$2" --seconds "$secs" >"$work/c.out" 2>&1 || { echo fail; return; }
+  local msg="$3"
+  ((msg < 32)) && msg=32
+  timeout 120 "$floor" --clients "$1" --rate "$2" --seconds "$secs" --msg "$msg" >"$work/c.out" 2>&1 || { echo fail; return; }
   awk '/^lost messages/ { lost = $3 }
        /^latency from schedule/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i+1); if ($i == "p99") p99 = $(i+1) } }
        END { if (lost != "0" || p50 == "") print "fail"; else print p50, p99 }' "$work/c.out"
 }
 
-echo "feedbench ws vs the C loopback floor, $rounds round(s), ${secs} s measured per run, latency from schedule (us)"
+# pair TRANSPORT CLIENTS RATE RAMP: feedbench, then the floor at feedbench's bytes per event;
+# prints "fb_p50 fb_p99 floor_p50 floor_p99 bytes" or "fail".
+pair() {
+  local fb c fb50 fb99 bytes
+  fb="$(feedbench "$1" "$2" "$3" "$4")"
+  [ "$fb" = fail ] && { echo fail; return; }
+  read -r fb50 fb99 bytes <<<"$fb"
+  c="$(cfloor "$2" "$3" "$bytes")"
+  [ "$c" = fail ] && { echo fail; return; }
+  echo "$fb50 $fb99 $c $bytes"
+}
+
+echo "feedbench ${transports} vs the C loopback floor, $rounds round(s), ${secs} s measured per run, latency from schedule (us)"
 : >"$work/vals"
 for ((r = 1; r <= rounds; r++)); do
-  fb_small="$(feedbench 100 10 1s)"
-  c_small="$(cfloor 100 10)"
-  fb_big="$(feedbench 10000 1 3s)"
-  c_big="$(cfloor 10000 1)"
-  printf 'round %d  100 x 10/s: feedbench p50/p99 %s  floor %s | 10000 x 1/s: feedbench %s  floor %s\n' \
-    "$r" "${fb_small/ //}" "${c_small/ //}" "${fb_big/ //}" "${c_big/ //}"
-  if [[ "$fb_small $c_small $fb_big $c_big" != *fail* ]]; then
-    echo "$fb_small $c_small $fb_big $c_big" >>"$work/vals"
-  fi
+  for t in "${transport_list[@]}"; do
+    small="$(pair "$t" 100 10 1s)"
+    big="$(pair "$t" 10000 1 3s)"
+    printf 'round %d %-3s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes: %s | 10000 x 1/s: %s\n' \
+      "$r" "$t" "$small" "$big"
+    [ "$small" != fail ] && echo "$t small $small" >>"$work/vals"
+    [ "$big" != fail ] && echo "$t big $big" >>"$work/vals"
+  done
 done
-[ -s "$work/vals" ] || { echo "no round completed" >&2; exit 1; }
+[ -s "$work/vals" ] || { echo "no run completed" >&2; exit 1; }
 python3 - "$work/vals" <<'PY'
 import statistics, sys
-rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-cols = list(zip(*rows))
-med = [statistics.median(c) for c in cols]
-names = ["100 clients x 10/s", "10000 clients x 1/s"]
-print(f"medians over {len(rows)} complete round(s):")
-for i, name in enumerate(names):
-    fb50, fb99, c50, c99 = med[4 * i: 4 * i + 4]
-    print(f"  {name:20} feedbench p50 {fb50:9.0f} p99 {fb99:9.0f} | floor p50 {c50:9.0f} p99 {c99:9.0f}"
-          f" | ratio p50 {fb50 / c50:4.2f} p99 {fb99 / c99:4.2f}")
+from collections import defaultdict
+rows = defaultdict(list)
+for line in open(sys.argv[1]):
+    t, size, *v = line.split()
+    rows[(t, size)].append(list(map(float, v)))
+names = {"small": "100 clients x 10/s", "big": "10000 clients x 1/s"}
+print("medians over the complete runs:")
+for (t, size), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] != "small")):
+    fb50, fb99, c50, c99, b = (statistics.median(c) for c in zip(*vals))
+    print(f"  {t:3} {names[size]:20} n={len(vals)} {b:4.0f} B/event  feedbench p50 {fb50:9.0f} p99 {fb99:9.0f}"
+          f" | floor p50 {c50:9.0f} p99 {c99:9.0f} | ratio p50 {fb50 / c50:4.2f} p99 {fb99 / c99:4.2f}")
 PY

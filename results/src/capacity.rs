@@ -233,7 +233,10 @@ pub struct Probe {
     pub confirm: bool,
 }
 
-/// A value whose runs both passed and failed: inside the noise band around the capacity.
+/// A value inside the noise band around the capacity: tried while confirming an end, its
+/// runs were not unanimous for that end. Below the last pass at least one of its runs
+/// failed; above the first fail at least one passed, which may be its only run (the search
+/// steps on at the first run that disagrees).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mixed {
     /// The value.
