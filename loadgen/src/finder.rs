@@ -394,54 +394,57 @@ async fn confirm<P: Prober>(
         mixed: Vec::new(),
         stop: Stop::Converged,
     });
-    let mut value = low;
-    let mut stop = loop {
-        match d.unanimous(value, k, Expect::Pass).await {
-            Ok(true) => {
-                set_confirmed(d, |c| c.pass = Some(value));
-                break None;
-            }
-            Ok(false) => {
-                note_mixed(d, value);
-                if value <= 1 {
-                    break Some(Stop::FailsAtMinimum);
-                }
-                value = ((value as f64 / step).floor() as u64).clamp(1, value - 1);
-            }
-            Err(stop) => break Some(stop),
-        }
-        on_probe(&d.out);
-    };
-    on_probe(&d.out);
+    // Down from the last pass; `None` below 1: no value passes every run.
+    let down = |v: u64| (v > 1).then(|| ((v as f64 / step).floor() as u64).clamp(1, v - 1));
+    let mut stop = confirm_end(d, low, Expect::Pass, down, on_probe).await;
     // The fail end is worth confirming even when no pass was: it bounds the answer.
     if !matches!(stop, Some(Stop::Aborted | Stop::ClientLimit)) {
-        let mut value = high;
-        let fail_stop = loop {
-            match d.unanimous(value, k, Expect::Fail).await {
-                Ok(true) => {
-                    set_confirmed(d, |c| c.fail = Some(value));
-                    break None;
-                }
-                Ok(false) => {
-                    note_mixed(d, value);
-                    if value >= cfg.max {
-                        break Some(Stop::MaxReached);
-                    }
-                    value = ((value as f64 * step).ceil() as u64)
-                        .max(value + 1)
-                        .min(cfg.max);
-                }
-                Err(stop) => break Some(stop),
-            }
-            on_probe(&d.out);
-        };
-        stop = stop.or(fail_stop);
+        let max = cfg.max;
+        let up = |v: u64| (v < max).then(|| ((v as f64 * step).ceil() as u64).max(v + 1).min(max));
+        stop = stop.or(confirm_end(d, high, Expect::Fail, up, on_probe).await);
     }
     set_confirmed(d, |c| {
         c.stop = stop.unwrap_or(Stop::Converged);
         c.mixed.sort_by_key(|m| m.value);
     });
     on_probe(&d.out);
+}
+
+/// Steps from `value` with `next` until a value's `k` runs are unanimous for `expect`, and
+/// files it as the confirmed pass or fail; values on the way are noted as mixed. Returns
+/// why it stopped short: the budget, an abort, or `next` running out (`fails_at_minimum`
+/// going down, `max_reached` going up).
+async fn confirm_end<P: Prober>(
+    d: &mut Driver<'_, P>,
+    mut value: u64,
+    expect: Expect,
+    next: impl Fn(u64) -> Option<u64>,
+    on_probe: &mut impl FnMut(&SearchOutcome),
+) -> Option<Stop> {
+    let k = d.allowance.confirm;
+    let stop = loop {
+        match d.unanimous(value, k, expect).await {
+            Ok(true) => {
+                set_confirmed(d, |c| match expect {
+                    Expect::Pass => c.pass = Some(value),
+                    Expect::Fail => c.fail = Some(value),
+                });
+                break None;
+            }
+            Ok(false) => {
+                note_mixed(d, value);
+                match next(value) {
+                    Some(v) => value = v,
+                    None if expect == Expect::Pass => break Some(Stop::FailsAtMinimum),
+                    None => break Some(Stop::MaxReached),
+                }
+            }
+            Err(stop) => break Some(stop),
+        }
+        on_probe(&d.out);
+    };
+    on_probe(&d.out);
+    stop
 }
 
 fn set_confirmed<P>(d: &mut Driver<'_, P>, f: impl FnOnce(&mut Confirmed)) {
@@ -1259,15 +1262,9 @@ mod tests {
         }
     }
 
-    /// The answer's interval of one search of a noisy server, and the runs it took.
-    fn noisy_search(seed: u64, repeats: u32, confirm: u32) -> ((u64, u64), u64) {
-        let mut p = Noisy::new(4_000, 6_000, seed);
-        let a = Allowance {
-            confirm,
-            ..allowance(repeats, 200, 100_000)
-        };
-        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
-        let t = TransportCapacity {
+    /// A ws entry of a search's outcome, as `run_find` would file it.
+    fn ws_capacity(out: SearchOutcome) -> TransportCapacity {
+        TransportCapacity {
             transport: Transport::Ws,
             label: "ws".into(),
             poll_interval_ms: None,
@@ -1277,17 +1274,29 @@ mod tests {
             slack_us: 0,
             last_pass: out.last_pass,
             first_fail: out.first_fail,
-            first_fail_reasons: Vec::new(),
+            first_fail_reasons: out.first_fail_reasons,
             stop: out.stop,
-            client_limit: None,
+            client_limit: out.client_limit,
             runs: out.runs,
             probes: out.probes,
             confirmed: out.confirmed,
+        }
+    }
+
+    /// The answer's interval of one search of a noisy server, and the runs it took.
+    fn noisy_search(seed: u64, repeats: u32, confirm: u32) -> ((u64, u64), u64) {
+        let mut p = Noisy::new(4_000, 6_000, seed);
+        let a = Allowance {
+            confirm,
+            ..allowance(repeats, 200, 100_000)
         };
+        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        let runs = out.runs;
+        let t = ws_capacity(out);
         let (Some(lo), Some(hi)) = t.interval() else {
             panic!("seed {seed}: no interval: {t:?}");
         };
-        ((lo, hi), out.runs)
+        ((lo, hi), runs)
     }
 
     #[test]
@@ -1325,14 +1334,19 @@ mod tests {
         assert!(median_inside >= 2 * pairs * 95 / 100, "{median_inside}");
     }
 
+    /// A search from 1,000 to 19,000 of 1 run per probe, each end confirmed by 5 runs.
+    fn confirmed_search(p: &mut Synthetic, max_runs: u64) -> SearchOutcome {
+        let a = Allowance {
+            confirm: 5,
+            ..allowance(1, max_runs, 10_000)
+        };
+        run(cfg(1000, 19_000), a, p).0
+    }
+
     #[test]
     fn a_sharp_capacity_confirms_the_bracket_itself() {
         let mut p = Synthetic::new(5_000);
-        let a = Allowance {
-            confirm: 5,
-            ..allowance(1, 100, 10_000)
-        };
-        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        let out = confirmed_search(&mut p, 100);
         assert_eq!((out.last_pass, out.first_fail), (Some(4757), Some(5188)));
         let c = out.confirmed.clone().unwrap();
         assert_eq!(
@@ -1359,11 +1373,7 @@ mod tests {
         // 2 more at 4757, 5 at 4324, 4 more at 5188.
         let mut p = Synthetic::new(5_000);
         p.flaky = Some((4757, 2));
-        let a = Allowance {
-            confirm: 5,
-            ..allowance(1, 100, 10_000)
-        };
-        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        let out = confirmed_search(&mut p, 100);
         let c = out.confirmed.clone().unwrap();
         assert_eq!(
             (c.pass, c.fail, c.stop),
@@ -1377,28 +1387,13 @@ mod tests {
                 runs: 3
             }]
         );
-        let t = TransportCapacity {
-            transport: Transport::Ws,
-            label: "ws".into(),
-            poll_interval_ms: None,
-            clients: None,
-            rate_hz: Some(1.0),
-            payload_bytes: 64,
-            slack_us: 0,
-            last_pass: out.last_pass,
-            first_fail: out.first_fail,
-            first_fail_reasons: Vec::new(),
-            stop: out.stop,
-            client_limit: None,
-            runs: out.runs,
-            probes: out.probes,
-            confirmed: out.confirmed,
-        };
+        let t = ws_capacity(out);
         assert_eq!(t.interval(), (Some(4324), Some(5188)));
         assert_eq!(
             describe_transport(Vary::Clients, &t),
             "ws: 4,324 ≤ capacity < 5,188 clients (all 5 runs pass at 4,324 and fail at \
-             5,188; mixed: 4,757 passed 2 of 3; bisection 4,757–5,188; converged after 18 runs)"
+             5,188; mixed: 4,757 passed 2 of 3; bisection 4,757–5,188; first fail: p99 103.8 ms > \
+             100.0 ms; converged after 18 runs)"
         );
     }
 
@@ -1406,11 +1401,7 @@ mod tests {
     fn confirmation_stops_within_the_budget_and_says_so() {
         let mut p = Synthetic::new(5_000);
         // 7 bisection runs leave 5: enough for the pass end's 4, not the fail end's 4.
-        let a = Allowance {
-            confirm: 5,
-            ..allowance(1, 12, 10_000)
-        };
-        let (out, _) = run(cfg(1000, 19_000), a, &mut p);
+        let out = confirmed_search(&mut p, 12);
         assert_eq!(out.stop, Stop::Converged);
         let c = out.confirmed.unwrap();
         assert_eq!(
@@ -1499,23 +1490,17 @@ mod tests {
 
     #[test]
     fn describes_an_answer_with_its_bracket() {
-        let t = TransportCapacity {
-            transport: Transport::Ws,
-            label: "ws".into(),
-            poll_interval_ms: None,
-            clients: None,
-            rate_hz: Some(1.0),
-            payload_bytes: 64,
-            slack_us: 0,
+        let t = ws_capacity(SearchOutcome {
             last_pass: Some(4000),
             first_fail: Some(5657),
             first_fail_reasons: vec![FailReason::Missed { events: 12 }],
             stop: Stop::RunBudget,
             client_limit: None,
             runs: 8,
+            time_used: Duration::ZERO,
             probes: Vec::new(),
             confirmed: None,
-        };
+        });
         assert_eq!(
             describe_transport(Vary::Clients, &t),
             "ws: 4,000 ≤ capacity < 5,657 clients (first fail: 12 events missed; run_budget after 8 runs)"
