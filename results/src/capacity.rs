@@ -160,12 +160,22 @@ impl FailReason {
                 percentile,
                 measured_us,
                 limit_us,
-            } => format!(
-                "{} {:.1} ms > {:.1} ms",
-                percentile.as_str(),
-                ms(*measured_us),
-                ms(*limit_us)
-            ),
+            } => {
+                // One decimal of a millisecond, unless that would print a fail as
+                // `100.0 ms > 100.0 ms`; then to the microsecond.
+                let digits =
+                    if format!("{:.1}", ms(*measured_us)) == format!("{:.1}", ms(*limit_us)) {
+                        3
+                    } else {
+                        1
+                    };
+                format!(
+                    "{} {:.digits$} ms > {:.digits$} ms",
+                    percentile.as_str(),
+                    ms(*measured_us),
+                    ms(*limit_us)
+                )
+            }
             FailReason::Missed { events } => format!("{events} events missed"),
             FailReason::Incomplete { message } => format!("incomplete: {message}"),
             FailReason::ClientLimit { message } => format!("client-side limit: {message}"),
@@ -537,6 +547,13 @@ mod tests {
             ws.first_fail_reasons[0].describe(),
             "p99 114.0 ms > 100.0 ms"
         );
+        // A fail by a few microseconds is not printed as equal to its limit.
+        let close = FailReason::Latency {
+            percentile: Percentile::P99,
+            measured_us: 100_004,
+            limit_us: 100_000,
+        };
+        assert_eq!(close.describe(), "p99 100.004 ms > 100.000 ms");
         assert_eq!(ws.relative_uncertainty(), Some(4.0));
         let pass: Vec<bool> = ws.probes.iter().map(|p| p.pass).collect();
         assert_eq!(pass, [true, false, false]);
