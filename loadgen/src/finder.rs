@@ -28,11 +28,11 @@ use anyhow::Context as _;
 
 use crate::client::Target;
 use crate::clock::rfc3339;
+use crate::limits;
 use crate::progress::Progress;
-use crate::results::{write_json_atomic, CpuSets, Results, ScenarioResult, Status, SCHEMA_VERSION};
+use crate::results::{write_json_atomic, CpuSets, Results, ScenarioResult, Status};
 use crate::runner::ServerSwap;
 use crate::scenario::{run_scenario, RunSignals, ScenarioError, ScenarioSpec, Transport};
-use crate::{limits, sysinfo};
 use feedbench_results::{
     Budget, Capacity, Confirmed, FailReason, Method, Mixed, Percentile, Probe, SloTerm, Stop,
     Summary, TransportCapacity, Vary,
@@ -792,38 +792,27 @@ pub async fn run_find(
     mut swap: Option<&mut dyn ServerSwap>,
 ) -> anyhow::Result<Results> {
     let started = Instant::now();
-    let sources = cfg.target.source_addrs.resolve(cfg.target.addr);
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        status: Status::Complete,
-        status_message: None,
-        tool: sysinfo::tool(),
-        host: sysinfo::host(),
-        suite: "find".into(),
-        started_at: rfc3339(SystemTime::now()),
-        finished_at: rfc3339(SystemTime::now()),
-        target: cfg.target.url(),
-        embedded_server: cfg.embedded_server,
-        cpu_sets: cfg.cpu_sets.clone(),
-        source_addrs: sources.iter().map(ToString::to_string).collect(),
-        p99_limit: None,
-        capacity: Some(Capacity {
-            vary: cfg.vary,
-            method: Method::Search,
-            slo: cfg.slo.clone(),
-            no_missed: true,
-            repeats: cfg.repeats,
-            resolution: Some(cfg.search.resolution),
-            budget: Some(Budget {
-                max_runs: cfg.max_runs,
-                max_time_s: cfg.max_time.as_secs_f64(),
-                runs_used: 0,
-                time_used_s: 0.0,
-            }),
-            transports: Vec::new(),
+    let mut results = crate::runner::new_results(
+        "find".into(),
+        &cfg.target,
+        cfg.embedded_server,
+        cfg.cpu_sets.clone(),
+    );
+    results.capacity = Some(Capacity {
+        vary: cfg.vary,
+        method: Method::Search,
+        slo: cfg.slo.clone(),
+        no_missed: true,
+        repeats: cfg.repeats,
+        resolution: Some(cfg.search.resolution),
+        budget: Some(Budget {
+            max_runs: cfg.max_runs,
+            max_time_s: cfg.max_time.as_secs_f64(),
+            runs_used: 0,
+            time_used_s: 0.0,
         }),
-        scenarios: Vec::new(),
-    };
+        transports: Vec::new(),
+    });
     write_files(cfg, &mut results)?;
     let progress = Progress::new(cfg.transports.len() * cfg.max_runs as usize);
     let mut target = cfg.target.clone();

@@ -63,6 +63,34 @@ pub trait ServerSwap: Send {
     ) -> Pin<Box<dyn Future<Output = Result<Target, String>> + Send + '_>>;
 }
 
+/// An empty, complete results file of `suite` against `target`, started now: what `run`
+/// and `find` write before their first scenario and fill as they go.
+pub(crate) fn new_results(
+    suite: String,
+    target: &Target,
+    embedded_server: bool,
+    cpu_sets: Option<CpuSets>,
+) -> Results {
+    let sources = target.source_addrs.resolve(target.addr);
+    Results {
+        schema_version: SCHEMA_VERSION,
+        status: Status::Complete,
+        status_message: None,
+        tool: sysinfo::tool(),
+        host: sysinfo::host(),
+        suite,
+        started_at: rfc3339(SystemTime::now()),
+        finished_at: rfc3339(SystemTime::now()),
+        target: target.url(),
+        embedded_server,
+        cpu_sets,
+        source_addrs: sources.iter().map(ToString::to_string).collect(),
+        p99_limit: None,
+        capacity: None,
+        scenarios: Vec::new(),
+    }
+}
+
 /// Runs every scenario of `cfg`, writing results after each. Errors only for problems
 /// found before anything ran (capacity) or when the results file cannot be written; a
 /// failed or interrupted run is an `Ok` with that status.
@@ -92,23 +120,12 @@ pub async fn run_with(
     };
     limits::check_capacity(per_process as u64, &sources, cfg.target.addr)
         .map_err(anyhow::Error::msg)?;
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        status: Status::Complete,
-        status_message: None,
-        tool: sysinfo::tool(),
-        host: sysinfo::host(),
-        suite: cfg.suite.clone(),
-        started_at: rfc3339(SystemTime::now()),
-        finished_at: rfc3339(SystemTime::now()),
-        target: cfg.target.url(),
-        embedded_server: cfg.embedded_server,
-        cpu_sets: cfg.cpu_sets.clone(),
-        source_addrs: sources.iter().map(ToString::to_string).collect(),
-        p99_limit: None,
-        capacity: None,
-        scenarios: Vec::new(),
-    };
+    let mut results = new_results(
+        cfg.suite.clone(),
+        &cfg.target,
+        cfg.embedded_server,
+        cfg.cpu_sets.clone(),
+    );
     write(&cfg.results_path, &mut results)?;
     let progress = Progress::new(cfg.runs.len());
     let mut target = cfg.target.clone();
