@@ -87,7 +87,11 @@ pub struct FindArgs {
     /// Runs per probe; a probe passes only if every run passes.
     #[arg(long, default_value_t = 2)]
     pub repeats: u32,
-    /// Runs each end of the answer needs, all alike, after the bisection (0: none).
+    /// Runs each end of the answer needs, all alike (0: none, the bracket is the answer).
+    /// Once the bisection converges, the search steps down from the last pass (by
+    /// --resolution) to a value where every one of these runs passes, and up from the first
+    /// fail to one where every run fails; the answer [every run passes, every run fails)
+    /// holds the band where runs disagree (listed as mixed), so repeated searches agree.
     #[arg(long, default_value_t = 5)]
     pub confirm: u32,
     /// Most runs per transport.
