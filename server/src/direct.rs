@@ -94,41 +94,43 @@ thread_local! {
 
 /// Waits (at most `wait`) for the connection's next request, reads what has arrived (a
 /// real client's request head arrives in one piece) and decides how to serve it. Bytes
-/// read are counted by `stream` as usual. `pipelined` holds bytes of the next request that
-/// were already read (while a long-poll was parked); they are decided on without waiting.
-pub async fn next_request<S: Io>(
-    app: &App,
-    stream: &mut Counted<S>,
+/// read are counted by `stream` as usual.
+///
+/// A plain function returning an `async move` block: an `async fn` would keep its
+/// arguments twice in its state, which every idle connection holds.
+// Not an `async fn`: see above (the state would hold the arguments twice).
+#[allow(clippy::manual_async_fn)]
+pub fn next_request<'a, S: Io>(
+    app: &'a App,
+    stream: &'a mut Counted<S>,
     wait: Duration,
-    pipelined: Option<Bytes>,
-) -> Next {
-    if let Some(bytes) = pipelined {
-        return decide(app, &bytes);
-    }
-    let limit = app.config.max_header_bytes;
-    let read = poll_fn(|cx| {
-        HEAD_BUF.with_borrow_mut(|buf| {
-            if buf.len() < limit {
-                buf.resize(limit, 0);
-            }
-            let mut rb = ReadBuf::new(&mut buf[..limit]);
-            match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(_)) => Poll::Ready(Next::Close),
-                Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Next::Close),
-                Poll::Ready(Ok(())) => Poll::Ready(decide(app, rb.filled())),
-            }
-        })
-    });
-    tokio::select! {
-        biased;
-        _ = app.shutdown.cancelled() => Next::Close,
-        next = tokio::time::timeout(wait, read) => next.unwrap_or(Next::Close),
+) -> impl std::future::Future<Output = Next> + Send + 'a {
+    async move {
+        let limit = app.config.max_header_bytes;
+        let read = poll_fn(|cx| {
+            HEAD_BUF.with_borrow_mut(|buf| {
+                if buf.len() < limit {
+                    buf.resize(limit, 0);
+                }
+                let mut rb = ReadBuf::new(&mut buf[..limit]);
+                match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(_)) => Poll::Ready(Next::Close),
+                    Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Next::Close),
+                    Poll::Ready(Ok(())) => Poll::Ready(decide(app, rb.filled())),
+                }
+            })
+        });
+        tokio::select! {
+            biased;
+            _ = app.shutdown.cancelled() => Next::Close,
+            next = tokio::time::timeout(wait, read) => next.unwrap_or(Next::Close),
+        }
     }
 }
 
 /// Decides from the bytes read how to serve them.
-fn decide(app: &App, bytes: &[u8]) -> Next {
+pub fn decide(app: &App, bytes: &[u8]) -> Next {
     let candidate = bytes.len() >= 9 && PREFIXES.contains(&&bytes[..9]);
     candidate
         .then(|| classify_head(app, bytes))

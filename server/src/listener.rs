@@ -101,15 +101,18 @@ async fn on_accept_error(app: &App, e: &io::Error, last_log: &mut Option<Instant
 async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let tag = Arc::new(ConnTag::new(app.stats.clone()));
     let stream = Counted::new(stream, tag.clone());
-    match app.config.tls.clone() {
-        None => {
-            if let Some(next) = serve_http(app, stream, tag, peer, false).await {
-                next.await;
-            }
-        }
-        // Boxed: a task keeps its future's whole size for its life, and a plaintext
-        // connection should not carry the TLS path's state.
-        Some(settings) => boxed(serve_tls(app, stream, tag, peer, settings)).await,
+    // Every phase is boxed and the task holds only the box: a task keeps its future's
+    // whole size for its life, so an SSE stream would otherwise carry the request
+    // reader's state (about 700 bytes) and a plaintext connection the TLS path's.
+    let first: Pin<Box<dyn Future<Output = Option<Phase>> + Send>> = match app.config.tls.clone() {
+        None => Box::pin(serve_http(app, stream, tag, peer, false)),
+        Some(settings) => Box::pin(async move {
+            serve_tls(app, stream, tag, peer, settings).await;
+            None
+        }),
+    };
+    if let Some(next) = first.await {
+        next.await;
     }
 }
 
@@ -182,65 +185,91 @@ fn after_handshake(app: Arc<App>, tls: tls::Tls, tag: Arc<ConnTag>, peer: Socket
 /// request hands the connection to hyper for good, with the bytes already read (see
 /// `direct`). Returns the phase the connection goes on with (an SSE stream, hyper,
 /// HTTP/2), for the caller to run once this function's state is gone.
-async fn serve_http<S: Io + 'static>(
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an async
+/// fn keeps its arguments twice in its state (as passed and as moved into the body),
+/// which here cost about 130 bytes of every idle connection.
+// Not an `async fn`: see above (the state would hold the arguments twice).
+#[allow(clippy::manual_async_fn)]
+fn serve_http<S: Io + 'static>(
     app: Arc<App>,
     mut stream: Counted<S>,
     tag: Arc<ConnTag>,
     peer: SocketAddr,
     tls: bool,
-) -> Option<Phase> {
-    let mut waiting_since = Instant::now();
-    let mut pipelined = None;
-    let prefix = loop {
-        let wait =
-            direct::remaining_header_time(app.config.header_timeout, waiting_since.elapsed());
-        match direct::next_request(&app, &mut stream, wait, pipelined.take()).await {
-            Next::Close => return None,
-            Next::Sse { after, close } => {
-                return Some(boxed(sse_direct::serve(app, stream, tag, after, close)));
-            }
-            Next::Poll {
-                long,
-                params,
-                close,
-            } => {
-                let answer = poll_direct::answer(&app, &mut stream, &tag, long, params, close);
-                match Box::pin(answer).await {
-                    After::Close => return None,
-                    After::Next(bytes) => pipelined = bytes,
+) -> impl Future<Output = Option<Phase>> + Send {
+    async move {
+        let mut waiting_since = Instant::now();
+        let mut pipelined: Option<bytes::Bytes> = None;
+        let prefix = loop {
+            let wait =
+                direct::remaining_header_time(app.config.header_timeout, waiting_since.elapsed());
+            // The answer is made (and boxed) in a block of its own before it is awaited,
+            // so that neither the request nor its bytes stay in this state while a
+            // long-poll is parked.
+            let answer = {
+                // Bytes of the next request already read (while a long-poll was parked)
+                // are decided on without waiting.
+                let next = if pipelined.is_some() {
+                    direct::decide(&app, &pipelined.take().unwrap_or_default())
+                } else {
+                    direct::next_request(&app, &mut stream, wait).await
+                };
+                match next {
+                    Next::Close => return None,
+                    Next::Sse { after, close } => {
+                        return Some(boxed(sse_direct::serve(app, stream, tag, after, close)));
+                    }
+                    Next::Poll {
+                        long,
+                        params,
+                        close,
+                    } => Box::pin(poll_direct::answer(
+                        &app,
+                        &mut stream,
+                        &tag,
+                        long,
+                        params,
+                        close,
+                    )),
+                    Next::Hyper(prefix) => break prefix,
                 }
-                waiting_since = Instant::now();
+            };
+            match answer.await {
+                After::Close => return None,
+                After::Next(bytes) => pipelined = bytes,
             }
-            Next::Hyper(prefix) => break prefix,
-        }
-    };
-    // hyper restarts its header timer for every request head, so it gets the whole timeout;
-    // the head it takes over half-read must still be complete within what is left of it.
-    let first_head_due = tokio::time::Instant::from_std(waiting_since) + app.config.header_timeout;
-    if http2::is_preface(&prefix) {
-        let counter = if tls {
-            &app.stats.h2_connections
-        } else {
-            &app.stats.h2c_connections
+            waiting_since = Instant::now();
         };
-        counter.fetch_add(1, Relaxed);
-        return Some(h2_after_preface(
+        // hyper restarts its header timer for every request head, so it gets the whole timeout;
+        // the head it takes over half-read must still be complete within what is left of it.
+        let first_head_due =
+            tokio::time::Instant::from_std(waiting_since) + app.config.header_timeout;
+        if http2::is_preface(&prefix) {
+            let counter = if tls {
+                &app.stats.h2_connections
+            } else {
+                &app.stats.h2c_connections
+            };
+            counter.fetch_add(1, Relaxed);
+            return Some(h2_after_preface(
+                app,
+                prefix,
+                stream,
+                tag,
+                peer,
+                first_head_due,
+            ));
+        }
+        Some(hyper_after_direct(
             app,
             prefix,
             stream,
             tag,
             peer,
             first_head_due,
-        ));
+        ))
     }
-    Some(hyper_after_direct(
-        app,
-        prefix,
-        stream,
-        tag,
-        peer,
-        first_head_due,
-    ))
 }
 
 /// hyper's HTTP/1.1 for the rest of a connection, with `prefix` (already read) replayed;

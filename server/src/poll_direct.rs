@@ -36,32 +36,49 @@ pub enum After {
 const ONE_WRITE: usize = 64 * 1024;
 
 /// Answers one request (already read) and says what the connection does next.
-pub async fn answer<S: Io>(
-    app: &Arc<App>,
-    stream: &mut Counted<S>,
-    tag: &ConnTag,
+///
+/// A plain function returning an `async move` block: an `async fn` would keep its
+/// arguments twice in its state, and a parked long-poll holds this state.
+// Not an `async fn`: see above (the state would hold the arguments twice).
+#[allow(clippy::manual_async_fn)]
+pub fn answer<'a, S: Io>(
+    app: &'a Arc<App>,
+    stream: &'a mut Counted<S>,
+    tag: &'a ConnTag,
     long: bool,
     params: PollParams,
     close: bool,
-) -> After {
-    let (endpoint, class) = if long {
-        (Endpoint::LongPoll, Class::LongPoll)
-    } else {
-        (Endpoint::Poll, Class::ShortPoll)
-    };
-    tag.classify(class);
-    app.stats.count_request(endpoint);
-    app.stats.count_path(Path::Direct);
-    let mut pipelined = Vec::new();
-    let body = if long {
-        match long_poll(app, stream, params, &mut pipelined).await {
-            Some(body) => body,
-            // The client left while parked.
-            None => return After::Close,
+) -> impl std::future::Future<Output = After> + Send + 'a {
+    async move {
+        let (endpoint, class) = if long {
+            (Endpoint::LongPoll, Class::LongPoll)
+        } else {
+            (Endpoint::Poll, Class::ShortPoll)
+        };
+        tag.classify(class);
+        app.stats.count_request(endpoint);
+        app.stats.count_path(Path::Direct);
+        let mut pipelined = Vec::new();
+        let body = if long {
+            match long_poll(app, stream, params, &mut pipelined).await {
+                Some(body) => body,
+                // The client left while parked.
+                None => return After::Close,
+            }
+        } else {
+            poll::short_poll_body(app, &params)
+        };
+        if !send(app, stream, &body, close).await {
+            return After::Close;
         }
-    } else {
-        poll::short_poll_body(app, &params)
-    };
+        After::Next((!pipelined.is_empty()).then(|| Bytes::from(pipelined)))
+    }
+}
+
+/// Writes the answer; false when the connection is done (write failed, `Connection:
+/// close`, shutdown). Its own future, so that its state and a parked long-poll's share
+/// room in `answer`'s state rather than sit side by side.
+async fn send<S: Io>(app: &App, stream: &mut Counted<S>, body: &[u8], close: bool) -> bool {
     // Active (not parked) while the answer is written.
     let _active = GaugeGuard::new(&app.stats.http_active);
     let close = close || app.shutdown.is_cancelled();
@@ -69,52 +86,63 @@ pub async fn answer<S: Io>(
     let written = if body.len() <= ONE_WRITE {
         let mut out = Vec::with_capacity(head.len() + body.len());
         out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(&body);
+        out.extend_from_slice(body);
         write_all(app, stream, &out).await
     } else {
         match write_all(app, stream, head.as_bytes()).await {
-            Ok(true) => write_all(app, stream, &body).await,
+            Ok(true) => write_all(app, stream, body).await,
             other => other,
         }
     };
     if !matches!(written, Ok(true)) {
-        return After::Close;
+        return false;
     }
     if close {
         // As hyper does after an answer that ends the connection: FIN, then close.
         let _ = tokio::time::timeout(app.config.shutdown_grace, stream.shutdown()).await;
-        return After::Close;
+        return false;
     }
     // Shutdown began while the answer was written: close after it, as hyper does.
-    if app.shutdown.is_cancelled() {
-        return After::Close;
-    }
-    After::Next((!pipelined.is_empty()).then(|| Bytes::from(pipelined)))
+    !app.shutdown.is_cancelled()
 }
 
 /// Waits as `poll::long_poll` does, and also for the client to leave (`None`), keeping in
 /// `pipelined` what it sends meanwhile.
-async fn long_poll<S: Io>(
-    app: &App,
-    stream: &mut Counted<S>,
+// Not an `async fn`: see above (the state would hold the arguments twice).
+#[allow(clippy::manual_async_fn)]
+fn long_poll<'a, S: Io>(
+    app: &'a App,
+    stream: &'a mut Counted<S>,
     p: PollParams,
-    pipelined: &mut Vec<u8>,
-) -> Option<Bytes> {
-    let mut head_rx = app.hub.subscribe();
-    let after = p.after.unwrap_or_else(|| *head_rx.borrow_and_update());
-    if app.hub.head() <= after && !p.timeout.is_zero() {
-        let _parked = GaugeGuard::new(&app.stats.parked);
-        tokio::select! {
-            _ = head_rx.wait_for(|head| *head > after) => {}
-            _ = tokio::time::sleep(p.timeout) => {}
-            _ = app.shutdown.cancelled() => {}
-            () = client_gone(stream, pipelined, app.config.max_header_bytes) => return None,
+    pipelined: &'a mut Vec<u8>,
+) -> impl std::future::Future<Output = Option<Bytes>> + Send + 'a {
+    // An `async move` block (not an `async fn`, which keeps its arguments twice) and a
+    // loop on `changed` (not `wait_for`, 48 bytes more): a parked long-poll holds this state.
+    async move {
+        let mut head_rx = app.hub.subscribe();
+        let after = p.after.unwrap_or_else(|| *head_rx.borrow_and_update());
+        if app.hub.head() <= after && !p.timeout.is_zero() {
+            let _parked = GaugeGuard::new(&app.stats.parked);
+            let published = async {
+                while *head_rx.borrow_and_update() <= after {
+                    if head_rx.changed().await.is_err() {
+                        // The hub outlives every connection; wait out the timeout.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = published => {}
+                _ = tokio::time::sleep(p.timeout) => {}
+                _ = app.shutdown.cancelled() => {}
+                () = client_gone(stream, pipelined, app.config.max_header_bytes) => return None,
+            }
         }
+        Some(poll::encode_body(
+            &app.hub.read_after(after, p.limit),
+            after,
+        ))
     }
-    Some(poll::encode_body(
-        &app.hub.read_after(after, p.limit),
-        after,
-    ))
 }
 
 /// Resolves when the peer closes or resets the connection, or sends more than `limit`

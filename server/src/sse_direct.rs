@@ -14,7 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::app::App;
 use crate::direct::{connection_header, with_date, write_all, Io};
 use crate::follow::{Follower, Next};
-use crate::listener;
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 
 /// Largest write made at once when the stream is behind (a batch of big events).
@@ -27,28 +26,37 @@ const MAX_TRAILING_INPUT: usize = 16 * 1024;
 
 /// Serves the stream on a connection whose request was found to be a plain `GET /sse`; returns when
 /// the stream ends (client gone, too slow, shutdown). The connection closes on return.
-pub async fn serve<S: Io>(
+///
+/// The stream watches its own lag: a write the client's socket does not take waits on the
+/// head as well, and a stream more than `ws_queue` events behind ends and is counted as
+/// slow (on hyper's path the connection task does this, [`crate::listener::push_lag`]). So the
+/// whole stream is one future with one wait on the head, which keeps an idle stream small
+/// (`scripts/conn-memory.sh`).
+///
+/// A plain function returning an `async move` block: an `async fn` would keep its
+/// arguments twice in its state.
+// Not an `async fn`: see above (the state would hold the arguments twice).
+#[allow(clippy::manual_async_fn)]
+pub fn serve<S: Io>(
     app: Arc<App>,
     mut stream: Counted<S>,
     tag: Arc<ConnTag>,
     after: Option<u64>,
     close: bool,
-) {
-    app.stats.count_request(Endpoint::Sse);
-    app.stats.count_path(Path::Direct);
-    tag.classify(Class::Sse);
-    let follower = Follower::new(&app.hub, after, app.config.ws_queue);
-    tag.start_push(follower.cursor);
-    let _open = GaugeGuard::new(&app.stats.open_sse);
-    tokio::select! {
-        res = stream_events(&app, &mut stream, &tag, follower, close) => {
-            if let Err(e) = res {
-                tracing::debug!("sse stream ended with an error: {e}");
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        app.stats.count_request(Endpoint::Sse);
+        app.stats.count_path(Path::Direct);
+        tag.classify(Class::Sse);
+        let follower = Follower::new(&app.hub, after, app.config.ws_queue);
+        let _open = GaugeGuard::new(&app.stats.open_sse);
+        match stream_events(&app, &mut stream, follower, close).await {
+            Ok(Some(behind)) => {
+                app.stats.slow_sse.fetch_add(1, Relaxed);
+                tracing::debug!(behind, "closing slow sse consumer");
             }
-        }
-        behind = listener::push_lag(&app, &tag) => {
-            app.stats.slow_sse.fetch_add(1, Relaxed);
-            tracing::debug!(behind, "closing slow sse consumer");
+            Ok(None) => {}
+            Err(e) => tracing::debug!("sse stream ended with an error: {e}"),
         }
     }
 }
@@ -72,23 +80,27 @@ fn push_chunk(out: &mut Vec<u8>, frame: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Streams until the client leaves or the server shuts down (`Ok(None)`), or the client
+/// falls more than the queue behind (`Ok(Some(behind))`).
 async fn stream_events<S: Io>(
     app: &App,
     stream: &mut Counted<S>,
-    tag: &ConnTag,
     mut follower: Follower,
     close: bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<u64>> {
     let mut head_rx = app.hub.subscribe();
-    let head = response_head(close || app.shutdown.is_cancelled());
-    if !write_all(app, stream, head.as_bytes()).await? {
-        return Ok(());
+    {
+        let head = response_head(close || app.shutdown.is_cancelled());
+        if !write_all(app, stream, head.as_bytes()).await? {
+            return Ok(None);
+        }
     }
-    let mut probe = [0u8; 64];
+    // A reading client has nothing to send; what it sends anyway is read in small pieces.
+    let mut probe = [0u8; 16];
     let mut trailing = 0usize;
     loop {
         if app.shutdown.is_cancelled() {
-            return finish(app, stream).await;
+            return finish(app, stream).await.map(|()| None);
         }
         head_rx.borrow_and_update();
         match follower.next(&app.hub) {
@@ -106,48 +118,118 @@ async fn stream_events<S: Io>(
                     #[cfg(feature = "inject")]
                     let split = inject_event(&mut out, ev);
                     if out.len() >= WRITE_CHUNK || i + 1 == events.len() || split {
-                        tag.pushed(ev.seq);
                         if split {
                             let first = [out.remove(0)];
-                            if !write_all(app, stream, &first).await? {
-                                return Ok(());
+                            match write_watching(app, stream, &mut head_rx, &follower, &first)
+                                .await?
+                            {
+                                Written::All => {}
+                                Written::Slow(behind) => return Ok(Some(behind)),
+                                Written::GaveUp => return Ok(None),
                             }
                         }
-                        if !write_all(app, stream, &out).await? {
-                            return Ok(());
+                        match write_watching(app, stream, &mut head_rx, &follower, &out).await? {
+                            Written::All => {}
+                            Written::Slow(behind) => return Ok(Some(behind)),
+                            Written::GaveUp => return Ok(None),
                         }
                         out.clear();
                     }
                 }
             }
-            // Too far behind: the connection task sees the same lag and closes the
-            // connection (and counts it); there is nothing more to send until then.
-            Next::TooSlow { .. } => {
-                app.shutdown.cancelled().await;
-                return Ok(());
-            }
+            Next::TooSlow { behind } => return Ok(Some(behind)),
             Next::Wait => {
-                tokio::select! {
+                // The select only decides; what follows runs after its futures are gone,
+                // so the stream's state holds the waits or the goodbye, not both.
+                let woke = tokio::select! {
                     biased;
-                    _ = app.shutdown.cancelled() => return finish(app, stream).await,
-                    changed = head_rx.changed() => {
-                        if changed.is_err() {
-                            return Ok(());
-                        }
-                    }
+                    _ = app.shutdown.cancelled() => Woke::Shutdown,
+                    changed = head_rx.changed() => match changed {
+                        Ok(()) => Woke::Head,
+                        Err(_) => Woke::Gone,
+                    },
                     read = stream.read(&mut probe) => match read {
                         // The client left.
-                        Ok(0) | Err(_) => return Ok(()),
+                        Ok(0) | Err(_) => Woke::Gone,
                         Ok(n) => {
                             trailing += n;
                             if trailing > MAX_TRAILING_INPUT {
-                                return Ok(());
+                                Woke::Gone
+                            } else {
+                                Woke::Head
                             }
                         }
                     },
+                };
+                match woke {
+                    Woke::Head => {}
+                    Woke::Gone => return Ok(None),
+                    Woke::Shutdown => return finish(app, stream).await.map(|()| None),
                 }
             }
         }
+    }
+}
+
+/// What woke a waiting stream.
+enum Woke {
+    /// The head moved (or the client sent a few bytes): look again.
+    Head,
+    /// The client left, or sent too much.
+    Gone,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// How a watched write ended.
+enum Written {
+    /// Every byte was taken.
+    All,
+    /// The client fell this many events behind while the write waited.
+    Slow(u64),
+    /// The server shut down and the write did not finish within the grace.
+    GaveUp,
+}
+
+/// Writes all of `buf` (and flushes it) while watching the head: a write still waiting
+/// when the client has fallen more than its queue behind ends as [`Written::Slow`]. At
+/// shutdown a stuck write gets `shutdown_grace` more, as in [`write_all`].
+async fn write_watching<S: Io>(
+    app: &App,
+    stream: &mut Counted<S>,
+    head_rx: &mut tokio::sync::watch::Receiver<u64>,
+    follower: &Follower,
+    buf: &[u8],
+) -> std::io::Result<Written> {
+    let write = async {
+        stream.write_all(buf).await?;
+        stream.flush().await
+    };
+    tokio::pin!(write);
+    let shutdown = loop {
+        tokio::select! {
+            biased;
+            res = &mut write => return res.map(|()| Written::All),
+            _ = app.shutdown.cancelled() => break true,
+            changed = head_rx.changed() => {
+                if changed.is_err() {
+                    // The hub outlives every connection; without a head to watch, just
+                    // finish the write.
+                    break false;
+                }
+                let behind = follower.behind(&app.hub);
+                if behind > follower.queue {
+                    return Ok(Written::Slow(behind));
+                }
+            }
+        }
+    };
+    if !shutdown {
+        return write.await.map(|()| Written::All);
+    }
+    match tokio::time::timeout(app.config.shutdown_grace, write).await {
+        Ok(res) => res.map(|()| Written::All),
+        Err(_) => Ok(Written::GaveUp),
     }
 }
 
