@@ -80,6 +80,13 @@ pub enum Next {
         /// The request said `Connection: close`: answer, then end the connection.
         close: bool,
     },
+    /// Upgrade to a WebSocket (the request has been consumed).
+    Ws {
+        /// The cursor; `None` means from the head.
+        after: Option<u64>,
+        /// The `Sec-WebSocket-Accept` value.
+        accept: String,
+    },
     /// Hand the connection to hyper, replaying these bytes (already read) first.
     Hyper(Bytes),
     /// Nothing arrived in time, the client left, or the server is shutting down.
@@ -131,7 +138,9 @@ pub fn next_request<'a, S: Io>(
 
 /// Decides from the bytes read how to serve them.
 pub fn decide(app: &App, bytes: &[u8]) -> Next {
-    let candidate = bytes.len() >= 9 && PREFIXES.contains(&&bytes[..9]);
+    let candidate = (bytes.len() >= 9 && PREFIXES.contains(&&bytes[..9]))
+        || bytes.starts_with(b"GET /ws ")
+        || bytes.starts_with(b"GET /ws?");
     candidate
         .then(|| classify_head(app, bytes))
         .flatten()
@@ -264,6 +273,9 @@ fn classify_head(app: &App, bytes: &[u8]) -> Option<Next> {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
+    if path == "/ws" {
+        return classify_ws(app, &req, query);
+    }
     let long = match path {
         "/sse" => None,
         "/poll" => Some(false),
@@ -343,6 +355,53 @@ fn classify_head(app: &App, bytes: &[u8]) -> Option<Next> {
         return None;
     }
     Some(Next::Sse { after, close })
+}
+
+/// Decides whether a `GET /ws` head is a plain upgrade (`Next::Ws`); `None` means hyper's,
+/// which also answers every refusal (400 with a JSON body). The headers are checked by
+/// the same `ws::check_upgrade` hyper's path uses; a request with a body, an `Expect`, a
+/// `Connection: close` or a cursor that does not validate is left to hyper.
+fn classify_ws(app: &App, req: &httparse::Request<'_, '_>, query: Option<&str>) -> Option<Next> {
+    let mut b = http::Request::builder()
+        .method(http::Method::GET)
+        .version(http::Version::HTTP_11)
+        .uri(req.path?);
+    let mut hosts = 0;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") && h.value == b"0" {
+            continue;
+        }
+        if ["content-length", "transfer-encoding", "expect"]
+            .iter()
+            .any(|m| name.eq_ignore_ascii_case(m))
+        {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("connection")
+            && h.value
+                .split(|c| *c == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        }
+        b = b.header(name, h.value);
+    }
+    if hosts != 1 {
+        return None;
+    }
+    let request = b.body(()).ok()?;
+    let accept = crate::ws::check_upgrade(&request).ok()?;
+    let after = crate::query::Query::parse(query, &["after"])
+        .and_then(|q| q.u64_in("after", 0, u64::MAX))
+        .ok()?;
+    if after.is_some_and(|a| a > app.hub.head()) {
+        return None;
+    }
+    Some(Next::Ws { after, accept })
 }
 
 /// The head hyper writes for a `200` JSON answer (`respond::json`) of `len` bytes; with
@@ -633,8 +692,71 @@ mod tests {
                 }
                 // Everything not taken reaches hyper whole.
                 Next::Hyper(prefix) => prop_assert_eq!(&prefix[..], &raw[..]),
+                Next::Ws { after, .. } => {
+                    prop_assert!(plain(b"/ws"));
+                    prop_assert!(after.unwrap_or(0) <= app.hub.head());
+                }
                 Next::Close => prop_assert!(false, "a read with bytes never closes"),
             }
+        }
+    }
+
+    #[test]
+    fn takes_only_the_plain_valid_websocket_upgrade() {
+        let app = app();
+        let up = "connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\
+                  sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        // RFC 6455 section 1.3's key and accept value.
+        let ws = |after| Next::Ws {
+            after,
+            accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+        };
+        for (raw, want) in [
+            (format!("GET /ws HTTP/1.1\r\nhost: t\r\n{up}\r\n"), ws(None)),
+            (
+                format!("GET /ws?after=0 HTTP/1.1\r\nHost: t\r\n{up}\r\n"),
+                ws(Some(0)),
+            ),
+            // What a browser sends.
+            (
+                "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, Upgrade\r\n\
+                     Upgrade: websocket\r\nOrigin: http://t\r\nSec-WebSocket-Version: 13\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                     Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+                    .to_string(),
+                ws(None),
+            ),
+        ] {
+            assert_eq!(decide(&app, raw.as_bytes()), want, "{raw:?}");
+        }
+        for raw in [
+            format!("GET /ws HTTP/1.1\r\n{up}\r\n"),
+            format!("GET /ws HTTP/1.1\r\nhost: a\r\nhost: b\r\n{up}\r\n"),
+            format!("GET /ws HTTP/1.0\r\nhost: t\r\n{up}\r\n"),
+            format!("POST /ws HTTP/1.1\r\nhost: t\r\n{up}\r\n"),
+            format!("GET /ws/x HTTP/1.1\r\nhost: t\r\n{up}\r\n"),
+            format!("GET /ws?after=5 HTTP/1.1\r\nhost: t\r\n{up}\r\n"),
+            format!("GET /ws?x=1 HTTP/1.1\r\nhost: t\r\n{up}\r\n"),
+            format!("GET /ws HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\n{up}\r\n"),
+            format!("GET /ws HTTP/1.1\r\nhost: t\r\nconnection: close\r\n{up}\r\n"),
+            format!(
+                "GET /ws HTTP/1.1\r\nhost: t\r\n{}\r\n",
+                up.replace("13", "8")
+            ),
+            format!(
+                "GET /ws HTTP/1.1\r\nhost: t\r\n{}\r\n",
+                up.replace("Upgrade", "keep-alive")
+            ),
+            format!(
+                "GET /ws HTTP/1.1\r\nhost: t\r\n{}\r\n",
+                up.replace("dGhl", "x")
+            ),
+            format!("GET /ws HTTP/1.1\r\nhost: t\r\n{up}"),
+        ] {
+            assert!(
+                matches!(decide(&app, raw.as_bytes()), Next::Hyper(_)),
+                "{raw:?}"
+            );
         }
     }
 

@@ -19,7 +19,8 @@ const FILLER_LEN: usize = FILLER2.len() / 2;
 pub const MAX_FRAMING_BYTES: usize = 64 + 97;
 
 /// What an event's struct and its two allocations' bookkeeping take beyond the encoded
-/// bytes, counted generously (the struct itself is 80 bytes).
+/// bytes, counted generously: the struct itself is 112 bytes, and the WebSocket frame's
+/// header (at most 10 bytes) shares the JSON's allocation.
 pub const STRUCT_BYTES: usize = 128;
 
 /// A published event with its encodings.
@@ -29,8 +30,12 @@ pub struct Event {
     pub seq: u64,
     /// Scheduled publish time, Unix epoch nanoseconds.
     pub ts_ns: u64,
-    /// The event JSON, shared by polling bodies and WebSocket text messages.
+    /// The event JSON, shared by polling bodies and WebSocket text messages: a slice of
+    /// `ws`, after the frame header.
     pub json: Utf8Bytes,
+    /// The event as a WebSocket text message from the server: one final, unmasked frame
+    /// (RFC 6455 section 5.2), encoded once and written as is to every subscriber.
+    pub ws: Bytes,
     /// The SSE framing of the event: `id: SEQ\ndata: JSON\n\n`.
     pub sse: Bytes,
 }
@@ -40,10 +45,14 @@ impl Event {
     pub fn new(seq: u64, ts_ns: u64, payload_bytes: usize) -> Event {
         let json = encode_json(seq, ts_ns, payload_bytes);
         let sse = encode_sse(seq, &json);
+        let (ws, header) = encode_ws_text(&json);
+        let json = Utf8Bytes::try_from(ws.slice(header..))
+            .expect("the slice after the frame header is the JSON, which is UTF-8");
         Event {
             seq,
             ts_ns,
-            json: Utf8Bytes::from(json),
+            json,
+            ws,
             sse,
         }
     }
@@ -82,6 +91,25 @@ pub fn encode_json(seq: u64, ts_ns: u64, payload_bytes: usize) -> String {
     out
 }
 
+/// `text` as one WebSocket text frame from a server (final, unmasked), exactly as
+/// tungstenite frames a `Message::Text`; returns the frame and its header's length.
+pub fn encode_ws_text(text: &str) -> (Bytes, usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+    let header = FrameHeader {
+        opcode: OpCode::Data(Data::Text),
+        ..FrameHeader::default()
+    };
+    let len = text.len() as u64;
+    let header_len = header.len(len);
+    let mut out = Vec::with_capacity(header_len + text.len());
+    header
+        .format(len, &mut out)
+        .expect("writing a frame header to a Vec cannot fail");
+    out.extend_from_slice(text.as_bytes());
+    (Bytes::from(out), header_len)
+}
+
 /// Frames an event for Server-Sent Events.
 pub fn encode_sse(seq: u64, json: &str) -> Bytes {
     let mut out = Vec::with_capacity(json.len() + 32);
@@ -96,6 +124,31 @@ pub fn encode_sse(seq: u64, json: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ws_frame_is_tungstenites_text_frame_around_the_json() {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        // Each length form: 7-bit, 16-bit (126..=65535) and 64-bit.
+        for payload in [0usize, 60, 61, 62, 65_400, 65_536, 70_000] {
+            let ev = Event::new(3, 9, payload);
+            let text = encode_json(3, 9, payload);
+            let mut want = Vec::new();
+            Frame::message(text.clone().into_bytes(), OpCode::Data(Data::Text), true)
+                .format(&mut want)
+                .unwrap();
+            assert_eq!(&ev.ws[..], &want[..], "payload {payload}");
+            assert_eq!(ev.json.as_str(), text);
+            let header = ev.ws.len() - text.len();
+            let expect = match text.len() {
+                0..=125 => 2,
+                126..=65_535 => 4,
+                _ => 10,
+            };
+            assert_eq!(header, expect, "payload {payload}");
+            assert!(header + 112 <= STRUCT_BYTES);
+        }
+    }
 
     #[test]
     fn json_shape_is_exact() {

@@ -34,6 +34,7 @@ mod sse_direct;
 pub mod stats;
 pub mod tls;
 mod ws;
+mod ws_direct;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

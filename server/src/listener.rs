@@ -31,7 +31,7 @@ use crate::poll_direct::After;
 use crate::stats::{ConnTag, Counted};
 use crate::tls::TlsSettings;
 use crate::{http2, routes, tls};
-use crate::{poll_direct, sse_direct};
+use crate::{poll_direct, sse_direct, ws_direct};
 
 /// What a refused connection is told.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 38\r\nconnection: close\r\n\r\n{\"error\":\"too many open connections\"}";
@@ -232,6 +232,9 @@ fn serve_http<S: Io + 'static>(
                         params,
                         close,
                     )),
+                    Next::Ws { after, accept } => {
+                        return Some(boxed(ws_direct::serve(app, stream, tag, after, accept)));
+                    }
                     Next::Hyper(prefix) => break prefix,
                 }
             };

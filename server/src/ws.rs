@@ -41,11 +41,11 @@ type Sink = SplitSink<Ws, Message>;
 type Stream = SplitStream<Ws>;
 
 /// How long a goodbye (close frame, closing handshake) may take.
-const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a WebSocket ends.
 #[derive(Debug)]
-enum End {
+pub(crate) enum End {
     /// The client sent a close frame or went away.
     ClientClosed,
     /// Fell more than the queue behind the head.
@@ -259,7 +259,7 @@ async fn send_batch(sink: &mut Sink, events: Vec<Event>) -> Result<(), WsError> 
 }
 
 /// Decides what a message (or error) from the client means for the connection.
-fn on_client_message(msg: Option<Result<Message, WsError>>) -> Option<End> {
+pub(crate) fn on_client_message(msg: Option<Result<Message, WsError>>) -> Option<End> {
     match msg {
         None | Some(Ok(Message::Close(_))) => Some(End::ClientClosed),
         Some(Ok(_)) => None,
@@ -275,10 +275,12 @@ fn on_client_message(msg: Option<Result<Message, WsError>>) -> Option<End> {
     }
 }
 
-/// Sends the close frame that `end` calls for and waits (bounded) for the client's reply.
-async fn goodbye(app: &App, mut sink: Sink, mut stream: Stream, end: End) {
+/// The close message that `end` calls for, counting slow consumers and protocol errors:
+/// `None` for no goodbye at all (the socket failed), `Some(None)` when the client closed
+/// (tungstenite has queued the reply), else the close frame to send.
+pub(crate) fn close_frame(app: &App, end: &End) -> Option<Option<Message>> {
     use std::sync::atomic::Ordering::Relaxed;
-    let frame = match &end {
+    let frame = match end {
         End::Slow(behind) => {
             app.stats.slow_ws.fetch_add(1, Relaxed);
             tracing::debug!(behind, "closing slow websocket consumer");
@@ -295,16 +297,25 @@ async fn goodbye(app: &App, mut sink: Sink, mut stream: Stream, end: End) {
         End::ClientClosed => None,
         End::Io(e) => {
             tracing::debug!("websocket i/o error: {e}");
-            return;
+            return None;
         }
+    };
+    Some(frame.map(|(code, reason)| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    }))
+}
+
+/// Sends the close frame that `end` calls for and waits (bounded) for the client's reply.
+async fn goodbye(app: &App, mut sink: Sink, mut stream: Stream, end: End) {
+    let Some(frame) = close_frame(app, &end) else {
+        return;
     };
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
         match frame {
-            Some((code, reason)) => {
-                let close = Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                }));
+            Some(close) => {
                 if sink.send(close).await.is_err() {
                     return;
                 }

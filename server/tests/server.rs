@@ -806,6 +806,111 @@ async fn sse_served_directly_and_by_hyper_is_byte_identical() {
     assert_eq!(stat(&server, "/connections/open/sse"), 0);
 }
 
+/// `/ws` is upgraded two ways: on the connection's own task with events written as frames
+/// encoded once at publish, when the upgrade request is plain and whole; and by hyper with
+/// tungstenite framing each message otherwise. Both must put the same bytes on the wire
+/// (the 101 head, text frames of each length form, a pong, the 1001 close at shutdown) and
+/// count the same.
+#[tokio::test]
+async fn ws_served_directly_and_by_hyper_is_byte_identical() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    server.hub().publish(&[1], 16);
+    let upgrade = "GET /ws?after=0 HTTP/1.1\r\nhost: t\r\nconnection: Upgrade\r\n\
+                   upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+                   sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let mut direct = CountingStream::connect(addr).await;
+    direct.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut by_hyper = CountingStream::connect(addr).await;
+    by_hyper
+        .write_all(via_hyper(upgrade).as_bytes())
+        .await
+        .unwrap();
+    eventually("both open", || async {
+        stat(&server, "/connections/open/ws") == 2
+    })
+    .await;
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 1);
+    assert_eq!(stat(&server, "/requests_by_path/hyper"), 1);
+    // 16 B, 387 B and 70,000 B payloads: 7-bit, 16-bit and 64-bit frame lengths.
+    server.hub().publish(&[2], 387);
+    server.hub().publish(&[3], 70_000);
+    let head = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+                sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\ndate: <date>\r\n\r\n";
+    let mut frames = Vec::new();
+    for json in event_jsons(&server, 0) {
+        frames.push(0x81u8);
+        match json.len() {
+            n @ 0..=125 => frames.push(n as u8),
+            n @ 126..=65_535 => {
+                frames.push(126);
+                frames.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frames.push(127);
+                frames.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frames.extend_from_slice(json.as_bytes());
+    }
+    let per_stream = (head.len() + 29 - 6 + frames.len()) as u64;
+    eventually("both sent every event", || async {
+        stat(&server, "/bytes/ws/out") == 2 * per_stream
+    })
+    .await;
+    // A masked ping "hi" from each client is answered with a pong "hi".
+    let mask = [1u8, 2, 3, 4];
+    let ping = [0x89, 0x82, 1, 2, 3, 4, b'h' ^ mask[0], b'i' ^ mask[1]];
+    direct.write_all(&ping).await.unwrap();
+    by_hyper.write_all(&ping).await.unwrap();
+    frames.extend_from_slice(&[0x8A, 2, b'h', b'i']);
+    eventually("both answered the ping", || async {
+        stat(&server, "/bytes/ws/out") == 2 * (per_stream + 4)
+    })
+    .await;
+    let reason = b"server shutting down";
+    frames.extend_from_slice(&[0x88, 2 + reason.len() as u8, 0x03, 0xE9]);
+    frames.extend_from_slice(reason);
+    server.shutdown();
+    let raw_direct = read_to_close(&mut direct).await;
+    let raw_hyper = read_to_close(&mut by_hyper).await;
+    // The head is text (its date replaced), the frames after it bytes.
+    let undated_ws = |raw: &[u8]| {
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4;
+        let mut out = undated(&raw[..end]).into_bytes();
+        out.extend_from_slice(&raw[end..]);
+        out
+    };
+    let (got, got_hyper) = (undated_ws(&raw_direct), undated_ws(&raw_hyper));
+    let mut want = head.as_bytes().to_vec();
+    want.extend_from_slice(&frames);
+    assert_eq!((got.len(), got_hyper.len()), (want.len(), want.len()));
+    assert!(
+        got == want,
+        "the direct path's bytes differ from the expected frames"
+    );
+    assert!(
+        got_hyper == want,
+        "hyper's bytes differ from the expected frames"
+    );
+    assert_eq!(stat(&server, "/requests/ws"), 2);
+    let written = direct.counts.written.load(Relaxed) + by_hyper.counts.written.load(Relaxed);
+    let read = direct.counts.read.load(Relaxed) + by_hyper.counts.read.load(Relaxed);
+    assert_eq!(
+        (
+            stat(&server, "/bytes/ws/in"),
+            stat(&server, "/bytes/ws/out")
+        ),
+        (written, read)
+    );
+    assert_eq!(stat(&server, "/connections/open/ws"), 0);
+}
+
 /// Splits `raw` at the date header's value (29 characters) so two answers made a second
 /// apart compare equal.
 fn undated(raw: &[u8]) -> String {

@@ -1,0 +1,338 @@
+//! `GET /ws` served without hyper, for an upgrade request [`crate::direct`] found plain:
+//! the `101` head hyper would write, then the WebSocket on the connection's own task.
+//!
+//! Why: through hyper a WebSocket costs a second task, hyper's upgrade box, a lock to split
+//! the stream into halves and tungstenite's framing of every message for every subscriber.
+//! Here an event goes out as the frame it was encoded into once at publish ([`Event::ws`]),
+//! written straight to the socket; tungstenite's [`WebSocketContext`] still reads what the
+//! client sends (control frames, pings answered, the close handshake, protocol errors,
+//! size limits, UTF-8) and writes the control frames. An idle WebSocket then holds one
+//! future, the context and a 128-byte read buffer (`scripts/conn-memory.sh`).
+//!
+//! Invariants:
+//! - The bytes on the wire are exactly the hyper path's (`tests/server.rs` compares them):
+//!   the same `101` head, the same frames (tungstenite's own header encoder).
+//! - Frames never interleave: the context's queued control frames (a pong) go out before a
+//!   batch, and the client is read only between batches; a batch half written when the
+//!   connection ends is finished (bounded) before the close frame.
+//! - Behaviour is the hyper path's (`crate::ws`): a client more than `ws_queue` events
+//!   behind is closed with 1013 and counted, protocol errors get 1002, 1007 or 1009,
+//!   shutdown 1001, and every goodbye is bounded by a timeout.
+
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketContext};
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::app::App;
+use crate::direct::{with_date, write_all, Io};
+use crate::event::Event;
+use crate::follow::{Follower, Next};
+use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
+use crate::ws::{close_frame, on_client_message, End, GOODBYE_TIMEOUT};
+
+/// The context's read buffer. Clients here send only control frames (at most 131 bytes
+/// with the header); a larger frame still arrives whole, the buffer growing to hold it.
+const READ_BUFFER: usize = 128;
+
+/// Largest write made at once when the stream is behind (a batch of big events).
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The `101` head, byte for byte what hyper writes for `ws::upgrade`'s response.
+fn response_head(accept: &str) -> String {
+    with_date(|date| {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+             sec-websocket-accept: {accept}\r\ndate: {date}\r\n\r\n"
+        )
+    })
+}
+
+/// Serves the WebSocket on a connection whose upgrade request was found plain; returns when
+/// it ends. The connection closes on return.
+// Not an `async fn`: an async fn keeps its arguments twice in its state.
+#[allow(clippy::manual_async_fn)]
+pub fn serve<S: Io>(
+    app: Arc<App>,
+    mut stream: Counted<S>,
+    tag: Arc<ConnTag>,
+    after: Option<u64>,
+    accept: String,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        tag.classify(Class::Ws);
+        app.stats.count_request(Endpoint::Ws);
+        app.stats.count_path(Path::Direct);
+        let head = response_head(&accept);
+        drop(accept);
+        if !matches!(
+            write_all(&app, &mut stream, head.as_bytes()).await,
+            Ok(true)
+        ) {
+            return;
+        }
+        drop(head);
+        let _open = GaugeGuard::new(&app.stats.open_ws);
+        let config = app.ws_config.read_buffer_size(READ_BUFFER);
+        let mut ws = Ws {
+            stream,
+            ctx: WebSocketContext::new(Role::Server, Some(config)),
+            pending: Bytes::new(),
+        };
+        let end = pump(&app, &mut ws, after).await;
+        goodbye(&app, &mut ws, end).await;
+    }
+}
+
+/// The connection: the socket, tungstenite's context, and what is left of the batch in
+/// flight.
+struct Ws<S> {
+    stream: Counted<S>,
+    ctx: WebSocketContext,
+    /// Bytes of data frames not yet written (empty between batches).
+    pending: Bytes,
+}
+
+/// The socket as the blocking `Read + Write` tungstenite wants: `Pending` is `WouldBlock`,
+/// with the waker registered.
+struct SyncIo<'a, 'b, S> {
+    stream: &'a mut Counted<S>,
+    cx: &'a mut Context<'b>,
+}
+
+fn would_block<T>(p: Poll<io::Result<T>>) -> io::Result<T> {
+    match p {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+impl<S: Io> Read for SyncIo<'_, '_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut rb = ReadBuf::new(buf);
+        would_block(Pin::new(&mut *self.stream).poll_read(self.cx, &mut rb))?;
+        Ok(rb.filled().len())
+    }
+}
+
+impl<S: Io> Write for SyncIo<'_, '_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        would_block(Pin::new(&mut *self.stream).poll_write(self.cx, buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        would_block(Pin::new(&mut *self.stream).poll_flush(self.cx))
+    }
+}
+
+/// `Ready` unless the error is `WouldBlock`.
+fn ready_unless_blocked<T>(r: Result<T, WsError>) -> Poll<Result<T, WsError>> {
+    match r {
+        Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        other => Poll::Ready(other),
+    }
+}
+
+impl<S: Io> Ws<S> {
+    /// Writes the context's queued control frames, then `pending`, and flushes.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let mut io = SyncIo {
+            stream: &mut self.stream,
+            cx,
+        };
+        std::task::ready!(ready_unless_blocked(self.ctx.flush(&mut io)))?;
+        while !self.pending.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.stream).poll_write(cx, &self.pending))?;
+            if n == 0 {
+                return Poll::Ready(Err(WsError::Io(io::ErrorKind::WriteZero.into())));
+            }
+            bytes::Buf::advance(&mut self.pending, n);
+        }
+        Pin::new(&mut self.stream)
+            .poll_flush(cx)
+            .map_err(WsError::Io)
+    }
+
+    /// Reads what the client sent until it would block (`Pending`) or the connection
+    /// should end (`Ready(end)`); pongs and close replies go out as tungstenite queues them.
+    fn poll_read_client(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        loop {
+            let mut io = SyncIo {
+                stream: &mut self.stream,
+                cx,
+            };
+            match ready_unless_blocked(self.ctx.read(&mut io)) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(msg) => {
+                    if let Some(end) = on_client_message(Some(msg)) {
+                        return Poll::Ready(end);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What woke a waiting connection.
+enum Woke {
+    /// The head moved: look again.
+    Head,
+    /// The connection ends.
+    End(End),
+}
+
+/// Sends events until the connection should end, and says why.
+async fn pump<S: Io>(app: &App, ws: &mut Ws<S>, after: Option<u64>) -> End {
+    let mut follower = Follower::new(&app.hub, after, app.config.ws_queue);
+    let mut head_rx = app.hub.subscribe();
+    loop {
+        head_rx.borrow_and_update();
+        match follower.next(&app.hub) {
+            Next::TooSlow { behind } => return End::Slow(behind),
+            Next::Send(events) => {
+                let mut rest = &events[..];
+                while !rest.is_empty() {
+                    let (batch, taken) = batch(rest);
+                    rest = &rest[taken..];
+                    ws.pending = batch;
+                    if let Some(end) = write_watching(app, ws, &mut head_rx, &follower).await {
+                        return end;
+                    }
+                }
+            }
+            Next::Wait => {
+                let woke = tokio::select! {
+                    biased;
+                    _ = app.shutdown.cancelled() => Woke::End(End::Shutdown),
+                    changed = head_rx.changed() => match changed {
+                        Ok(()) => Woke::Head,
+                        // The hub outlives every connection.
+                        Err(_) => Woke::End(End::Shutdown),
+                    },
+                    end = poll_fn(|cx| ws.poll_read_client(cx)) => Woke::End(end),
+                };
+                if let Woke::End(end) = woke {
+                    return end;
+                }
+            }
+        }
+    }
+}
+
+/// The first events of `events` as one buffer of at most about [`WRITE_CHUNK`] bytes (one
+/// event is its shared frame, not a copy), and how many it holds.
+fn batch(events: &[Event]) -> (Bytes, usize) {
+    if events.len() == 1 || events[0].ws.len() >= WRITE_CHUNK {
+        return (events[0].ws.clone(), 1);
+    }
+    let mut out = BytesMut::new();
+    let mut taken = 0;
+    for ev in events {
+        if taken > 0 && out.len() + ev.ws.len() > WRITE_CHUNK {
+            break;
+        }
+        out.extend_from_slice(&ev.ws);
+        taken += 1;
+    }
+    (out.freeze(), taken)
+}
+
+/// Writes `ws.pending` while watching the head: `Some(end)` when the connection ends
+/// first (too far behind, shutdown with the write stuck past the grace, socket error).
+async fn write_watching<S: Io>(
+    app: &App,
+    ws: &mut Ws<S>,
+    head_rx: &mut watch::Receiver<u64>,
+    follower: &Follower,
+) -> Option<End> {
+    let shutdown = loop {
+        let woke = tokio::select! {
+            biased;
+            res = poll_fn(|cx| ws.poll_write_out(cx)) => {
+                return res.err().map(|e| End::Io(e.to_string()));
+            }
+            _ = app.shutdown.cancelled() => None,
+            changed = head_rx.changed() => Some(changed.is_ok()),
+        };
+        match woke {
+            None => break true,
+            // The hub outlives every connection; without a head to watch, just write.
+            Some(false) => break false,
+            Some(true) => {
+                let behind = follower.behind(&app.hub);
+                if behind > follower.queue {
+                    return Some(End::Slow(behind));
+                }
+            }
+        }
+    };
+    let write = poll_fn(|cx| ws.poll_write_out(cx));
+    if !shutdown {
+        return write.await.err().map(|e| End::Io(e.to_string()));
+    }
+    match tokio::time::timeout(app.config.shutdown_grace, write).await {
+        Ok(Ok(())) => Some(End::Shutdown),
+        Ok(Err(e)) => Some(End::Io(e.to_string())),
+        Err(_) => Some(End::Io("write stuck at shutdown".into())),
+    }
+}
+
+/// Sends the close frame that `end` calls for (after what is left of the batch in flight)
+/// and waits, bounded, for the client's reply.
+async fn goodbye<S: Io>(app: &App, ws: &mut Ws<S>, end: End) {
+    let Some(frame) = close_frame(app, &end) else {
+        return;
+    };
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        match frame {
+            Some(close) => {
+                // The rest of the batch goes first, so the close frame follows whole
+                // frames; the context writes as it queues.
+                if poll_fn(|cx| write_pending(ws, cx)).await.is_err() {
+                    return;
+                }
+                let queued = poll_fn(|cx| {
+                    let mut io = SyncIo {
+                        stream: &mut ws.stream,
+                        cx,
+                    };
+                    // Queued in the context even when the socket would block.
+                    Poll::Ready(match ws.ctx.write(&mut io, close.clone()) {
+                        Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                        other => other,
+                    })
+                })
+                .await;
+                if queued.is_err() || poll_fn(|cx| ws.poll_write_out(cx)).await.is_err() {
+                    return;
+                }
+                // Wait for the client's close (or EOF) so the client sees a clean end.
+                let _ = poll_fn(|cx| ws.poll_read_client(cx)).await;
+            }
+            // The client closed: tungstenite has queued the reply close frame.
+            None => {
+                let _ = poll_fn(|cx| ws.poll_write_out(cx)).await;
+            }
+        }
+    })
+    .await;
+}
+
+/// Writes what is left of the batch in flight, without the context's frames.
+fn write_pending<S: Io>(ws: &mut Ws<S>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    while !ws.pending.is_empty() {
+        let n = std::task::ready!(Pin::new(&mut ws.stream).poll_write(cx, &ws.pending))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        bytes::Buf::advance(&mut ws.pending, n);
+    }
+    Poll::Ready(Ok(()))
+}
