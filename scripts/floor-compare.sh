@@ -13,11 +13,22 @@
 #   floor   100 clients x 10 events/s (the latency-floor target: p50)
 #   fan-out 10,000 clients x 1 event/s (the fan-out target: p99)
 # Per round it prints both p50 and p99; at the end the medians and feedbench/floor ratios.
+# Each run also gives its receiving side's CPU per delivered event: the load generator's
+# process CPU over the measured window per delivery (`loadgen.cpu_s` / `events.delivered`),
+# and the floor reader thread's CPU per message; their ratio says how much the load
+# generator's receive path costs beyond reading the bytes. Likewise the server's CPU per
+# delivery (`server.cpu_s` from its /stats, over the window) against the floor writer's.
 # A ratio near 1 means feedbench adds little to what the kernel costs here; a target below
-# the floor cannot be met by any single-threaded sender on this machine. (Long-poll is not
-# here: its client asks before every event, which a push-only floor does not model.)
+# the floor cannot be met by any single-threaded sender on this machine. Long-poll is
+# compared with the floor's request/response mode (`--request`, at feedbench's request bytes
+# per event): each client asks before every event and the floor's writer reads that request
+# before answering, so both sides make a read and a write per delivery.
 #
-#   scripts/floor-compare.sh [ROUNDS (3)] [DURATION_S (5)] [TRANSPORTS (ws,sse)]
+#   scripts/floor-compare.sh [ROUNDS (3)] [DURATION_S (5)] [TRANSPORTS (ws,sse,long-poll)]
+#
+# With FB_SERVER_BIN=PATH the server is that binary (another revision's build, say) and the
+# load generator and the floor are this tree's, so a before/after comparison differs only
+# in the server: run the script alternately with and without it, one round each.
 #
 # Bounded: every run is under `timeout`; about 70 s per transport per round with the
 # defaults.
@@ -25,9 +36,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 secs="${2:-5}"
-transports="${3:-ws,sse}"
-if ! [[ "$rounds" =~ ^[1-9][0-9]?$ && "$secs" =~ ^[1-9][0-9]?$ && "$transports" =~ ^(ws|sse)(,(ws|sse))*$ ]]; then
-  echo "usage: scripts/floor-compare.sh [ROUNDS 1-99 (3)] [DURATION_S 1-99 (5)] [TRANSPORTS ws,sse (ws,sse)]" >&2
+transports="${3:-ws,sse,long-poll}"
+if ! [[ "$rounds" =~ ^[1-9][0-9]?$ && "$secs" =~ ^[1-9][0-9]?$ && "$transports" =~ ^(ws|sse|long-poll)(,(ws|sse|long-poll))*$ ]]; then
+  echo "usage: scripts/floor-compare.sh [ROUNDS 1-99 (3)] [DURATION_S 1-99 (5)] [TRANSPORTS ws,sse,long-poll (ws,sse,long-poll)]" >&2
   exit 2
 fi
 IFS=, read -r -a transport_list <<<"$transports"
@@ -47,8 +58,8 @@ trap cleanup EXIT
 fb_server_start "$work" 0 --worker-threads 1 --rate 0
 url="$FB_URL"
 
-# feedbench TRANSPORT CLIENTS RATE RAMP: one run; prints "p50_us p99_us bytes_per_event" or
-# "fail".
+# feedbench TRANSPORT CLIENTS RATE RAMP: one run; prints "p50_us p99_us bytes_per_event
+# loadgen_cpu_us_per_delivery bytes_up_per_event server_cpu_us_per_delivery" or "fail".
 feedbench() {
   local out="$work/fb.json"
   rm -f "$out"
@@ -63,31 +74,42 @@ except (OSError, ValueError, IndexError, KeyError):
     print("fail"); sys.exit()
 ok = s["status"] == "complete" and s["events"]["missed"] == 0 and s["events"]["delivered"] > 0
 per_event = round(s["bytes"]["per_event_down"])
-print(f'{s["latency_us"]["p50"]} {s["latency_us"]["p99"]} {per_event}' if ok else "fail")
+cpu_us = s["loadgen"]["cpu_s"] * 1e6 / s["events"]["delivered"] if ok else 0
+up = max(1, round(s["bytes"]["per_event_up"])) if ok else 0
+srv_us = (s.get("server") or {}).get("cpu_s", 0) * 1e6 / s["events"]["delivered"] if ok else 0
+print(f'{s["latency_us"]["p50"]} {s["latency_us"]["p99"]} {per_event} {cpu_us:.3f} {up} {srv_us:.3f}' if ok else "fail")
 PY
 }
 
-# cfloor CLIENTS RATE MSG_BYTES: one C floor run; prints "p50_us p99_us" (from schedule) or
-# "fail".
+# cfloor CLIENTS RATE MSG_BYTES [REQUEST_BYTES]: one C floor run (request/response with
+# REQUEST_BYTES); prints "p50_us p99_us reader_cpu_us writer_cpu_us" (latency from
+# schedule; the reader's and the writer's thread CPU per message) or "fail".
 cfloor() {
-  local msg="$3"
+  local msg="$3" req=()
   ((msg < 32)) && msg=32
-  timeout 120 "$floor" --clients "$1" --rate "$2" --seconds "$secs" --msg "$msg" >"$work/c.out" 2>&1 || { echo fail; return; }
+  [ -n "${4:-}" ] && req=(--request "$4")
+  timeout 120 "$floor" --clients "$1" --rate "$2" --seconds "$secs" --msg "$msg" "${req[@]}" >"$work/c.out" 2>&1 || { echo fail; return; }
   awk '/^lost messages/ { lost = $3 }
        /^latency from schedule/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i+1); if ($i == "p99") p99 = $(i+1) } }
-       END { if (lost != "0" || p50 == "") print "fail"; else print p50, p99 }' "$work/c.out"
+       /^reader cpu per message/ { cpu = $5 }
+       /^writer cpu per message/ { wcpu = $5 }
+       END { if (lost != "0" || p50 == "" || cpu == "" || wcpu == "") print "fail"; else print p50, p99, cpu, wcpu }' "$work/c.out"
 }
 
-# pair TRANSPORT CLIENTS RATE RAMP: feedbench, then the floor at feedbench's bytes per event;
-# prints "fb_p50 fb_p99 floor_p50 floor_p99 bytes" or "fail".
+# pair TRANSPORT CLIENTS RATE RAMP: feedbench, then the floor at feedbench's bytes per event
+# (for long-poll, request/response with feedbench's request bytes per event); prints
+# "fb_p50 fb_p99 floor_p50 floor_p99 bytes fb_cpu floor_cpu server_cpu floor_writer_cpu" or
+# "fail".
 pair() {
-  local fb c fb50 fb99 bytes
+  local fb c fb50 fb99 bytes fbcpu up srvcpu c50 c99 ccpu wcpu
   fb="$(feedbench "$1" "$2" "$3" "$4")"
   [ "$fb" = fail ] && { echo fail; return; }
-  read -r fb50 fb99 bytes <<<"$fb"
-  c="$(cfloor "$2" "$3" "$bytes")"
+  read -r fb50 fb99 bytes fbcpu up srvcpu <<<"$fb"
+  [ "$1" = long-poll ] || up=""
+  c="$(cfloor "$2" "$3" "$bytes" "$up")"
   [ "$c" = fail ] && { echo fail; return; }
-  echo "$fb50 $fb99 $c $bytes"
+  read -r c50 c99 ccpu wcpu <<<"$c"
+  echo "$fb50 $fb99 $c50 $c99 $bytes $fbcpu $ccpu $srvcpu $wcpu"
 }
 
 echo "feedbench ${transports} vs the C loopback floor, $rounds round(s), ${secs} s measured per run, latency from schedule (us)"
@@ -96,7 +118,7 @@ for ((r = 1; r <= rounds; r++)); do
   for t in "${transport_list[@]}"; do
     small="$(pair "$t" 100 10 1s)"
     big="$(pair "$t" 10000 1 3s)"
-    printf 'round %d %-3s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes: %s | 10000 x 1/s: %s\n' \
+    printf 'round %d %-9s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes, receive cpu, send cpu (feedbench floor): %s | 10000 x 1/s: %s\n' \
       "$r" "$t" "$small" "$big"
     [ "$small" != fail ] && echo "$t small $small" >>"$work/vals"
     [ "$big" != fail ] && echo "$t big $big" >>"$work/vals"
@@ -113,7 +135,11 @@ for line in open(sys.argv[1]):
 names = {"small": "100 clients x 10/s", "big": "10000 clients x 1/s"}
 print("medians over the complete runs:")
 for (t, size), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] != "small")):
-    fb50, fb99, c50, c99, b = (statistics.median(c) for c in zip(*vals))
-    print(f"  {t:3} {names[size]:20} n={len(vals)} {b:4.0f} B/event  feedbench p50 {fb50:9.0f} p99 {fb99:9.0f}"
+    fb50, fb99, c50, c99, b, fbcpu, ccpu, srv, wcpu = (statistics.median(c) for c in zip(*vals))
+    print(f"  {t:9} {names[size]:20} n={len(vals)} {b:4.0f} B/event  feedbench p50 {fb50:9.0f} p99 {fb99:9.0f}"
           f" | floor p50 {c50:9.0f} p99 {c99:9.0f} | ratio p50 {fb50 / c50:4.2f} p99 {fb99 / c99:4.2f}")
+    print(f"  {'':9} {'':20} receive cpu per delivered event: load generator {fbcpu:.2f} us,"
+          f" floor reader {ccpu:.2f} us, ratio {fbcpu / ccpu:4.2f}")
+    print(f"  {'':9} {'':20} send cpu per delivered event:    server         {srv:.2f} us,"
+          f" floor writer {wcpu:.2f} us, ratio {srv / wcpu:4.2f}")
 PY

@@ -3,7 +3,8 @@
 # repository root (`source scripts/lib.sh`). Not meant to be run.
 #
 #   fb_server_start WORKDIR CPUS ARGS...
-#       Starts `target/release/feedbench serve ARGS...` (under $CARGO_TARGET_DIR if set; pinned with taskset to CPUS, or
+#       Starts `target/release/feedbench serve ARGS...` (under $CARGO_TARGET_DIR if set;
+#       $FB_SERVER_BIN instead, if set, to measure another build's server; pinned with taskset to CPUS, or
 #       unpinned when CPUS is `-`), with its stdout/stderr in WORKDIR/serve.{out,err}, and
 #       waits (at most 5 s) for its `feedbench listening on http(s)://ADDR` line. Sets
 #       FB_SERVER_PID, FB_URL (http://ADDR or https://ADDR) and FB_ADDR (ADDR). Without `--addr` in ARGS
@@ -21,7 +22,7 @@ fb_server_start() {
   shift 2
   local args=("$@")
   [[ " ${args[*]} " == *" --addr "* ]] || args=(--addr 127.0.0.1:0 "${args[@]}")
-  local run=("${CARGO_TARGET_DIR:-target}/release/feedbench" serve "${args[@]}")
+  local run=("${FB_SERVER_BIN:-${CARGO_TARGET_DIR:-target}/release/feedbench}" serve "${args[@]}")
   [ "$cpus" = - ] || run=(taskset -c "$cpus" "${run[@]}")
   "${run[@]}" >"$work/serve.out" 2>"$work/serve.err" &
   FB_SERVER_PID=$!

@@ -22,6 +22,11 @@
  *                               reader wake-up)
  * and the writer records, per event, its timer lateness (actual wake -
  * scheduled) and the duration of the whole write loop over the N sockets.
+ * The writer's and the reader's CPU time (CLOCK_THREAD_CPUTIME_ID, over the
+ * events and from the end of set-up to the end of the run) per message are
+ * the floors for a server's send path and a client's receive path: what
+ * writing, and reading and timestamping, a message cost with nothing else to
+ * do.
  *
  * Events in the first second (warm-up) are sent and checked but not recorded.
  * The run stops by itself once every message has arrived, or 2 s (drain) after
@@ -32,7 +37,14 @@
  * (unshare(CLONE_FILES)), so the open-file limit applies to N sockets per side
  * rather than 2N in one table: 10,000 clients fit under a hard limit of 20,000.
  *
- *   loopback-floor [--clients N] [--rate R] [--seconds S] [--msg BYTES] [--spin]
+ *   loopback-floor [--clients N] [--rate R] [--seconds S] [--msg BYTES]
+ *                  [--request BYTES] [--spin]
+ *
+ * --request BYTES: request/response, the floor for long-polling. Each client
+ * sends a BYTES-byte request when it connects and again on every message but
+ * the last; before writing an event to a client the writer reads that
+ * client's waiting request (a long-poll server answering a parked request),
+ * so each delivery costs a read and a write on each side.
  *
  * --spin: the writer sleeps until 200 us before each scheduled time and then
  * busy-waits; the reader polls epoll_wait() with timeout 0 instead of
@@ -82,6 +94,7 @@ static long n_clients = 100;
 static long rate = 10;
 static long seconds = 10;
 static long msg_bytes = 112;
+static long req_bytes = 0; /* --request: 0 is push; else each message answers a request */
 static int spin = 0;
 
 static int *server_fds; /* written to by the writer */
@@ -102,6 +115,8 @@ static int64_t *lat_sched; /* receive - scheduled, ns */
 static int64_t *lat_write; /* receive - write-loop start, ns */
 static int64_t n_reader_samples;
 static int64_t received_total; /* including warm-up */
+static int64_t reader_cpu_ns;  /* the reader thread's CPU time from set-up done to end */
+static int64_t writer_cpu_ns;  /* the writer thread's CPU time over its events */
 
 static atomic_int writer_done;
 static atomic_int reader_done;
@@ -125,6 +140,15 @@ static void die(const char *fmt, ...)
 static void die_errno(const char *what)
 {
     die("%s: %s", what, strerror(errno));
+}
+
+/* CPU time this thread has used, ns */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        die_errno("clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
 static int64_t now_ns(void)
@@ -179,6 +203,21 @@ static int64_t scheduled(int64_t k) { return t0 + k * NS_PER_S / rate; }
 
 /* ---- writer ---- */
 
+/* read exactly len bytes from blocking socket fd into buf (a client's request) */
+static void read_exact(int fd, unsigned char *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = read(fd, buf + off, len - off);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            die("read request from server socket: %s", n < 0 ? strerror(errno) : "end of stream");
+    }
+}
+
 /* write all len bytes of buf to blocking socket fd */
 static void write_all(int fd, const unsigned char *buf, size_t len)
 {
@@ -208,6 +247,8 @@ static void *writer_main(void *arg)
     unsigned char *msg = xcalloc(1, (size_t)msg_bytes, "message");
     memset(msg + HDR_BYTES, 'x', (size_t)msg_bytes - HDR_BYTES);
     put_u64(msg, MAGIC);
+    unsigned char *req = req_bytes > 0 ? xcalloc(1, (size_t)req_bytes, "request") : NULL;
+    const int64_t cpu_start = thread_cpu_ns();
 
     for (int64_t k = 0; k < total_events; k++) {
         int64_t sched = scheduled(k);
@@ -223,8 +264,13 @@ static void *writer_main(void *arg)
         put_u64(msg + 8, (uint64_t)k);
         put_u64(msg + 16, (uint64_t)sched);
         put_u64(msg + 24, (uint64_t)start);
-        for (long i = 0; i < n_clients; i++)
+        for (long i = 0; i < n_clients; i++) {
+            /* request/response: answer the request the client has waiting (it sent it
+             * on its previous answer), as a long-poll server answers a parked request */
+            if (req != NULL)
+                read_exact(server_fds[i], req, (size_t)req_bytes);
             write_all(server_fds[i], msg, (size_t)msg_bytes);
+        }
         int64_t end = now_ns();
         if (k >= warm_events) {
             lateness[n_writer_samples] = start - sched;
@@ -232,7 +278,9 @@ static void *writer_main(void *arg)
             n_writer_samples++;
         }
     }
+    writer_cpu_ns = thread_cpu_ns() - cpu_start;
     free(msg);
+    free(req);
     atomic_store(&writer_end_ns, now_ns());
     atomic_store(&writer_done, 1);
     return NULL;
@@ -342,6 +390,17 @@ static unsigned char *partial;   /* n_clients x msg_bytes: bytes of a split mess
 static uint32_t *partial_len;    /* bytes currently held in partial[i] */
 static int64_t *next_seq;        /* next sequence number expected on client i */
 
+static unsigned char *request; /* --request: what a client sends for its next message */
+
+/* client i asks for its next message (request/response mode) */
+static void send_request(long i)
+{
+    ssize_t n = write(client_fds[i], request, (size_t)req_bytes);
+    if (n != (ssize_t)req_bytes)
+        die("client %ld: request not written whole: %s", i,
+            n < 0 ? strerror(errno) : "short write");
+}
+
 /* one whole message from client i, received at time t */
 static void on_message(long i, const unsigned char *m, int64_t t)
 {
@@ -353,6 +412,8 @@ static void on_message(long i, const unsigned char *m, int64_t t)
         die("client %ld: got event %" PRIu64 ", expected %" PRId64, i, seq, next_seq[i]);
     next_seq[i]++;
     received_total++;
+    if (request != NULL && next_seq[i] < total_events)
+        send_request(i);
     if ((int64_t)seq >= warm_events) {
         if (n_reader_samples >= measured_events * n_clients)
             die("more measured messages than expected");
@@ -400,6 +461,12 @@ static void *reader_main(void *arg)
     if (close(listen_fd) != 0) /* this table's copy; main accepts on its own */
         die_errno("close listener copy");
     connect_clients();
+    if (req_bytes > 0) {
+        request = xcalloc(1, (size_t)req_bytes, "request");
+        memset(request, 'r', (size_t)req_bytes);
+        for (long i = 0; i < n_clients; i++)
+            send_request(i); /* each client's first request, waiting for event 0 */
+    }
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         die_errno("epoll_create1");
@@ -412,6 +479,7 @@ static void *reader_main(void *arg)
     unsigned char *buf = xcalloc(1, READ_BUF, "read buffer");
     const int64_t expected = total_events * n_clients;
     atomic_store(&reader_ready, 1);
+    const int64_t cpu_start = thread_cpu_ns();
 
     while (received_total < expected) {
         atomic_store_explicit(&progress, received_total, memory_order_relaxed);
@@ -440,6 +508,8 @@ static void *reader_main(void *arg)
                 die_errno("read from client socket");
         }
     }
+    reader_cpu_ns = thread_cpu_ns() - cpu_start;
+    free(request);
     free(buf);
     free(evs);
     for (long i = 0; i < n_clients; i++)
@@ -481,11 +551,15 @@ static void usage(const char *fmt, ...)
         fputc('\n', stderr);
         va_end(ap);
     }
-    fputs("usage: loopback-floor [--clients N] [--rate R] [--seconds S] [--msg BYTES] [--spin]\n"
+    fputs("usage: loopback-floor [--clients N] [--rate R] [--seconds S] [--msg BYTES]\n"
+          "                      [--request BYTES] [--spin]\n"
           "  --clients N    loopback TCP clients, 1..100000 (default 100)\n"
           "  --rate R       events per second, 1..100000 (default 10)\n"
           "  --seconds S    measured seconds after a 1 s warm-up, 1..3600 (default 10)\n"
           "  --msg BYTES    message size, 32..65536 (default 112)\n"
+          "  --request BYTES  request/response (long-poll): each client sends BYTES\n"
+          "                 before each message and the writer reads them before\n"
+          "                 answering, 1..65536 (default: push, no requests)\n"
           "  --spin         busy-wait timer and epoll_wait(timeout 0) instead of blocking\n",
           stderr);
     exit(2);
@@ -519,6 +593,9 @@ static void parse_args(int argc, char **argv)
             a++;
         } else if (strcmp(o, "--msg") == 0) {
             msg_bytes = parse_long(o, v, HDR_BYTES, 65536);
+            a++;
+        } else if (strcmp(o, "--request") == 0) {
+            req_bytes = parse_long(o, v, 1, 65536);
             a++;
         } else if (strcmp(o, "--spin") == 0) {
             spin = 1;
@@ -609,9 +686,9 @@ int main(int argc, char **argv)
     qsort(lat_write, (size_t)n_reader_samples, sizeof *lat_write, cmp_i64);
     const int64_t nw = n_writer_samples, nr = n_reader_samples;
 
-    printf("clients %ld, rate %ld/s, msg %ld bytes, %s, events %" PRId64
+    printf("clients %ld, rate %ld/s, msg %ld bytes, request %ld bytes, %s, events %" PRId64
            ", messages received %" PRId64 " (expected %" PRId64 ")\n",
-           n_clients, rate, msg_bytes, spin ? "spin" : "blocking", measured_events, nr,
+           n_clients, rate, msg_bytes, req_bytes, spin ? "spin" : "blocking", measured_events, nr,
            expected);
     printf("timer lateness            p50 %.1f  p99 %.1f  µs\n", pct_us(lateness, nw, 50),
            pct_us(lateness, nw, 99));
@@ -624,6 +701,12 @@ int main(int argc, char **argv)
     printf("latency from write start  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  µs\n",
            pct_us(lat_write, nr, 50), pct_us(lat_write, nr, 90), pct_us(lat_write, nr, 99),
            pct_us(lat_write, nr, 100));
+    printf("writer cpu per message    %.3f  µs (%.3f s over %" PRId64 " messages)\n",
+           (double)writer_cpu_ns / 1000.0 / (double)(total_events * n_clients),
+           (double)writer_cpu_ns / 1e9, total_events * n_clients);
+    printf("reader cpu per message    %.3f  µs (%.3f s over %" PRId64 " messages)\n",
+           received_total > 0 ? (double)reader_cpu_ns / 1000.0 / (double)received_total : 0.0,
+           (double)reader_cpu_ns / 1e9, received_total);
     printf("lost messages %" PRId64 "\n", lost);
     if (fflush(stdout) != 0)
         die_errno("write report");

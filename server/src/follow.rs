@@ -69,6 +69,11 @@ impl Follower {
         if behind > self.queue {
             return Next::TooSlow { behind };
         }
+        // Caught up (every wake-up ends here after its batch): no need to take the ring's
+        // lock to find nothing.
+        if behind == 0 {
+            return Next::Wait;
+        }
         let batch = hub.read_after(self.cursor, BATCH);
         if batch.missed > 0 {
             // Only possible with a replay cursor older than the ring: report it as the gap
