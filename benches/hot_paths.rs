@@ -70,7 +70,7 @@ fn push_frames(c: &mut Criterion) {
         })
     });
     g.bench_function("sse", |b| {
-        b.iter(|| black_box(encode_sse(ev.seq, ev.json.as_str())))
+        b.iter(|| black_box(encode_sse(ev.seq, ev.json_str())))
     });
     g.finish();
 }
@@ -126,7 +126,7 @@ fn histogram_record(c: &mut Criterion) {
 
 fn client_parse(c: &mut Criterion) {
     let ev = Event::new(123_456, TS, 64);
-    let json = ev.json.as_str().as_bytes().to_vec();
+    let json = ev.json().to_vec();
     let hub = Hub::new(
         FeedConfig {
             rate_hz: 0.0,

@@ -67,7 +67,7 @@ fn push_frame_ws(ev: Event) -> usize {
 #[library_benchmark]
 #[bench::sse(setup = one_event)]
 fn push_frame_sse(ev: Event) -> usize {
-    black_box(encode_sse(ev.seq, ev.json.as_str()).len())
+    black_box(encode_sse(ev.seq, ev.json_str()).len())
 }
 
 fn one_event() -> Event {
@@ -116,7 +116,7 @@ fn client_parse_event(json: Vec<u8>) -> bool {
 }
 
 fn event_json() -> Vec<u8> {
-    one_event().json.as_str().as_bytes().to_vec()
+    one_event().json().to_vec()
 }
 
 #[library_benchmark]

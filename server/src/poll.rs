@@ -60,14 +60,14 @@ pub fn parse_params(raw_query: Option<&str>, long: bool) -> Result<PollParams, S
 
 /// Encodes a poll body from a batch read after `after`.
 pub fn encode_body(batch: &Batch, after: u64) -> Bytes {
-    let events_len: usize = batch.events.iter().map(|e| e.json.len() + 1).sum();
+    let events_len: usize = batch.events.iter().map(|e| e.json().len() + 1).sum();
     let mut out = BytesMut::with_capacity(events_len + 64);
     out.put_slice(b"{\"events\":[");
     for (i, ev) in batch.events.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
-        out.put_slice(ev.json.as_str().as_bytes());
+        out.put_slice(ev.json());
     }
     let next = batch.events.last().map_or(after, |e| e.seq);
     out.put_slice(format!("],\"next\":{next},\"missed\":{}}}", batch.missed).as_bytes());

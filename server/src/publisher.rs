@@ -292,9 +292,9 @@ mod tests {
         let b = hub.read_after(2, 1);
         assert_eq!(b.events[0].seq, 3);
         assert!(
-            b.events[0].json.as_str().ends_with(r#""data":"DEF"}"#),
+            b.events[0].json_str().ends_with(r#""data":"DEF"}"#),
             "{}",
-            b.events[0].json.as_str()
+            b.events[0].json_str()
         );
     }
 }

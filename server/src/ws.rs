@@ -253,7 +253,7 @@ async fn pump(app: &App, sink: &mut Sink, stream: &mut Stream, after: Option<u64
 
 async fn send_batch(sink: &mut Sink, events: Vec<Event>) -> Result<(), WsError> {
     for ev in events {
-        sink.feed(Message::Text(ev.json)).await?;
+        sink.feed(Message::Text(ev.json_text())).await?;
     }
     sink.flush().await
 }

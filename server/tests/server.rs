@@ -42,7 +42,7 @@ fn event_jsons(server: &feedbench_server::ServerHandle, after: u64) -> Vec<Strin
     batch
         .events
         .iter()
-        .map(|e| e.json.as_str().to_string())
+        .map(|e| e.json_str().to_string())
         .collect()
 }
 
