@@ -211,9 +211,9 @@ fn serve_http<S: Io + 'static>(
                 // Bytes of the next request already read (while a long-poll was parked)
                 // are decided on without waiting.
                 let next = if pipelined.is_some() {
-                    direct::decide(&app, &pipelined.take().unwrap_or_default())
+                    direct::decide_for(&app, &pipelined.take().unwrap_or_default(), !tls)
                 } else {
-                    direct::next_request(&app, &mut stream, wait).await
+                    direct::next_request(&app, &mut stream, wait, !tls).await
                 };
                 match next {
                     Next::Close => return None,

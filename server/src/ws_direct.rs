@@ -61,11 +61,21 @@ fn response_head(accept: &str) -> String {
 #[allow(clippy::manual_async_fn)]
 pub fn serve<S: Io>(
     app: Arc<App>,
-    mut stream: Counted<S>,
+    stream: Counted<S>,
     tag: Arc<ConnTag>,
     after: Option<u64>,
     accept: String,
 ) -> impl std::future::Future<Output = ()> + Send {
+    // Made here, not in the async block: moving the stream into `Ws` there would keep a
+    // second copy of it in the state for the connection's life, which over TLS (rustls'
+    // connection inline, about 1.3 KiB) cost 1.7 KiB per WebSocket
+    // (`scripts/conn-memory.sh 2000 2 tls`).
+    let config = app.ws_config.read_buffer_size(READ_BUFFER);
+    let mut ws = Ws {
+        stream,
+        ctx: WebSocketContext::new(Role::Server, Some(config)),
+        pending: Bytes::new(),
+    };
     async move {
         tag.classify(Class::Ws);
         app.stats.count_request(Endpoint::Ws);
@@ -73,19 +83,13 @@ pub fn serve<S: Io>(
         let head = response_head(&accept);
         drop(accept);
         if !matches!(
-            write_all(&app, &mut stream, head.as_bytes()).await,
+            write_all(&app, &mut ws.stream, head.as_bytes()).await,
             Ok(true)
         ) {
             return;
         }
         drop(head);
         let _open = GaugeGuard::new(&app.stats.open_ws);
-        let config = app.ws_config.read_buffer_size(READ_BUFFER);
-        let mut ws = Ws {
-            stream,
-            ctx: WebSocketContext::new(Role::Server, Some(config)),
-            pending: Bytes::new(),
-        };
         let end = pump(&app, &mut ws, after).await;
         goodbye(&app, &mut ws, end).await;
     }
