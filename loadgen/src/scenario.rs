@@ -388,6 +388,7 @@ pub async fn run_scenario(
             keepalive: spec.keepalive,
             seed: spec.seed,
             stack: spec.stack,
+            payload_bytes: spec.payload_bytes,
         },
         window: Arc::new(Window::new()),
         stop: CancellationToken::new(),

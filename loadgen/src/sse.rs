@@ -124,6 +124,10 @@ async fn read_events(
     let mut parser = SseParser::new(MAX_LINE);
     let mut chunked = (framing == BodyFraming::Chunked).then(ChunkedDecoder::new);
     let mut decoded = BytesMut::new();
+    // One stop future per stream, polled only when there is nothing to read (as in
+    // `ws::read_messages`).
+    let stop = ctx.stop.cancelled();
+    tokio::pin!(stop);
     loop {
         let recv_ns = http.stream().last_read_ns();
         let done = match chunked.as_mut() {
@@ -144,9 +148,13 @@ async fn read_events(
         if done {
             return End::Lost("stream_ended".into());
         }
+        if ctx.stop.is_cancelled() {
+            return End::Stopped;
+        }
         let n = tokio::select! {
-            _ = ctx.stop.cancelled() => return End::Stopped,
+            biased;
             r = http.read_more() => r,
+            _ = &mut stop => return End::Stopped,
         };
         match n {
             Ok(0) => return End::Lost("closed".into()),
@@ -239,10 +247,16 @@ async fn start_stream_h2(
 async fn read_events_h2(st: &mut ClientState<'_>, m: &Member, mut body: ::h2::RecvStream) -> End {
     let ctx = st.ctx();
     let mut parser = SseParser::new(MAX_LINE);
+    let stop = ctx.stop.cancelled();
+    tokio::pin!(stop);
     loop {
+        if ctx.stop.is_cancelled() {
+            return End::Stopped;
+        }
         let chunk = tokio::select! {
-            _ = ctx.stop.cancelled() => return End::Stopped,
+            biased;
             c = body.data() => c,
+            _ = &mut stop => return End::Stopped,
         };
         let chunk = match chunk {
             Some(Ok(chunk)) => chunk,

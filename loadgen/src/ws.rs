@@ -27,14 +27,32 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Ws = WebSocketStream<ClientIo>;
 
-/// The client's WebSocket configuration.
-pub fn ws_config() -> WebSocketConfig {
+/// The client's WebSocket configuration for a feed of `payload_bytes` payloads.
+///
+/// The read buffer holds one event's message (payload, JSON head and frame header) with
+/// room to spare, between 512 B and 64 KiB. tungstenite zero-fills the free part of it
+/// (up to this size) before every socket read, and each client's buffer is its own, so at
+/// 10,000 clients these are cache misses: a fixed 4 KiB cost 7.8% of the load generator's
+/// samples at 64-byte payloads (`perf record` on `feedbench load --transport ws --clients
+/// 10000 --rate 1`, where the load generator receives two reads per event, one of them the
+/// `WouldBlock`). A message larger than the buffer still arrives, in several reads.
+pub fn ws_config(payload_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(read_buffer_size(payload_bytes))
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024)
         .max_message_size(Some(16 << 20))
         .max_frame_size(Some(16 << 20))
+}
+
+/// [`ws_config`]'s read buffer for `payload_bytes` payloads: a power of two at least
+/// the payload plus 256 bytes (the event's JSON head and the frame header), 512 B to 64 KiB.
+fn read_buffer_size(payload_bytes: usize) -> usize {
+    payload_bytes
+        .saturating_add(256)
+        .min(64 * 1024)
+        .next_power_of_two()
+        .max(512)
 }
 
 /// A short stable name for a WebSocket error.
@@ -81,7 +99,7 @@ pub async fn run(st: &mut ClientState<'_>) {
         };
         let handshake = tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, client_async_with_config(url, stream, Some(ws_config()))) => r,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, client_async_with_config(url, stream, Some(ws_config(ctx.params.payload_bytes)))) => r,
         };
         let mut ws = match handshake {
             Ok(Ok((ws, _response))) => ws,
@@ -131,10 +149,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let ctx = st.ctx();
+    // One stop future for the connection's life: made per message, it would join and leave
+    // the token's waiter list (a lock and two list operations) on every event. The socket
+    // is polled first, so the stop future is polled (and its lock taken) only when there is
+    // nothing to read; the flag check bounds how long a flooded client takes to stop.
+    let stop = ctx.stop.cancelled();
+    tokio::pin!(stop);
     loop {
+        if ctx.stop.is_cancelled() {
+            return End::Stopped;
+        }
         let msg = tokio::select! {
-            _ = ctx.stop.cancelled() => return End::Stopped,
+            biased;
             m = ws.next() => m,
+            _ = &mut stop => return End::Stopped,
         };
         let json: &[u8] = match &msg {
             Some(Ok(Message::Text(t))) => t.as_bytes(),
@@ -165,4 +193,23 @@ pub(crate) async fn say_goodbye<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebS
 /// Reads (and drops) messages until the stream ends or fails.
 pub(crate) async fn read_to_end<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
     while let Some(Ok(_)) = ws.next().await {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_holds_one_event_message() {
+        // 64-byte payloads: a ~112-byte message, the 512-byte floor.
+        assert_eq!(read_buffer_size(64), 512);
+        assert_eq!(read_buffer_size(256), 512);
+        assert_eq!(read_buffer_size(257), 1024);
+        // 1 KiB payloads: 1,024 + head + header fits 2 KiB.
+        assert_eq!(read_buffer_size(1024), 2048);
+        assert_eq!(ws_config(1024).read_buffer_size, 2048);
+        // Capped, and no overflow.
+        assert_eq!(read_buffer_size(1 << 20), 64 * 1024);
+        assert_eq!(read_buffer_size(usize::MAX), 64 * 1024);
+    }
 }

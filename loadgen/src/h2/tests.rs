@@ -86,6 +86,7 @@ fn ctx_for(
                 streams_per_connection: per_conn.max(1) as u32,
                 tls_resumption: true,
             },
+            payload_bytes: 64,
         },
         window,
         stop: CancellationToken::new(),

@@ -217,7 +217,12 @@ async fn open(st: &ClientState<'_>, m: &mut Member) -> Result<Option<Ws>, String
     m.conn.end_setup();
     let tunnel = Tunnel::new(send, recv, m.conn.counters());
     Ok(Some(
-        WebSocketStream::from_raw_socket(tunnel, Role::Client, Some(ws_config())).await,
+        WebSocketStream::from_raw_socket(
+            tunnel,
+            Role::Client,
+            Some(ws_config(ctx.params.payload_bytes)),
+        )
+        .await,
     ))
 }
 
