@@ -24,6 +24,16 @@
 # per event): each client asks before every event and the floor's writer reads that request
 # before answering, so both sides make a read and a write per delivery.
 #
+# For ws, each round also runs scripts/ws-client-floor.c against feedbench's own server: N
+# bare C WebSocket clients on one thread (epoll, one read per readiness, frames parsed in
+# place), on the load generator's CPU, at the same fan-out and feed. It sees the same
+# arrivals as the load generator, so
+#   - the load generator's CPU per delivery over the C client's is the load generator's own
+#     receive cost (the floor reader above receives from a faster sender, whose denser
+#     bursts need fewer wake-ups per message), and
+#   - the C client's latency over the floor's is the server's share alone, without the
+#     load generator's.
+#
 #   scripts/floor-compare.sh [ROUNDS (3)] [DURATION_S (5)] [TRANSPORTS (ws,sse,long-poll)]
 #
 # With FB_SERVER_BIN=PATH the server is that binary (another revision's build, say) and the
@@ -42,10 +52,15 @@ if ! [[ "$rounds" =~ ^[1-9][0-9]?$ && "$secs" =~ ^[1-9][0-9]?$ && "$transports" 
   exit 2
 fi
 IFS=, read -r -a transport_list <<<"$transports"
+if [[ ",$transports," == *,ws,* ]] && ! command -v curl >/dev/null 2>&1; then
+  echo "floor-compare: the ws comparison sets the feed with curl, which is not installed" >&2
+  exit 2
+fi
 cargo build --release --locked -q -p feedbench
 BUILD_ONLY=1 scripts/loopback-floor.sh
 bin=target/release/feedbench
 floor=target/loopback-floor/loopback-floor
+wsclient=target/loopback-floor/ws-client-floor
 
 source scripts/lib.sh
 work="$(mktemp -d)"
@@ -96,10 +111,25 @@ cfloor() {
        END { if (lost != "0" || p50 == "" || cpu == "" || wcpu == "") print "fail"; else print p50, p99, cpu, wcpu }' "$work/c.out"
 }
 
-# pair TRANSPORT CLIENTS RATE RAMP: feedbench, then the floor at feedbench's bytes per event
-# (for long-poll, request/response with feedbench's request bytes per event); prints
-# "fb_p50 fb_p99 floor_p50 floor_p99 bytes fb_cpu floor_cpu server_cpu floor_writer_cpu" or
+# cclient CLIENTS RATE: the C WebSocket clients against feedbench's server with the feed at
+# RATE events/s and 64-byte payloads (paused again after); prints "p50_us p99_us cpu_us" or
 # "fail".
+cclient() {
+  local out="$work/cc.out" ok=1
+  curl -fsS -X PUT "$url/control/feed" -d "{\"rate_hz\":$2,\"payload_bytes\":64}" >/dev/null || ok=0
+  ((ok)) && { timeout 120 "$wsclient" --connect "$FB_ADDR" --clients "$1" --seconds "$secs" --warmup 2 --cpu 1 >"$out" 2>&1 || ok=0; }
+  curl -fsS -X PUT "$url/control/feed" -d '{"rate_hz":0}' >/dev/null || ok=0
+  ((ok)) || { echo fail; return; }
+  awk '/^latency from schedule/ { p50 = $6; p99 = $8 }
+       /^reader cpu per message/ { cpu = $6 }
+       END { if (p50 == "" || cpu == "") print "fail"; else print p50, p99, cpu }' "$out"
+}
+
+# pair TRANSPORT CLIENTS RATE RAMP: feedbench, then the floor at feedbench's bytes per event
+# (for long-poll, request/response with feedbench's request bytes per event), and for ws the C
+# client on feedbench's server; prints "fb_p50 fb_p99 floor_p50 floor_p99 bytes fb_cpu
+# floor_cpu server_cpu floor_writer_cpu cclient_p50 cclient_p99 cclient_cpu" (the last three
+# 0 for sse and long-poll) or "fail".
 pair() {
   local fb c fb50 fb99 bytes fbcpu up srvcpu c50 c99 ccpu wcpu
   fb="$(feedbench "$1" "$2" "$3" "$4")"
@@ -109,7 +139,13 @@ pair() {
   c="$(cfloor "$2" "$3" "$bytes" "$up")"
   [ "$c" = fail ] && { echo fail; return; }
   read -r c50 c99 ccpu wcpu <<<"$c"
-  echo "$fb50 $fb99 $c50 $c99 $bytes $fbcpu $ccpu $srvcpu $wcpu"
+  local k50=0 k99=0 kcpu=0 k
+  if [ "$1" = ws ]; then
+    k="$(cclient "$2" "$3")"
+    [ "$k" = fail ] && { echo fail; return; }
+    read -r k50 k99 kcpu <<<"$k"
+  fi
+  echo "$fb50 $fb99 $c50 $c99 $bytes $fbcpu $ccpu $srvcpu $wcpu $k50 $k99 $kcpu"
 }
 
 echo "feedbench ${transports} vs the C loopback floor, $rounds round(s), ${secs} s measured per run, latency from schedule (us)"
@@ -118,7 +154,7 @@ for ((r = 1; r <= rounds; r++)); do
   for t in "${transport_list[@]}"; do
     small="$(pair "$t" 100 10 1s)"
     big="$(pair "$t" 10000 1 3s)"
-    printf 'round %d %-9s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes, receive cpu, send cpu (feedbench floor): %s | 10000 x 1/s: %s\n' \
+    printf 'round %d %-9s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes, receive cpu, send cpu (feedbench floor), C client p50 p99 cpu (ws): %s | 10000 x 1/s: %s\n' \
       "$r" "$t" "$small" "$big"
     [ "$small" != fail ] && echo "$t small $small" >>"$work/vals"
     [ "$big" != fail ] && echo "$t big $big" >>"$work/vals"
@@ -135,11 +171,16 @@ for line in open(sys.argv[1]):
 names = {"small": "100 clients x 10/s", "big": "10000 clients x 1/s"}
 print("medians over the complete runs:")
 for (t, size), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] != "small")):
-    fb50, fb99, c50, c99, b, fbcpu, ccpu, srv, wcpu = (statistics.median(c) for c in zip(*vals))
+    fb50, fb99, c50, c99, b, fbcpu, ccpu, srv, wcpu, k50, k99, kcpu = (statistics.median(c) for c in zip(*vals))
     print(f"  {t:9} {names[size]:20} n={len(vals)} {b:4.0f} B/event  feedbench p50 {fb50:9.0f} p99 {fb99:9.0f}"
           f" | floor p50 {c50:9.0f} p99 {c99:9.0f} | ratio p50 {fb50 / c50:4.2f} p99 {fb99 / c99:4.2f}")
     print(f"  {'':9} {'':20} receive cpu per delivered event: load generator {fbcpu:.2f} us,"
           f" floor reader {ccpu:.2f} us, ratio {fbcpu / ccpu:4.2f}")
     print(f"  {'':9} {'':20} send cpu per delivered event:    server         {srv:.2f} us,"
           f" floor writer {wcpu:.2f} us, ratio {srv / wcpu:4.2f}")
+    if kcpu > 0:
+        print(f"  {'':9} {'':20} C WebSocket client on feedbench's server: p50 {k50:9.0f} p99 {k99:9.0f}"
+              f" | server alone / floor: p50 {k50 / c50:4.2f} p99 {k99 / c99:4.2f}")
+        print(f"  {'':9} {'':20} load generator / C client on the same server: latency p50 {fb50 / k50:4.2f}"
+              f" p99 {fb99 / k99:4.2f}, receive cpu {fbcpu:.2f} / {kcpu:.2f} us = {fbcpu / kcpu:4.2f}")
 PY

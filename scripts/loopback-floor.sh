@@ -19,8 +19,8 @@
 #
 #   scripts/loopback-floor.sh [ROUNDS (1)] [CASES (abcd)]
 #
-# CASES picks cases by letter (e.g. `ad`); BUILD_ONLY=1 only builds the program (for other
-# scripts, e.g. scripts/floor-compare.sh, that run it themselves).
+# CASES picks cases by letter (e.g. `ad`); BUILD_ONLY=1 only builds the programs (for other
+# scripts, e.g. scripts/floor-compare.sh, that run them themselves).
 #
 # With ROUNDS > 1 the set is repeated and a summary gives, per case, the median over rounds
 # of each round's p50 and p99 (from write start and from schedule) and of the per-client
@@ -47,6 +47,8 @@ fi
 mkdir -p target/loopback-floor
 bin=target/loopback-floor/loopback-floor
 gcc -std=c11 -O2 -Wall -Wextra -Werror -pthread -o "$bin" scripts/loopback-floor.c
+# The WebSocket client floor (scripts/floor-compare.sh runs it against feedbench's server).
+gcc -std=c11 -O2 -Wall -Wextra -Werror -o target/loopback-floor/ws-client-floor scripts/ws-client-floor.c
 [ "${BUILD_ONLY:-0}" != 1 ] || exit 0
 
 work="$(mktemp -d)"
