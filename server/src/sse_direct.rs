@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use futures_util::FutureExt as _;
+
 use crate::app::App;
-use crate::direct::{connection_header, with_date, write_all, Io};
+use crate::direct::{connection_header, with_date, write_all, write_watching, Io, Watched};
 use crate::follow::{Follower, Next};
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 
@@ -120,7 +122,7 @@ async fn stream_events<S: Io>(
                     if out.len() >= WRITE_CHUNK || i + 1 == events.len() || split {
                         if split {
                             let first = [out.remove(0)];
-                            match write_watching(app, stream, &mut head_rx, &follower, &first)
+                            match write_watched(app, stream, &mut head_rx, &follower, &first)
                                 .await?
                             {
                                 Written::All => {}
@@ -128,7 +130,7 @@ async fn stream_events<S: Io>(
                                 Written::GaveUp => return Ok(None),
                             }
                         }
-                        match write_watching(app, stream, &mut head_rx, &follower, &out).await? {
+                        match write_watched(app, stream, &mut head_rx, &follower, &out).await? {
                             Written::All => {}
                             Written::Slow(behind) => return Ok(Some(behind)),
                             Written::GaveUp => return Ok(None),
@@ -191,46 +193,24 @@ enum Written {
     GaveUp,
 }
 
-/// Writes all of `buf` (and flushes it) while watching the head: a write still waiting
-/// when the client has fallen more than its queue behind ends as [`Written::Slow`]. At
-/// shutdown a stuck write gets `shutdown_grace` more, as in [`write_all`].
-async fn write_watching<S: Io>(
-    app: &App,
-    stream: &mut Counted<S>,
-    head_rx: &mut tokio::sync::watch::Receiver<u64>,
-    follower: &Follower,
-    buf: &[u8],
-) -> std::io::Result<Written> {
-    let write = async {
+/// Writes all of `buf` (and flushes it) while watching the head ([`write_watching`]).
+// Not an `async fn` (its state would hold the arguments besides `write_watching`'s).
+fn write_watched<'a, S: Io>(
+    app: &'a App,
+    stream: &'a mut Counted<S>,
+    head_rx: &'a mut tokio::sync::watch::Receiver<u64>,
+    follower: &'a Follower,
+    buf: &'a [u8],
+) -> impl std::future::Future<Output = std::io::Result<Written>> + 'a {
+    let write = async move {
         stream.write_all(buf).await?;
         stream.flush().await
     };
-    tokio::pin!(write);
-    let shutdown = loop {
-        tokio::select! {
-            biased;
-            res = &mut write => return res.map(|()| Written::All),
-            _ = app.shutdown.cancelled() => break true,
-            changed = head_rx.changed() => {
-                if changed.is_err() {
-                    // The hub outlives every connection; without a head to watch, just
-                    // finish the write.
-                    break false;
-                }
-                let behind = follower.behind(&app.hub);
-                if behind > follower.queue {
-                    return Ok(Written::Slow(behind));
-                }
-            }
-        }
-    };
-    if !shutdown {
-        return write.await.map(|()| Written::All);
-    }
-    match tokio::time::timeout(app.config.shutdown_grace, write).await {
-        Ok(res) => res.map(|()| Written::All),
-        Err(_) => Ok(Written::GaveUp),
-    }
+    write_watching(app, head_rx, follower, write).map(|watched| match watched {
+        Watched::Done { result, .. } => result.map(|()| Written::All),
+        Watched::Slow(behind) => Ok(Written::Slow(behind)),
+        Watched::GaveUp => Ok(Written::GaveUp),
+    })
 }
 
 /// Appends `ev` with the `inject` feature's padding and does its per-event work; returns

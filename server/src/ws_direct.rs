@@ -31,8 +31,10 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketContext};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
+use futures_util::FutureExt as _;
+
 use crate::app::App;
-use crate::direct::{with_date, write_all, Io};
+use crate::direct::{with_date, write_all, write_watching, Io, Watched};
 use crate::event::Event;
 use crate::follow::{Follower, Next};
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
@@ -152,13 +154,7 @@ impl<S: Io> Ws<S> {
             cx,
         };
         std::task::ready!(ready_unless_blocked(self.ctx.flush(&mut io)))?;
-        while !self.pending.is_empty() {
-            let n = std::task::ready!(Pin::new(&mut self.stream).poll_write(cx, &self.pending))?;
-            if n == 0 {
-                return Poll::Ready(Err(WsError::Io(io::ErrorKind::WriteZero.into())));
-            }
-            bytes::Buf::advance(&mut self.pending, n);
-        }
+        std::task::ready!(write_pending(self, cx))?;
         Pin::new(&mut self.stream)
             .poll_flush(cx)
             .map_err(WsError::Io)
@@ -206,7 +202,7 @@ async fn pump<S: Io>(app: &App, ws: &mut Ws<S>, after: Option<u64>) -> End {
                     let (batch, taken) = batch(rest);
                     rest = &rest[taken..];
                     ws.pending = batch;
-                    if let Some(end) = write_watching(app, ws, &mut head_rx, &follower).await {
+                    if let Some(end) = write_watched(app, ws, &mut head_rx, &follower).await {
                         return end;
                     }
                 }
@@ -248,44 +244,23 @@ fn batch(events: &[Event]) -> (Bytes, usize) {
     (out.freeze(), taken)
 }
 
-/// Writes `ws.pending` while watching the head: `Some(end)` when the connection ends
-/// first (too far behind, shutdown with the write stuck past the grace, socket error).
-async fn write_watching<S: Io>(
-    app: &App,
-    ws: &mut Ws<S>,
-    head_rx: &mut watch::Receiver<u64>,
-    follower: &Follower,
-) -> Option<End> {
-    let shutdown = loop {
-        let woke = tokio::select! {
-            biased;
-            res = poll_fn(|cx| ws.poll_write_out(cx)) => {
-                return res.err().map(|e| End::Io(e.to_string()));
-            }
-            _ = app.shutdown.cancelled() => None,
-            changed = head_rx.changed() => Some(changed.is_ok()),
-        };
-        match woke {
-            None => break true,
-            // The hub outlives every connection; without a head to watch, just write.
-            Some(false) => break false,
-            Some(true) => {
-                let behind = follower.behind(&app.hub);
-                if behind > follower.queue {
-                    return Some(End::Slow(behind));
-                }
-            }
-        }
-    };
-    let write = poll_fn(|cx| ws.poll_write_out(cx));
-    if !shutdown {
-        return write.await.err().map(|e| End::Io(e.to_string()));
-    }
-    match tokio::time::timeout(app.config.shutdown_grace, write).await {
-        Ok(Ok(())) => Some(End::Shutdown),
-        Ok(Err(e)) => Some(End::Io(e.to_string())),
-        Err(_) => Some(End::Io("write stuck at shutdown".into())),
-    }
+/// Writes `ws.pending` while watching the head ([`write_watching`]): `Some(end)` when the
+/// connection ends first (too far behind, shutdown, the write stuck past the grace, a
+/// socket error).
+// Not an `async fn` (its state would hold the arguments besides `write_watching`'s).
+fn write_watched<'a, S: Io>(
+    app: &'a App,
+    ws: &'a mut Ws<S>,
+    head_rx: &'a mut watch::Receiver<u64>,
+    follower: &'a Follower,
+) -> impl std::future::Future<Output = Option<End>> + 'a {
+    let write = poll_fn(move |cx| ws.poll_write_out(cx));
+    write_watching(app, head_rx, follower, write).map(|watched| match watched {
+        Watched::Done { result: Err(e), .. } => Some(End::Io(e.to_string())),
+        Watched::Done { shutdown, .. } => shutdown.then_some(End::Shutdown),
+        Watched::Slow(behind) => Some(End::Slow(behind)),
+        Watched::GaveUp => Some(End::Io("write stuck at shutdown".into())),
+    })
 }
 
 /// Sends the close frame that `end` calls for (after what is left of the batch in flight)
