@@ -643,6 +643,28 @@ impl<'g> ClientState<'g> {
     }
 }
 
+/// `fut`'s output, or `None` if the run stops first: one step of a read loop.
+///
+/// `stop` is `ctx.stop.cancelled()`, made and pinned once per connection: made per message
+/// it would join and leave the token's waiter list (a lock and two list links into other
+/// clients' state) on every event. `fut` is polled first, so `stop` is polled (and its lock
+/// taken) only when there is nothing to read; the flag check bounds how long a client that
+/// always has something to read takes to stop.
+pub(crate) async fn unless_stopped<F: std::future::Future>(
+    ctx: &ClientCtx,
+    stop: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    fut: F,
+) -> Option<F::Output> {
+    if ctx.stop.is_cancelled() {
+        return None;
+    }
+    tokio::select! {
+        biased;
+        out = fut => Some(out),
+        _ = stop => None,
+    }
+}
+
 /// Sleeps for a reconnect back-off after `failures` consecutive failures; returns `false`
 /// if the client was stopped meanwhile.
 pub async fn backoff(ctx: &ClientCtx, failures: u32) -> bool {

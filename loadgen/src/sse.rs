@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
-use crate::client::{backoff, ClientState};
+use crate::client::{backoff, unless_stopped, ClientState};
 use crate::client_io::ClientIo;
 use crate::event::parse_event;
 use crate::h2::{self, H2Pool, Member};
@@ -124,8 +124,6 @@ async fn read_events(
     let mut parser = SseParser::new(MAX_LINE);
     let mut chunked = (framing == BodyFraming::Chunked).then(ChunkedDecoder::new);
     let mut decoded = BytesMut::new();
-    // One stop future per stream, polled only when there is nothing to read (as in
-    // `ws::read_messages`).
     let stop = ctx.stop.cancelled();
     tokio::pin!(stop);
     loop {
@@ -148,13 +146,8 @@ async fn read_events(
         if done {
             return End::Lost("stream_ended".into());
         }
-        if ctx.stop.is_cancelled() {
+        let Some(n) = unless_stopped(ctx, stop.as_mut(), http.read_more()).await else {
             return End::Stopped;
-        }
-        let n = tokio::select! {
-            biased;
-            r = http.read_more() => r,
-            _ = &mut stop => return End::Stopped,
         };
         match n {
             Ok(0) => return End::Lost("closed".into()),
@@ -250,13 +243,8 @@ async fn read_events_h2(st: &mut ClientState<'_>, m: &Member, mut body: ::h2::Re
     let stop = ctx.stop.cancelled();
     tokio::pin!(stop);
     loop {
-        if ctx.stop.is_cancelled() {
+        let Some(chunk) = unless_stopped(ctx, stop.as_mut(), body.data()).await else {
             return End::Stopped;
-        }
-        let chunk = tokio::select! {
-            biased;
-            c = body.data() => c,
-            _ = &mut stop => return End::Stopped,
         };
         let chunk = match chunk {
             Some(Ok(chunk)) => chunk,

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
-use crate::client::{backoff, ClientState};
+use crate::client::{backoff, unless_stopped, ClientState};
 use crate::client_io::ClientIo;
 use crate::event::parse_event;
 use crate::http::io_error_kind;
@@ -31,11 +31,11 @@ type Ws = WebSocketStream<ClientIo>;
 ///
 /// The read buffer holds one event's message (payload, JSON head and frame header) with
 /// room to spare, between 512 B and 64 KiB. tungstenite zero-fills the free part of it
-/// (up to this size) before every socket read, and each client's buffer is its own, so at
-/// 10,000 clients these are cache misses: a fixed 4 KiB cost 7.8% of the load generator's
-/// samples at 64-byte payloads (`perf record` on `feedbench load --transport ws --clients
-/// 10000 --rate 1`, where the load generator receives two reads per event, one of them the
-/// `WouldBlock`). A message larger than the buffer still arrives, in several reads.
+/// (up to this size) before every read attempt, two per event (the second finds nothing),
+/// and each client's buffer is its own, so at 10,000 clients these are cache misses: a
+/// fixed 4 KiB cost 7.8% of the load generator's samples at 64-byte payloads (`perf
+/// record` on `feedbench load --transport ws --clients 10000 --rate 1`). A message larger
+/// than the buffer still arrives, in several reads.
 pub fn ws_config(payload_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(read_buffer_size(payload_bytes))
@@ -149,20 +149,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let ctx = st.ctx();
-    // One stop future for the connection's life: made per message, it would join and leave
-    // the token's waiter list (a lock and two list operations) on every event. The socket
-    // is polled first, so the stop future is polled (and its lock taken) only when there is
-    // nothing to read; the flag check bounds how long a flooded client takes to stop.
     let stop = ctx.stop.cancelled();
     tokio::pin!(stop);
     loop {
-        if ctx.stop.is_cancelled() {
+        let Some(msg) = unless_stopped(ctx, stop.as_mut(), ws.next()).await else {
             return End::Stopped;
-        }
-        let msg = tokio::select! {
-            biased;
-            m = ws.next() => m,
-            _ = &mut stop => return End::Stopped,
         };
         let json: &[u8] = match &msg {
             Some(Ok(Message::Text(t))) => t.as_bytes(),
