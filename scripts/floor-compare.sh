@@ -40,6 +40,10 @@
 # load generator and the floor are this tree's, so a before/after comparison differs only
 # in the server: run the script alternately with and without it, one round each.
 #
+# FB_SERVER_ARGS adds arguments to the server's command line: FB_SERVER_ARGS=--task-writes
+# measures the server with every event written by its stream's task, for a side-by-side
+# comparison with the default (the publisher writes to caught-up sockets itself).
+#
 # Bounded: every run is under `timeout`; about 70 s per transport per round with the
 # defaults.
 set -euo pipefail
@@ -70,7 +74,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fb_server_start "$work" 0 --worker-threads 1 --rate 0
+read -r -a extra_args <<<"${FB_SERVER_ARGS:-}"
+fb_server_start "$work" 0 --worker-threads 1 --rate 0 "${extra_args[@]}"
 url="$FB_URL"
 
 # feedbench TRANSPORT CLIENTS RATE RAMP: one run; prints "p50_us p99_us bytes_per_event

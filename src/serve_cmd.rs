@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// How long a TLS client may take from connecting to the end of its handshake.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub tls_handshake_timeout: Duration,
+    /// Leave every event write to its stream's task. By default the publisher writes new
+    /// events itself to plain WebSocket and SSE sockets that are caught up (one `send`
+    /// each, no task wake-up); this flag is for comparing the two.
+    #[arg(long)]
+    pub task_writes: bool,
 }
 
 /// Runs the server until a signal; returns the exit code.
@@ -99,6 +104,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<i32> {
         max_frame_bytes: args.max_frame,
         tls,
         tls_handshake_timeout: args.tls_handshake_timeout,
+        publisher_writes: !args.task_writes,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

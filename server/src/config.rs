@@ -86,6 +86,9 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsSettings>,
     /// How long a TLS client may take from connecting to finishing its handshake.
     pub tls_handshake_timeout: Duration,
+    /// The publisher writes new events itself to caught-up plain WebSocket and SSE sockets
+    /// (`crate::fanout`); `false` leaves every write to the stream's task.
+    pub publisher_writes: bool,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_millis(1_500),
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
+            publisher_writes: true,
         }
     }
 }

@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 
 use crate::event::Event;
+use crate::fanout::Fanout;
 
 /// The feed's live settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -66,6 +67,8 @@ pub struct Hub {
     feed_changed: Condvar,
     /// Why the publisher died, once it has (`None` while it runs or after a clean stop).
     failure: watch::Sender<Option<String>>,
+    /// Caught-up push sockets the publisher writes new events to.
+    fanout: Fanout,
 }
 
 impl Hub {
@@ -94,6 +97,7 @@ impl Hub {
             }),
             feed_changed: Condvar::new(),
             failure: watch::channel(None).0,
+            fanout: Fanout::default(),
         }
     }
 
@@ -126,6 +130,11 @@ impl Hub {
     /// A receiver that sees every change of the head seq.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.head_tx.subscribe()
+    }
+
+    /// The registry of push sockets the publisher writes to.
+    pub fn fanout(&self) -> &Fanout {
+        &self.fanout
     }
 
     /// The current feed settings.
@@ -170,7 +179,9 @@ impl Hub {
     }
 
     /// Publishes events stamped with the given scheduled times, in order, and returns the
-    /// head seq afterwards. Encoding happens before the ring lock is taken.
+    /// head seq afterwards. Encoding happens before the ring lock is taken. After the head
+    /// moves, the events are written to the caught-up push sockets ([`Fanout::write`]),
+    /// on the caller's thread.
     pub fn publish(&self, stamps_ns: &[u64], payload_bytes: usize) -> u64 {
         if stamps_ns.is_empty() {
             return self.head();
@@ -199,6 +210,9 @@ impl Hub {
         self.published
             .fetch_add(stamps_ns.len() as u64, Ordering::Relaxed);
         self.head_tx.send_replace(last);
+        let count = stamps_ns.len();
+        self.fanout
+            .write_with(|| self.read_after(first - 1, count).events);
         last
     }
 

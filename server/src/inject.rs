@@ -70,6 +70,15 @@ pub fn get() -> &'static Inject {
     })
 }
 
+/// Whether `FEEDBENCH_INJECT` is set at all (even empty): then every SSE event is written
+/// by its stream's task, where the injections act, in the baseline runs as well, so that a
+/// gate run compares like with like. Without it the publisher writes to caught-up sockets
+/// as in a normal build (`crate::fanout`).
+pub fn in_use() -> bool {
+    static SET: OnceLock<bool> = OnceLock::new();
+    *SET.get_or_init(|| std::env::var_os("FEEDBENCH_INJECT").is_some())
+}
+
 /// The work injected per delivered SSE event: allocations and busy CPU.
 pub fn per_event(inject: &Inject) {
     for _ in 0..inject.alloc {

@@ -13,6 +13,7 @@ mod control;
 mod direct;
 mod error;
 pub mod event;
+pub mod fanout;
 pub mod follow;
 mod http2;
 pub mod hub;

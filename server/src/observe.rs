@@ -94,7 +94,11 @@ pub fn stats_json(app: &App) -> Value {
             "h2c_connections": load(&s.h2c_connections),
         },
         "connection_errors": conn_errors,
-        "socket_calls": {"reads": load(&s.socket_reads), "writes": load(&s.socket_writes)},
+        "socket_calls": {
+            "reads": load(&s.socket_reads),
+            "writes": load(&s.socket_writes),
+            "writes_by_publisher": load(&s.publisher_writes),
+        },
         "process": process::sample(),
     })
 }

@@ -260,6 +260,9 @@ pub struct Stats {
     /// call each. The kernel's `/proc/self/io` `syscw` misses them (std writes a socket
     /// with `send`), so they are counted here.
     pub socket_writes: AtomicU64,
+    /// Of `socket_writes`, those the publisher made itself to caught-up push streams
+    /// ([`crate::fanout`]).
+    pub publisher_writes: AtomicU64,
 }
 
 impl Stats {
@@ -590,6 +593,15 @@ impl<S> Counted<S> {
             };
             counter.fetch_add(1, Relaxed);
         }
+    }
+
+    /// The socket, when `S` is a plain `TcpStream` (the publisher writes only to those,
+    /// [`crate::fanout`]).
+    pub fn tcp(&self) -> Option<&tokio::net::TcpStream>
+    where
+        S: 'static,
+    {
+        (&self.inner as &dyn std::any::Any).downcast_ref()
     }
 
     /// Wire length of the last whole record read while cutting records (0 if none).

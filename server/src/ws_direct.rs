@@ -36,6 +36,7 @@ use futures_util::FutureExt as _;
 use crate::app::App;
 use crate::direct::{with_date, write_all, write_watching, Io, Watched};
 use crate::event::Event;
+use crate::fanout::{self, Kind, Registered};
 use crate::follow::{Follower, Next};
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 use crate::ws::{close_frame, on_client_message, End, GOODBYE_TIMEOUT};
@@ -61,7 +62,7 @@ fn response_head(accept: &str) -> String {
 /// it ends. The connection closes on return.
 // Not an `async fn`: an async fn keeps its arguments twice in its state.
 #[allow(clippy::manual_async_fn)]
-pub fn serve<S: Io>(
+pub fn serve<S: Io + 'static>(
     app: Arc<App>,
     stream: Counted<S>,
     tag: Arc<ConnTag>,
@@ -74,6 +75,7 @@ pub fn serve<S: Io>(
     // (`scripts/conn-memory.sh 2000 2 tls`).
     let config = app.ws_config.read_buffer_size(READ_BUFFER);
     let mut ws = Ws {
+        reg: None,
         stream,
         ctx: WebSocketContext::new(Role::Server, Some(config)),
         pending: Bytes::new(),
@@ -100,6 +102,9 @@ pub fn serve<S: Io>(
 /// The connection: the socket, tungstenite's context, and what is left of the batch in
 /// flight.
 struct Ws<S> {
+    /// Set while the publisher writes to the socket. First, so that it is dropped (taking
+    /// the socket out of the registry) before the socket closes.
+    reg: Option<Registered>,
     stream: Counted<S>,
     ctx: WebSocketContext,
     /// Bytes of data frames not yet written (empty between batches).
@@ -189,7 +194,7 @@ enum Woke {
 }
 
 /// Sends events until the connection should end, and says why.
-async fn pump<S: Io>(app: &App, ws: &mut Ws<S>, after: Option<u64>) -> End {
+async fn pump<S: Io + 'static>(app: &Arc<App>, ws: &mut Ws<S>, after: Option<u64>) -> End {
     let mut follower = Follower::new(&app.hub, after, app.config.ws_queue);
     let mut head_rx = app.hub.subscribe();
     loop {
@@ -208,6 +213,23 @@ async fn pump<S: Io>(app: &App, ws: &mut Ws<S>, after: Option<u64>) -> End {
                 }
             }
             Next::Wait => {
+                // Plain TCP only: over TLS the task writes (rustls holds the stream).
+                if app.config.publisher_writes && ws.stream.tcp().is_some() {
+                    match hand_over(app, ws, &mut follower).await {
+                        Handover::NotNow => {}
+                        Handover::Again => {
+                            // What the publisher left unwritten goes out first.
+                            if !ws.pending.is_empty() {
+                                let write = write_watched(app, ws, &mut head_rx, &follower);
+                                if let Some(end) = write.await {
+                                    return end;
+                                }
+                            }
+                            continue;
+                        }
+                        Handover::End(end) => return end,
+                    }
+                }
                 let woke = tokio::select! {
                     biased;
                     _ = app.shutdown.cancelled() => Woke::End(End::Shutdown),
@@ -224,6 +246,60 @@ async fn pump<S: Io>(app: &App, ws: &mut Ws<S>, after: Option<u64>) -> End {
             }
         }
     }
+}
+
+/// How a spell of publisher writes ended.
+enum Handover {
+    /// The socket cannot be handed over now (a control frame waits to be written): wait
+    /// as a task does.
+    NotNow,
+    /// The socket is the task's again, with what the publisher left unwritten in
+    /// `pending`: write it, then look at the feed again.
+    Again,
+    /// The connection ends.
+    End(End),
+}
+
+/// Hands the socket to the publisher while the stream is caught up ([`crate::fanout`]) and
+/// waits for the client, shutdown, or the publisher handing it back; then takes it back,
+/// with what the publisher left unwritten in `ws.pending`. (The caller writes that: a write
+/// here would make this future, and so every WebSocket's, larger.)
+async fn hand_over<S: Io + 'static>(
+    app: &Arc<App>,
+    ws: &mut Ws<S>,
+    follower: &mut Follower,
+) -> Handover {
+    // What the client has sent is read first (pings answered): the wait below only sees
+    // new input.
+    let read = poll_fn(|cx| Poll::Ready(ws.poll_read_client(cx))).await;
+    if let Poll::Ready(end) = read {
+        return Handover::End(end);
+    }
+    // A control frame still queued goes out before the publisher's frames.
+    match poll_fn(|cx| Poll::Ready(ws.poll_write_out(cx))).await {
+        Poll::Pending => return Handover::NotNow,
+        Poll::Ready(Err(e)) => return Handover::End(End::Io(e.to_string())),
+        Poll::Ready(Ok(())) => {}
+    }
+    let Some(tcp) = ws.stream.tcp() else {
+        return Handover::NotNow;
+    };
+    let Some((back, shutdown)) =
+        fanout::lend(app, &mut ws.reg, tcp, Kind::Ws, follower.cursor).await
+    else {
+        // The head moved: catch up first.
+        return Handover::Again;
+    };
+    follower.cursor = back.seq;
+    if let Some(e) = back.error {
+        return Handover::End(End::Io(e.to_string()));
+    }
+    ws.pending = back.rest;
+    if shutdown {
+        // `goodbye` writes the rest before the close frame.
+        return Handover::End(End::Shutdown);
+    }
+    Handover::Again
 }
 
 /// The first events of `events` as one buffer of at most about [`WRITE_CHUNK`] bytes (one

@@ -840,19 +840,7 @@ async fn ws_served_directly_and_by_hyper_is_byte_identical() {
                 sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\ndate: <date>\r\n\r\n";
     let mut frames = Vec::new();
     for json in event_jsons(&server, 0) {
-        frames.push(0x81u8);
-        match json.len() {
-            n @ 0..=125 => frames.push(n as u8),
-            n @ 126..=65_535 => {
-                frames.push(126);
-                frames.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frames.push(127);
-                frames.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frames.extend_from_slice(json.as_bytes());
+        frames.extend(text_frame(&json));
     }
     let per_stream = (head.len() + 29 - 6 + frames.len()) as u64;
     eventually("both sent every event", || async {
@@ -1202,4 +1190,196 @@ async fn time_answers_the_realtime_clock_within_the_exchange() {
     assert_eq!(stat(&server, "/requests/time"), 5);
     assert_eq!(stat(&server, "/requests/other"), 0);
     server.shutdown();
+}
+
+/// A WebSocket upgrade the direct path takes.
+const PLAIN_UPGRADE: &str = "GET /ws HTTP/1.1\r\nhost: t\r\nconnection: Upgrade\r\n\
+                             upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+                             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// An unmasked server text frame holding `json`, framed independently of the server.
+fn text_frame(json: &str) -> Vec<u8> {
+    let mut f = vec![0x81u8];
+    match json.len() {
+        n @ 0..=125 => f.push(n as u8),
+        n @ 126..=65_535 => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(json.as_bytes());
+    f
+}
+
+/// Reads exactly `n` bytes, within the bound.
+async fn read_n(s: &mut CountingStream, n: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(BOUND, s.read_exact(&mut buf))
+        .await
+        .expect("bytes within the bound")
+        .expect("read");
+    buf
+}
+
+/// Reads a response head (up to its blank line) one byte at a time, so nothing after it
+/// is consumed.
+async fn read_head_only(s: &mut CountingStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend(read_n(s, 1).await);
+        assert!(head.len() < 4096, "no end of head");
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Caught-up plain WebSocket and SSE streams are written by the publisher itself
+/// (`fanout`): the bytes are the frames and chunks the task path writes, counted the
+/// same, and a client's ping, the pong and shutdown's goodbyes still go through the task.
+#[tokio::test]
+async fn the_publisher_writes_caught_up_streams_byte_for_byte() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let mut ws = CountingStream::connect(addr).await;
+    ws.write_all(PLAIN_UPGRADE.as_bytes()).await.unwrap();
+    let mut sse = CountingStream::connect(addr).await;
+    sse.write_all(b"GET /sse HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_head_only(&mut ws).await.starts_with("HTTP/1.1 101 "));
+    assert!(read_head_only(&mut sse).await.starts_with("HTTP/1.1 200 "));
+    eventually("both sockets handed to the publisher", || async {
+        server.hub().fanout().live() == 2
+    })
+    .await;
+    // One event, then two published together: one write per socket per publish.
+    server.hub().publish(&[1], 16);
+    server.hub().publish(&[2, 3], 387);
+    let events = server.hub().read_after(0, 10).events;
+    assert_eq!(events.len(), 3);
+    let ws_want: Vec<u8> = events
+        .iter()
+        .flat_map(|e| text_frame(e.json_str()))
+        .collect();
+    let mut sse_want = Vec::new();
+    for e in &events {
+        sse_want.extend_from_slice(format!("{:X}\r\n", e.sse.len()).as_bytes());
+        sse_want.extend_from_slice(&e.sse);
+        sse_want.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(read_n(&mut ws, ws_want.len()).await, ws_want);
+    assert_eq!(read_n(&mut sse, sse_want.len()).await, sse_want);
+    assert_eq!(stat(&server, "/socket_calls/writes_by_publisher"), 4);
+    assert_eq!(stat(&server, "/bytes/ws/out"), ws.counts.read.load(Relaxed));
+    assert_eq!(
+        stat(&server, "/bytes/sse/out"),
+        sse.counts.read.load(Relaxed)
+    );
+    // A masked ping: the task takes the socket back, answers, and hands it over again.
+    ws.write_all(&[0x89, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2])
+        .await
+        .unwrap();
+    assert_eq!(read_n(&mut ws, 4).await, [0x8A, 2, b'h', b'i']);
+    eventually("the WebSocket handed over again", || async {
+        server.hub().fanout().live() == 2
+    })
+    .await;
+    server.hub().publish(&[4], 16);
+    let ev = server.hub().read_after(3, 1).events;
+    let frame = text_frame(ev[0].json_str());
+    assert_eq!(read_n(&mut ws, frame.len()).await, frame);
+    let chunk = format!("{:X}\r\n", ev[0].sse.len());
+    assert_eq!(
+        read_n(&mut sse, chunk.len() + ev[0].sse.len() + 2).await,
+        [chunk.as_bytes(), &ev[0].sse[..], b"\r\n"].concat()
+    );
+    assert_eq!(stat(&server, "/socket_calls/writes_by_publisher"), 6);
+    // Shutdown: the tasks take their sockets back for the close frame and the last chunk.
+    server.shutdown();
+    let reason = b"server shutting down";
+    let mut close = vec![0x88, 2 + reason.len() as u8, 0x03, 0xE9];
+    close.extend_from_slice(reason);
+    assert_eq!(read_to_close(&mut ws).await, close);
+    assert_eq!(read_to_close(&mut sse).await, b"0\r\n\r\n");
+    assert_eq!(server.hub().fanout().live(), 0);
+    assert_eq!(
+        (
+            stat(&server, "/bytes/ws/out"),
+            stat(&server, "/bytes/ws/in")
+        ),
+        (
+            ws.counts.read.load(Relaxed),
+            ws.counts.written.load(Relaxed)
+        )
+    );
+    assert_eq!(
+        stat(&server, "/bytes/sse/out"),
+        sse.counts.read.load(Relaxed)
+    );
+}
+
+/// A socket that stops taking the publisher's writes is handed back to its task with the
+/// unwritten rest, which the task writes once the client reads: the client gets every
+/// event, whole and in order, and the stream goes back to the publisher once caught up.
+#[tokio::test]
+async fn a_stalled_socket_is_handed_back_and_loses_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(|c| {
+        c.ws_queue = 100_000;
+        c.retain = 100_000;
+    })
+    .await;
+    let addr = server.local_addr();
+    let mut c = Http::connect_small_window(addr, 4096).await;
+    c.stream.write_all(PLAIN_UPGRADE.as_bytes()).await.unwrap();
+    assert!(read_head_only(&mut c.stream)
+        .await
+        .starts_with("HTTP/1.1 101 "));
+    eventually("handed to the publisher", || async {
+        server.hub().fanout().live() == 1
+    })
+    .await;
+    // 16 KiB events, one per publish, until the socket stops taking them whole.
+    let mut published = 0u64;
+    while server.hub().fanout().live() == 1 {
+        published += 1;
+        assert!(published < 5_000, "the socket never filled");
+        server.hub().publish(&[1], 16 * 1024);
+    }
+    let by_publisher = stat(&server, "/socket_calls/writes_by_publisher");
+    assert!(
+        by_publisher >= published - 1,
+        "{by_publisher} of {published}"
+    );
+    // More events while the task holds the socket.
+    server.hub().publish(&[1; 5], 16 * 1024);
+    published += 5;
+    let want: Vec<u8> = server
+        .hub()
+        .read_after(0, 100_000)
+        .events
+        .iter()
+        .flat_map(|e| text_frame(e.json_str()))
+        .collect();
+    assert_eq!(server.hub().head(), published);
+    assert_eq!(read_n(&mut c.stream, want.len()).await, want);
+    eventually("handed to the publisher again", || async {
+        server.hub().fanout().live() == 1
+    })
+    .await;
+    assert_eq!(
+        stat(&server, "/bytes/ws/out"),
+        c.stream.counts.read.load(Relaxed)
+    );
+    // The task wrote the head, the rest and the events published while it held the socket.
+    let writes = stat(&server, "/socket_calls/writes");
+    assert!(
+        writes >= by_publisher + 3,
+        "{writes} writes, {by_publisher} by the publisher"
+    );
 }
