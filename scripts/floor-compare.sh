@@ -24,9 +24,10 @@
 # per event): each client asks before every event and the floor's writer reads that request
 # before answering, so both sides make a read and a write per delivery.
 #
-# For ws, each round also runs scripts/ws-client-floor.c against feedbench's own server: N
-# bare C WebSocket clients on one thread (epoll, one read per readiness, frames parsed in
-# place), on the load generator's CPU, at the same fan-out and feed. It sees the same
+# For ws and SSE, each round also runs scripts/ws-client-floor.c against feedbench's own
+# server: N bare C WebSocket clients (with --sse, SSE clients) on one thread (epoll, one read
+# per readiness, frames or chunks parsed in place), on the load generator's CPU, at the same
+# fan-out and feed. It sees the same
 # arrivals as the load generator, so
 #   - the load generator's CPU per delivery over the C client's is the load generator's own
 #     receive cost (the floor reader above receives from a faster sender, whose denser
@@ -116,13 +117,15 @@ cfloor() {
        END { if (lost != "0" || p50 == "" || cpu == "" || wcpu == "") print "fail"; else print p50, p99, cpu, wcpu }' "$work/c.out"
 }
 
-# cclient CLIENTS RATE: the C WebSocket clients against feedbench's server with the feed at
-# RATE events/s and 64-byte payloads (paused again after); prints "p50_us p99_us cpu_us" or
-# "fail".
+# cclient TRANSPORT CLIENTS RATE: the C WebSocket (or SSE) clients against feedbench's
+# server with the feed at RATE events/s and 64-byte payloads (paused again after); prints
+# "p50_us p99_us cpu_us" or "fail".
 cclient() {
-  local out="$work/cc.out" ok=1
+  local out="$work/cc.out" ok=1 mode=()
+  [ "$1" = sse ] && mode=(--sse)
+  shift
   curl -fsS -X PUT "$url/control/feed" -d "{\"rate_hz\":$2,\"payload_bytes\":64}" >/dev/null || ok=0
-  ((ok)) && { timeout 120 "$wsclient" --connect "$FB_ADDR" --clients "$1" --seconds "$secs" --warmup 2 --cpu 1 >"$out" 2>&1 || ok=0; }
+  ((ok)) && { timeout 120 "$wsclient" --connect "$FB_ADDR" --clients "$1" --seconds "$secs" --warmup 2 --cpu 1 "${mode[@]}" >"$out" 2>&1 || ok=0; }
   curl -fsS -X PUT "$url/control/feed" -d '{"rate_hz":0}' >/dev/null || ok=0
   ((ok)) || { echo fail; return; }
   awk '/^latency from schedule/ { p50 = $6; p99 = $8 }
@@ -131,10 +134,10 @@ cclient() {
 }
 
 # pair TRANSPORT CLIENTS RATE RAMP: feedbench, then the floor at feedbench's bytes per event
-# (for long-poll, request/response with feedbench's request bytes per event), and for ws the C
-# client on feedbench's server; prints "fb_p50 fb_p99 floor_p50 floor_p99 bytes fb_cpu
+# (for long-poll, request/response with feedbench's request bytes per event), and for ws and
+# SSE the C client on feedbench's server; prints "fb_p50 fb_p99 floor_p50 floor_p99 bytes fb_cpu
 # floor_cpu server_cpu floor_writer_cpu cclient_p50 cclient_p99 cclient_cpu" (the last three
-# 0 for sse and long-poll) or "fail".
+# 0 for long-poll) or "fail".
 pair() {
   local fb c fb50 fb99 bytes fbcpu up srvcpu c50 c99 ccpu wcpu
   fb="$(feedbench "$1" "$2" "$3" "$4")"
@@ -145,8 +148,8 @@ pair() {
   [ "$c" = fail ] && { echo fail; return; }
   read -r c50 c99 ccpu wcpu <<<"$c"
   local k50=0 k99=0 kcpu=0 k
-  if [ "$1" = ws ]; then
-    k="$(cclient "$2" "$3")"
+  if [ "$1" = ws ] || [ "$1" = sse ]; then
+    k="$(cclient "$1" "$2" "$3")"
     [ "$k" = fail ] && { echo fail; return; }
     read -r k50 k99 kcpu <<<"$k"
   fi
@@ -159,7 +162,7 @@ for ((r = 1; r <= rounds; r++)); do
   for t in "${transport_list[@]}"; do
     small="$(pair "$t" 100 10 1s)"
     big="$(pair "$t" 10000 1 3s)"
-    printf 'round %d %-9s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes, receive cpu, send cpu (feedbench floor), C client p50 p99 cpu (ws): %s | 10000 x 1/s: %s\n' \
+    printf 'round %d %-9s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes, receive cpu, send cpu (feedbench floor), C client p50 p99 cpu (ws, sse): %s | 10000 x 1/s: %s\n' \
       "$r" "$t" "$small" "$big"
     [ "$small" != fail ] && echo "$t small $small" >>"$work/vals"
     [ "$big" != fail ] && echo "$t big $big" >>"$work/vals"
@@ -184,7 +187,7 @@ for (t, size), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] !
     print(f"  {'':9} {'':20} send cpu per delivered event:    server         {srv:.2f} us,"
           f" floor writer {wcpu:.2f} us, ratio {srv / wcpu:4.2f}")
     if kcpu > 0:
-        print(f"  {'':9} {'':20} C WebSocket client on feedbench's server: p50 {k50:9.0f} p99 {k99:9.0f}"
+        print(f"  {'':9} {'':20} C client on feedbench's server: p50 {k50:9.0f} p99 {k99:9.0f}"
               f" | server alone / floor: p50 {k50 / c50:4.2f} p99 {k99 / c99:4.2f}")
         print(f"  {'':9} {'':20} load generator / C client on the same server: latency p50 {fb50 / k50:4.2f}"
               f" p99 {fb99 / k99:4.2f}, receive cpu {fbcpu:.2f} / {kcpu:.2f} us = {fbcpu / kcpu:4.2f}")

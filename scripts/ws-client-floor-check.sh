@@ -8,8 +8,10 @@
 #      first asking for every event since seq 1 (`?after=1`, replayed as one batch): every
 #      frame (with a 16-bit length) is split over about 18 reads, reads span frames, and
 #      the first seq must be 2;
-#   3. bad usage exits 2; a port with nothing listening exits 1.
-# About 15 s. Exit 0 when all pass, 1 otherwise.
+#   3. both again with --sse (GET /sse, one HTTP chunk per event): chunks split over reads
+#      and reads spanning chunks in the second;
+#   4. bad usage exits 2; a port with nothing listening exits 1.
+# About 25 s. Exit 0 when all pass, 1 otherwise.
 #
 #   scripts/ws-client-floor-check.sh
 set -euo pipefail
@@ -58,6 +60,8 @@ run() {
 }
 run "64-byte events, whole reads" 200 64 65536
 run "1 KiB events, 61-byte reads, replay" 50 1024 61 --after 1
+run "SSE, 64-byte events, whole reads" 200 64 65536 --sse
+run "SSE, 1 KiB events, 61-byte reads, replay" 50 1024 61 --after 1 --sse
 
 # expect NAME STATUS ARGS...: the client exits with STATUS.
 expect() {

@@ -29,7 +29,13 @@
  *
  *   ws-client-floor --connect HOST:PORT [--clients N (100)] [--seconds S (5)]
  *                   [--warmup S (2)] [--cpu C (1)] [--read-bytes B (65536)]
- *                   [--after SEQ]
+ *                   [--after SEQ] [--sse]
+ *
+ * With --sse the clients read GET /sse instead: a chunked response, one HTTP
+ * chunk per event holding `id: N` and `data: JSON` lines (PROTOCOL.md), chunks
+ * parsed in place like frames, the JSON's `seq` and `ts` read the same way. A
+ * bare SSE client is then the yardstick for the load generator's SSE path, as
+ * the WebSocket one is for its ws path.
  *
  * HOST is an IPv4 address. --read-bytes reads at most B bytes at a time: a small
  * B splits every frame over several reads (scripts/ws-client-floor-check.sh
@@ -76,6 +82,7 @@ static long warmup = 2;
 static int cpu = 1;
 static size_t read_bytes = READ_BUF;
 static long after = -1; /* --after: -1 for none */
+static int sse;          /* --sse: read GET /sse (chunked) instead of /ws frames */
 static struct sockaddr_in server;
 static char host_header[64];
 
@@ -104,7 +111,7 @@ static void die_errno(const char *what) { die("%s: %s", what, strerror(errno)); 
 static void usage(void)
 {
     fputs("usage: ws-client-floor --connect HOST:PORT [--clients N (100)] [--seconds S (5)] "
-          "[--warmup S (2)] [--cpu C (1)] [--read-bytes B (65536)] [--after SEQ]\n",
+          "[--warmup S (2)] [--cpu C (1)] [--read-bytes B (65536)] [--after SEQ] [--sse]\n",
           stderr);
     exit(2);
 }
@@ -139,6 +146,10 @@ static void parse_args(int argc, char **argv)
 {
     int have_target = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--sse") == 0) {
+            sse = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
         const char *v = argv[++i];
@@ -220,11 +231,13 @@ static void connect_client(long i, int64_t deadline)
     char req[320], query[32] = "";
     if (after >= 0)
         snprintf(query, sizeof query, "?after=%ld", after);
-    int len = snprintf(req, sizeof req,
-                       "GET /ws%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n",
-                       query, host_header);
+    int len = sse ? snprintf(req, sizeof req, "GET /sse%s HTTP/1.1\r\nHost: %s\r\n\r\n", query,
+                             host_header)
+                  : snprintf(req, sizeof req,
+                             "GET /ws%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\n",
+                             query, host_header);
     if (write(c, req, (size_t)len) != len)
         die("client %ld: upgrade request not written whole", i);
     char head[2048];
@@ -240,8 +253,9 @@ static void connect_client(long i, int64_t deadline)
         head[got] = '\0';
         end = strstr(head, "\r\n\r\n");
     }
-    if (strncmp(head, "HTTP/1.1 101 ", 13) != 0)
-        die("client %ld: upgrade refused: %.40s", i, head);
+    if (sse ? strncmp(head, "HTTP/1.1 200 ", 13) != 0 || strcasestr(head, "chunked") == NULL
+            : strncmp(head, "HTTP/1.1 101 ", 13) != 0)
+        die("client %ld: %s refused: %.40s", i, sse ? "/sse" : "upgrade", head);
     size_t rest = got - (size_t)(end + 4 - head);
     if (rest > PARTIAL_MAX)
         die("client %ld: %zu bytes after the head", i, rest);
@@ -333,14 +347,72 @@ static void on_frame(long i, const unsigned char *f, size_t hdr, size_t flen, in
     }
 }
 
+/* chunk length at p (size line + data + CRLF) if p holds a whole size line,
+ * else 0; *hdr is the size line's length with its CRLF */
+static size_t chunk_len(const unsigned char *p, size_t len, size_t *hdr, long i)
+{
+    uint64_t size = 0;
+    size_t k = 0;
+    for (; k < len && p[k] != '\r'; k++) {
+        int d = p[k] >= '0' && p[k] <= '9'   ? p[k] - '0'
+                : p[k] >= 'A' && p[k] <= 'F' ? p[k] - 'A' + 10
+                : p[k] >= 'a' && p[k] <= 'f' ? p[k] - 'a' + 10
+                                             : -1;
+        if (d < 0 || k >= 8)
+            die("client %ld: bad chunk size line", i);
+        size = size << 4 | (uint64_t)d;
+    }
+    if (k + 1 >= len)
+        return 0;
+    if (k == 0 || p[k + 1] != '\n')
+        die("client %ld: bad chunk size line", i);
+    *hdr = k + 2;
+    if (size > PARTIAL_MAX - *hdr - 2)
+        die("client %ld: a %" PRIu64 "-byte chunk (this program takes up to %d)", i, size,
+            PARTIAL_MAX);
+    return *hdr + (size_t)size + 2;
+}
+
+/* one whole chunk: the event's `data:` line counted, the last chunk fails */
+static void on_chunk(long i, const unsigned char *c, size_t hdr, size_t clen, int64_t t)
+{
+    const unsigned char *d = c + hdr, *end = c + clen - 2;
+    if (end[0] != '\r' || end[1] != '\n')
+        die("client %ld: chunk without its CRLF", i);
+    if (d == end)
+        die("client %ld: the server ended the stream", i);
+    const unsigned char *data = memmem(d, (size_t)(end - d), "data: ", 6);
+    if (data == NULL)
+        return; /* a comment or another field only */
+    data += 6;
+    const unsigned char *nl = memchr(data, '\n', (size_t)(end - data));
+    if (nl == NULL)
+        die("client %ld: data line without its end", i);
+    on_message(i, data, (size_t)(nl - data), t);
+}
+
+/* a unit's length (a frame, or with --sse a chunk) at p, or 0 if incomplete */
+static size_t unit_len(const unsigned char *p, size_t len, size_t *hdr, long i)
+{
+    return sse ? chunk_len(p, len, hdr, i) : frame_len(p, len, hdr, i);
+}
+
+static void on_unit(long i, const unsigned char *u, size_t hdr, size_t ulen, int64_t t)
+{
+    if (sse)
+        on_chunk(i, u, hdr, ulen, t);
+    else
+        on_frame(i, u, hdr, ulen, t);
+}
+
 /* feeds len bytes read from client i at t through its partial buffer */
 static void on_bytes(long i, const unsigned char *p, size_t len, int64_t t)
 {
     unsigned char *part = partial + (size_t)i * PARTIAL_MAX;
     size_t hdr, flen;
     while (len > 0) {
-        if (partial_len[i] == 0 && (flen = frame_len(p, len, &hdr, i)) != 0 && flen <= len) {
-            on_frame(i, p, hdr, flen, t); /* a whole frame in the read buffer */
+        if (partial_len[i] == 0 && (flen = unit_len(p, len, &hdr, i)) != 0 && flen <= len) {
+            on_unit(i, p, hdr, flen, t); /* a whole frame in the read buffer */
             p += flen;
             len -= flen;
             continue;
@@ -354,8 +426,8 @@ static void on_bytes(long i, const unsigned char *p, size_t len, int64_t t)
         p += take;
         len -= take;
         size_t off = 0;
-        while ((flen = frame_len(part + off, have - off, &hdr, i)) != 0 && flen <= have - off) {
-            on_frame(i, part + off, hdr, flen, t);
+        while ((flen = unit_len(part + off, have - off, &hdr, i)) != 0 && flen <= have - off) {
+            on_unit(i, part + off, hdr, flen, t);
             off += flen;
         }
         memmove(part, part + off, have - off);
