@@ -44,7 +44,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::event::Event;
 use crate::stats::{Class, Stats};
@@ -54,7 +54,8 @@ use crate::stats::{Class, Stats};
 pub const CHUNK: usize = 64;
 
 /// Most bytes of frames one pass writes to a socket; a larger batch (events published
-/// together while the publisher was behind) is handed back to the tasks.
+/// together while the publisher was behind) is handed back to the tasks. The same bound
+/// as the tasks' own largest write (`WRITE_CHUNK` in `ws_direct` and `sse_direct`).
 pub const MAX_PASS_BYTES: usize = 64 * 1024;
 
 /// Which framing a registered socket takes.
@@ -330,20 +331,12 @@ impl<'a> Frames<'a> {
     }
 }
 
-/// The events' WebSocket frames back to back (one event: its shared frame, no copy).
+/// The events' WebSocket frames back to back (one event: its shared frame, no copy), made
+/// as the tasks make their batches ([`crate::ws_direct::batch`], at most 64 KiB); `None`
+/// when they do not fit in one.
 fn ws_frames(events: &[Event]) -> Option<Bytes> {
-    if let [one] = events {
-        return Some(one.ws.clone());
-    }
-    let len: usize = events.iter().map(|e| e.ws.len()).sum();
-    if len > MAX_PASS_BYTES {
-        return None;
-    }
-    let mut out = BytesMut::with_capacity(len);
-    for e in events {
-        out.extend_from_slice(&e.ws);
-    }
-    Some(out.freeze())
+    let (frames, taken) = crate::ws_direct::batch(events);
+    (taken == events.len()).then_some(frames)
 }
 
 /// The events as HTTP chunks, framed as hyper frames them (upper-case hex size).

@@ -304,7 +304,7 @@ async fn hand_over<S: Io + 'static>(
 
 /// The first events of `events` as one buffer of at most about [`WRITE_CHUNK`] bytes (one
 /// event is its shared frame, not a copy), and how many it holds.
-fn batch(events: &[Event]) -> (Bytes, usize) {
+pub(crate) fn batch(events: &[Event]) -> (Bytes, usize) {
     if events.len() == 1 || events[0].ws.len() >= WRITE_CHUNK {
         return (events[0].ws.clone(), 1);
     }
