@@ -77,8 +77,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub tls_handshake_timeout: Duration,
     /// Leave every event write to its stream's task. By default the publisher writes new
-    /// events itself to plain WebSocket and SSE sockets that are caught up (one `send`
-    /// each, no task wake-up); this flag is for comparing the two.
+    /// events itself to plain WebSocket and SSE sockets that are caught up, and answers
+    /// parked plain long-polls (one `send` each, no task wake-up); this flag is for
+    /// comparing the two.
     #[arg(long)]
     pub task_writes: bool,
 }

@@ -87,7 +87,8 @@ pub struct ServerConfig {
     /// How long a TLS client may take from connecting to finishing its handshake.
     pub tls_handshake_timeout: Duration,
     /// The publisher writes new events itself to caught-up plain WebSocket and SSE sockets
-    /// (`crate::fanout`); `false` leaves every write to the stream's task.
+    /// and answers parked plain long-polls (`crate::fanout`); `false` leaves every write
+    /// to the stream's task.
     pub publisher_writes: bool,
 }
 

@@ -19,6 +19,14 @@
 //! end of the stream). A task that needs its socket (its client sent something, shutdown)
 //! takes its entry back first ([`Fanout::take`]).
 //!
+//! A parked long-poll registers the same way ([`Kind::LongPoll`]) and is
+//! answered once: the publisher writes its whole answer (head and body, as
+//! `crate::poll_direct` writes them, encoded once per pass per number of events) and does
+//! not wake its task, which wakes when the client sends its next request. Measured on the
+//! task path, a long-poll delivery cost two wake-ups (the publish, then the next request)
+//! and a body encoded per client; the server spent 1.9–2.2× the C floor writer's CPU per
+//! delivery (`scripts/floor-compare.sh`).
+//!
 //! Invariants:
 //! - While registered, a socket is written only by the publisher, and only under the
 //!   registry's lock; its task writes nothing to it until it has taken its entry back
@@ -34,6 +42,10 @@
 //!   closed or reused under it.
 //! - Bytes and writes are counted as `Counted` counts them: each `send` that takes bytes is
 //!   one socket write, its bytes go out under the stream's class.
+//! - A long-poll counts as parked (`Stats::parked`) from registration until the publisher
+//!   writes its answer or its task takes it back unanswered, exactly once either way; once
+//!   its server's shutdown has begun it is handed back unwritten, since an answer must then
+//!   say `connection: close`.
 //! - Bounded: a pass holds the lock for at most [`CHUNK`] sends at a time, writes each
 //!   socket once, and writes at most [`MAX_PASS_BYTES`] (a larger batch is handed back
 //!   to the tasks, which write it in their own bounded chunks).
@@ -43,8 +55,10 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use crate::event::Event;
 use crate::stats::{Class, Stats};
@@ -65,6 +79,12 @@ pub enum Kind {
     Ws,
     /// SSE events, each one HTTP chunk as hyper frames it.
     Sse,
+    /// A parked long-poll: answered once, with at most `limit` events, as
+    /// `crate::poll_direct` answers (head with `date` and `content-length`, then the body).
+    LongPoll {
+        /// The request's `limit`.
+        limit: u32,
+    },
 }
 
 /// What a task gets when it takes its entry back.
@@ -77,6 +97,9 @@ pub struct Handback {
     pub rest: Bytes,
     /// Why the socket failed, if a write did.
     pub error: Option<io::Error>,
+    /// A long-poll the publisher answered: when (the next request's header timeout counts
+    /// from then). What is left of the answer is in `rest`.
+    pub answered: Option<Instant>,
 }
 
 /// A registered socket.
@@ -91,6 +114,18 @@ struct Entry {
     /// The task to wake when the entry is handed back.
     waker: Option<Waker>,
     stats: Arc<Stats>,
+    /// A long-poll: when the publisher answered it (it is then written to no more).
+    answered: Option<Instant>,
+    /// A long-poll: its server's shutdown. Once shutdown has begun an answer must say
+    /// `connection: close`, so the publisher hands the entry back for its task to answer.
+    shutdown: Option<CancellationToken>,
+}
+
+impl Entry {
+    /// Whether the publisher still writes to this entry.
+    fn is_live(&self) -> bool {
+        self.left.is_none() && self.answered.is_none()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +155,10 @@ impl Fanout {
     /// Registers `fd` as caught up at `seq`, if `head()` (read under the registry's lock)
     /// is still `seq`; returns the entry's index, or `None` when the head has moved (the
     /// task catches up itself and tries again).
+    ///
+    /// A long-poll ([`Kind::LongPoll`]) counts as parked (`Stats::parked`) from here until
+    /// the publisher answers it or it is taken back unanswered; `shutdown` is its server's
+    /// (for the other kinds, `None`).
     pub fn register(
         &self,
         fd: RawFd,
@@ -127,10 +166,14 @@ impl Fanout {
         seq: u64,
         head: impl FnOnce() -> u64,
         stats: &Arc<Stats>,
+        shutdown: Option<&CancellationToken>,
     ) -> Option<u32> {
         let mut slots = self.lock();
         if head() != seq {
             return None;
+        }
+        if let Kind::LongPoll { .. } = kind {
+            stats.parked.fetch_add(1, Relaxed);
         }
         let entry = Entry {
             fd,
@@ -139,6 +182,8 @@ impl Fanout {
             left: None,
             waker: None,
             stats: Arc::clone(stats),
+            answered: None,
+            shutdown: shutdown.cloned(),
         };
         let idx = match slots.free.pop() {
             Some(i) => {
@@ -161,7 +206,7 @@ impl Fanout {
         let Some(entry) = slots.entries.get_mut(idx as usize).and_then(Option::as_mut) else {
             return Poll::Ready(());
         };
-        if entry.left.is_some() {
+        if !entry.is_live() {
             return Poll::Ready(());
         }
         match &mut entry.waker {
@@ -177,16 +222,27 @@ impl Fanout {
         let mut slots = self.lock();
         let entry = slots.entries.get_mut(idx as usize)?.take()?;
         slots.free.push(idx);
-        if entry.left.is_none() {
+        if entry.is_live() {
             slots.live -= 1;
         }
         drop(slots);
+        if matches!(entry.kind, Kind::LongPoll { .. }) && entry.answered.is_none() {
+            // Parked until now; its task answers it.
+            entry.stats.parked.fetch_sub(1, Relaxed);
+        }
         let (rest, error) = entry.left.map_or((Bytes::new(), None), |left| *left);
         Some(Handback {
             seq: entry.seq,
             rest,
             error,
+            answered: entry.answered,
         })
+    }
+
+    /// When the publisher answered long-poll `idx`, if it has.
+    pub fn answered(&self, idx: u32) -> Option<Instant> {
+        let slots = self.lock();
+        slots.entries.get(idx as usize)?.as_ref()?.answered
     }
 
     /// After the head has moved: if any socket is registered, writes the events `events()`
@@ -202,13 +258,16 @@ impl Fanout {
     }
 
     /// Writes `events` (oldest first, seq contiguous) to every registered socket: one
-    /// `send` per socket. Sockets that do not take it all are handed back.
+    /// `send` per socket. Sockets that do not take it all are handed back. A long-poll is
+    /// answered with the first `limit` of them and then written to no more; its task is
+    /// not woken (it wakes for its client's next request).
     pub fn write(&self, events: &[Event]) {
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return;
         };
         let (first, last) = (first.seq, last.seq);
         let mut frames = Frames::new(events);
+        let now = Instant::now();
         let mut at = 0;
         loop {
             let mut slots = self.lock();
@@ -217,26 +276,47 @@ impl Fanout {
                 break;
             }
             let mut handed_back = 0;
+            // Long-polls answered whole: no longer written to, and their tasks not woken.
+            let mut answered_whole = 0;
             for entry in slots.entries[at..end].iter_mut().flatten() {
-                if entry.left.is_some() || entry.seq >= last {
+                if !entry.is_live() || entry.seq >= last {
                     continue;
                 }
-                let buf = if entry.seq + 1 == first {
-                    frames.get(entry.kind)
-                } else {
+                let closing = entry.shutdown.as_ref().is_some_and(|s| s.is_cancelled());
+                let buf = if entry.seq + 1 != first {
                     // A gap: this pass cannot write what the socket needs first.
                     None
+                } else if closing {
+                    // Its answer must now say `connection: close`: the task's to write.
+                    None
+                } else {
+                    frames.get(entry.kind)
                 };
                 let outcome = match buf {
                     Some(buf) => send_counted(entry, buf),
                     None => Outcome::HandBack(Bytes::new(), None),
                 };
+                // The seq of the last event written (or left in the rest).
+                let upto = match entry.kind {
+                    Kind::LongPoll { limit } => last.min(entry.seq + u64::from(limit)),
+                    Kind::Ws | Kind::Sse => last,
+                };
+                let poll = matches!(entry.kind, Kind::LongPoll { .. });
+                let wrote = match &outcome {
+                    Outcome::All => true,
+                    Outcome::HandBack(rest, error) => error.is_none() && !rest.is_empty(),
+                };
+                if wrote {
+                    entry.seq = upto;
+                    if poll {
+                        entry.answered = Some(now);
+                        entry.stats.parked.fetch_sub(1, Relaxed);
+                    }
+                }
                 match outcome {
-                    Outcome::All => entry.seq = last,
+                    Outcome::All if poll => answered_whole += 1,
+                    Outcome::All => {}
                     Outcome::HandBack(rest, error) => {
-                        if error.is_none() && !rest.is_empty() {
-                            entry.seq = last;
-                        }
                         entry.left = Some(Box::new((rest, error)));
                         handed_back += 1;
                         if let Some(w) = entry.waker.take() {
@@ -245,7 +325,7 @@ impl Fanout {
                     }
                 }
             }
-            slots.live -= handed_back;
+            slots.live -= handed_back + answered_whole;
             at = end;
         }
     }
@@ -290,6 +370,7 @@ fn send_counted(entry: &Entry, buf: &Bytes) -> Outcome {
         let class = match entry.kind {
             Kind::Ws => Class::Ws,
             Kind::Sse => Class::Sse,
+            Kind::LongPoll { .. } => Class::LongPoll,
         };
         stats.socket_writes.fetch_add(1, Relaxed);
         stats.bytes[class as usize]
@@ -304,11 +385,15 @@ fn send_counted(entry: &Entry, buf: &Bytes) -> Outcome {
     }
 }
 
-/// A pass's frames, encoded once per kind when first needed.
+/// A pass's frames, encoded once per kind (and per number of events a long-poll takes)
+/// when first needed.
 struct Frames<'a> {
     events: &'a [Event],
     ws: Option<Option<Bytes>>,
     sse: Option<Option<Bytes>>,
+    /// Long-poll answers by how many events they carry (a `limit` below the pass's size
+    /// takes fewer; clients of one benchmark all ask for the same).
+    polls: Vec<(usize, Option<Bytes>)>,
 }
 
 impl<'a> Frames<'a> {
@@ -317,6 +402,7 @@ impl<'a> Frames<'a> {
             events,
             ws: None,
             sse: None,
+            polls: Vec::new(),
         }
     }
 
@@ -327,6 +413,17 @@ impl<'a> Frames<'a> {
         match kind {
             Kind::Ws => self.ws.get_or_insert_with(|| ws_frames(events)).as_ref(),
             Kind::Sse => self.sse.get_or_insert_with(|| sse_chunks(events)).as_ref(),
+            Kind::LongPoll { limit } => {
+                let n = events.len().min(limit as usize);
+                let i = match self.polls.iter().position(|(m, _)| *m == n) {
+                    Some(i) => i,
+                    None => {
+                        self.polls.push((n, poll_answer(&events[..n])));
+                        self.polls.len() - 1
+                    }
+                };
+                self.polls[i].1.as_ref()
+            }
         }
     }
 }
@@ -349,6 +446,22 @@ fn sse_chunks(events: &[Event]) -> Option<Bytes> {
     for e in events {
         crate::sse_direct::push_chunk(&mut out, &e.sse);
     }
+    Some(Bytes::from(out))
+}
+
+/// A caught-up long-poll's answer carrying `events` (the first of them is the one after
+/// its cursor): head and body as `crate::poll_direct` writes them for a keep-alive
+/// connection; `None` if it exceeds [`MAX_PASS_BYTES`] (more than one event).
+fn poll_answer(events: &[Event]) -> Option<Bytes> {
+    let after = events.first()?.seq - 1;
+    let body = crate::poll::encode_events(events, 0, after);
+    let head = crate::direct::json_head(body.len(), false);
+    if events.len() > 1 && head.len() + body.len() > MAX_PASS_BYTES {
+        return None;
+    }
+    let mut out = Vec::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&body);
     Some(Bytes::from(out))
 }
 
@@ -393,11 +506,36 @@ impl Registered {
         seq: u64,
         stats: &Arc<Stats>,
     ) -> Option<Registered> {
-        let idx = hub.fanout().register(fd, kind, seq, || hub.head(), stats)?;
+        let idx = hub
+            .fanout()
+            .register(fd, kind, seq, || hub.head(), stats, None)?;
         Some(Registered {
             hub: Arc::clone(hub),
             idx,
         })
+    }
+
+    /// Registers a parked long-poll of `app` (see [`Fanout::register`]).
+    pub fn long_poll(app: &crate::app::App, fd: RawFd, limit: u32, seq: u64) -> Option<Registered> {
+        let hub = &app.hub;
+        let kind = Kind::LongPoll { limit };
+        let idx = hub.fanout().register(
+            fd,
+            kind,
+            seq,
+            || hub.head(),
+            &app.stats,
+            Some(&app.shutdown),
+        )?;
+        Some(Registered {
+            hub: Arc::clone(hub),
+            idx,
+        })
+    }
+
+    /// When the publisher answered this long-poll, if it has.
+    pub fn answered(&self) -> Option<Instant> {
+        self.hub.fanout().answered(self.idx)
     }
 
     /// `Ready` once the publisher has handed the socket back.
@@ -415,6 +553,7 @@ impl Registered {
             seq: 0,
             rest: Bytes::new(),
             error: Some(io::Error::other("fan-out entry missing")),
+            answered: None,
         })
     }
 }
@@ -465,6 +604,25 @@ mod tests {
         Context::from_waker(Waker::noop())
     }
 
+    /// A waker that records whether it was woken.
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Flag {
+        fn new() -> Arc<Flag> {
+            Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)))
+        }
+
+        fn woken(&self) -> bool {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
     #[test]
     fn caught_up_sockets_get_each_pass_whole_and_counted() {
         let fanout = Fanout::default();
@@ -472,10 +630,10 @@ mod tests {
         let (ws_srv, mut ws_cli) = UnixStream::pair().unwrap();
         let (sse_srv, mut sse_cli) = UnixStream::pair().unwrap();
         let a = fanout
-            .register(ws_srv.as_raw_fd(), Kind::Ws, 0, || 0, &stats)
+            .register(ws_srv.as_raw_fd(), Kind::Ws, 0, || 0, &stats, None)
             .unwrap();
         let b = fanout
-            .register(sse_srv.as_raw_fd(), Kind::Sse, 0, || 0, &stats)
+            .register(sse_srv.as_raw_fd(), Kind::Sse, 0, || 0, &stats, None)
             .unwrap();
         assert_eq!(fanout.live(), 2);
         // One event, then two published together: two passes, one send per socket each.
@@ -516,7 +674,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (srv, _cli) = UnixStream::pair().unwrap();
         assert!(fanout
-            .register(srv.as_raw_fd(), Kind::Ws, 4, || 5, &stats)
+            .register(srv.as_raw_fd(), Kind::Ws, 4, || 5, &stats, None)
             .is_none());
         assert_eq!(fanout.live(), 0);
     }
@@ -527,7 +685,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (srv, mut cli) = UnixStream::pair().unwrap();
         let idx = fanout
-            .register(srv.as_raw_fd(), Kind::Ws, 0, || 0, &stats)
+            .register(srv.as_raw_fd(), Kind::Ws, 0, || 0, &stats, None)
             .unwrap();
         // Events until the socket stops taking them whole; each pass writes one.
         let mut sent = Vec::new();
@@ -566,11 +724,11 @@ mod tests {
         drop(cli);
         let (srv2, mut cli2) = UnixStream::pair().unwrap();
         let failed = fanout
-            .register(srv.as_raw_fd(), Kind::Ws, 2, || 2, &stats)
+            .register(srv.as_raw_fd(), Kind::Ws, 2, || 2, &stats, None)
             .unwrap();
         // Registered at 0, but the pass starts at 3: it cannot write 1 and 2.
         let gap = fanout
-            .register(srv2.as_raw_fd(), Kind::Sse, 0, || 0, &stats)
+            .register(srv2.as_raw_fd(), Kind::Sse, 0, || 0, &stats, None)
             .unwrap();
         fanout.write(&events(3, 1, 8));
         let waker_cx = &mut noop_cx();
@@ -588,29 +746,130 @@ mod tests {
 
     #[test]
     fn a_handed_back_entry_wakes_its_task() {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::task::Wake;
-        struct Flag(AtomicBool);
-        impl Wake for Flag {
-            fn wake(self: Arc<Self>) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
         let fanout = Fanout::default();
         let stats = Arc::new(Stats::default());
         let (srv, cli) = UnixStream::pair().unwrap();
         let idx = fanout
-            .register(srv.as_raw_fd(), Kind::Ws, 0, || 0, &stats)
+            .register(srv.as_raw_fd(), Kind::Ws, 0, || 0, &stats, None)
             .unwrap();
-        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let flag = Flag::new();
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
         assert!(fanout.poll_handed_back(idx, &mut cx).is_pending());
         fanout.write(&events(1, 1, 8));
-        assert!(!flag.0.load(Ordering::SeqCst), "a whole write wakes nobody");
+        assert!(!flag.woken(), "a whole write wakes nobody");
         drop(cli);
         fanout.write(&events(2, 1, 8));
-        assert!(flag.0.load(Ordering::SeqCst), "a hand-back wakes the task");
+        assert!(flag.woken(), "a hand-back wakes the task");
+    }
+
+    /// Splits an answer at its `date` value, which changes by the second.
+    fn undated(raw: &[u8]) -> String {
+        let text = String::from_utf8(raw.to_vec()).unwrap();
+        let at = text.find("\r\ndate: ").unwrap() + 8;
+        format!("{}<date>{}", &text[..at], &text[at + 29..])
+    }
+
+    /// What `poll_direct` writes for a keep-alive long-poll answered with `events`.
+    fn task_answer(events: &[Event], after: u64) -> String {
+        let body = crate::poll::encode_events(events, 0, after);
+        let head = crate::direct::json_head(body.len(), false);
+        undated(&[head.as_bytes(), &body[..]].concat())
+    }
+
+    fn poll(limit: u32) -> Kind {
+        Kind::LongPoll { limit }
+    }
+
+    #[test]
+    fn a_parked_long_poll_is_answered_once_without_a_wake() {
+        let fanout = Fanout::default();
+        let stats = Arc::new(Stats::default());
+        let shutdown = CancellationToken::new();
+        let (all_srv, mut all_cli) = UnixStream::pair().unwrap();
+        let (one_srv, mut one_cli) = UnixStream::pair().unwrap();
+        let (late_srv, mut late_cli) = UnixStream::pair().unwrap();
+        let all = fanout
+            .register(
+                all_srv.as_raw_fd(),
+                poll(100),
+                4,
+                || 4,
+                &stats,
+                Some(&shutdown),
+            )
+            .unwrap();
+        let one = fanout
+            .register(
+                one_srv.as_raw_fd(),
+                poll(1),
+                4,
+                || 4,
+                &stats,
+                Some(&shutdown),
+            )
+            .unwrap();
+        assert_eq!(stats.parked.load(Relaxed), 2);
+        let flag = Flag::new();
+        let waker = Waker::from(flag.clone());
+        assert!(fanout
+            .poll_handed_back(all, &mut Context::from_waker(&waker))
+            .is_pending());
+        let before = Instant::now();
+        let evs = events(5, 3, 40);
+        fanout.write(&evs);
+        // Each gets the answer its limit asks for, whole, in one counted write; the task is
+        // not woken, the gauge is down, and the entry is written to no more.
+        let (got_all, got_one) = (drain(&mut all_cli), drain(&mut one_cli));
+        assert_eq!(undated(&got_all), task_answer(&evs, 4));
+        assert_eq!(undated(&got_one), task_answer(&evs[..1], 4));
+        assert!(!flag.woken(), "an answer wakes nobody");
+        assert_eq!(stats.parked.load(Relaxed), 0);
+        assert_eq!(stats.publisher_writes.load(Relaxed), 2);
+        assert_eq!(fanout.live(), 0);
+        fanout.write(&events(8, 1, 40));
+        assert!(drain(&mut all_cli).is_empty());
+        assert!(fanout.answered(all).is_some_and(|at| at >= before));
+        let back = fanout.take(all).unwrap();
+        assert_eq!((back.seq, back.rest.len()), (7, 0));
+        assert!(back.error.is_none() && back.answered.is_some());
+        assert_eq!(fanout.take(one).unwrap().seq, 5, "limit 1: event 5 only");
+        assert_eq!(
+            stats.parked.load(Relaxed),
+            0,
+            "an answered take moves nothing"
+        );
+        let out = stats.bytes[Class::LongPoll as usize]
+            .bytes_out
+            .load(Relaxed);
+        assert_eq!(out as usize, got_all.len() + got_one.len());
+        // Once shutdown has begun the answer must say `connection: close`: handed back
+        // unwritten, and the task (woken) answers.
+        let late = fanout
+            .register(
+                late_srv.as_raw_fd(),
+                poll(100),
+                8,
+                || 8,
+                &stats,
+                Some(&shutdown),
+            )
+            .unwrap();
+        assert!(fanout
+            .poll_handed_back(late, &mut Context::from_waker(&waker))
+            .is_pending());
+        shutdown.cancel();
+        fanout.write(&events(9, 1, 40));
+        assert!(flag.woken(), "the hand-back wakes the task");
+        assert!(drain(&mut late_cli).is_empty());
+        assert_eq!(
+            stats.parked.load(Relaxed),
+            1,
+            "parked until its task takes it"
+        );
+        let back = fanout.take(late).unwrap();
+        assert!(back.answered.is_none() && back.rest.is_empty() && back.error.is_none());
+        assert_eq!(stats.parked.load(Relaxed), 0);
     }
 
     #[test]
@@ -622,5 +881,7 @@ mod tests {
         let one = events(1, 1, MAX_PASS_BYTES * 2);
         assert_eq!(ws_frames(&one).unwrap(), one[0].ws);
         assert!(sse_chunks(&one).is_some());
+        assert!(poll_answer(&big).is_none());
+        assert!(poll_answer(&one).is_some());
     }
 }

@@ -240,9 +240,11 @@ fn serve_http<S: Io + 'static>(
             };
             match answer.await {
                 After::Close => return None,
-                After::Next(bytes) => pipelined = bytes,
+                After::Next(bytes, answered) => {
+                    pipelined = bytes;
+                    waiting_since = answered;
+                }
             }
-            waiting_since = Instant::now();
         };
         // hyper restarts its header timer for every request head, so it gets the whole timeout;
         // the head it takes over half-read must still be complete within what is left of it.

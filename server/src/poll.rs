@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::StatusCode;
 
 use crate::app::App;
+use crate::event::Event;
 use crate::hub::Batch;
 use crate::query::Query;
 use crate::respond::{self, Body};
@@ -60,17 +61,23 @@ pub fn parse_params(raw_query: Option<&str>, long: bool) -> Result<PollParams, S
 
 /// Encodes a poll body from a batch read after `after`.
 pub fn encode_body(batch: &Batch, after: u64) -> Bytes {
-    let events_len: usize = batch.events.iter().map(|e| e.json().len() + 1).sum();
+    encode_events(&batch.events, batch.missed, after)
+}
+
+/// Encodes a poll body of `events` (oldest first) read after `after`, `missed` of the
+/// events after it having left the ring.
+pub fn encode_events(events: &[Event], missed: u64, after: u64) -> Bytes {
+    let events_len: usize = events.iter().map(|e| e.json().len() + 1).sum();
     let mut out = BytesMut::with_capacity(events_len + 64);
     out.put_slice(b"{\"events\":[");
-    for (i, ev) in batch.events.iter().enumerate() {
+    for (i, ev) in events.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
         out.put_slice(ev.json());
     }
-    let next = batch.events.last().map_or(after, |e| e.seq);
-    out.put_slice(format!("],\"next\":{next},\"missed\":{}}}", batch.missed).as_bytes());
+    let next = events.last().map_or(after, |e| e.seq);
+    out.put_slice(format!("],\"next\":{next},\"missed\":{missed}}}").as_bytes());
     out.freeze()
 }
 

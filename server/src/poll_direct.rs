@@ -9,17 +9,27 @@
 //! client that pipelines and then leaves is still noticed; the kept bytes are served once
 //! the long-poll has been answered. At shutdown, or when the request said
 //! `Connection: close`, the answer carries `connection: close` and the connection ends.
+//!
+//! A parked long-poll on a plain socket whose cursor is the head is answered by the
+//! publisher ([`crate::fanout`]): it writes the whole answer, the same bytes, when it
+//! publishes, and the task is not woken for it. The task wakes when the client sends its
+//! next request (or leaves), takes the socket back and reads that request; the header
+//! timeout for it counts from the publisher's answer. Anything else (the client sends
+//! while parked, the socket does not take the answer, shutdown, the long-poll times out)
+//! takes the socket back and goes on as above.
 
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use crate::app::App;
 use crate::direct::{json_head, write_all, Io};
+use crate::fanout::Registered;
 use crate::poll::{self, PollParams};
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 
@@ -28,8 +38,20 @@ use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 pub enum After {
     /// The connection is done (client gone, `Connection: close`, shutdown, write failed).
     Close,
-    /// Read the next request; the bytes of it already read, if any, come first.
-    Next(Option<Bytes>),
+    /// Read the next request; the bytes of it already read, if any, come first. The
+    /// instant is the answer's: the header timeout for the next request counts from it.
+    Next(Option<Bytes>, Instant),
+}
+
+/// How a long-poll's wait ended.
+enum Waited {
+    /// Answer with this body.
+    Body(Bytes),
+    /// The publisher answered, at this instant; these bytes of its answer are still to be
+    /// written.
+    Answered(Instant, Bytes),
+    /// The client left, or its socket failed.
+    Gone,
 }
 
 /// Bodies up to this size are sent with their head in one write.
@@ -41,7 +63,7 @@ const ONE_WRITE: usize = 64 * 1024;
 /// arguments twice in its state, and a parked long-poll holds this state.
 // Not an `async fn`: see above (the state would hold the arguments twice).
 #[allow(clippy::manual_async_fn)]
-pub fn answer<'a, S: Io>(
+pub fn answer<'a, S: Io + 'static>(
     app: &'a Arc<App>,
     stream: &'a mut Counted<S>,
     tag: &'a ConnTag,
@@ -60,10 +82,17 @@ pub fn answer<'a, S: Io>(
         app.stats.count_path(Path::Direct);
         let mut pipelined = Vec::new();
         let body = if long {
-            match long_poll(app, stream, params, &mut pipelined).await {
-                Some(body) => body,
+            match long_poll(app, stream, params, close, &mut pipelined).await {
+                Waited::Body(body) => body,
+                Waited::Answered(at, rest) => {
+                    if !rest.is_empty() && !matches!(write_all(app, stream, &rest).await, Ok(true))
+                    {
+                        return After::Close;
+                    }
+                    return After::Next(None, at);
+                }
                 // The client left while parked.
-                None => return After::Close,
+                Waited::Gone => return After::Close,
             }
         } else {
             poll::short_poll_body(app, &params)
@@ -71,7 +100,8 @@ pub fn answer<'a, S: Io>(
         if !send(app, stream, &body, close).await {
             return After::Close;
         }
-        After::Next((!pipelined.is_empty()).then(|| Bytes::from(pipelined)))
+        let pipelined = (!pipelined.is_empty()).then(|| Bytes::from(pipelined));
+        After::Next(pipelined, Instant::now())
     }
 }
 
@@ -110,17 +140,29 @@ async fn send<S: Io>(app: &App, stream: &mut Counted<S>, body: &[u8], close: boo
 /// `pipelined` what it sends meanwhile.
 // Not an `async fn`: see above (the state would hold the arguments twice).
 #[allow(clippy::manual_async_fn)]
-fn long_poll<'a, S: Io>(
+fn long_poll<'a, S: Io + 'static>(
     app: &'a App,
     stream: &'a mut Counted<S>,
     p: PollParams,
+    close: bool,
     pipelined: &'a mut Vec<u8>,
-) -> impl std::future::Future<Output = Option<Bytes>> + Send + 'a {
+) -> impl std::future::Future<Output = Waited> + Send + 'a {
     // An `async move` block (not an `async fn`, which keeps its arguments twice) and a
     // loop on `changed` (not `wait_for`, 48 bytes more): a parked long-poll holds this state.
     async move {
+        let due = tokio::time::Instant::now() + p.timeout;
+        let after = p.after.unwrap_or_else(|| app.hub.head());
+        // `Connection: close` answers (and then FIN) are the task's to write.
+        let lend = app.config.publisher_writes && !close && !p.timeout.is_zero();
+        if let Some(tcp) = stream.tcp().filter(|_| lend) {
+            let limit = u32::try_from(p.limit).unwrap_or(u32::MAX);
+            match lend_long_poll(app, tcp, after, limit, due).await {
+                Waited::Body(_) => {}
+                done => return done,
+            }
+        }
         let mut head_rx = app.hub.subscribe();
-        let after = p.after.unwrap_or_else(|| *head_rx.borrow_and_update());
+        head_rx.borrow_and_update();
         if app.hub.head() <= after && !p.timeout.is_zero() {
             let _parked = GaugeGuard::new(&app.stats.parked);
             let published = async {
@@ -133,15 +175,66 @@ fn long_poll<'a, S: Io>(
             };
             tokio::select! {
                 () = published => {}
-                _ = tokio::time::sleep(p.timeout) => {}
+                _ = tokio::time::sleep_until(due) => {}
                 _ = app.shutdown.cancelled() => {}
-                () = client_gone(stream, pipelined, app.config.max_header_bytes) => return None,
+                () = client_gone(stream, pipelined, app.config.max_header_bytes) => return Waited::Gone,
             }
         }
-        Some(poll::encode_body(
+        Waited::Body(poll::encode_body(
             &app.hub.read_after(after, p.limit),
             after,
         ))
+    }
+}
+
+/// Parks a long-poll caught up at `after` with the publisher (see the module doc), until
+/// its client sends or leaves, shutdown, `due`, or a hand-back. Returns `Body` (with
+/// nothing in it) when the task is to go on waiting and answer itself: the head had
+/// moved, or the publisher did not answer.
+async fn lend_long_poll(
+    app: &App,
+    tcp: &tokio::net::TcpStream,
+    after: u64,
+    limit: u32,
+    due: tokio::time::Instant,
+) -> Waited {
+    use std::os::fd::AsRawFd;
+    let Some(reg) = Registered::long_poll(app, tcp.as_raw_fd(), limit, after) else {
+        return Waited::Body(Bytes::new());
+    };
+    // The task is not woken by the answer, so a client silent after it is noticed by a
+    // timer: at the header timeout past the answer, checked at least once per header
+    // timeout while unanswered.
+    let header = app.config.header_timeout;
+    let mut wake = due.min(tokio::time::Instant::now() + header);
+    loop {
+        let timer = tokio::select! {
+            biased;
+            _ = app.shutdown.cancelled() => false,
+            _ = poll_fn(|cx| tcp.poll_read_ready(cx)) => false,
+            () = poll_fn(|cx| reg.poll_handed_back(cx)) => false,
+            () = tokio::time::sleep_until(wake) => true,
+        };
+        if !timer {
+            break;
+        }
+        let now = tokio::time::Instant::now();
+        wake = match reg.answered() {
+            Some(at) => tokio::time::Instant::from_std(at) + header,
+            None if now < due => due.min(now + header),
+            None => break,
+        };
+        if wake <= now {
+            break;
+        }
+    }
+    let back = reg.take();
+    if back.error.is_some() {
+        return Waited::Gone;
+    }
+    match back.answered {
+        Some(at) => Waited::Answered(at, back.rest),
+        None => Waited::Body(Bytes::new()),
     }
 }
 

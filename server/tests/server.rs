@@ -1383,3 +1383,113 @@ async fn a_stalled_socket_is_handed_back_and_loses_nothing() {
         "{writes} writes, {by_publisher} by the publisher"
     );
 }
+
+/// Reads one whole `content-length` answer (head and body), nothing after it.
+async fn read_answer(s: &mut CountingStream) -> Vec<u8> {
+    let head = read_head_only(s).await;
+    let len: usize = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a content-length")
+        .parse()
+        .unwrap();
+    let mut out = head.into_bytes();
+    out.extend(read_n(s, len).await);
+    out
+}
+
+/// A parked long-poll on a plain socket is answered by the publisher (`fanout`): the same
+/// bytes as hyper's answer, `limit` honoured, one publisher write per answer, the parked
+/// gauge down at once; the connection then serves its next request, and a client silent
+/// after the answer is cut off a header timeout after it, not at the long-poll's timeout.
+#[tokio::test]
+async fn the_publisher_answers_parked_long_polls_byte_for_byte() {
+    use tokio::io::AsyncWriteExt;
+    let header_timeout = Duration::from_secs(2);
+    let server = start(|c| c.header_timeout = header_timeout).await;
+    let addr = server.local_addr();
+    let lp = "GET /longpoll?after=0&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    let lp1 = "GET /longpoll?after=0&limit=1&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    let mut direct = CountingStream::connect(addr).await;
+    direct.write_all(lp.as_bytes()).await.unwrap();
+    let mut limited = CountingStream::connect(addr).await;
+    limited.write_all(lp1.as_bytes()).await.unwrap();
+    let mut by_hyper = CountingStream::connect(addr).await;
+    by_hyper.write_all(via_hyper(lp).as_bytes()).await.unwrap();
+    eventually("two parked with the publisher, one with hyper", || async {
+        server.hub().fanout().live() == 2
+            && stat(&server, "/connections/open/long_poll_parked") == 3
+    })
+    .await;
+    // Two events in one publish: the limited client gets the first only.
+    server.hub().publish(&[1, 2], 16);
+    let answered = std::time::Instant::now();
+    let (a, b, h) = (
+        read_answer(&mut direct).await,
+        read_answer(&mut limited).await,
+        read_answer(&mut by_hyper).await,
+    );
+    assert_eq!(undated(&a), undated(&h));
+    let events = event_jsons(&server, 0);
+    let body = format!(
+        "{{\"events\":[{},{}],\"next\":2,\"missed\":0}}",
+        events[0], events[1]
+    );
+    let head = |len: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+             content-length: {len}\r\ndate: <date>\r\n\r\n"
+        )
+    };
+    assert_eq!(undated(&a), format!("{}{body}", head(body.len())));
+    let body1 = format!("{{\"events\":[{}],\"next\":1,\"missed\":0}}", events[0]);
+    assert_eq!(undated(&b), format!("{}{body1}", head(body1.len())));
+    assert_eq!(stat(&server, "/socket_calls/writes_by_publisher"), 2);
+    // The publisher's answers left the parked gauge at once (the tasks are still asleep).
+    eventually("nothing parked", || async {
+        stat(&server, "/connections/open/long_poll_parked") == 0
+    })
+    .await;
+    assert_eq!(server.hub().fanout().live(), 0);
+    // The next request on the connection parks with the publisher again.
+    direct
+        .write_all(b"GET /longpoll?after=2&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    eventually("parked again", || async {
+        server.hub().fanout().live() == 1
+    })
+    .await;
+    server.hub().publish(&[3], 16);
+    let c = read_answer(&mut direct).await;
+    let body3 = format!(
+        "{{\"events\":[{}],\"next\":3,\"missed\":0}}",
+        event_jsons(&server, 2)[0]
+    );
+    assert_eq!(undated(&c), format!("{}{body3}", head(body3.len())));
+    assert_eq!(stat(&server, "/socket_calls/writes_by_publisher"), 3);
+    // Requests and bytes count as on the task path.
+    assert_eq!(stat(&server, "/requests/longpoll"), 4);
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 3);
+    // The limited client says nothing more: it is cut off a header timeout (2 s) after
+    // its answer, long before the long-poll's 60 s, and not a header timeout after its
+    // task first woke (that would be 4 s).
+    assert!(read_to_close(&mut limited).await.is_empty());
+    let took = answered.elapsed();
+    assert!(
+        took >= header_timeout - Duration::from_millis(50) && took < Duration::from_millis(3_500),
+        "closed {took:?} after the answer"
+    );
+    drop((direct, by_hyper));
+    eventually("all closed", || async {
+        stat(&server, "/connections/open/total") == 0
+    })
+    .await;
+    let written = (lp.len() + lp1.len() + via_hyper(lp).len()) as u64
+        + "GET /longpoll?after=2&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n".len() as u64;
+    assert_eq!(stat(&server, "/bytes/long_poll/in"), written);
+    assert_eq!(
+        stat(&server, "/bytes/long_poll/out"),
+        (a.len() + b.len() + h.len() + c.len()) as u64
+    );
+}
