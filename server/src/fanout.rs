@@ -114,8 +114,10 @@ struct Entry {
     /// The task to wake when the entry is handed back.
     waker: Option<Waker>,
     stats: Arc<Stats>,
-    /// A long-poll: when the publisher answered it (it is then written to no more).
-    answered: Option<Instant>,
+    /// A long-poll: when the publisher answered it (it is then written to no more), as a
+    /// [`Stamp`]: 4 bytes beside `fd` rather than 16 of an `Instant`, keeping the entry in
+    /// 64 bytes.
+    answered: Option<Stamp>,
     /// A long-poll: its server's shutdown. Once shutdown has begun an answer must say
     /// `connection: close`, so the publisher hands the entry back for its task to answer.
     shutdown: Option<CancellationToken>,
@@ -137,9 +139,55 @@ struct Slots {
 }
 
 /// The registry of sockets the publisher writes to.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fanout {
     slots: Mutex<Slots>,
+    /// What [`Stamp`]s count from.
+    epoch: Instant,
+}
+
+impl Default for Fanout {
+    fn default() -> Self {
+        Fanout {
+            slots: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// An instant as 1 + milliseconds since the registry's epoch, modulo 2^32 (never zero). It is
+/// read back within a header timeout or so of being taken (a long-poll's task reads it
+/// when its client sends the next request, or at the latest a header timeout after the
+/// answer, when it closes a silent client), far inside the 49 days it takes to wrap.
+#[derive(Debug, Clone, Copy)]
+struct Stamp(std::num::NonZeroU32);
+
+/// How many milliseconds before `now_ms` (milliseconds since the epoch, modulo 2^32)
+/// `stamp` was taken.
+fn ms_ago(now_ms: u32, stamp: Stamp) -> u32 {
+    let ago = now_ms.wrapping_add(1).wrapping_sub(stamp.0.get());
+    // "Ahead of now" only by the rounding where the count wraps to zero: now.
+    if ago > u32::MAX / 2 {
+        0
+    } else {
+        ago
+    }
+}
+
+impl Fanout {
+    fn stamp(&self, at: Instant) -> Stamp {
+        let ms = at.saturating_duration_since(self.epoch).as_millis() as u32;
+        Stamp(std::num::NonZeroU32::new(ms.wrapping_add(1)).unwrap_or(std::num::NonZeroU32::MIN))
+    }
+
+    /// The instant of `stamp`, to the millisecond (taken within the last 49 days).
+    fn instant(&self, stamp: Stamp) -> Instant {
+        let now = Instant::now();
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u32;
+        let ago = ms_ago(now_ms, stamp);
+        now.checked_sub(std::time::Duration::from_millis(u64::from(ago)))
+            .unwrap_or(now)
+    }
 }
 
 impl Fanout {
@@ -235,14 +283,14 @@ impl Fanout {
             seq: entry.seq,
             rest,
             error,
-            answered: entry.answered,
+            answered: entry.answered.map(|at| self.instant(at)),
         })
     }
 
     /// When the publisher answered long-poll `idx`, if it has.
     pub fn answered(&self, idx: u32) -> Option<Instant> {
-        let slots = self.lock();
-        slots.entries.get(idx as usize)?.as_ref()?.answered
+        let stamp = self.lock().entries.get(idx as usize)?.as_ref()?.answered?;
+        Some(self.instant(stamp))
     }
 
     /// After the head has moved: if any socket is registered, writes the events `events()`
@@ -267,7 +315,7 @@ impl Fanout {
         };
         let (first, last) = (first.seq, last.seq);
         let mut frames = Frames::new(events);
-        let now = Instant::now();
+        let now = self.stamp(Instant::now());
         let mut at = 0;
         loop {
             let mut slots = self.lock();
@@ -829,7 +877,9 @@ mod tests {
         assert_eq!(fanout.live(), 0);
         fanout.write(&events(8, 1, 40));
         assert!(drain(&mut all_cli).is_empty());
-        assert!(fanout.answered(all).is_some_and(|at| at >= before));
+        // To the millisecond.
+        let at = fanout.answered(all).unwrap();
+        assert!(at + std::time::Duration::from_millis(2) >= before && at <= Instant::now());
         let back = fanout.take(all).unwrap();
         assert_eq!((back.seq, back.rest.len()), (7, 0));
         assert!(back.error.is_none() && back.answered.is_some());
@@ -870,6 +920,29 @@ mod tests {
         let back = fanout.take(late).unwrap();
         assert!(back.answered.is_none() && back.rest.is_empty() && back.error.is_none());
         assert_eq!(stats.parked.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn stamps_read_back_to_the_millisecond_across_the_wrap() {
+        let stamp = |ms: u32| Stamp(std::num::NonZeroU32::new(ms.wrapping_add(1)).unwrap());
+        assert_eq!(ms_ago(1_000, stamp(400)), 600);
+        assert_eq!(
+            ms_ago(5, stamp(u32::MAX - 2)),
+            8,
+            "taken before the count wrapped"
+        );
+        assert_eq!(ms_ago(7, stamp(7)), 0);
+        // Where ms + 1 wraps to zero the stamp says 1: read back as now, not 49 days ago.
+        let wrapped = Stamp(std::num::NonZeroU32::MIN);
+        assert_eq!(ms_ago(u32::MAX, wrapped), 0);
+        // Through the registry's clock.
+        let mut fanout = Fanout::default();
+        let now = Instant::now();
+        fanout.epoch = now - std::time::Duration::from_secs(10);
+        let at = now - std::time::Duration::from_secs(3);
+        let back = fanout.instant(fanout.stamp(at));
+        let err = back.max(at) - back.min(at);
+        assert!(err <= std::time::Duration::from_millis(2), "{err:?}");
     }
 
     #[test]

@@ -43,17 +43,6 @@ pub enum After {
     Next(Option<Bytes>, Instant),
 }
 
-/// How a long-poll's wait ended.
-enum Waited {
-    /// Answer with this body.
-    Body(Bytes),
-    /// The publisher answered, at this instant; these bytes of its answer are still to be
-    /// written.
-    Answered(Instant, Bytes),
-    /// The client left, or its socket failed.
-    Gone,
-}
-
 /// Bodies up to this size are sent with their head in one write.
 const ONE_WRITE: usize = 64 * 1024;
 
@@ -68,7 +57,7 @@ pub fn answer<'a, S: Io + 'static>(
     stream: &'a mut Counted<S>,
     tag: &'a ConnTag,
     long: bool,
-    params: PollParams,
+    mut params: PollParams,
     close: bool,
 ) -> impl std::future::Future<Output = After> + Send + 'a {
     async move {
@@ -81,18 +70,19 @@ pub fn answer<'a, S: Io + 'static>(
         app.stats.count_request(endpoint);
         app.stats.count_path(Path::Direct);
         let mut pipelined = Vec::new();
+        // `Connection: close` answers (and then FIN) are the task's to write.
+        if long && app.config.publisher_writes && !close && !params.timeout.is_zero() {
+            match lend_long_poll(app, stream, &mut params).await {
+                Lent::Back => {}
+                Lent::Answered(at) => return After::Next(None, at),
+                Lent::Gone => return After::Close,
+            }
+        }
         let body = if long {
-            match long_poll(app, stream, params, close, &mut pipelined).await {
-                Waited::Body(body) => body,
-                Waited::Answered(at, rest) => {
-                    if !rest.is_empty() && !matches!(write_all(app, stream, &rest).await, Ok(true))
-                    {
-                        return After::Close;
-                    }
-                    return After::Next(None, at);
-                }
+            match long_poll(app, stream, params, &mut pipelined).await {
+                Some(body) => body,
                 // The client left while parked.
-                Waited::Gone => return After::Close,
+                None => return After::Close,
             }
         } else {
             poll::short_poll_body(app, &params)
@@ -140,29 +130,17 @@ async fn send<S: Io>(app: &App, stream: &mut Counted<S>, body: &[u8], close: boo
 /// `pipelined` what it sends meanwhile.
 // Not an `async fn`: see above (the state would hold the arguments twice).
 #[allow(clippy::manual_async_fn)]
-fn long_poll<'a, S: Io + 'static>(
+fn long_poll<'a, S: Io>(
     app: &'a App,
     stream: &'a mut Counted<S>,
     p: PollParams,
-    close: bool,
     pipelined: &'a mut Vec<u8>,
-) -> impl std::future::Future<Output = Waited> + Send + 'a {
+) -> impl std::future::Future<Output = Option<Bytes>> + Send + 'a {
     // An `async move` block (not an `async fn`, which keeps its arguments twice) and a
     // loop on `changed` (not `wait_for`, 48 bytes more): a parked long-poll holds this state.
     async move {
-        let due = tokio::time::Instant::now() + p.timeout;
-        let after = p.after.unwrap_or_else(|| app.hub.head());
-        // `Connection: close` answers (and then FIN) are the task's to write.
-        let lend = app.config.publisher_writes && !close && !p.timeout.is_zero();
-        if let Some(tcp) = stream.tcp().filter(|_| lend) {
-            let limit = u32::try_from(p.limit).unwrap_or(u32::MAX);
-            match lend_long_poll(app, tcp, after, limit, due).await {
-                Waited::Body(_) => {}
-                done => return done,
-            }
-        }
         let mut head_rx = app.hub.subscribe();
-        head_rx.borrow_and_update();
+        let after = p.after.unwrap_or_else(|| *head_rx.borrow_and_update());
         if app.hub.head() <= after && !p.timeout.is_zero() {
             let _parked = GaugeGuard::new(&app.stats.parked);
             let published = async {
@@ -175,33 +153,54 @@ fn long_poll<'a, S: Io + 'static>(
             };
             tokio::select! {
                 () = published => {}
-                _ = tokio::time::sleep_until(due) => {}
+                _ = tokio::time::sleep(p.timeout) => {}
                 _ = app.shutdown.cancelled() => {}
-                () = client_gone(stream, pipelined, app.config.max_header_bytes) => return Waited::Gone,
+                () = client_gone(stream, pipelined, app.config.max_header_bytes) => return None,
             }
         }
-        Waited::Body(poll::encode_body(
+        Some(poll::encode_body(
             &app.hub.read_after(after, p.limit),
             after,
         ))
     }
 }
 
-/// Parks a long-poll caught up at `after` with the publisher (see the module doc), until
-/// its client sends or leaves, shutdown, `due`, or a hand-back. Returns `Body` (with
-/// nothing in it) when the task is to go on waiting and answer itself: the head had
-/// moved, or the publisher did not answer.
-async fn lend_long_poll(
+/// How a long-poll lent to the publisher came back.
+enum Lent {
+    /// Not answered (the socket is not a plain one, the head had moved, the client sent or
+    /// left, shutdown, the timeout): the task goes on with the parameters as updated, and
+    /// answers itself.
+    Back,
+    /// The publisher answered, at this instant (and what the socket did not take of the
+    /// answer has been written since).
+    Answered(Instant),
+    /// The socket failed.
+    Gone,
+}
+
+/// Parks a long-poll whose cursor is the head with the publisher (see the module doc),
+/// until its client sends or leaves, shutdown, the timeout, or a hand-back. When it comes
+/// back unanswered, `p` says where the task goes on: its cursor fixed (a request without
+/// one started from the head at the time) and its timeout what is left of it.
+///
+/// Its own future rather than part of [`long_poll`]'s, so that a parked long-poll holds
+/// one of the two states, not both (the answer's state stays in 640 bytes' allocation
+/// class, `scripts/conn-memory.sh`).
+async fn lend_long_poll<S: Io + 'static>(
     app: &App,
-    tcp: &tokio::net::TcpStream,
-    after: u64,
-    limit: u32,
-    due: tokio::time::Instant,
-) -> Waited {
+    stream: &mut Counted<S>,
+    p: &mut PollParams,
+) -> Lent {
     use std::os::fd::AsRawFd;
-    let Some(reg) = Registered::long_poll(app, tcp.as_raw_fd(), limit, after) else {
-        return Waited::Body(Bytes::new());
+    let Some(tcp) = stream.tcp() else {
+        return Lent::Back;
     };
+    let after = *p.after.get_or_insert_with(|| app.hub.head());
+    let limit = u32::try_from(p.limit).unwrap_or(u32::MAX);
+    let Some(reg) = Registered::long_poll(app, tcp.as_raw_fd(), limit, after) else {
+        return Lent::Back;
+    };
+    let due = tokio::time::Instant::now() + p.timeout;
     // The task is not woken by the answer, so a client silent after it is noticed by a
     // timer: at the header timeout past the answer, checked at least once per header
     // timeout while unanswered.
@@ -230,11 +229,17 @@ async fn lend_long_poll(
     }
     let back = reg.take();
     if back.error.is_some() {
-        return Waited::Gone;
+        return Lent::Gone;
     }
-    match back.answered {
-        Some(at) => Waited::Answered(at, back.rest),
-        None => Waited::Body(Bytes::new()),
+    let Some(at) = back.answered else {
+        p.timeout = due.saturating_duration_since(tokio::time::Instant::now());
+        return Lent::Back;
+    };
+    // What the socket did not take of the publisher's answer.
+    if back.rest.is_empty() || matches!(write_all(app, stream, &back.rest).await, Ok(true)) {
+        Lent::Answered(at)
+    } else {
+        Lent::Gone
     }
 }
 
