@@ -24,10 +24,11 @@
 # per event): each client asks before every event and the floor's writer reads that request
 # before answering, so both sides make a read and a write per delivery.
 #
-# For ws and SSE, each round also runs scripts/ws-client-floor.c against feedbench's own
-# server: N bare C WebSocket clients (with --sse, SSE clients) on one thread (epoll, one read
-# per readiness, frames or chunks parsed in place), on the load generator's CPU, at the same
-# fan-out and feed. It sees the same
+# For every transport, each round also runs scripts/ws-client-floor.c against feedbench's
+# own server: N bare C WebSocket clients (with --sse, SSE clients; with --longpoll,
+# long-polling clients sending the load generator's request bytes) on one thread (epoll,
+# one read per readiness, frames, chunks or answers parsed in place), on the load
+# generator's CPU, at the same fan-out and feed. It sees the same
 # arrivals as the load generator, so
 #   - the load generator's CPU per delivery over the C client's is the load generator's own
 #     receive cost (the floor reader above receives from a faster sender, whose denser
@@ -117,12 +118,13 @@ cfloor() {
        END { if (lost != "0" || p50 == "" || cpu == "" || wcpu == "") print "fail"; else print p50, p99, cpu, wcpu }' "$work/c.out"
 }
 
-# cclient TRANSPORT CLIENTS RATE: the C WebSocket (or SSE) clients against feedbench's
+# cclient TRANSPORT CLIENTS RATE: the C WebSocket (SSE, long-poll) clients against feedbench's
 # server with the feed at RATE events/s and 64-byte payloads (paused again after); prints
 # "p50_us p99_us cpu_us" or "fail".
 cclient() {
   local out="$work/cc.out" ok=1 mode=()
   [ "$1" = sse ] && mode=(--sse)
+  [ "$1" = long-poll ] && mode=(--longpoll)
   shift
   curl -fsS -X PUT "$url/control/feed" -d "{\"rate_hz\":$2,\"payload_bytes\":64}" >/dev/null || ok=0
   ((ok)) && { timeout 120 "$wsclient" --connect "$FB_ADDR" --clients "$1" --seconds "$secs" --warmup 2 --cpu 1 "${mode[@]}" >"$out" 2>&1 || ok=0; }
@@ -134,10 +136,9 @@ cclient() {
 }
 
 # pair TRANSPORT CLIENTS RATE RAMP: feedbench, then the floor at feedbench's bytes per event
-# (for long-poll, request/response with feedbench's request bytes per event), and for ws and
-# SSE the C client on feedbench's server; prints "fb_p50 fb_p99 floor_p50 floor_p99 bytes fb_cpu
-# floor_cpu server_cpu floor_writer_cpu cclient_p50 cclient_p99 cclient_cpu" (the last three
-# 0 for long-poll) or "fail".
+# (for long-poll, request/response with feedbench's request bytes per event), and the C
+# client on feedbench's server; prints "fb_p50 fb_p99 floor_p50 floor_p99 bytes fb_cpu
+# floor_cpu server_cpu floor_writer_cpu cclient_p50 cclient_p99 cclient_cpu" or "fail".
 pair() {
   local fb c fb50 fb99 bytes fbcpu up srvcpu c50 c99 ccpu wcpu
   fb="$(feedbench "$1" "$2" "$3" "$4")"
@@ -147,12 +148,10 @@ pair() {
   c="$(cfloor "$2" "$3" "$bytes" "$up")"
   [ "$c" = fail ] && { echo fail; return; }
   read -r c50 c99 ccpu wcpu <<<"$c"
-  local k50=0 k99=0 kcpu=0 k
-  if [ "$1" = ws ] || [ "$1" = sse ]; then
-    k="$(cclient "$1" "$2" "$3")"
-    [ "$k" = fail ] && { echo fail; return; }
-    read -r k50 k99 kcpu <<<"$k"
-  fi
+  local k50 k99 kcpu k
+  k="$(cclient "$1" "$2" "$3")"
+  [ "$k" = fail ] && { echo fail; return; }
+  read -r k50 k99 kcpu <<<"$k"
   echo "$fb50 $fb99 $c50 $c99 $bytes $fbcpu $ccpu $srvcpu $wcpu $k50 $k99 $kcpu"
 }
 
@@ -162,7 +161,7 @@ for ((r = 1; r <= rounds; r++)); do
   for t in "${transport_list[@]}"; do
     small="$(pair "$t" 100 10 1s)"
     big="$(pair "$t" 10000 1 3s)"
-    printf 'round %d %-9s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes, receive cpu, send cpu (feedbench floor), C client p50 p99 cpu (ws, sse): %s | 10000 x 1/s: %s\n' \
+    printf 'round %d %-9s 100 x 10/s: feedbench p50 p99, floor p50 p99, bytes, receive cpu, send cpu (feedbench floor), C client p50 p99 cpu: %s | 10000 x 1/s: %s\n' \
       "$r" "$t" "$small" "$big"
     [ "$small" != fail ] && echo "$t small $small" >>"$work/vals"
     [ "$big" != fail ] && echo "$t big $big" >>"$work/vals"

@@ -62,6 +62,8 @@ run "64-byte events, whole reads" 200 64 65536
 run "1 KiB events, 61-byte reads, replay" 50 1024 61 --after 1
 run "SSE, 64-byte events, whole reads" 200 64 65536 --sse
 run "SSE, 1 KiB events, 61-byte reads, replay" 50 1024 61 --after 1 --sse
+run "long-poll, 64-byte events, whole reads" 200 64 65536 --longpoll
+run "long-poll, 1 KiB events, 61-byte reads" 50 1024 61 --longpoll
 
 # expect NAME STATUS ARGS...: the client exits with STATUS.
 expect() {
@@ -78,6 +80,7 @@ expect() {
 expect "no target" 2 --clients 3
 expect "unknown option" 2 --connect "$FB_ADDR" --bogus 1
 expect "read size 0" 2 --connect "$FB_ADDR" --read-bytes 0
+expect "SSE and long-poll at once" 2 --connect "$FB_ADDR" --sse --longpoll
 expect "not an IPv4 address" 2 --connect "localhost:1"
 nc_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 expect "nothing listening" 1 --connect "127.0.0.1:$nc_port" --clients 1

@@ -29,13 +29,21 @@
  *
  *   ws-client-floor --connect HOST:PORT [--clients N (100)] [--seconds S (5)]
  *                   [--warmup S (2)] [--cpu C (1)] [--read-bytes B (65536)]
- *                   [--after SEQ] [--sse]
+ *                   [--after SEQ] [--sse | --longpoll]
  *
  * With --sse the clients read GET /sse instead: a chunked response, one HTTP
  * chunk per event holding `id: N` and `data: JSON` lines (PROTOCOL.md), chunks
  * parsed in place like frames, the JSON's `seq` and `ts` read the same way. A
  * bare SSE client is then the yardstick for the load generator's SSE path, as
  * the WebSocket one is for its ws path.
+ *
+ * With --longpoll each client long-polls instead: it sends
+ * `GET /longpoll?after=NEXT&timeout_ms=30000` (the load generator's request,
+ * byte for byte) as soon as each answer is whole, and the answer (a
+ * content-length response, PROTOCOL.md) is parsed in place like a frame: every
+ * event of its body counted by its `seq` and `ts`, NEXT taken from its `next`.
+ * An answer other than a 200 kept alive, or over 64 KiB (a replay of many
+ * events: ask --after a recent SEQ), fails the run.
  *
  * HOST is an IPv4 address. --read-bytes reads at most B bytes at a time: a small
  * B splits every frame over several reads (scripts/ws-client-floor-check.sh
@@ -71,7 +79,11 @@
 #define NS_PER_S INT64_C(1000000000)
 #define MAX_EVENTS 1024
 #define READ_BUF 65536
-#define PARTIAL_MAX 4096   /* largest frame (header + payload) a client may receive */
+/* largest frame (header + payload) a client may receive; with --longpoll, the
+ * largest answer: 100 events (the server's default limit) of ~190 bytes each with
+ * 64-byte payloads fit (a replay), and the buffers stay untouched, so not
+ * resident, unless an answer is split over reads */
+static size_t partial_max = 4096;
 #define STALL_NS (10 * NS_PER_S)
 #define CONNECT_NS (30 * NS_PER_S)
 #define MAX_SAMPLES (INT64_C(50) * 1000 * 1000)
@@ -83,11 +95,12 @@ static int cpu = 1;
 static size_t read_bytes = READ_BUF;
 static long after = -1; /* --after: -1 for none */
 static int sse;          /* --sse: read GET /sse (chunked) instead of /ws frames */
+static int longpoll;     /* --longpoll: request/response on /longpoll instead */
 static struct sockaddr_in server;
 static char host_header[64];
 
 static int *fds;
-static unsigned char *partial; /* n_clients x PARTIAL_MAX: a frame split over reads */
+static unsigned char *partial; /* n_clients x partial_max: a frame split over reads */
 static uint32_t *partial_len;
 static uint64_t *next_seq; /* 0: no message yet */
 
@@ -111,7 +124,8 @@ static void die_errno(const char *what) { die("%s: %s", what, strerror(errno)); 
 static void usage(void)
 {
     fputs("usage: ws-client-floor --connect HOST:PORT [--clients N (100)] [--seconds S (5)] "
-          "[--warmup S (2)] [--cpu C (1)] [--read-bytes B (65536)] [--after SEQ] [--sse]\n",
+          "[--warmup S (2)] [--cpu C (1)] [--read-bytes B (65536)] [--after SEQ]\n"
+          "                       [--sse | --longpoll]\n",
           stderr);
     exit(2);
 }
@@ -146,6 +160,10 @@ static void parse_args(int argc, char **argv)
 {
     int have_target = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--longpoll") == 0) {
+            longpoll = 1;
+            continue;
+        }
         if (strcmp(argv[i], "--sse") == 0) {
             sse = 1;
             continue;
@@ -182,7 +200,7 @@ static void parse_args(int argc, char **argv)
             usage();
         }
     }
-    if (!have_target)
+    if (!have_target || (sse && longpoll))
         usage();
 }
 
@@ -197,6 +215,24 @@ static void raise_fd_limit(void)
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)(n_clients + 20))
         die("%ld clients need %ld file descriptors; the hard limit is %ju", n_clients,
             n_clients + 20, (uintmax_t)rl.rlim_cur);
+}
+
+/* client i asks for the events after `cursor` (-1: from the head), as the load
+ * generator asks: the same request bytes */
+static void send_long_poll(long i, long long cursor)
+{
+    char req[192];
+    int len = cursor < 0 ? snprintf(req, sizeof req,
+                                    "GET /longpoll?timeout_ms=30000 HTTP/1.1\r\nHost: %s\r\n\r\n",
+                                    host_header)
+                         : snprintf(req, sizeof req,
+                                    "GET /longpoll?after=%lld&timeout_ms=30000 HTTP/1.1\r\n"
+                                    "Host: %s\r\n\r\n",
+                                    cursor, host_header);
+    ssize_t n = write(fds[i], req, (size_t)len);
+    if (n != len)
+        die("client %ld: long-poll request not written whole: %s", i,
+            n < 0 ? strerror(errno) : "short write");
 }
 
 /* Connects client i and upgrades it (blocking, with a 10 s timeout per step);
@@ -228,6 +264,15 @@ static void connect_client(long i, int64_t deadline)
         die_errno("setsockopt timeouts");
     if (connect(c, (struct sockaddr *)&server, sizeof server) != 0)
         die("connect client %ld: %s", i, strerror(errno));
+    if (longpoll) {
+        /* answers are read, like frames, by the main loop */
+        fds[i] = c;
+        send_long_poll(i, after);
+        int fl = fcntl(c, F_GETFL);
+        if (fl < 0 || fcntl(c, F_SETFL, fl | O_NONBLOCK) != 0)
+            die_errno("fcntl O_NONBLOCK");
+        return;
+    }
     char req[320], query[32] = "";
     if (after >= 0)
         snprintf(query, sizeof query, "?after=%ld", after);
@@ -257,9 +302,9 @@ static void connect_client(long i, int64_t deadline)
             : strncmp(head, "HTTP/1.1 101 ", 13) != 0)
         die("client %ld: %s refused: %.40s", i, sse ? "/sse" : "upgrade", head);
     size_t rest = got - (size_t)(end + 4 - head);
-    if (rest > PARTIAL_MAX)
+    if (rest > partial_max)
         die("client %ld: %zu bytes after the head", i, rest);
-    memcpy(partial + (size_t)i * PARTIAL_MAX, end + 4, rest);
+    memcpy(partial + (size_t)i * partial_max, end + 4, rest);
     partial_len[i] = (uint32_t)rest;
     int fl = fcntl(c, F_GETFL);
     if (fl < 0 || fcntl(c, F_SETFL, fl | O_NONBLOCK) != 0)
@@ -325,9 +370,9 @@ static size_t frame_len(const unsigned char *p, size_t len, size_t *hdr, long i)
             plen = plen << 8 | p[k];
         h = 10;
     }
-    if (plen > PARTIAL_MAX - h)
-        die("client %ld: a %" PRIu64 "-byte frame (this program takes up to %d)", i, plen,
-            PARTIAL_MAX);
+    if (plen > partial_max - h)
+        die("client %ld: a %" PRIu64 "-byte frame (this program takes up to %zu)", i, plen,
+            partial_max);
     *hdr = h;
     return h + (size_t)plen;
 }
@@ -367,9 +412,9 @@ static size_t chunk_len(const unsigned char *p, size_t len, size_t *hdr, long i)
     if (k == 0 || p[k + 1] != '\n')
         die("client %ld: bad chunk size line", i);
     *hdr = k + 2;
-    if (size > PARTIAL_MAX - *hdr - 2)
-        die("client %ld: a %" PRIu64 "-byte chunk (this program takes up to %d)", i, size,
-            PARTIAL_MAX);
+    if (size > partial_max - *hdr - 2)
+        die("client %ld: a %" PRIu64 "-byte chunk (this program takes up to %zu)", i, size,
+            partial_max);
     return *hdr + (size_t)size + 2;
 }
 
@@ -391,16 +436,61 @@ static void on_chunk(long i, const unsigned char *c, size_t hdr, size_t clen, in
     on_message(i, data, (size_t)(nl - data), t);
 }
 
-/* a unit's length (a frame, or with --sse a chunk) at p, or 0 if incomplete */
+/* answer length at p (head + body) if p holds its whole head, else 0; *hdr is
+ * the head's length with its blank line */
+static size_t answer_len(const unsigned char *p, size_t len, size_t *hdr, long i)
+{
+    const unsigned char *end = memmem(p, len, "\r\n\r\n", 4);
+    if (end == NULL) {
+        if (len >= partial_max)
+            die("client %ld: an answer head over %zu bytes", i, partial_max);
+        return 0;
+    }
+    *hdr = (size_t)(end - p) + 4;
+    const unsigned char *cl = memmem(p, *hdr, "\r\ncontent-length: ", 18);
+    if (cl == NULL)
+        die("client %ld: an answer without content-length", i);
+    uint64_t body = json_u64(cl, *hdr - (size_t)(cl - p), "content-length: ", i);
+    if (body > partial_max - *hdr)
+        die("client %ld: a %" PRIu64 "-byte answer (this program takes up to %zu)", i,
+            *hdr + body, partial_max);
+    return *hdr + (size_t)body;
+}
+
+/* one whole long-poll answer: its events counted, the next long-poll sent */
+static void on_answer(long i, const unsigned char *a, size_t hdr, size_t alen, int64_t t)
+{
+    if (strncmp((const char *)a, "HTTP/1.1 200 ", 13) != 0)
+        die("client %ld: an answer that is not a 200: %.15s", i, (const char *)a);
+    if (memmem(a, hdr, "\r\nconnection: close", 20) != NULL)
+        die("client %ld: the server is closing the connection", i);
+    const unsigned char *b = a + hdr, *end = a + alen;
+    const unsigned char *q = b;
+    while ((q = memmem(q, (size_t)(end - q), "{\"seq\":", 7)) != NULL) {
+        on_message(i, q, (size_t)(end - q), t);
+        q += 7;
+    }
+    const unsigned char *next = memmem(b, (size_t)(end - b), "],\"next\":", 9);
+    if (next == NULL)
+        die("client %ld: an answer without next", i);
+    send_long_poll(i, (long long)json_u64(next, (size_t)(end - next), "\"next\":", i));
+}
+
+/* a unit's length (a frame; with --sse a chunk; with --longpoll an answer) at p,
+ * or 0 if incomplete */
 static size_t unit_len(const unsigned char *p, size_t len, size_t *hdr, long i)
 {
-    return sse ? chunk_len(p, len, hdr, i) : frame_len(p, len, hdr, i);
+    return sse        ? chunk_len(p, len, hdr, i)
+           : longpoll ? answer_len(p, len, hdr, i)
+                      : frame_len(p, len, hdr, i);
 }
 
 static void on_unit(long i, const unsigned char *u, size_t hdr, size_t ulen, int64_t t)
 {
     if (sse)
         on_chunk(i, u, hdr, ulen, t);
+    else if (longpoll)
+        on_answer(i, u, hdr, ulen, t);
     else
         on_frame(i, u, hdr, ulen, t);
 }
@@ -408,7 +498,7 @@ static void on_unit(long i, const unsigned char *u, size_t hdr, size_t ulen, int
 /* feeds len bytes read from client i at t through its partial buffer */
 static void on_bytes(long i, const unsigned char *p, size_t len, int64_t t)
 {
-    unsigned char *part = partial + (size_t)i * PARTIAL_MAX;
+    unsigned char *part = partial + (size_t)i * partial_max;
     size_t hdr, flen;
     while (len > 0) {
         if (partial_len[i] == 0 && (flen = unit_len(p, len, &hdr, i)) != 0 && flen <= len) {
@@ -417,10 +507,10 @@ static void on_bytes(long i, const unsigned char *p, size_t len, int64_t t)
             len -= flen;
             continue;
         }
-        /* a split frame: gather it; a frame is at most PARTIAL_MAX bytes, so a full
+        /* a split frame: gather it; a frame is at most partial_max bytes, so a full
          * buffer always holds one and every pass makes progress */
         size_t have = partial_len[i];
-        size_t take = PARTIAL_MAX - have < len ? PARTIAL_MAX - have : len;
+        size_t take = partial_max - have < len ? partial_max - have : len;
         memcpy(part + have, p, take);
         have += take;
         p += take;
@@ -459,7 +549,9 @@ int main(int argc, char **argv)
         die_errno("sched_setaffinity");
     raise_fd_limit();
     fds = xcalloc((size_t)n_clients, sizeof *fds, "descriptors");
-    partial = xcalloc((size_t)n_clients, PARTIAL_MAX, "partial frames");
+    if (longpoll)
+        partial_max = 65536;
+    partial = xcalloc((size_t)n_clients, partial_max, "partial frames");
     partial_len = xcalloc((size_t)n_clients, sizeof *partial_len, "partial lengths");
     next_seq = xcalloc((size_t)n_clients, sizeof *next_seq, "sequence numbers");
     int64_t per_s = n_clients * 1000; /* room for a feed up to 1,000 events/s per client */
@@ -486,7 +578,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < n_clients; i++) {
         uint32_t held = partial_len[i];
         if (held > 0) {
-            memcpy(buf, partial + (size_t)i * PARTIAL_MAX, held);
+            memcpy(buf, partial + (size_t)i * partial_max, held);
             partial_len[i] = 0;
             on_bytes(i, buf, held, now);
         }
