@@ -527,7 +527,7 @@ pub async fn lend(
 ) -> Option<(Handback, bool)> {
     use std::os::fd::AsRawFd;
     let fd = tcp.as_raw_fd();
-    let reg = &*slot.insert(Registered::new(&app.hub, fd, kind, seq, &app.stats)?);
+    let reg = &*slot.insert(Registered::new(app, fd, kind, seq)?);
     let shutdown = tokio::select! {
         biased;
         _ = app.shutdown.cancelled() => true,
@@ -546,35 +546,14 @@ pub struct Registered {
 }
 
 impl Registered {
-    /// Registers `fd` in `hub`'s fan-out as caught up at `seq` (see [`Fanout::register`]).
-    pub fn new(
-        hub: &Arc<crate::Hub>,
-        fd: RawFd,
-        kind: Kind,
-        seq: u64,
-        stats: &Arc<Stats>,
-    ) -> Option<Registered> {
+    /// Registers `fd` in `app`'s fan-out as caught up at `seq` (see [`Fanout::register`]);
+    /// a long-poll's entry carries the server's shutdown.
+    pub fn new(app: &crate::app::App, fd: RawFd, kind: Kind, seq: u64) -> Option<Registered> {
+        let hub = &app.hub;
+        let shutdown = matches!(kind, Kind::LongPoll { .. }).then_some(&app.shutdown);
         let idx = hub
             .fanout()
-            .register(fd, kind, seq, || hub.head(), stats, None)?;
-        Some(Registered {
-            hub: Arc::clone(hub),
-            idx,
-        })
-    }
-
-    /// Registers a parked long-poll of `app` (see [`Fanout::register`]).
-    pub fn long_poll(app: &crate::app::App, fd: RawFd, limit: u32, seq: u64) -> Option<Registered> {
-        let hub = &app.hub;
-        let kind = Kind::LongPoll { limit };
-        let idx = hub.fanout().register(
-            fd,
-            kind,
-            seq,
-            || hub.head(),
-            &app.stats,
-            Some(&app.shutdown),
-        )?;
+            .register(fd, kind, seq, || hub.head(), &app.stats, shutdown)?;
         Some(Registered {
             hub: Arc::clone(hub),
             idx,

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use crate::app::App;
 use crate::direct::{json_head, write_all, Io};
-use crate::fanout::Registered;
+use crate::fanout::{Kind, Registered};
 use crate::poll::{self, PollParams};
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 
@@ -197,7 +197,8 @@ async fn lend_long_poll<S: Io + 'static>(
     };
     let after = *p.after.get_or_insert_with(|| app.hub.head());
     let limit = u32::try_from(p.limit).unwrap_or(u32::MAX);
-    let Some(reg) = Registered::long_poll(app, tcp.as_raw_fd(), limit, after) else {
+    let kind = Kind::LongPoll { limit };
+    let Some(reg) = Registered::new(app, tcp.as_raw_fd(), kind, after) else {
         return Lent::Back;
     };
     let due = tokio::time::Instant::now() + p.timeout;
