@@ -221,6 +221,9 @@ pub struct ClientCtx {
     pub to_server_ns: i64,
     /// The TLS client every connection shares (`None`: plaintext).
     pub tls: Option<TlsClient>,
+    /// The receive loops plain WebSocket clients lend their sockets to (`None`: each
+    /// client reads its own through tungstenite).
+    pub ws_receivers: Option<crate::ws_receiver::WsReceivers>,
 }
 
 /// Live per-client state the controller reads.
@@ -402,7 +405,7 @@ impl GroupStats {
     /// a second) cost more CPU than receiving the events (profiled with `perf record` on
     /// `feedbench load --transport ws --clients 10000 --rate 1`: `Histogram::add` 5.4% of
     /// the load generator's samples).
-    fn flush_recent(&mut self, live: &LiveStats) {
+    pub(crate) fn flush_recent(&mut self, live: &LiveStats) {
         if self.recent.is_empty() {
             return;
         }
@@ -427,6 +430,100 @@ pub fn record_us(h: &mut Histogram<u64>, us: u64) {
     h.saturating_record(us.clamp(1, HIST_MAX_US));
 }
 
+/// A client's sequence accounting: the seqs it received in the window, and the highest
+/// seq received at all (its cursor).
+#[derive(Debug, Default)]
+pub(crate) struct Seqs {
+    seen: SeqSet,
+    highest: u64,
+}
+
+#[cfg(test)]
+impl Seqs {
+    /// The highest seq received (0: none).
+    pub(crate) fn highest(&self) -> u64 {
+        self.highest
+    }
+}
+
+/// What one received event adds to its group's stats (see [`receive`]).
+#[derive(Debug)]
+pub(crate) struct Receipt {
+    /// Received inside the window: its bytes count.
+    in_window: bool,
+    json_len: usize,
+    /// Published inside the window and new: its delivery latency.
+    latency_us: Option<u64>,
+    duplicate: bool,
+    out_of_order: bool,
+}
+
+/// Accounts one event of client `index` (`json_len` bytes of event JSON read at
+/// `recv_ns`, this host's clock) against its sequence state and the live per-client cursor;
+/// returns what the group's stats must add, or `None` when the event adds nothing there
+/// (outside the window, and not a duplicate). The window is on this host's clock, `ts` on
+/// the server's, `to_server_ns` apart.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn receive(
+    window: &Window,
+    live: &LiveStats,
+    to_server_ns: i64,
+    index: usize,
+    seqs: &mut Seqs,
+    ev: EventHead,
+    json_len: usize,
+    recv_ns: u64,
+) -> Option<Receipt> {
+    let in_window = window.contains(recv_ns);
+    let mut latency_us = None;
+    let (mut duplicate, mut out_of_order) = (false, false);
+    if window.contains(ev.ts.saturating_add_signed(-to_server_ns)) {
+        match seqs.seen.insert(ev.seq) {
+            Some(false) => duplicate = true,
+            _ => {
+                out_of_order = ev.seq < seqs.highest;
+                let recv_server_ns = recv_ns.saturating_add_signed(to_server_ns);
+                latency_us = Some(recv_server_ns.saturating_sub(ev.ts) / 1000);
+            }
+        }
+    }
+    if ev.seq > seqs.highest {
+        seqs.highest = ev.seq;
+        live.clients[index].highest.store(ev.seq, Ordering::Relaxed);
+    }
+    if !in_window && latency_us.is_none() && !duplicate {
+        return None;
+    }
+    Some(Receipt {
+        in_window,
+        json_len,
+        latency_us,
+        duplicate,
+        out_of_order,
+    })
+}
+
+impl Receipt {
+    /// Adds the event to `g`, and its latency to the live figures in batches.
+    pub(crate) fn record(self, g: &mut GroupStats, live: &LiveStats) {
+        if self.in_window {
+            g.payload_bytes += self.json_len as u64;
+            g.window_events += 1;
+        }
+        g.duplicates += self.duplicate as u64;
+        g.out_of_order += self.out_of_order as u64;
+        if let Some(us) = self.latency_us {
+            record_us(&mut g.latency, us);
+            g.recent.push(us);
+            live.delivered.fetch_add(1, Ordering::Relaxed);
+            if g.recent.len() >= RECENT_MAX || g.recent_since.elapsed() > Duration::from_millis(250)
+            {
+                g.flush_recent(live);
+            }
+        }
+    }
+}
+
 /// One client's own state plus a handle to its group's stats.
 #[derive(Debug)]
 pub struct ClientState<'g> {
@@ -434,8 +531,7 @@ pub struct ClientState<'g> {
     pub index: usize,
     group: &'g Mutex<GroupStats>,
     ctx: &'g ClientCtx,
-    seen: SeqSet,
-    highest: u64,
+    seqs: Seqs,
 }
 
 impl<'g> ClientState<'g> {
@@ -445,14 +541,13 @@ impl<'g> ClientState<'g> {
             index,
             group,
             ctx,
-            seen: SeqSet::new(),
-            highest: 0,
+            seqs: Seqs::default(),
         }
     }
 
     /// The highest seq received so far (the cursor), 0 if none.
     pub fn highest(&self) -> u64 {
-        self.highest
+        self.seqs.highest
     }
 
     /// Runs `f` on the group's stats.
@@ -465,50 +560,31 @@ impl<'g> ClientState<'g> {
 
     /// Accounts one received event: `json_len` bytes of event JSON read at `recv_ns`.
     pub fn on_event(&mut self, ev: EventHead, json_len: usize, recv_ns: u64) {
-        let window = &self.ctx.window;
-        let received_in_window = window.contains(recv_ns);
-        let mut latency_us = None;
-        let (mut duplicate, mut out_of_order) = (false, false);
-        // The window is on this host's clock, `ts` on the server's.
-        let shift = self.ctx.to_server_ns;
-        if window.contains(ev.ts.saturating_add_signed(-shift)) {
-            match self.seen.insert(ev.seq) {
-                Some(false) => duplicate = true,
-                _ => {
-                    out_of_order = ev.seq < self.highest;
-                    let recv_server_ns = recv_ns.saturating_add_signed(shift);
-                    latency_us = Some(recv_server_ns.saturating_sub(ev.ts) / 1000);
-                }
-            }
+        let ctx = self.ctx;
+        let receipt = receive(
+            ctx.window.as_ref(),
+            &ctx.live,
+            ctx.to_server_ns,
+            self.index,
+            &mut self.seqs,
+            ev,
+            json_len,
+            recv_ns,
+        );
+        if let Some(r) = receipt {
+            self.with_stats(|g| r.record(g, &ctx.live));
         }
-        if ev.seq > self.highest {
-            self.highest = ev.seq;
-            self.ctx.live.clients[self.index]
-                .highest
-                .store(ev.seq, Ordering::Relaxed);
-        }
-        if !received_in_window && latency_us.is_none() && !duplicate {
-            return;
-        }
-        let live = &self.ctx.live;
-        self.with_stats(|g| {
-            if received_in_window {
-                g.payload_bytes += json_len as u64;
-                g.window_events += 1;
-            }
-            g.duplicates += duplicate as u64;
-            g.out_of_order += out_of_order as u64;
-            if let Some(us) = latency_us {
-                record_us(&mut g.latency, us);
-                g.recent.push(us);
-                live.delivered.fetch_add(1, Ordering::Relaxed);
-                if g.recent.len() >= RECENT_MAX
-                    || g.recent_since.elapsed() > Duration::from_millis(250)
-                {
-                    g.flush_recent(live);
-                }
-            }
-        });
+    }
+
+    /// Lends the client's sequence state to whoever receives its events for a while (the
+    /// WebSocket receive loop); [`ClientState::restore_seqs`] takes it back.
+    pub(crate) fn lend_seqs(&mut self) -> Seqs {
+        std::mem::take(&mut self.seqs)
+    }
+
+    /// Takes back the sequence state lent with [`ClientState::lend_seqs`].
+    pub(crate) fn restore_seqs(&mut self, seqs: Seqs) {
+        self.seqs = seqs;
     }
 
     /// Counts an error of `kind`.
@@ -625,7 +701,7 @@ impl<'g> ClientState<'g> {
 
     /// Hands the client's seq set to the group when it ends.
     pub fn finish(self) {
-        let seen = self.seen;
+        let seen = self.seqs.seen;
         let group = self.group;
         let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
         g.seqs.push(seen);
@@ -731,6 +807,7 @@ mod tests {
             h2: None,
             to_server_ns: 0,
             tls: None,
+            ws_receivers: None,
         };
         ctx.window.set(1_000_000, 10_000_000_000);
         let group = Mutex::new(GroupStats::new());

@@ -638,6 +638,26 @@ impl<S> CountingStream<S> {
         self.inner
     }
 
+    /// The wrapped stream and its counters, for a plain (not record-mode) stream whose
+    /// reads someone else counts for a while ([`ConnCounters::count_read`]);
+    /// [`CountingStream::from_parts`] puts them together again.
+    pub fn into_parts(self) -> (S, Arc<ConnCounters>) {
+        debug_assert!(
+            self.records.is_none(),
+            "a record-mode stream cannot be split"
+        );
+        (self.inner, self.counters)
+    }
+
+    /// A plain stream counting on `counters` (from [`CountingStream::into_parts`]).
+    pub fn from_parts(inner: S, counters: Arc<ConnCounters>) -> Self {
+        Self {
+            inner,
+            counters,
+            records: None,
+        }
+    }
+
     fn count_up(&self, n: u64) {
         if n == 0 {
             return;
@@ -652,6 +672,19 @@ impl<S> CountingStream<S> {
 }
 
 impl ConnCounters {
+    /// Counts `n` bytes read from a plain socket outside a [`CountingStream`], now; returns
+    /// the instant (Unix ns), which is also the connection's receive timestamp from then on.
+    pub fn count_read(&self, n: u64) -> u64 {
+        debug_assert!(
+            !self.tls,
+            "TLS reads are counted by their record-mode stream"
+        );
+        let now = unix_nanos();
+        self.last_read_ns.store(now, Ordering::Relaxed);
+        bump(&self.wire_down, self.slot(now), n);
+        now
+    }
+
     /// Counts `n` wire bytes read now (the receive timestamp is taken here, before anything
     /// parses them); returns the slot.
     fn count_down(&self, n: u64) -> usize {

@@ -2,7 +2,8 @@
 //! against a feed server and measures what each transport costs.
 //!
 //! Bird's-eye view: a [`scenario`] spawns client tasks ([`short_poll`], [`long_poll`],
-//! [`ws`], [`sse`]) in groups that own their histograms ([`client`]); every socket is a
+//! [`ws`], [`sse`]) in groups that own their histograms ([`client`]); plain WebSocket
+//! clients lend their sockets to [`ws_receiver`]'s epoll loops once upgraded; every socket is a
 //! [`counting::CountingStream`], every event goes through sequence [`accounting`]; the
 //! scenario samples the server's `/stats` ([`stats`]) and the process's own CPU
 //! ([`sysinfo`]) and turns it all into a [`results::ScenarioResult`]. A [`runner`] runs a
@@ -51,6 +52,7 @@ pub mod suite;
 pub mod sysinfo;
 pub mod tls;
 pub mod ws;
+pub mod ws_receiver;
 
 pub use client::Target;
 pub use results::{Results, ScenarioResult, Status};

@@ -176,7 +176,8 @@ pub async fn run_with(
                 | ScenarioError::StartAt(_)
                 | ScenarioError::Shards(_)
                 | ScenarioError::Net(_)
-                | ScenarioError::Stack(_)),
+                | ScenarioError::Stack(_)
+                | ScenarioError::Receiver(_)),
             ) => {
                 signals.fail(format!("scenario {} #{repeat}: {e}", spec.name()));
             }

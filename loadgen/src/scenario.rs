@@ -39,6 +39,7 @@ use crate::results::{
 use crate::shard::{Shard, StartAt};
 use crate::stack::{HttpVersion, StackSpec};
 use crate::stats::{ServerStats, StatsClient};
+use crate::ws_receiver::WsReceivers;
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
 use feedbench_netem::{NetCounters, NetSpec};
 
@@ -224,6 +225,9 @@ pub enum ScenarioError {
     /// target does not speak).
     #[error("{0}")]
     Stack(String),
+    /// The WebSocket receive loops could not be started.
+    #[error("cannot start the websocket receive threads: {0}")]
+    Receiver(String),
     /// `PUT /control/feed` failed.
     #[error("cannot set the feed with PUT /control/feed (use --no-control for a server you don't control): {0}")]
     Control(String),
@@ -380,6 +384,22 @@ pub async fn run_scenario(
         }
     }
 
+    let window = Arc::new(Window::new());
+    let stop = CancellationToken::new();
+    let live = Arc::new(LiveStats::new(spec.n_clients));
+    let ws_receivers = match lends_ws_sockets(spec, tls.is_some()) {
+        true => Some(
+            WsReceivers::start(
+                tokio::runtime::Handle::current().metrics().num_workers(),
+                &window,
+                &live,
+                clock.to_server_ns,
+                &stop,
+            )
+            .map_err(|e| ScenarioError::Receiver(e.to_string()))?,
+        ),
+        false => None,
+    };
     let ctx = Arc::new(ClientCtx {
         target: target.clone(),
         params: ClientParams {
@@ -390,9 +410,9 @@ pub async fn run_scenario(
             stack: spec.stack,
             payload_bytes: spec.payload_bytes,
         },
-        window: Arc::new(Window::new()),
-        stop: CancellationToken::new(),
-        live: Arc::new(LiveStats::new(spec.n_clients)),
+        window,
+        stop,
+        live,
         connect_limit: Semaphore::new(CONNECTS_IN_FLIGHT),
         epoch: Instant::now(),
         sources: if link.is_some() { Vec::new() } else { sources },
@@ -403,6 +423,7 @@ pub async fn run_scenario(
         }),
         to_server_ns: clock.to_server_ns,
         tls,
+        ws_receivers,
     });
     let n_local = spec.local_clients().len();
     progress.start_scenario(&spec.name(), repeat, n_local, ctx.live.clone());
@@ -430,7 +451,10 @@ pub async fn run_scenario(
     progress.phase("disconnect");
     ctx.stop.cancel();
     let disconnect_limit = goodbye_timeout(n_local) + DISCONNECT_SLACK;
-    let (group, lost_groups) = join_groups(groups, disconnect_limit).await;
+    let (mut group, lost_groups) = join_groups(groups, disconnect_limit).await;
+    if let Some(receivers) = &ctx.ws_receivers {
+        group.merge(receivers.finish().await);
+    }
     let status = signals.status();
     let mut server_after = None;
     // A shard's clients are only part of what the server counts: nothing to settle on.
@@ -588,6 +612,18 @@ fn start_delay(spec: &ScenarioSpec, to_server_ns: i64) -> Result<Option<Duration
         ))),
         Err(_) => Ok(Some(Duration::ZERO)),
     }
+}
+
+/// Set to anything but `0` or empty: plain WebSocket clients read their own sockets through
+/// tungstenite, as TLS and HTTP/2 clients always do, instead of lending them to the receive
+/// loops ([`WsReceivers`]). For measuring one against the other.
+pub const WS_TASK_READS_ENV: &str = "FEEDBENCH_WS_TASK_READS";
+
+/// Whether the scenario's clients lend their sockets to receive loops: plain (`tls` false)
+/// WebSocket over HTTP/1.1, unless [`WS_TASK_READS_ENV`] says otherwise.
+fn lends_ws_sockets(spec: &ScenarioSpec, tls: bool) -> bool {
+    let task_reads = std::env::var_os(WS_TASK_READS_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    spec.transport == Transport::Ws && !tls && spec.stack.http == HttpVersion::Http1 && !task_reads
 }
 
 fn spawn_groups(ctx: &Arc<ClientCtx>, spec: &ScenarioSpec) -> Vec<JoinHandle<GroupStats>> {

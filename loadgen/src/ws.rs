@@ -9,18 +9,23 @@
 //! A message's receive time is the time of the read that completed it. A connection that
 //! drops is re-opened with `?after=CURSOR`, so the server replays what the client missed.
 
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 use crate::client::{backoff, unless_stopped, ClientState};
 use crate::client_io::ClientIo;
+use crate::counting::CountingStream;
 use crate::event::parse_event;
 use crate::http::io_error_kind;
+use crate::ws_receiver::{Conn, Return, Why, WsReceivers};
 
 /// How long the upgrade may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,10 +104,10 @@ pub async fn run(st: &mut ClientState<'_>) {
         };
         let handshake = tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, client_async_with_config(url, stream, Some(ws_config(ctx.params.payload_bytes)))) => r,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, client_async_with_config(url, SetupTee::new(stream), Some(ws_config(ctx.params.payload_bytes)))) => r,
         };
-        let mut ws = match handshake {
-            Ok(Ok((ws, _response))) => ws,
+        let tee = match handshake {
+            Ok(Ok((ws, _response))) => ws.into_inner(),
             Ok(Err(e)) => {
                 st.error(&ws_error_kind(&e));
                 failures += 1;
@@ -115,22 +120,165 @@ pub async fn run(st: &mut ClientState<'_>) {
             }
         };
         st.connected(started);
-        ws.get_mut().end_setup();
+        let counters = tee.inner.counters();
+        let Some(part) = past_head(&tee.read) else {
+            // tungstenite took this head; its own parser cannot refuse it.
+            st.error("ws_upgrade_unparsed");
+            st.add_bytes(&counters.counts());
+            failures += 1;
+            continue;
+        };
+        tee.inner.end_setup();
         failures = 0;
-        match read_events(st, &mut ws).await {
+        let (end, ws) = receive_events(st, tee.inner, part).await;
+        match end {
             End::Stopped => {
-                let _ = tokio::time::timeout(st.goodbye_timeout(), say_goodbye(&mut ws)).await;
-                st.add_bytes(&ws.get_ref().counts());
+                if let Some(mut ws) = ws {
+                    let _ = tokio::time::timeout(st.goodbye_timeout(), say_goodbye(&mut ws)).await;
+                }
+                st.add_bytes(&counters.counts());
                 break;
             }
             End::Lost(kind) => {
                 st.error(&kind);
                 // Finish the close handshake the server started so both sides count it.
-                let _ = tokio::time::timeout(st.goodbye_timeout(), read_to_end(&mut ws)).await;
-                st.add_bytes(&ws.get_ref().counts());
+                if let Some(mut ws) = ws {
+                    let _ = tokio::time::timeout(st.goodbye_timeout(), read_to_end(&mut ws)).await;
+                }
+                st.add_bytes(&counters.counts());
                 failures += 1;
             }
         }
+    }
+}
+
+/// Receives events on an upgraded connection until stopped or lost: lent to the scenario's
+/// receive loop when it has one and the socket is plain, else through tungstenite. `part`
+/// is what the upgrade read past the response head. Gives the connection back as a
+/// tungstenite stream for the goodbye (`None` if the socket could not be given back).
+async fn receive_events(
+    st: &mut ClientState<'_>,
+    io: ClientIo,
+    part: Vec<u8>,
+) -> (End, Option<Ws>) {
+    let ctx = st.ctx();
+    let io = match (io, &ctx.ws_receivers) {
+        (ClientIo::Plain(stream), Some(receivers)) => {
+            return receive_lent(st, receivers, stream, part).await
+        }
+        (io, _) => io,
+    };
+    let mut ws = resume(io, part, ctx.params.payload_bytes).await;
+    (read_events(st, &mut ws).await, Some(ws))
+}
+
+/// Lends the socket to the receive loop and waits for it to come back; reads on with
+/// tungstenite when the loop gives it back at a frame it does not take.
+async fn receive_lent(
+    st: &mut ClientState<'_>,
+    receivers: &WsReceivers,
+    stream: CountingStream<TcpStream>,
+    part: Vec<u8>,
+) -> (End, Option<Ws>) {
+    let (tcp, counters) = stream.into_parts();
+    let std = match tcp.into_std() {
+        Ok(s) => s,
+        Err(e) => return (End::Lost(io_error_kind(&e).into()), None),
+    };
+    let conn = Conn {
+        stream: std,
+        part,
+        seqs: st.lend_seqs(),
+    };
+    let (conn, why) = match receivers.lend(st.index, conn, counters.clone()) {
+        Ok(back) => match back.await {
+            Ok(Return { conn, why }) => (conn, why),
+            // The loop ended without giving the socket back: it panicked, and the socket
+            // and the client's sequence state went with it.
+            Err(_) => return (End::Lost("ws_receiver_lost".into()), None),
+        },
+        // The loop has ended: tungstenite reads.
+        Err(conn) => (conn, Why::Resume),
+    };
+    st.restore_seqs(conn.seqs);
+    let tcp = match TcpStream::from_std(conn.stream) {
+        Ok(t) => t,
+        Err(e) => return (End::Lost(io_error_kind(&e).into()), None),
+    };
+    let io = ClientIo::Plain(CountingStream::from_parts(tcp, counters));
+    let mut ws = resume(io, conn.part, st.ctx().params.payload_bytes).await;
+    let end = match why {
+        Why::Stopped => End::Stopped,
+        Why::Lost(kind) => End::Lost(kind),
+        Why::Resume => read_events(st, &mut ws).await,
+    };
+    (end, Some(ws))
+}
+
+/// tungstenite on an upgraded connection, starting with `part` (bytes read, not parsed).
+async fn resume(io: ClientIo, part: Vec<u8>, payload_bytes: usize) -> Ws {
+    WebSocketStream::from_partially_read(io, part, Role::Client, Some(ws_config(payload_bytes)))
+        .await
+}
+
+/// What the upgrade read past the response head: the bytes tungstenite kept for the frames
+/// (the first events, when they came in the same read). Parsed as tungstenite parses the
+/// head (httparse, up to 124 headers); `None` if the head is not whole.
+fn past_head(read: &[u8]) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; 124];
+    match httparse::Response::new(&mut headers).parse(read) {
+        Ok(httparse::Status::Complete(n)) => Some(read[n..].to_vec()),
+        _ => None,
+    }
+}
+
+/// A stream that keeps a copy of everything read through it. It wraps the socket for the
+/// upgrade only, so the bytes tungstenite read past the response head can go with the socket
+/// wherever it goes next (tungstenite keeps them to itself). tungstenite reads the head in
+/// chunks and stops at its end, so the copy is the head and at most one chunk more.
+struct SetupTee<S> {
+    inner: S,
+    read: Vec<u8>,
+}
+
+impl<S> SetupTee<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            read: Vec::new(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SetupTee<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.read.extend_from_slice(&buf.filled()[before..]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SetupTee<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

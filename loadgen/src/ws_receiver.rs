@@ -1,0 +1,589 @@
+//! The plain WebSocket clients' receive loop: threads that read lent sockets with an epoll
+//! of their own, so receiving an event costs little more than reading its bytes.
+//!
+//! Why: at 10,000 `ws` clients × 1 event/s, each on a tokio task of its group reading
+//! through tokio-tungstenite, the load generator spent 1.59× the floor's reader per
+//! delivered event (`scripts/floor-compare.sh`), and its profile (`perf record` of
+//! `feedbench load --transport ws --clients 10000 --rate 1`) put about a third of it in user
+//! space above the read: the futures group's wake-ups and polls (13%), the counted stream's
+//! and tokio's readiness machinery (8%), tungstenite's framing (4%). This loop is the shape
+//! of `scripts/ws-client-floor.c`: one `epoll_wait` for whatever is ready, one read per ready
+//! socket into one shared buffer, frames parsed where they lie.
+//!
+//! How a socket moves. Once a plain `ws://` client's upgrade is done, the client lends its
+//! socket with [`WsReceivers::lend`]: the socket leaves tokio's reactor and joins the epoll
+//! of loop `index % n` (one loop per tokio worker), with the bytes read past the upgrade's
+//! head and the client's sequence state. The client's task sleeps until the socket comes
+//! back as a [`Return`], which happens:
+//! - at stop ([`Why::Stopped`]), so the client says goodbye through tungstenite;
+//! - at a frame this loop does not take ([`Why::Resume`]): anything but a complete, final,
+//!   unmasked text or binary frame no larger than the read buffer (close, ping, pong,
+//!   fragments, reserved bits), or a text frame that is not UTF-8. The socket goes back with
+//!   the unparsed bytes, from that frame's first byte, and tungstenite takes the connection
+//!   from there, so every protocol rule and error kind stays tungstenite's;
+//! - at the end of the stream ([`Why::Resume`] too: tungstenite finds the end itself) or a
+//!   read error ([`Why::Lost`], its kind).
+//!
+//! Invariants:
+//! - Bytes are counted on the connection's own counters at the read that returned them
+//!   ([`ConnCounters::count_read`]), and that instant is the receive timestamp of every
+//!   event parsed out of them, exactly as [`crate::counting::CountingStream`] does.
+//! - Events are accounted as every client accounts them ([`receive`]), into the loop's own
+//!   [`GroupStats`], which [`WsReceivers::finish`] hands over to be merged with the groups'.
+//! - Every loop and its thread end: at [`WsReceivers::finish`], or when the receivers are
+//!   dropped. A socket never stays behind: what a loop still holds when it ends goes back
+//!   to its client, and a loan that arrives after is refused ([`WsReceivers::lend`]).
+
+use std::io::{ErrorKind, Read};
+use std::net::TcpStream;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use rustix::buffer::spare_capacity;
+use rustix::event::{epoll, eventfd, EventfdFlags};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{receive, GroupStats, LiveStats, Seqs};
+use crate::counting::{ConnCounters, Window};
+use crate::event::parse_event;
+use crate::http::io_error_kind;
+
+/// The shared read buffer: one read takes at most this much, and a frame larger than this
+/// goes to tungstenite.
+const READ_BUF: usize = 64 * 1024;
+/// Ready sockets taken per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 256;
+/// The epoll key of a loop's doorbell; sockets are keyed by their slot.
+const DOORBELL: u64 = u64::MAX;
+
+/// The receive loops of one scenario's plain WebSocket clients.
+#[derive(Debug)]
+pub struct WsReceivers {
+    loops: Vec<Arc<Shared>>,
+    threads: Mutex<Vec<JoinHandle<GroupStats>>>,
+    /// Tells the loops when the run stops.
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What a loop and the clients share.
+#[derive(Debug)]
+struct Shared {
+    /// Loans not yet taken in; `None` once the loop has ended (later loans are refused).
+    inbox: Mutex<Option<Vec<Loan>>>,
+    /// An eventfd in the loop's epoll: written for every loan, at stop and at close.
+    doorbell: OwnedFd,
+    /// The run is stopping: every socket goes back, and every later loan at once.
+    stopping: AtomicBool,
+    /// The loop ends.
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn inbox(&self) -> MutexGuard<'_, Option<Vec<Loan>>> {
+        // A poisoned lock means a panic while pushing or taking a `Vec`; the list is whole.
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ring(&self) {
+        // Fails only when the counter would overflow (2^64 - 2 rings unread): it is rung.
+        let _ = rustix::io::write(&self.doorbell, &1u64.to_ne_bytes());
+    }
+}
+
+/// What moves between a client and a loop: the socket and what was read from it but not
+/// yet parsed, and the client's sequence state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The socket, non-blocking, outside tokio's reactor.
+    pub stream: TcpStream,
+    /// Bytes read (and counted) but not parsed: a frame's first part, or from a frame the
+    /// loop does not take onward.
+    pub part: Vec<u8>,
+    /// The client's sequence accounting.
+    pub seqs: Seqs,
+}
+
+/// A socket on loan to a loop.
+#[derive(Debug)]
+struct Loan {
+    conn: Conn,
+    counters: Arc<ConnCounters>,
+    index: usize,
+    reply: oneshot::Sender<Return>,
+}
+
+/// A socket given back to its client.
+#[derive(Debug)]
+pub(crate) struct Return {
+    /// The socket, its unparsed bytes and sequence state.
+    pub conn: Conn,
+    /// Why it came back.
+    pub why: Why,
+}
+
+/// Why a socket came back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// The run is stopping: say goodbye.
+    Stopped,
+    /// A frame (or the end of the stream) for tungstenite: read on with it.
+    Resume,
+    /// The read failed; the error kind.
+    Lost(String),
+}
+
+/// Where a loop accounts events.
+#[derive(Debug)]
+struct Sink {
+    window: Arc<Window>,
+    live: Arc<LiveStats>,
+    to_server_ns: i64,
+}
+
+impl WsReceivers {
+    /// Starts `n_loops` loops (at least one), each on a thread of its own, accounting events
+    /// against `window` and `live` with the server's clock `to_server_ns` ahead; they hand
+    /// every socket back when `stop` is cancelled. Must be called inside a tokio runtime.
+    pub fn start(
+        n_loops: usize,
+        window: &Arc<Window>,
+        live: &Arc<LiveStats>,
+        to_server_ns: i64,
+        stop: &CancellationToken,
+    ) -> std::io::Result<Self> {
+        let mut receivers = Self {
+            loops: Vec::new(),
+            threads: Mutex::new(Vec::new()),
+            watcher: None,
+        };
+        for i in 0..n_loops.max(1) {
+            let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+            let doorbell = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+            epoll::add(
+                &ep,
+                &doorbell,
+                epoll::EventData::new_u64(DOORBELL),
+                epoll::EventFlags::IN,
+            )?;
+            let shared = Arc::new(Shared {
+                inbox: Mutex::new(Some(Vec::new())),
+                doorbell,
+                stopping: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+            });
+            let sink = Sink {
+                window: window.clone(),
+                live: live.clone(),
+                to_server_ns,
+            };
+            let lp = Loop::new(shared.clone(), ep, sink);
+            // On failure `receivers` is dropped, which ends the loops already started.
+            let thread = std::thread::Builder::new()
+                .name(format!("fb-ws-recv-{i}"))
+                .spawn(move || lp.run())?;
+            receivers.loops.push(shared);
+            receivers.lock_threads().push(thread);
+        }
+        let (loops, stop) = (receivers.loops.clone(), stop.clone());
+        receivers.watcher = Some(tokio::spawn(async move {
+            stop.cancelled().await;
+            for l in &loops {
+                l.stopping.store(true, Ordering::Release);
+                l.ring();
+            }
+        }));
+        Ok(receivers)
+    }
+
+    fn lock_threads(&self) -> MutexGuard<'_, Vec<JoinHandle<GroupStats>>> {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lends client `index`'s socket (counted on `counters`) to its loop; the receiver
+    /// resolves when the socket comes back. `Err` gives the socket back at once when the
+    /// loop has ended.
+    pub(crate) fn lend(
+        &self,
+        index: usize,
+        conn: Conn,
+        counters: Arc<ConnCounters>,
+    ) -> Result<oneshot::Receiver<Return>, Conn> {
+        let shared = &self.loops[index % self.loops.len()];
+        let (reply, back) = oneshot::channel();
+        {
+            let mut inbox = shared.inbox();
+            let Some(loans) = inbox.as_mut() else {
+                return Err(conn);
+            };
+            loans.push(Loan {
+                conn,
+                counters,
+                index,
+                reply,
+            });
+        }
+        shared.ring();
+        Ok(back)
+    }
+
+    /// Ends the loops and returns what they accounted. Call it after every client has
+    /// ended; a socket a loop still holds goes back to its client (or is closed, if the
+    /// client is gone).
+    pub async fn finish(&self) -> GroupStats {
+        for l in &self.loops {
+            l.closed.store(true, Ordering::Release);
+            l.ring();
+        }
+        let threads = std::mem::take(&mut *self.lock_threads());
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut merged = GroupStats::new();
+            for t in threads {
+                // A loop that panicked has lost its figures; the clients' errors show it.
+                if let Ok(g) = t.join() {
+                    merged.merge(g);
+                }
+            }
+            merged
+        });
+        joined.await.unwrap_or_default()
+    }
+}
+
+impl Drop for WsReceivers {
+    fn drop(&mut self) {
+        // Ends loops that were not finished (a scenario that failed part-way); they hand
+        // back or close what they hold and their threads exit on their own.
+        for l in &self.loops {
+            l.closed.store(true, Ordering::Release);
+            l.ring();
+        }
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
+    }
+}
+
+/// One lent socket.
+#[derive(Debug)]
+struct Entry {
+    conn: Conn,
+    counters: Arc<ConnCounters>,
+    index: usize,
+    reply: oneshot::Sender<Return>,
+}
+
+/// One receive loop: its epoll, its sockets by slot, its read buffer and its figures.
+struct Loop {
+    shared: Arc<Shared>,
+    ep: OwnedFd,
+    sink: Sink,
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    buf: Box<[u8]>,
+    stats: GroupStats,
+}
+
+impl Loop {
+    fn new(shared: Arc<Shared>, ep: OwnedFd, sink: Sink) -> Self {
+        Self {
+            shared,
+            ep,
+            sink,
+            slots: Vec::new(),
+            free: Vec::new(),
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            stats: GroupStats::new(),
+        }
+    }
+
+    /// Reads until closed; returns the figures.
+    fn run(mut self) -> GroupStats {
+        let mut events = Vec::with_capacity(EVENTS_PER_WAIT);
+        'wait: loop {
+            events.clear();
+            match epoll::wait(&self.ep, spare_capacity(&mut events), None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    // Nothing here can make `epoll_wait` fail (the descriptors are ours and
+                    // the buffer valid); if it does, tungstenite reads every socket instead.
+                    tracing::error!("websocket receive loop: epoll_wait failed: {e}");
+                    break 'wait;
+                }
+            }
+            for ev in &events {
+                match ev.data.u64() {
+                    DOORBELL => {
+                        if !self.answer_doorbell() {
+                            break 'wait;
+                        }
+                    }
+                    slot => self.read(slot as usize),
+                }
+            }
+        }
+        self.end();
+        self.stats
+    }
+
+    /// Takes in new loans, hands everything back when stopping; `false` once closed.
+    fn answer_doorbell(&mut self) -> bool {
+        let mut count = [0u8; 8];
+        // Resets the eventfd's counter; it is non-blocking, and a spurious wake-up reads
+        // nothing.
+        let _ = rustix::io::read(&self.shared.doorbell, &mut count);
+        if self.shared.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let loans = self
+            .shared
+            .inbox()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for loan in loans {
+            self.admit(loan);
+        }
+        if self.shared.stopping.load(Ordering::Acquire) {
+            self.hand_back_all(|| Why::Stopped);
+        }
+        true
+    }
+
+    /// Ends the loop: later loans are refused, and every socket goes back (as stopped when
+    /// the run stopped, else to be read on by tungstenite).
+    fn end(&mut self) {
+        let late = self.shared.inbox().take().unwrap_or_default();
+        let stopping = self.shared.stopping.load(Ordering::Acquire);
+        let why = || if stopping { Why::Stopped } else { Why::Resume };
+        for loan in late {
+            let _ = loan.reply.send(Return {
+                conn: loan.conn,
+                why: why(),
+            });
+        }
+        self.hand_back_all(why);
+        self.stats.flush_recent(&self.sink.live);
+    }
+
+    /// Takes in a loan: registers its socket and parses what it brought.
+    fn admit(&mut self, loan: Loan) {
+        let Loan {
+            conn,
+            counters,
+            index,
+            reply,
+        } = loan;
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let registered = conn.stream.set_nonblocking(true).is_ok()
+            && epoll::add(
+                &self.ep,
+                &conn.stream,
+                epoll::EventData::new_u64(slot as u64),
+                epoll::EventFlags::IN,
+            )
+            .is_ok();
+        let recv_ns = counters.last_read_ns();
+        self.slots[slot] = Some(Entry {
+            conn,
+            counters,
+            index,
+            reply,
+        });
+        if !registered {
+            // tungstenite reads it instead.
+            self.hand_back(slot, Why::Resume);
+            return;
+        }
+        // The bytes read past the upgrade's head came with the read that ended it.
+        let Some(e) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let n = e.conn.part.len();
+        if n > 0 {
+            self.buf[..n].copy_from_slice(&e.conn.part);
+            e.conn.part.clear();
+            self.parse(slot, n, recv_ns);
+        }
+    }
+
+    /// Reads the socket in `slot` once and parses what it holds.
+    fn read(&mut self, slot: usize) {
+        // An event for a slot handed back earlier in the same batch: nothing to do (and a
+        // slot taken again since reads nothing, or what is there).
+        let Some(e) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let kept = e.conn.part.len();
+        self.buf[..kept].copy_from_slice(&e.conn.part);
+        match (&e.conn.stream).read(&mut self.buf[kept..]) {
+            // The end of the stream: tungstenite finds it too, and says how it ended.
+            Ok(0) => self.hand_back(slot, Why::Resume),
+            Ok(n) => {
+                let recv_ns = e.counters.count_read(n as u64);
+                e.conn.part.clear();
+                self.parse(slot, kept + n, recv_ns);
+            }
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(err) => self.hand_back(slot, Why::Lost(io_error_kind(&err).into())),
+        }
+    }
+
+    /// Parses `buf[..len]`, read at `recv_ns` for the socket in `slot`: accounts every
+    /// whole data frame, keeps a partial one, hands the socket back at any other frame.
+    fn parse(&mut self, slot: usize, len: usize, recv_ns: u64) {
+        let Self {
+            slots,
+            buf,
+            sink,
+            stats,
+            ..
+        } = self;
+        let Some(e) = slots[slot].as_mut() else {
+            return;
+        };
+        let mut pos = 0;
+        let foreign = loop {
+            let (header, total, text) = match next_frame(&buf[pos..len]) {
+                Next::Data {
+                    header,
+                    total,
+                    text,
+                } => (header, total, text),
+                Next::Partial => break false,
+                Next::Foreign => break true,
+            };
+            let payload = &buf[pos + header..pos + total];
+            if text && std::str::from_utf8(payload).is_err() {
+                break true;
+            }
+            pos += total;
+            match parse_event(payload) {
+                Ok(ev) => {
+                    let receipt = receive(
+                        &sink.window,
+                        &sink.live,
+                        sink.to_server_ns,
+                        e.index,
+                        &mut e.conn.seqs,
+                        ev,
+                        payload.len(),
+                        recv_ns,
+                    );
+                    if let Some(r) = receipt {
+                        r.record(stats, &sink.live);
+                    }
+                }
+                Err(_) => {
+                    sink.live.errors.fetch_add(1, Ordering::Relaxed);
+                    *stats.errors.entry("bad_event".into()).or_default() += 1;
+                }
+            }
+        };
+        keep_rest(&mut e.conn.part, &buf[pos..len]);
+        if foreign {
+            self.hand_back(slot, Why::Resume);
+        }
+    }
+
+    /// Gives the socket in `slot` back to its client (or closes it, if the client is gone).
+    fn hand_back(&mut self, slot: usize, why: Why) {
+        let Some(e) = self.slots[slot].take() else {
+            return;
+        };
+        self.free.push(slot);
+        // Fails only if the socket was never registered.
+        let _ = epoll::delete(&self.ep, &e.conn.stream);
+        let _ = e.reply.send(Return { conn: e.conn, why });
+    }
+
+    fn hand_back_all(&mut self, why: impl Fn() -> Why) {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].is_some() {
+                self.hand_back(slot, why());
+            }
+        }
+    }
+}
+
+/// Keeps `rest` as a connection's unparsed bytes. A buffer that held a large partial frame
+/// is let go once it is no longer needed, so a lent socket holds no memory between frames.
+fn keep_rest(part: &mut Vec<u8>, rest: &[u8]) {
+    if rest.is_empty() && part.capacity() > 1024 {
+        *part = Vec::new();
+    } else {
+        part.clear();
+        part.extend_from_slice(rest);
+    }
+}
+
+/// What the next frame in a buffer is.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// A whole data frame this loop takes: `header` bytes of header, `total` bytes in all;
+    /// `text` for a text frame (its payload must be UTF-8).
+    Data {
+        header: usize,
+        total: usize,
+        text: bool,
+    },
+    /// The frame is not whole yet.
+    Partial,
+    /// A frame for tungstenite (see the module documentation).
+    Foreign,
+}
+
+/// Classifies the frame `b` starts with (RFC 6455 §5.2). Only a final, unmasked text (1) or
+/// binary (2) frame without reserved bits, whose whole length fits the read buffer, is
+/// [`Next::Data`]; a frame's first two bytes are enough to tell the rest apart.
+fn next_frame(b: &[u8]) -> Next {
+    let (Some(&b0), Some(&b1)) = (b.first(), b.get(1)) else {
+        return if b.first().is_some_and(|&b0| !takes_first_byte(b0)) {
+            Next::Foreign
+        } else {
+            Next::Partial
+        };
+    };
+    if !takes_first_byte(b0) || b1 & 0x80 != 0 {
+        return Next::Foreign;
+    }
+    let (header, len) = match b1 & 0x7f {
+        126 => match b.get(2..4) {
+            Some(l) => (4, u64::from(u16::from_be_bytes([l[0], l[1]]))),
+            None => return Next::Partial,
+        },
+        127 => match b.get(2..10) {
+            // `try_into` of an 8-byte slice into `[u8; 8]` cannot fail.
+            Some(l) => (10, u64::from_be_bytes(l.try_into().unwrap_or([0xff; 8]))),
+            None => return Next::Partial,
+        },
+        l => (2, u64::from(l)),
+    };
+    // A hostile length (up to 2^64 - 1) must not overflow: compare before adding.
+    if len > (READ_BUF - header) as u64 {
+        return Next::Foreign;
+    }
+    let total = header + len as usize;
+    if b.len() < total {
+        return Next::Partial;
+    }
+    Next::Data {
+        header,
+        total,
+        text: b0 & 0x0f == 1,
+    }
+}
+
+/// Whether a frame's first byte is FIN, no reserved bits, and a text or binary opcode.
+fn takes_first_byte(b0: u8) -> bool {
+    b0 == 0x81 || b0 == 0x82
+}
+
+#[cfg(test)]
+mod tests;
