@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
@@ -169,7 +170,7 @@ async fn receive_events(
         (io, _) => io,
     };
     let mut ws = resume(io, part, ctx.params.payload_bytes).await;
-    (read_events(st, &mut ws).await, Some(ws))
+    (read_events(st, &mut ws, false).await, Some(ws))
 }
 
 /// Lends the socket to the receive loop and waits for it to come back; reads on with
@@ -210,7 +211,14 @@ async fn receive_lent(
     let end = match why {
         Why::Stopped => End::Stopped,
         Why::Lost(kind) => End::Lost(kind),
-        Why::Resume => read_events(st, &mut ws).await,
+        // What tungstenite says of a stream that ends outside the close handshake, with at
+        // most part of a frame unread.
+        Why::Ended => End::Lost(ws_error_kind(&WsError::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake,
+        ))),
+        // The loop stopped at a frame or the end of the stream: what a client reading its
+        // own socket would have met before any stop that came since.
+        Why::Resume => read_events(st, &mut ws, true).await,
     };
     (end, Some(ws))
 }
@@ -282,16 +290,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SetupTee<S> {
     }
 }
 
-async fn read_events(st: &mut ClientState<'_>, ws: &mut Ws) -> End {
-    read_messages(st, ws, |ws| ws.get_ref().last_read_ns()).await
+async fn read_events(st: &mut ClientState<'_>, ws: &mut Ws, due: bool) -> End {
+    read_messages(st, ws, |ws| ws.get_ref().last_read_ns(), due).await
 }
 
 /// Reads events from `ws` until stopped or lost; `recv_ns` gives the receive time of the
-/// message just read (the latest socket read of the connection that carried it).
+/// message just read (the latest socket read of the connection that carried it). With
+/// `due`, the first message (or the end of the stream) is already read and waiting: it is
+/// taken even if the run has stopped since, so a connection the server dropped counts as
+/// lost, not stopped.
 pub(crate) async fn read_messages<S>(
     st: &mut ClientState<'_>,
     ws: &mut WebSocketStream<S>,
     recv_ns: impl Fn(&WebSocketStream<S>) -> u64,
+    mut due: bool,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -300,7 +312,16 @@ where
     let stop = ctx.stop.cancelled();
     tokio::pin!(stop);
     loop {
-        let Some(msg) = unless_stopped(ctx, stop.as_mut(), ws.next()).await else {
+        let next = match std::mem::take(&mut due) {
+            // Polled before the stop, which it does not wait for when the message is there.
+            true => tokio::select! {
+                biased;
+                msg = ws.next() => Some(msg),
+                _ = stop.as_mut() => None,
+            },
+            false => unless_stopped(ctx, stop.as_mut(), ws.next()).await,
+        };
+        let Some(msg) = next else {
             return End::Stopped;
         };
         let json: &[u8] = match &msg {
@@ -337,6 +358,33 @@ pub(crate) async fn read_to_end<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`Why::Ended`] stands for: tungstenite, given the start of a frame and then the
+    /// end of the stream (and given nothing and then the end), reports a reset without
+    /// closing handshake.
+    #[tokio::test]
+    async fn a_stream_that_ends_part_way_is_a_reset_for_tungstenite() {
+        for part in [&[0x81u8, 0x05, b'h'][..], &[]] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            drop(server);
+            let window = std::sync::Arc::new(crate::counting::Window::new());
+            let io = ClientIo::Plain(CountingStream::new(client, window));
+            let mut ws = resume(io, part.to_vec(), 64).await;
+            let e = ws.next().await.unwrap().unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+                ),
+                "{e:?}"
+            );
+            assert_eq!(ws_error_kind(&e), "ws_protocol");
+        }
+    }
 
     #[test]
     fn the_read_buffer_holds_one_event_message() {

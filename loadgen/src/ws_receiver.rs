@@ -21,8 +21,7 @@
 //!   fragments, reserved bits), or a text frame that is not UTF-8. The socket goes back with
 //!   the unparsed bytes, from that frame's first byte, and tungstenite takes the connection
 //!   from there, so every protocol rule and error kind stays tungstenite's;
-//! - at the end of the stream ([`Why::Resume`] too: tungstenite finds the end itself) or a
-//!   read error ([`Why::Lost`], its kind).
+//! - at the end of the stream ([`Why::Ended`]) or a read error ([`Why::Lost`], its kind).
 //!
 //! Invariants:
 //! - Bytes are counted on the connection's own counters at the read that returned them
@@ -129,8 +128,12 @@ pub(crate) struct Return {
 pub(crate) enum Why {
     /// The run is stopping: say goodbye.
     Stopped,
-    /// A frame (or the end of the stream) for tungstenite: read on with it.
+    /// A frame for tungstenite: read on with it.
     Resume,
+    /// The end of the stream, with every whole frame before it taken: what is left
+    /// (`part`) is at most the start of a frame. The client knows the outcome at once,
+    /// without waiting for tokio to see the socket readable again, which a stop may beat.
+    Ended,
     /// The read failed; the error kind.
     Lost(String),
 }
@@ -314,15 +317,18 @@ impl Loop {
                     break 'wait;
                 }
             }
+            // The doorbell is answered after the batch's sockets: what they read before a
+            // stop (a server's close, the end of the stream) is theirs, not the stop's, as
+            // it is for a client reading its own socket.
+            let mut rung = false;
             for ev in &events {
                 match ev.data.u64() {
-                    DOORBELL => {
-                        if !self.answer_doorbell() {
-                            break 'wait;
-                        }
-                    }
+                    DOORBELL => rung = true,
                     slot => self.read(slot as usize),
                 }
+            }
+            if rung && !self.answer_doorbell() {
+                break 'wait;
             }
         }
         self.end();
@@ -423,8 +429,7 @@ impl Loop {
         let kept = e.conn.part.len();
         self.buf[..kept].copy_from_slice(&e.conn.part);
         match (&e.conn.stream).read(&mut self.buf[kept..]) {
-            // The end of the stream: tungstenite finds it too, and says how it ended.
-            Ok(0) => self.hand_back(slot, Why::Resume),
+            Ok(0) => self.hand_back(slot, Why::Ended),
             Ok(n) => {
                 let recv_ns = e.counters.count_read(n as u64);
                 e.conn.part.clear();

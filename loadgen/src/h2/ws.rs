@@ -227,5 +227,5 @@ async fn open(st: &ClientState<'_>, m: &mut Member) -> Result<Option<Ws>, String
 }
 
 async fn read_events(st: &mut ClientState<'_>, m: &Member, ws: &mut Ws) -> End {
-    read_messages(st, ws, |_| m.conn.last_read_ns()).await
+    read_messages(st, ws, |_| m.conn.last_read_ns(), false).await
 }

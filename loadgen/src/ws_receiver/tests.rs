@@ -316,7 +316,7 @@ async fn text_that_is_not_utf8_goes_to_tungstenite_and_bad_json_is_counted() {
 }
 
 #[tokio::test]
-async fn the_end_of_the_stream_goes_to_tungstenite_with_the_unparsed_bytes() {
+async fn the_end_of_the_stream_comes_back_with_the_unparsed_bytes() {
     let rig = Rig::new(1);
     let (client, counters, mut server) = rig.connect();
     let rx = rig.lend(0, client, Vec::new(), &counters);
@@ -324,7 +324,7 @@ async fn the_end_of_the_stream_goes_to_tungstenite_with_the_unparsed_bytes() {
     server.write_all(&f[..5]).unwrap();
     drop(server);
     let Return { conn, why } = back(rx).await;
-    assert_eq!(why, Why::Resume);
+    assert_eq!(why, Why::Ended);
     assert_eq!(conn.part, f[..5]);
     assert_eq!(counters.counts().down[1], 5);
     rig.stop.cancel();
