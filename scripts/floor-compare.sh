@@ -42,9 +42,9 @@
 # load generator and the floor are this tree's, so a before/after comparison differs only
 # in the server: run the script alternately with and without it, one round each.
 #
-# FEEDBENCH_WS_TASK_READS=1 keeps the load generator's WebSocket clients each on its own
-# tungstenite stream instead of its receive loops, for the same kind of comparison on the
-# receiving side.
+# FEEDBENCH_TASK_READS=1 keeps the load generator's WebSocket and long-poll clients each on
+# its own reader (tungstenite, the HTTP client) instead of its receive loops, for the same
+# kind of comparison on the receiving side.
 #
 # FB_SERVER_ARGS adds arguments to the server's command line: FB_SERVER_ARGS=--task-writes
 # measures the server with every event written by its stream's task, for a side-by-side

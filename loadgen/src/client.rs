@@ -221,9 +221,9 @@ pub struct ClientCtx {
     pub to_server_ns: i64,
     /// The TLS client every connection shares (`None`: plaintext).
     pub tls: Option<TlsClient>,
-    /// The receive loops plain WebSocket clients lend their sockets to (`None`: each
-    /// client reads its own through tungstenite).
-    pub ws_receivers: Option<crate::ws_receiver::WsReceivers>,
+    /// The receive loops plain WebSocket and long-poll clients lend their sockets to
+    /// (`None`: each client reads its own).
+    pub receive_loops: Option<crate::receive_loop::ReceiveLoops>,
 }
 
 /// Live per-client state the controller reads.
@@ -807,7 +807,7 @@ mod tests {
             h2: None,
             to_server_ns: 0,
             tls: None,
-            ws_receivers: None,
+            receive_loops: None,
         };
         ctx.window.set(1_000_000, 10_000_000_000);
         let group = Mutex::new(GroupStats::new());

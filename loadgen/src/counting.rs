@@ -685,6 +685,15 @@ impl ConnCounters {
         now
     }
 
+    /// Counts `n` bytes written to a plain socket outside a [`CountingStream`], now.
+    pub fn count_write(&self, n: u64) {
+        debug_assert!(
+            !self.tls,
+            "TLS writes are counted by their record-mode stream"
+        );
+        bump(&self.wire_up, self.slot(unix_nanos()), n);
+    }
+
     /// Counts `n` wire bytes read now (the receive timestamp is taken here, before anything
     /// parses them); returns the slot.
     fn count_down(&self, n: u64) -> usize {

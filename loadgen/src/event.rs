@@ -39,6 +39,37 @@ pub fn parse_poll_body(body: &[u8]) -> Result<PollBody<'_>, serde_json::Error> {
     serde_json::from_slice(body)
 }
 
+/// What a poll answer held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The server's `next` cursor.
+    pub next: u64,
+    /// Events in the answer.
+    pub n_events: usize,
+    /// The server's `missed` count.
+    pub missed: u64,
+}
+
+/// Reads a `200` poll answer's `body`, giving each event (and its JSON length) to
+/// `on_event` in order; the error kind (`bad_body`, `bad_event`) if it is not a poll answer.
+/// Events before a bad one have been given.
+pub fn read_answer(
+    body: &[u8],
+    mut on_event: impl FnMut(EventHead, usize),
+) -> Result<Answer, &'static str> {
+    let body = parse_poll_body(body).map_err(|_| "bad_body")?;
+    for raw in &body.events {
+        let json = raw.get().as_bytes();
+        let ev = parse_event(json).map_err(|_| "bad_event")?;
+        on_event(ev, json.len());
+    }
+    Ok(Answer {
+        next: body.next,
+        n_events: body.events.len(),
+        missed: body.missed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

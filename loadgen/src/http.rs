@@ -283,6 +283,40 @@ fn take_line(input: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
     }
 }
 
+/// Appends the bytes of a request to `out`: the request line, `Host`, `extra_headers`
+/// (complete `Name: value\r\n` lines), a `Content-Length` unless it is a `GET` without a
+/// body, and the body. Every HTTP/1.1 request the load generator sends is made here.
+pub fn format_request(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: &str,
+    host: &str,
+    extra_headers: &str,
+    body: &[u8],
+) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra_headers}"
+    );
+    if !body.is_empty() || method != "GET" {
+        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// What an [`HttpConn`] holds besides its stream, while the stream is used elsewhere
+/// ([`HttpConn::detach`]).
+#[derive(Debug)]
+pub struct Detached {
+    peer_closes: bool,
+    buf: BytesMut,
+    host: String,
+    request: Vec<u8>,
+}
+
 /// One HTTP/1.1 connection over a counted stream `S` ([`CountingStream`] or
 /// [`ClientIo`](crate::client_io::ClientIo)).
 #[derive(Debug)]
@@ -305,6 +339,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Counted> HttpConn<S> {
             host: host.to_string(),
             request: Vec::with_capacity(256),
         }
+    }
+
+    /// Takes the connection apart, for its stream to be read elsewhere a while;
+    /// [`HttpConn::attach`] puts it together again.
+    pub fn detach(self) -> (S, Detached) {
+        let Self {
+            stream,
+            peer_closes,
+            buf,
+            host,
+            request,
+        } = self;
+        let rest = Detached {
+            peer_closes,
+            buf,
+            host,
+            request,
+        };
+        (stream, rest)
+    }
+
+    /// The connection [`HttpConn::detach`] took apart, over `stream`.
+    pub fn attach(stream: S, rest: Detached) -> Self {
+        let Detached {
+            peer_closes,
+            buf,
+            host,
+            request,
+        } = rest;
+        Self {
+            stream,
+            peer_closes,
+            buf,
+            host,
+            request,
+        }
+    }
+
+    /// The `Host` the requests carry.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// The counted stream.
@@ -336,19 +411,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Counted> HttpConn<S> {
         extra_headers: &str,
         body: &[u8],
     ) -> Result<(), HttpError> {
-        use std::io::Write as _;
         self.request.clear();
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            self.request,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra_headers}",
-            self.host
+        format_request(
+            &mut self.request,
+            method,
+            path,
+            &self.host,
+            extra_headers,
+            body,
         );
-        if !body.is_empty() || method != "GET" {
-            let _ = write!(self.request, "Content-Length: {}\r\n", body.len());
-        }
-        self.request.extend_from_slice(b"\r\n");
-        self.request.extend_from_slice(body);
         self.stream.write_all(&self.request).await?;
         self.stream.flush().await?;
         Ok(())

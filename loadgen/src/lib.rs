@@ -3,7 +3,7 @@
 //!
 //! Bird's-eye view: a [`scenario`] spawns client tasks ([`short_poll`], [`long_poll`],
 //! [`ws`], [`sse`]) in groups that own their histograms ([`client`]); plain WebSocket
-//! clients lend their sockets to [`ws_receiver`]'s epoll loops once upgraded; every socket is a
+//! and long-poll clients lend their sockets to [`receive_loop`]'s epoll loops after setup; every socket is a
 //! [`counting::CountingStream`], every event goes through sequence [`accounting`]; the
 //! scenario samples the server's `/stats` ([`stats`]) and the process's own CPU
 //! ([`sysinfo`]) and turns it all into a [`results::ScenarioResult`]. A [`runner`] runs a
@@ -36,6 +36,7 @@ pub mod long_poll;
 pub mod net;
 pub mod polling;
 pub mod progress;
+pub mod receive_loop;
 pub mod results;
 pub mod rng;
 pub mod runner;
@@ -52,7 +53,6 @@ pub mod suite;
 pub mod sysinfo;
 pub mod tls;
 pub mod ws;
-pub mod ws_receiver;
 
 pub use client::Target;
 pub use results::{Results, ScenarioResult, Status};

@@ -6,25 +6,38 @@
 //! is abandoned on stop by half-closing, so the server's answer, if any, is still read and
 //! counted.
 //!
+//! After the first answer a plain HTTP/1.1 connection is lent to the scenario's receive
+//! loop ([`crate::receive_loop`]), which writes the same request bytes ([`request_template`])
+//! and accounts answers as [`answered`] does; an answer it does not take, and the parked
+//! request at stop, come back here to be finished.
+//!
 //! Over HTTP/2 ([`crate::h2`]) each long-poll is a stream on the client's group connection
 //! with the same deadlines and accounting; a parked stream is abandoned on stop by resetting
 //! it (`RST_STREAM`, as a browser does), and whatever the server still sends is read and
 //! counted when the connection's last user closes it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::client::{backoff, record_us, ClientState};
+use crate::client_io::ClientIo;
 use crate::clock::unix_nanos;
+use crate::counting::CountingStream;
 use crate::h2::{self, H2Pool, Member};
-use crate::http::Response;
+use crate::http::{format_request, io_error_kind, HttpConn, HttpError, Response};
 use crate::polling::{self, PollConn};
+use crate::receive_loop::{Conn, Lent, LongPollState, ReceiveLoops, RequestTemplate, Return, Why};
 
 /// The `timeout_ms` the client asks for.
 pub const LONGPOLL_TIMEOUT_MS: u64 = 30_000;
 /// How long past `timeout_ms` the client waits before giving up on an answer.
 const ANSWER_GRACE: Duration = Duration::from_secs(10);
+/// The longest wait for an answer.
+const ANSWER_WAIT: Duration =
+    Duration::from_millis(LONGPOLL_TIMEOUT_MS).saturating_add(ANSWER_GRACE);
 
 /// Runs one long-poll client until stopped.
 pub async fn run(st: &mut ClientState<'_>) {
@@ -52,7 +65,17 @@ pub async fn run(st: &mut ClientState<'_>) {
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        match long_poll_once(st, c, cursor).await {
+        // After the first answer (setup), a plain connection's exchanges go to the
+        // scenario's receive loop when it has one.
+        let exchange = match (&ctx.receive_loops, cursor) {
+            (Some(loops), Some(after)) if lendable(c) => {
+                let (exchange, reached) = lend(st, loops, &mut conn, after).await;
+                cursor = Some(reached);
+                exchange
+            }
+            _ => long_poll_once(st, c, cursor).await,
+        };
+        match exchange {
             Exchange::Answered { next, keep_alive } => {
                 if cursor.is_none() {
                     // The first answer ends setup: the request that subscribed from the
@@ -106,11 +129,128 @@ fn begin_long_poll(st: &mut ClientState<'_>, after: Option<u64>) -> (bool, Insta
         g.requests_total += 1;
         g.requests_sent += in_window as u64;
     });
-    let path = match after {
+    (in_window, Instant::now(), request_path(after))
+}
+
+/// The path of a long-poll for events after `after`, or from the current head.
+fn request_path(after: Option<u64>) -> String {
+    match after {
         Some(after) => format!("/longpoll?after={after}&timeout_ms={LONGPOLL_TIMEOUT_MS}"),
         None => format!("/longpoll?timeout_ms={LONGPOLL_TIMEOUT_MS}"),
+    }
+}
+
+/// The receive loop's template of this client's requests: exactly the bytes
+/// [`format_request`] makes for [`request_path`], split around the cursor.
+fn request_template(host: &str) -> RequestTemplate {
+    let mut full = Vec::new();
+    format_request(&mut full, "GET", &request_path(Some(0)), host, "", &[]);
+    // The path is `/longpoll?after=0&...`: the cursor is the `0` after the first `=`.
+    let at = full
+        .iter()
+        .position(|&b| b == b'=')
+        .map_or(full.len(), |i| i + 1);
+    RequestTemplate {
+        prefix: full[..at].to_vec(),
+        suffix: full.get(at + 1..).unwrap_or_default().to_vec(),
+        answer_wait: ANSWER_WAIT,
+    }
+}
+
+/// Whether the exchanges on `c` can go to a receive loop: a plain socket, kept alive, with
+/// nothing read ahead.
+fn lendable(c: &mut PollConn<'_>) -> bool {
+    matches!(c.http.stream(), ClientIo::Plain(_))
+        && !c.http.peer_closes()
+        && c.http.buffered().is_empty()
+}
+
+/// Lends the connection to the scenario's receive loop, which runs the exchanges from
+/// `after` on (requests written, answers accounted) until it gives the socket back; the
+/// client then finishes what the loop handed over. Returns how the last exchange ended and
+/// the cursor reached.
+async fn lend<'g>(
+    st: &mut ClientState<'g>,
+    loops: &ReceiveLoops,
+    conn: &mut Option<PollConn<'g>>,
+    after: u64,
+) -> (Exchange, u64) {
+    let Some(pc) = conn.take() else {
+        return (Exchange::Failed("closed".into()), after);
     };
-    (in_window, Instant::now(), path)
+    let (http, open) = pc.into_parts();
+    let template = Arc::new(request_template(http.host()));
+    let (io, rest) = http.detach();
+    let ClientIo::Plain(stream) = io else {
+        // `lendable` said plain; a TLS connection keeps its own reader.
+        let c = conn.insert(PollConn::new(HttpConn::attach(io, rest), open));
+        return (long_poll_once(st, c, Some(after)).await, after);
+    };
+    let (tcp, counters) = stream.into_parts();
+    let std = match tcp.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            st.add_bytes(&counters.counts());
+            return (Exchange::Failed(io_error_kind(&e).into()), after);
+        }
+    };
+    let lent = Conn {
+        stream: std,
+        part: Vec::new(),
+        seqs: st.lend_seqs(),
+        lent: Lent::LongPoll(LongPollState {
+            template,
+            cursor: after,
+            pending: None,
+        }),
+    };
+    let (back, why) = match loops.lend(st.index, lent, counters.clone()) {
+        Ok(rx) => match rx.await {
+            Ok(Return { conn, why }) => (conn, why),
+            // The loop ended without giving the socket back: it panicked, and the socket
+            // and the client's sequence state went with it.
+            Err(_) => {
+                st.add_bytes(&counters.counts());
+                return (Exchange::Failed("receive_loop_lost".into()), after);
+            }
+        },
+        // The loop has ended: this client's reader goes on.
+        Err(back) => (back, Why::Resume),
+    };
+    st.restore_seqs(back.seqs);
+    let (cursor, pending) = match back.lent {
+        Lent::LongPoll(state) => (state.cursor, state.pending),
+        Lent::Ws => (after, None),
+    };
+    let tcp = match TcpStream::from_std(back.stream) {
+        Ok(t) => t,
+        Err(e) => {
+            st.add_bytes(&counters.counts());
+            return (Exchange::Failed(io_error_kind(&e).into()), cursor);
+        }
+    };
+    let mut http = HttpConn::attach(
+        ClientIo::Plain(CountingStream::from_parts(tcp, counters)),
+        rest,
+    );
+    http.buffered().extend_from_slice(&back.part);
+    let c = conn.insert(PollConn::new(http, open));
+    let exchange = match why {
+        Why::Stopped => Exchange::Stopped,
+        Why::Ended => Exchange::Failed(HttpError::Closed.kind().into()),
+        Why::Lost(kind) => Exchange::Failed(kind),
+        Why::Resume => match pending {
+            // An answer the loop does not take: read and account it here.
+            Some(p) => {
+                let started = Instant::from_std(p.started);
+                finish_exchange(st, c, p.in_window, started, Some(cursor)).await
+            }
+            // Refused, or bytes that answer no request: the next exchange is this
+            // client's own.
+            None => long_poll_once(st, c, Some(cursor)).await,
+        },
+    };
+    (exchange, cursor)
 }
 
 /// One long-poll; without a cursor it subscribes from the current head (the server then
@@ -121,18 +261,31 @@ async fn long_poll_once(
     after: Option<u64>,
 ) -> Exchange {
     let (in_window, started, path) = begin_long_poll(st, after);
-    let ctx = st.ctx();
     if let Err(e) = c.http.send("GET", &path, "", &[]).await {
         return Exchange::Failed(e.kind().to_string());
     }
-    let wait = Duration::from_millis(LONGPOLL_TIMEOUT_MS) + ANSWER_GRACE;
+    finish_exchange(st, c, in_window, started, after).await
+}
+
+/// Reads and accounts the answer to the request sent at `started` (within the answer
+/// deadline counted from then). An answer already read is taken even if the run stops.
+async fn finish_exchange(
+    st: &mut ClientState<'_>,
+    c: &mut PollConn<'_>,
+    in_window: bool,
+    started: Instant,
+    after: Option<u64>,
+) -> Exchange {
+    let ctx = st.ctx();
+    let wait = ANSWER_WAIT.saturating_sub(started.elapsed());
     let resp = tokio::select! {
-        _ = ctx.stop.cancelled() => return Exchange::Stopped,
+        biased;
         r = tokio::time::timeout(wait, c.http.read_response()) => match r {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => return Exchange::Failed(e.kind().to_string()),
             Err(_) => return Exchange::Failed("timeout".into()),
         },
+        _ = ctx.stop.cancelled() => return Exchange::Stopped,
     };
     answered(st, &resp, in_window, started, after)
 }
@@ -236,4 +389,29 @@ async fn long_poll_once_h2(
         },
     };
     answered(st, &resp, in_window, started, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receive_loop_writes_the_bytes_this_client_writes() {
+        let t = request_template("127.0.0.1:8080");
+        for cursor in [0, 1, 7, 12_345, u64::MAX] {
+            let mut from_loop = Vec::new();
+            t.write(&mut from_loop, cursor);
+            let mut own = Vec::new();
+            format_request(
+                &mut own,
+                "GET",
+                &request_path(Some(cursor)),
+                "127.0.0.1:8080",
+                "",
+                &[],
+            );
+            assert_eq!(from_loop, own, "{}", String::from_utf8_lossy(&own));
+        }
+        assert_eq!(t.answer_wait, Duration::from_secs(40));
+    }
 }

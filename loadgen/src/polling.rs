@@ -6,7 +6,8 @@ use tokio::io::AsyncWriteExt;
 use crate::client::{ClientState, OpenGuard};
 use crate::client_io::ClientIo;
 use crate::clock::unix_nanos;
-use crate::event::{parse_event, parse_poll_body};
+use crate::event::read_answer;
+pub use crate::event::Answer;
 use crate::http::{HttpConn, Response};
 
 /// An open HTTP connection of a polling client.
@@ -21,6 +22,11 @@ impl<'g> PollConn<'g> {
     /// Wraps an HTTP connection and its open-connection guard.
     pub fn new(http: HttpConn<ClientIo>, open: OpenGuard<'g>) -> Self {
         Self { http, _open: open }
+    }
+
+    /// The connection and its open-connection guard, apart.
+    pub fn into_parts(self) -> (HttpConn<ClientIo>, OpenGuard<'g>) {
+        (self.http, self._open)
     }
 }
 
@@ -61,31 +67,16 @@ pub fn discard(st: &ClientState<'_>, conn: PollConn<'_>) {
     st.add_bytes(&conn.http.stream().counts());
 }
 
-/// What a poll answer held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Answer {
-    /// The server's `next` cursor.
-    pub next: u64,
-    /// Events in the answer.
-    pub n_events: usize,
-}
-
 /// Applies a `200` poll answer: accounts every event at the response's receive time.
 /// Returns the error kind if the body is not a poll answer.
 pub fn apply_answer(st: &mut ClientState<'_>, resp: &Response) -> Result<Answer, &'static str> {
-    let body = parse_poll_body(&resp.body).map_err(|_| "bad_body")?;
-    for raw in &body.events {
-        let json = raw.get().as_bytes();
-        let ev = parse_event(json).map_err(|_| "bad_event")?;
-        st.on_event(ev, json.len(), resp.recv_ns);
+    let answer = read_answer(&resp.body, |ev, json_len| {
+        st.on_event(ev, json_len, resp.recv_ns)
+    })?;
+    if answer.missed > 0 {
+        st.with_stats(|g| g.server_missed += answer.missed);
     }
-    if body.missed > 0 {
-        st.with_stats(|g| g.server_missed += body.missed);
-    }
-    Ok(Answer {
-        next: body.next,
-        n_events: body.events.len(),
-    })
+    Ok(answer)
 }
 
 /// Sends `GET /poll` without a cursor to learn the feed head (the setup exchange) and ends

@@ -30,6 +30,7 @@ use crate::clock_sync::{self, ClockError, SyncOptions};
 use crate::counting::Window;
 use crate::feed::{FeedReader, FeedWindow};
 use crate::net::{self, ClientNet};
+use crate::receive_loop::ReceiveLoops;
 use crate::results::{
     is_loopback_target, rss_per_connection_bytes, ByteFigures, ClockFigures, Connections, Events,
     Loadgen, Params, ProcessCounts, Requests, RttProbe, ScenarioResult, ServerFigures,
@@ -39,7 +40,6 @@ use crate::results::{
 use crate::shard::{Shard, StartAt};
 use crate::stack::{HttpVersion, StackSpec};
 use crate::stats::{ServerStats, StatsClient};
-use crate::ws_receiver::WsReceivers;
 use crate::{limits, long_poll, progress::Progress, short_poll, sse, sysinfo, ws};
 use feedbench_netem::{NetCounters, NetSpec};
 
@@ -387,9 +387,9 @@ pub async fn run_scenario(
     let window = Arc::new(Window::new());
     let stop = CancellationToken::new();
     let live = Arc::new(LiveStats::new(spec.n_clients));
-    let ws_receivers = match lends_ws_sockets(spec, tls.is_some()) {
+    let receive_loops = match lends_to_receive_loops(spec, tls.is_some()) {
         true => Some(
-            WsReceivers::start(
+            ReceiveLoops::start(
                 tokio::runtime::Handle::current().metrics().num_workers(),
                 &window,
                 &live,
@@ -423,7 +423,7 @@ pub async fn run_scenario(
         }),
         to_server_ns: clock.to_server_ns,
         tls,
-        ws_receivers,
+        receive_loops,
     });
     let n_local = spec.local_clients().len();
     progress.start_scenario(&spec.name(), repeat, n_local, ctx.live.clone());
@@ -452,7 +452,7 @@ pub async fn run_scenario(
     ctx.stop.cancel();
     let disconnect_limit = goodbye_timeout(n_local) + DISCONNECT_SLACK;
     let (mut group, lost_groups) = join_groups(groups, disconnect_limit).await;
-    if let Some(receivers) = &ctx.ws_receivers {
+    if let Some(receivers) = &ctx.receive_loops {
         group.merge(receivers.finish().await);
     }
     let status = signals.status();
@@ -614,16 +614,25 @@ fn start_delay(spec: &ScenarioSpec, to_server_ns: i64) -> Result<Option<Duration
     }
 }
 
-/// Set to anything but `0` or empty: plain WebSocket clients read their own sockets through
-/// tungstenite, as TLS and HTTP/2 clients always do, instead of lending them to the receive
-/// loops ([`WsReceivers`]). For measuring one against the other.
-pub const WS_TASK_READS_ENV: &str = "FEEDBENCH_WS_TASK_READS";
+/// Set to anything but `0` or empty: plain WebSocket and long-poll clients read their own
+/// sockets (through tungstenite, or the HTTP client), as TLS and HTTP/2 clients always do,
+/// instead of lending them to the receive loops ([`ReceiveLoops`]). For measuring one
+/// against the other.
+pub const TASK_READS_ENV: &str = "FEEDBENCH_TASK_READS";
 
 /// Whether the scenario's clients lend their sockets to receive loops: plain (`tls` false)
-/// WebSocket over HTTP/1.1, unless [`WS_TASK_READS_ENV`] says otherwise.
-fn lends_ws_sockets(spec: &ScenarioSpec, tls: bool) -> bool {
-    let task_reads = std::env::var_os(WS_TASK_READS_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-    spec.transport == Transport::Ws && !tls && spec.stack.http == HttpVersion::Http1 && !task_reads
+/// WebSocket or long-poll over HTTP/1.1, unless [`TASK_READS_ENV`] says otherwise.
+fn lends_to_receive_loops(spec: &ScenarioSpec, tls: bool) -> bool {
+    let task_reads = std::env::var_os(TASK_READS_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    lends_sockets(spec, tls, task_reads)
+}
+
+/// [`lends_to_receive_loops`] with the switch read.
+fn lends_sockets(spec: &ScenarioSpec, tls: bool, task_reads: bool) -> bool {
+    matches!(spec.transport, Transport::Ws | Transport::LongPoll)
+        && !tls
+        && spec.stack.http == HttpVersion::Http1
+        && !task_reads
 }
 
 fn spawn_groups(ctx: &Arc<ClientCtx>, spec: &ScenarioSpec) -> Vec<JoinHandle<GroupStats>> {
@@ -1357,6 +1366,22 @@ mod tests {
             start_at: None,
             net: None,
             stack: StackSpec::default(),
+        }
+    }
+
+    #[test]
+    fn only_plain_websocket_and_long_poll_clients_over_http1_lend_their_sockets() {
+        let ws = spec(Transport::Ws);
+        assert!(lends_sockets(&ws, false, false));
+        // TLS, HTTP/2 and the switch keep tasks reading.
+        assert!(!lends_sockets(&ws, true, false));
+        assert!(!lends_sockets(&ws, false, true));
+        let mut h2 = spec(Transport::Ws);
+        h2.stack.http = HttpVersion::Http2;
+        assert!(!lends_sockets(&h2, false, false));
+        assert!(lends_sockets(&spec(Transport::LongPoll), false, false));
+        for t in [Transport::Sse, Transport::ShortPoll] {
+            assert!(!lends_sockets(&spec(t), false, false), "{t:?}");
         }
     }
 

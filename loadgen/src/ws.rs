@@ -26,7 +26,7 @@ use crate::client_io::ClientIo;
 use crate::counting::CountingStream;
 use crate::event::parse_event;
 use crate::http::io_error_kind;
-use crate::ws_receiver::{Conn, Return, Why, WsReceivers};
+use crate::receive_loop::{Conn, Lent, ReceiveLoops, Return, Why};
 
 /// How long the upgrade may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,7 +163,7 @@ async fn receive_events(
     part: Vec<u8>,
 ) -> (End, Option<Ws>) {
     let ctx = st.ctx();
-    let io = match (io, &ctx.ws_receivers) {
+    let io = match (io, &ctx.receive_loops) {
         (ClientIo::Plain(stream), Some(receivers)) => {
             return receive_lent(st, receivers, stream, part).await
         }
@@ -177,7 +177,7 @@ async fn receive_events(
 /// tungstenite when the loop gives it back at a frame it does not take.
 async fn receive_lent(
     st: &mut ClientState<'_>,
-    receivers: &WsReceivers,
+    receivers: &ReceiveLoops,
     stream: CountingStream<TcpStream>,
     part: Vec<u8>,
 ) -> (End, Option<Ws>) {
@@ -190,13 +190,14 @@ async fn receive_lent(
         stream: std,
         part,
         seqs: st.lend_seqs(),
+        lent: Lent::Ws,
     };
     let (conn, why) = match receivers.lend(st.index, conn, counters.clone()) {
         Ok(back) => match back.await {
             Ok(Return { conn, why }) => (conn, why),
             // The loop ended without giving the socket back: it panicked, and the socket
             // and the client's sequence state went with it.
-            Err(_) => return (End::Lost("ws_receiver_lost".into()), None),
+            Err(_) => return (End::Lost("receive_loop_lost".into()), None),
         },
         // The loop has ended: tungstenite reads.
         Err(conn) => (conn, Why::Resume),

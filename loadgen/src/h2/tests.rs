@@ -98,7 +98,7 @@ fn ctx_for(
         h2: (per_conn > 0).then(|| H2Pool::new(n, per_conn)),
         to_server_ns: 0,
         tls: tls.then(|| tls_client(http.alpn(), n)),
-        ws_receivers: None,
+        receive_loops: None,
     }
 }
 

@@ -77,7 +77,10 @@ pub fn assert_lossless(r: &ScenarioResult) {
     assert_eq!(
         (e.delivered, e.missed, e.duplicates, e.out_of_order),
         (e.expected, 0, 0, 0),
-        "{e:?}"
+        "{e:?}; warnings {:?}; errors {:?}; {:?}",
+        r.warnings,
+        r.errors,
+        r.connections
     );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(

@@ -1,66 +1,81 @@
-//! The plain WebSocket clients' receive loop: threads that read lent sockets with an epoll
-//! of their own, so receiving an event costs little more than reading its bytes.
+//! The receive loops of plain WebSocket and long-poll clients: threads that read lent
+//! sockets with an epoll of their own, so receiving an event costs little more than reading
+//! its bytes.
 //!
 //! Why: at 10,000 `ws` clients × 1 event/s, each on a tokio task of its group reading
 //! through tokio-tungstenite, the load generator spent 1.59× the floor's reader per
 //! delivered event (`scripts/floor-compare.sh`), and its profile (`perf record` of
 //! `feedbench load --transport ws --clients 10000 --rate 1`) put about a third of it in user
 //! space above the read: the futures group's wake-ups and polls (13%), the counted stream's
-//! and tokio's readiness machinery (8%), tungstenite's framing (4%). This loop is the shape
-//! of `scripts/ws-client-floor.c`: one `epoll_wait` for whatever is ready, one read per ready
-//! socket into one shared buffer, frames parsed where they lie.
+//! and tokio's readiness machinery (8%), tungstenite's framing (4%). These loops are the
+//! shape of `scripts/ws-client-floor.c`: one `epoll_wait` for whatever is ready, one read
+//! per ready socket into one shared buffer, frames or answers parsed where they lie.
 //!
-//! How a socket moves. Once a plain `ws://` client's upgrade is done, the client lends its
-//! socket with [`WsReceivers::lend`]: the socket leaves tokio's reactor and joins the epoll
-//! of loop `index % n` (one loop per tokio worker), with the bytes read past the upgrade's
-//! head and the client's sequence state. The client's task sleeps until the socket comes
-//! back as a [`Return`], which happens:
-//! - at stop ([`Why::Stopped`]), so the client says goodbye through tungstenite;
-//! - at a frame this loop does not take ([`Why::Resume`]): anything but a complete, final,
-//!   unmasked text or binary frame no larger than the read buffer (close, ping, pong,
-//!   fragments, reserved bits), or a text frame that is not UTF-8. The socket goes back with
-//!   the unparsed bytes, from that frame's first byte, and tungstenite takes the connection
-//!   from there, so every protocol rule and error kind stays tungstenite's;
-//! - at the end of the stream ([`Why::Ended`]) or a read error ([`Why::Lost`], its kind).
+//! How a socket moves. A plain (not TLS) HTTP/1.1 client lends its socket with
+//! [`ReceiveLoops::lend`] once its setup is done: a `ws://` client after the upgrade (with
+//! the bytes read past the upgrade's head), a long-poll client after its first answer (with
+//! its cursor). The socket leaves tokio's reactor and joins the epoll of loop `index % n`
+//! (one loop per tokio worker), with the client's sequence state. The client's task sleeps
+//! until the socket comes back as a [`Return`], which happens:
+//! - at stop ([`Why::Stopped`]), so the client says goodbye (the close handshake, or the
+//!   half-close that abandons a parked long-poll) as its own reader would;
+//! - at something the loop does not take ([`Why::Resume`]), with the unparsed bytes from
+//!   its first byte on, for the client's own reader (tungstenite, the HTTP client) to take
+//!   from there, so every protocol rule and error kind stays theirs:
+//!   - WebSocket: anything but a complete, final, unmasked text or binary frame no larger
+//!     than the read buffer (close, ping, pong, fragments, reserved bits), or a text frame
+//!     that is not UTF-8;
+//!   - long-poll: an answer that is not a kept-alive `200` with a `content-length` that fits
+//!     the buffer, handed over with its request in flight ([`Pending`]);
+//! - at the end of the stream ([`Why::Ended`]), a read or write error, an answer overdue
+//!   or a body that is no poll answer ([`Why::Lost`], its kind).
+//!
+//! A lent long-poll is driven here end to end: when an answer is whole and accounted, the
+//! loop writes the next request itself, with the bytes the client would write
+//! ([`RequestTemplate`]), counted as the client counts requests.
 //!
 //! Invariants:
 //! - Bytes are counted on the connection's own counters at the read that returned them
 //!   ([`ConnCounters::count_read`]), and that instant is the receive timestamp of every
 //!   event parsed out of them, exactly as [`crate::counting::CountingStream`] does.
 //! - Events are accounted as every client accounts them ([`receive`]), into the loop's own
-//!   [`GroupStats`], which [`WsReceivers::finish`] hands over to be merged with the groups'.
-//! - Every loop and its thread end: at [`WsReceivers::finish`], or when the receivers are
+//!   [`GroupStats`], which [`ReceiveLoops::finish`] hands over to be merged with the groups'.
+//! - Every loop and its thread end: at [`ReceiveLoops::finish`], or when the receivers are
 //!   dropped. A socket never stays behind: what a loop still holds when it ends goes back
-//!   to its client, and a loan that arrives after is refused ([`WsReceivers::lend`]).
+//!   to its client, and a loan that arrives after is refused ([`ReceiveLoops::lend`]).
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{receive, GroupStats, LiveStats, Seqs};
+use crate::client::{receive, record_us, GroupStats, LiveStats, Seqs};
+use crate::clock::unix_nanos;
 use crate::counting::{ConnCounters, Window};
-use crate::event::parse_event;
-use crate::http::io_error_kind;
+use crate::event::{parse_event, read_answer};
+use crate::http::{io_error_kind, parse_head, BodyFraming};
 
-/// The shared read buffer: one read takes at most this much, and a frame larger than this
-/// goes to tungstenite.
+/// The shared read buffer: one read takes at most this much, and a frame or answer larger
+/// than this goes to the client's own reader.
 const READ_BUF: usize = 64 * 1024;
 /// Ready sockets taken per `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 256;
 /// The epoll key of a loop's doorbell; sockets are keyed by their slot.
 const DOORBELL: u64 = u64::MAX;
+/// How often a loop with long-polls looks for answers overdue.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// The receive loops of one scenario's plain WebSocket clients.
+/// The receive loops of one scenario's plain WebSocket or long-poll clients.
 #[derive(Debug)]
-pub struct WsReceivers {
+pub struct ReceiveLoops {
     loops: Vec<Arc<Shared>>,
     threads: Mutex<Vec<JoinHandle<GroupStats>>>,
     /// Tells the loops when the run stops.
@@ -103,6 +118,61 @@ pub(crate) struct Conn {
     pub part: Vec<u8>,
     /// The client's sequence accounting.
     pub seqs: Seqs,
+    /// What the connection carries, and its state.
+    pub lent: Lent,
+}
+
+/// What a lent connection carries.
+#[derive(Debug)]
+pub(crate) enum Lent {
+    /// WebSocket frames (after the upgrade).
+    Ws,
+    /// Long-poll answers, each followed by the next request, which the loop writes.
+    LongPoll(LongPollState),
+}
+
+/// A lent long-poll connection's state.
+#[derive(Debug)]
+pub(crate) struct LongPollState {
+    /// How its requests look and how long an answer may take.
+    pub template: Arc<RequestTemplate>,
+    /// The cursor: the next request asks for events after it.
+    pub cursor: u64,
+    /// The request in flight, if any.
+    pub pending: Option<Pending>,
+}
+
+/// A long-poll request in flight.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    /// Sent inside the measure window (its latency counts).
+    pub in_window: bool,
+    /// When it was sent.
+    pub started: Instant,
+}
+
+/// The bytes of a client's long-poll requests, `PREFIX CURSOR SUFFIX`, made by the
+/// long-poll client from the request [`crate::http::format_request`] makes, and the time an
+/// answer may take before the exchange counts as failed.
+#[derive(Debug)]
+pub(crate) struct RequestTemplate {
+    /// Up to the cursor.
+    pub prefix: Vec<u8>,
+    /// After the cursor.
+    pub suffix: Vec<u8>,
+    /// The longest wait for an answer.
+    pub answer_wait: Duration,
+}
+
+impl RequestTemplate {
+    /// Appends the request for events after `cursor` to `out`.
+    pub fn write(&self, out: &mut Vec<u8>, cursor: u64) {
+        use std::io::Write as _;
+        out.extend_from_slice(&self.prefix);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{cursor}");
+        out.extend_from_slice(&self.suffix);
+    }
 }
 
 /// A socket on loan to a loop.
@@ -128,7 +198,9 @@ pub(crate) struct Return {
 pub(crate) enum Why {
     /// The run is stopping: say goodbye.
     Stopped,
-    /// A frame for tungstenite: read on with it.
+    /// Something for the client's own reader: a frame for tungstenite, a long-poll answer
+    /// that is not a kept-alive `200` with a length (its request is in `pending`), or, for
+    /// a long-poll with nothing in flight, a request that could not be written at once.
     Resume,
     /// The end of the stream, with every whole frame before it taken: what is left
     /// (`part`) is at most the start of a frame. The client knows the outcome at once,
@@ -146,7 +218,7 @@ struct Sink {
     to_server_ns: i64,
 }
 
-impl WsReceivers {
+impl ReceiveLoops {
     /// Starts `n_loops` loops (at least one), each on a thread of its own, accounting events
     /// against `window` and `live` with the server's clock `to_server_ns` ahead; they hand
     /// every socket back when `stop` is cancelled. Must be called inside a tokio runtime.
@@ -185,7 +257,7 @@ impl WsReceivers {
             let lp = Loop::new(shared.clone(), ep, sink);
             // On failure `receivers` is dropped, which ends the loops already started.
             let thread = std::thread::Builder::new()
-                .name(format!("fb-ws-recv-{i}"))
+                .name(format!("fb-recv-{i}"))
                 .spawn(move || lp.run())?;
             receivers.loops.push(shared);
             receivers.lock_threads().push(thread);
@@ -255,7 +327,7 @@ impl WsReceivers {
     }
 }
 
-impl Drop for WsReceivers {
+impl Drop for ReceiveLoops {
     fn drop(&mut self) {
         // Ends loops that were not finished (a scenario that failed part-way); they hand
         // back or close what they hold and their threads exit on their own.
@@ -287,6 +359,12 @@ struct Loop {
     free: Vec<usize>,
     buf: Box<[u8]>,
     stats: GroupStats,
+    /// Long-poll connections held: while there are any, the loop wakes every
+    /// [`SWEEP_EVERY`] to fail answers overdue.
+    long_polls: usize,
+    next_sweep: Instant,
+    /// Where a request is put together before it is written.
+    request: Vec<u8>,
 }
 
 impl Loop {
@@ -299,6 +377,9 @@ impl Loop {
             free: Vec::new(),
             buf: vec![0; READ_BUF].into_boxed_slice(),
             stats: GroupStats::new(),
+            long_polls: 0,
+            next_sweep: Instant::now() + SWEEP_EVERY,
+            request: Vec::with_capacity(256),
         }
     }
 
@@ -307,12 +388,19 @@ impl Loop {
         let mut events = Vec::with_capacity(EVENTS_PER_WAIT);
         'wait: loop {
             events.clear();
-            match epoll::wait(&self.ep, spare_capacity(&mut events), None) {
+            let timeout = (self.long_polls > 0).then(|| {
+                let left = self.next_sweep.saturating_duration_since(Instant::now());
+                rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                }
+            });
+            match epoll::wait(&self.ep, spare_capacity(&mut events), timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
                     // Nothing here can make `epoll_wait` fail (the descriptors are ours and
-                    // the buffer valid); if it does, tungstenite reads every socket instead.
+                    // the buffer valid); if it does, the clients read every socket instead.
                     tracing::error!("websocket receive loop: epoll_wait failed: {e}");
                     break 'wait;
                 }
@@ -329,6 +417,9 @@ impl Loop {
             }
             if rung && !self.answer_doorbell() {
                 break 'wait;
+            }
+            if self.long_polls > 0 && Instant::now() >= self.next_sweep {
+                self.sweep();
             }
         }
         self.end();
@@ -360,7 +451,7 @@ impl Loop {
     }
 
     /// Ends the loop: later loans are refused, and every socket goes back (as stopped when
-    /// the run stopped, else to be read on by tungstenite).
+    /// the run stopped, else to be read on by the client's own reader).
     fn end(&mut self) {
         let late = self.shared.inbox().take().unwrap_or_default();
         let stopping = self.shared.stopping.load(Ordering::Acquire);
@@ -396,6 +487,7 @@ impl Loop {
             )
             .is_ok();
         let recv_ns = counters.last_read_ns();
+        self.long_polls += matches!(conn.lent, Lent::LongPoll(_)) as usize;
         self.slots[slot] = Some(Entry {
             conn,
             counters,
@@ -403,7 +495,7 @@ impl Loop {
             reply,
         });
         if !registered {
-            // tungstenite reads it instead.
+            // The client's own reader reads it instead.
             self.hand_back(slot, Why::Resume);
             return;
         }
@@ -412,11 +504,9 @@ impl Loop {
             return;
         };
         let n = e.conn.part.len();
-        if n > 0 {
-            self.buf[..n].copy_from_slice(&e.conn.part);
-            e.conn.part.clear();
-            self.parse(slot, n, recv_ns);
-        }
+        self.buf[..n].copy_from_slice(&e.conn.part);
+        e.conn.part.clear();
+        self.parse(slot, n, recv_ns);
     }
 
     /// Reads the socket in `slot` once and parses what it holds.
@@ -440,9 +530,19 @@ impl Loop {
         }
     }
 
-    /// Parses `buf[..len]`, read at `recv_ns` for the socket in `slot`: accounts every
-    /// whole data frame, keeps a partial one, hands the socket back at any other frame.
+    /// Parses `buf[..len]`, read at `recv_ns` for the socket in `slot`, as what the
+    /// connection carries.
     fn parse(&mut self, slot: usize, len: usize, recv_ns: u64) {
+        match self.slots[slot].as_ref().map(|e| &e.conn.lent) {
+            Some(Lent::Ws) => self.parse_ws(slot, len, recv_ns),
+            Some(Lent::LongPoll(_)) => self.parse_long_poll(slot, len, recv_ns),
+            None => {}
+        }
+    }
+
+    /// Parses WebSocket frames: accounts every whole data frame, keeps a partial one, hands
+    /// the socket back at any other frame.
+    fn parse_ws(&mut self, slot: usize, len: usize, recv_ns: u64) {
         let Self {
             slots,
             buf,
@@ -497,12 +597,157 @@ impl Loop {
         }
     }
 
+    /// Parses long-poll answers: accounts every whole, kept-alive `200` answer with a
+    /// length that fits the buffer as `long_poll::answered` does, then writes the next
+    /// request; keeps a partial answer; hands the socket back at any other answer, with its
+    /// request, for the client to finish, and at a body that is no poll answer.
+    fn parse_long_poll(&mut self, slot: usize, len: usize, recv_ns: u64) {
+        let Self {
+            slots,
+            buf,
+            sink,
+            stats,
+            ..
+        } = self;
+        let Some(e) = slots[slot].as_mut() else {
+            return;
+        };
+        let Lent::LongPoll(lp) = &mut e.conn.lent else {
+            return;
+        };
+        let mut pos = 0;
+        let step = loop {
+            let b = &buf[pos..len];
+            if b.is_empty() {
+                break Step::Done;
+            }
+            let head = match parse_head(b) {
+                Ok(Some(head)) => head,
+                Ok(None) => break Step::Done,
+                Err(_) => break Step::Resume,
+            };
+            let body_len = match head.framing {
+                BodyFraming::Length(n) if n <= (READ_BUF - head.head_len) as u64 => n as usize,
+                _ => break Step::Resume,
+            };
+            if head.status != 200 || !head.keep_alive {
+                break Step::Resume;
+            }
+            let Some(pending) = lp.pending else {
+                // An answer to no request: the client's reader makes of it what it would.
+                break Step::Resume;
+            };
+            let end = head.head_len + body_len;
+            if b.len() < end {
+                break Step::Done;
+            }
+            lp.pending = None;
+            if pending.in_window {
+                record_us(
+                    &mut stats.request_latency,
+                    pending.started.elapsed().as_micros() as u64,
+                );
+            }
+            let answer = read_answer(&b[head.head_len..end], |ev, json_len| {
+                let receipt = receive(
+                    &sink.window,
+                    &sink.live,
+                    sink.to_server_ns,
+                    e.index,
+                    &mut e.conn.seqs,
+                    ev,
+                    json_len,
+                    recv_ns,
+                );
+                if let Some(r) = receipt {
+                    r.record(stats, &sink.live);
+                }
+            });
+            pos += end;
+            match answer {
+                Ok(a) => {
+                    stats.server_missed += a.missed;
+                    stats.empty += (a.n_events == 0 && pending.in_window) as u64;
+                    lp.cursor = a.next.max(lp.cursor);
+                }
+                Err(kind) => break Step::Lost(kind),
+            }
+        };
+        let idle = lp.pending.is_none();
+        keep_rest(&mut e.conn.part, &buf[pos..len]);
+        match step {
+            Step::Done if idle => self.send_request(slot),
+            Step::Done => {}
+            Step::Resume => self.hand_back(slot, Why::Resume),
+            Step::Lost(kind) => self.hand_back(slot, Why::Lost(kind.into())),
+        }
+    }
+
+    /// Writes the long-poll request for the cursor of the connection in `slot`, counted as
+    /// `long_poll::begin_long_poll` counts it. A request is about a hundred bytes written to
+    /// a socket with nothing else in flight, so it goes out whole; if it does not, the
+    /// exchange fails as a short write.
+    fn send_request(&mut self, slot: usize) {
+        let Self {
+            slots,
+            sink,
+            stats,
+            request,
+            ..
+        } = self;
+        let Some(e) = slots[slot].as_mut() else {
+            return;
+        };
+        let Lent::LongPoll(lp) = &mut e.conn.lent else {
+            return;
+        };
+        request.clear();
+        lp.template.write(request, lp.cursor);
+        let in_window = sink.window.contains(unix_nanos());
+        stats.requests_total += 1;
+        stats.requests_sent += in_window as u64;
+        let started = Instant::now();
+        let failed = match (&e.conn.stream).write(request) {
+            Ok(n) => {
+                e.counters.count_write(n as u64);
+                (n < request.len()).then_some("short_write")
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => Some("short_write"),
+            Err(err) => Some(io_error_kind(&err)),
+        };
+        match failed {
+            None => lp.pending = Some(Pending { in_window, started }),
+            Some(kind) => self.hand_back(slot, Why::Lost(kind.into())),
+        }
+    }
+
+    /// Fails the long-polls whose answers are overdue, as the client's own deadline would.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.next_sweep = now + SWEEP_EVERY;
+        for slot in 0..self.slots.len() {
+            let Some(Lent::LongPoll(lp)) = self.slots[slot].as_mut().map(|e| &mut e.conn.lent)
+            else {
+                continue;
+            };
+            if lp
+                .pending
+                .is_some_and(|p| now.duration_since(p.started) > lp.template.answer_wait)
+            {
+                // The exchange is over: nothing is in flight any more.
+                lp.pending = None;
+                self.hand_back(slot, Why::Lost("timeout".into()));
+            }
+        }
+    }
+
     /// Gives the socket in `slot` back to its client (or closes it, if the client is gone).
     fn hand_back(&mut self, slot: usize, why: Why) {
         let Some(e) = self.slots[slot].take() else {
             return;
         };
         self.free.push(slot);
+        self.long_polls -= matches!(e.conn.lent, Lent::LongPoll(_)) as usize;
         // Fails only if the socket was never registered.
         let _ = epoll::delete(&self.ep, &e.conn.stream);
         let _ = e.reply.send(Return { conn: e.conn, why });
@@ -526,6 +771,16 @@ fn keep_rest(part: &mut Vec<u8>, rest: &[u8]) {
         part.clear();
         part.extend_from_slice(rest);
     }
+}
+
+/// How parsing a long-poll connection's bytes ended.
+enum Step {
+    /// Everything whole was taken; what is left (if anything) is a partial answer.
+    Done,
+    /// An answer for the client's reader.
+    Resume,
+    /// A body that is no poll answer: the exchange failed with this kind.
+    Lost(&'static str),
 }
 
 /// What the next frame in a buffer is.

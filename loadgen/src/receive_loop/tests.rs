@@ -2,7 +2,7 @@
 //! every event accounted, exact byte counts, and sockets coming back with exactly the bytes
 //! the loop did not take.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -116,7 +116,7 @@ fn only_whole_final_unmasked_data_frames_are_taken() {
 
 /// A loop, its connection to a test "server", and the lent socket's counters.
 struct Rig {
-    receivers: WsReceivers,
+    receivers: ReceiveLoops,
     window: Arc<Window>,
     live: Arc<LiveStats>,
     stop: CancellationToken,
@@ -130,7 +130,7 @@ impl Rig {
         window.set(unix_nanos() - 1, u64::MAX - 1);
         let live = Arc::new(LiveStats::new(n_clients));
         let stop = CancellationToken::new();
-        let receivers = WsReceivers::start(1, &window, &live, 0, &stop).unwrap();
+        let receivers = ReceiveLoops::start(1, &window, &live, 0, &stop).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         Self {
             receivers,
@@ -163,6 +163,7 @@ impl Rig {
             stream,
             part,
             seqs: Seqs::default(),
+            lent: Lent::Ws,
         };
         self.receivers
             .lend(index, conn, counters.clone())
@@ -289,6 +290,7 @@ async fn stop_hands_every_socket_back_with_its_partial_frame_and_the_loop_then_r
         stream: client,
         part: b"kept".to_vec(),
         seqs: Seqs::default(),
+        lent: Lent::Ws,
     };
     let refused = rig.receivers.lend(0, conn, counters).unwrap_err();
     assert_eq!(refused.part, b"kept");
@@ -329,4 +331,190 @@ async fn the_end_of_the_stream_comes_back_with_the_unparsed_bytes() {
     assert_eq!(counters.counts().down[1], 5);
     rig.stop.cancel();
     assert_eq!(rig.receivers.finish().await.window_events, 0);
+}
+
+/// The long-poll client's requests for host `h`, with `answer_wait`.
+fn template(answer_wait: Duration) -> Arc<RequestTemplate> {
+    Arc::new(RequestTemplate {
+        prefix: b"GET /longpoll?after=".to_vec(),
+        suffix: b"&timeout_ms=30000 HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
+        answer_wait,
+    })
+}
+
+fn request(after: u64) -> Vec<u8> {
+    format!("GET /longpoll?after={after}&timeout_ms=30000 HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes()
+}
+
+/// A poll answer: `200`, kept alive, with a length.
+fn answer(seqs: &[u64], next: u64, missed: u64) -> Vec<u8> {
+    let events: Vec<String> = seqs
+        .iter()
+        .map(|&seq| String::from_utf8(event(seq)).unwrap())
+        .collect();
+    let body = format!(
+        r#"{{"events":[{}],"next":{next},"missed":{missed}}}"#,
+        events.join(",")
+    );
+    let mut a = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    a.extend_from_slice(body.as_bytes());
+    a
+}
+
+/// Reads one request (up to its blank line) from the server's side, blocking (bounded).
+fn read_request(server: &mut TcpStream) -> Vec<u8> {
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            server.read(&mut byte).unwrap(),
+            1,
+            "request cut short: {got:?}"
+        );
+        got.push(byte[0]);
+    }
+    got
+}
+
+impl Rig {
+    fn lend_long_poll(
+        &self,
+        stream: TcpStream,
+        cursor: u64,
+        answer_wait: Duration,
+        counters: &Arc<ConnCounters>,
+    ) -> oneshot::Receiver<Return> {
+        let conn = Conn {
+            stream,
+            part: Vec::new(),
+            seqs: Seqs::default(),
+            lent: Lent::LongPoll(LongPollState {
+                template: template(answer_wait),
+                cursor,
+                pending: None,
+            }),
+        };
+        self.receivers
+            .lend(0, conn, counters.clone())
+            .expect("the loop runs")
+    }
+}
+
+fn long_poll_state(conn: &Conn) -> &LongPollState {
+    match &conn.lent {
+        Lent::LongPoll(lp) => lp,
+        Lent::Ws => panic!("a long-poll came back as ws"),
+    }
+}
+
+#[tokio::test]
+async fn a_lent_long_poll_writes_every_request_and_accounts_every_answer() {
+    let rig = Rig::new(1);
+    let (client, counters, mut server) = rig.connect();
+    let rx = rig.lend_long_poll(client, 5, Duration::from_secs(30), &counters);
+    let mut up = 0;
+    let mut down = 0;
+    // The loop asks at once, from the cursor it was given.
+    let exchanges: [(u64, Vec<u8>); 3] = [
+        (5, answer(&[6, 7], 7, 0)),
+        // A timeout's empty answer keeps the cursor.
+        (7, answer(&[], 7, 0)),
+        // Events that left the ring: `missed`.
+        (7, answer(&[11], 11, 3)),
+    ];
+    for (after, a) in &exchanges {
+        let req = read_request(&mut server);
+        assert_eq!(req, request(*after), "{}", String::from_utf8_lossy(&req));
+        up += req.len();
+        // Cut inside the head and inside the body.
+        let (head, rest) = a.split_at(20);
+        server.write_all(head).unwrap();
+        let sent = (down + head.len()) as u64;
+        until("the head's first bytes to be read", || {
+            counters.counts().down[1] == sent
+        })
+        .await;
+        server.write_all(rest).unwrap();
+        down += a.len();
+    }
+    let req = read_request(&mut server);
+    assert_eq!(req, request(11));
+    up += req.len();
+    // Not a `200`: the client's reader takes it, with its request.
+    let refused = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n{}".to_vec();
+    server.write_all(&refused).unwrap();
+    down += refused.len();
+    let Return { conn, why } = back(rx).await;
+    assert_eq!(why, Why::Resume);
+    assert_eq!(conn.part, refused);
+    let lp = long_poll_state(&conn);
+    assert_eq!(lp.cursor, 11);
+    let pending = lp.pending.expect("the 503's request is in flight");
+    assert!(pending.in_window);
+    assert_eq!(conn.seqs.highest(), 11);
+    let counts = counters.counts();
+    assert_eq!(counts.up[1], up as u64);
+    assert_eq!(counts.down[1], down as u64);
+    rig.stop.cancel();
+    let stats = rig.receivers.finish().await;
+    assert_eq!(stats.window_events, 3);
+    assert_eq!(stats.requests_total, 4);
+    assert_eq!(stats.requests_sent, 4);
+    assert_eq!(stats.request_latency.len(), 3);
+    assert_eq!(stats.empty, 1);
+    assert_eq!(stats.server_missed, 3);
+    assert_eq!(stats.latency.len(), 3);
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+}
+
+#[tokio::test]
+async fn an_overdue_answer_fails_and_a_stop_returns_the_request_in_flight() {
+    let rig = Rig::new(2);
+    // Nobody answers: the sweep fails the exchange once the wait is over.
+    let (client, counters, mut server) = rig.connect();
+    let t0 = Instant::now();
+    let rx = rig.lend_long_poll(client, 1, Duration::from_millis(100), &counters);
+    assert_eq!(read_request(&mut server), request(1));
+    let Return { conn, why } = back(rx).await;
+    assert_eq!(why, Why::Lost("timeout".into()));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    assert!(long_poll_state(&conn).pending.is_none());
+    // A stop gives the parked request back for the client to abandon.
+    let (client, counters, mut server) = rig.connect();
+    let rx = rig.lend_long_poll(client, 9, Duration::from_secs(30), &counters);
+    assert_eq!(read_request(&mut server), request(9));
+    rig.stop.cancel();
+    let Return { conn, why } = back(rx).await;
+    assert_eq!(why, Why::Stopped);
+    let lp = long_poll_state(&conn);
+    assert_eq!(lp.cursor, 9);
+    assert!(lp.pending.is_some());
+    let stats = rig.receivers.finish().await;
+    assert_eq!(stats.requests_total, 2);
+    assert_eq!(stats.request_latency.len(), 0);
+}
+
+#[tokio::test]
+async fn a_body_that_is_no_poll_answer_fails_the_exchange() {
+    let rig = Rig::new(1);
+    let (client, counters, mut server) = rig.connect();
+    let rx = rig.lend_long_poll(client, 3, Duration::from_secs(30), &counters);
+    assert_eq!(read_request(&mut server), request(3));
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+        .unwrap();
+    let Return { conn, why } = back(rx).await;
+    assert_eq!(why, Why::Lost("bad_body".into()));
+    assert!(conn.part.is_empty());
+    rig.stop.cancel();
+    let stats = rig.receivers.finish().await;
+    assert_eq!(stats.request_latency.len(), 1);
+    assert_eq!(stats.window_events, 0);
 }
