@@ -19,17 +19,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::client::{backoff, record_us, ClientState};
 use crate::client_io::ClientIo;
 use crate::clock::unix_nanos;
-use crate::counting::CountingStream;
 use crate::h2::{self, H2Pool, Member};
-use crate::http::{format_request, io_error_kind, HttpConn, HttpError, Response};
+use crate::http::{format_request, HttpConn, HttpError, Response};
 use crate::polling::{self, PollConn};
-use crate::receive_loop::{Conn, Lent, LongPollState, ReceiveLoops, RequestTemplate, Return, Why};
+use crate::receive_loop::{Lent, LongPollState, ReceiveLoops, RequestTemplate, Why};
 
 /// The `timeout_ms` the client asks for.
 pub const LONGPOLL_TIMEOUT_MS: u64 = 30_000;
@@ -186,53 +184,29 @@ async fn lend<'g>(
         let c = conn.insert(PollConn::new(HttpConn::attach(io, rest), open));
         return (long_poll_once(st, c, Some(after)).await, after);
     };
-    let (tcp, counters) = stream.into_parts();
-    let std = match tcp.into_std() {
-        Ok(s) => s,
-        Err(e) => {
+    let counters = stream.counters();
+    let lent = Lent::LongPoll(LongPollState {
+        template,
+        cursor: after,
+        pending: None,
+    });
+    let back = match loops.lend_socket(st, stream, Vec::new(), lent).await {
+        Ok(back) => back,
+        Err((kind, lent)) => {
             st.add_bytes(&counters.counts());
-            return (Exchange::Failed(io_error_kind(&e).into()), after);
+            let reached = match lent {
+                Some(Lent::LongPoll(state)) => state.cursor,
+                _ => after,
+            };
+            return (Exchange::Failed(kind), reached);
         }
     };
-    let lent = Conn {
-        stream: std,
-        part: Vec::new(),
-        seqs: st.lend_seqs(),
-        lent: Lent::LongPoll(LongPollState {
-            template,
-            cursor: after,
-            pending: None,
-        }),
-    };
-    let (back, why) = match loops.lend(st.index, lent, counters.clone()) {
-        Ok(rx) => match rx.await {
-            Ok(Return { conn, why }) => (conn, why),
-            // The loop ended without giving the socket back: it panicked, and the socket
-            // and the client's sequence state went with it.
-            Err(_) => {
-                st.add_bytes(&counters.counts());
-                return (Exchange::Failed("receive_loop_lost".into()), after);
-            }
-        },
-        // The loop has ended: this client's reader goes on.
-        Err(back) => (back, Why::Resume),
-    };
-    st.restore_seqs(back.seqs);
     let (cursor, pending) = match back.lent {
         Lent::LongPoll(state) => (state.cursor, state.pending),
         Lent::Ws => (after, None),
     };
-    let tcp = match TcpStream::from_std(back.stream) {
-        Ok(t) => t,
-        Err(e) => {
-            st.add_bytes(&counters.counts());
-            return (Exchange::Failed(io_error_kind(&e).into()), cursor);
-        }
-    };
-    let mut http = HttpConn::attach(
-        ClientIo::Plain(CountingStream::from_parts(tcp, counters)),
-        rest,
-    );
+    let why = back.why;
+    let mut http = HttpConn::attach(ClientIo::Plain(back.stream), rest);
     http.buffered().extend_from_slice(&back.part);
     let c = conn.insert(PollConn::new(http, open));
     let exchange = match why {

@@ -57,9 +57,9 @@ use rustix::event::{epoll, eventfd, EventfdFlags};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{receive, record_us, GroupStats, LiveStats, Seqs};
+use crate::client::{receive, record_us, ClientState, GroupStats, LiveStats, Seqs};
 use crate::clock::unix_nanos;
-use crate::counting::{ConnCounters, Window};
+use crate::counting::{ConnCounters, CountingStream, Window};
 use crate::event::{parse_event, read_answer};
 use crate::http::{io_error_kind, parse_head, BodyFraming};
 
@@ -110,7 +110,7 @@ impl Shared {
 /// What moves between a client and a loop: the socket and what was read from it but not
 /// yet parsed, and the client's sequence state.
 #[derive(Debug)]
-pub(crate) struct Conn {
+struct Conn {
     /// The socket, non-blocking, outside tokio's reactor.
     pub stream: TcpStream,
     /// Bytes read (and counted) but not parsed: a frame's first part, or from a frame the
@@ -184,9 +184,22 @@ struct Loan {
     reply: oneshot::Sender<Return>,
 }
 
+/// A lent socket back with its client ([`ReceiveLoops::lend_socket`]).
+#[derive(Debug)]
+pub(crate) struct Back {
+    /// The socket, counted as before, in tokio's reactor again.
+    pub stream: CountingStream<tokio::net::TcpStream>,
+    /// Bytes read (and counted) but not parsed, for the client's own reader.
+    pub part: Vec<u8>,
+    /// What it carried, as the loop left it.
+    pub lent: Lent,
+    /// Why it came back.
+    pub why: Why,
+}
+
 /// A socket given back to its client.
 #[derive(Debug)]
-pub(crate) struct Return {
+struct Return {
     /// The socket, its unparsed bytes and sequence state.
     pub conn: Conn,
     /// Why it came back.
@@ -280,7 +293,7 @@ impl ReceiveLoops {
     /// Lends client `index`'s socket (counted on `counters`) to its loop; the receiver
     /// resolves when the socket comes back. `Err` gives the socket back at once when the
     /// loop has ended.
-    pub(crate) fn lend(
+    fn lend(
         &self,
         index: usize,
         conn: Conn,
@@ -302,6 +315,50 @@ impl ReceiveLoops {
         }
         shared.ring();
         Ok(back)
+    }
+
+    /// Lends client `st`'s plain socket, carrying `lent`, to its loop with `part` (bytes
+    /// read and not parsed yet) and the client's sequence state, and waits for it to come
+    /// back: out of tokio's reactor and into it again, the sequence state restored. A loop
+    /// that has ended gives the socket back at once, to be read on ([`Why::Resume`]).
+    /// `Err` names how the socket was lost on the way (its bytes stay on its counters),
+    /// with what it carried when the loop had it.
+    pub(crate) async fn lend_socket(
+        &self,
+        st: &mut ClientState<'_>,
+        stream: CountingStream<tokio::net::TcpStream>,
+        part: Vec<u8>,
+        lent: Lent,
+    ) -> Result<Back, (String, Option<Lent>)> {
+        let (tcp, counters) = stream.into_parts();
+        let std = tcp
+            .into_std()
+            .map_err(|e| (io_error_kind(&e).to_string(), None))?;
+        let conn = Conn {
+            stream: std,
+            part,
+            seqs: st.lend_seqs(),
+            lent,
+        };
+        let (conn, why) = match self.lend(st.index, conn, counters.clone()) {
+            Ok(rx) => match rx.await {
+                Ok(Return { conn, why }) => (conn, why),
+                // The loop ended without giving the socket back: it panicked, and the
+                // socket and the client's sequence state went with it.
+                Err(_) => return Err(("receive_loop_lost".into(), None)),
+            },
+            Err(conn) => (conn, Why::Resume),
+        };
+        st.restore_seqs(conn.seqs);
+        match tokio::net::TcpStream::from_std(conn.stream) {
+            Ok(tcp) => Ok(Back {
+                stream: CountingStream::from_parts(tcp, counters),
+                part: conn.part,
+                lent: conn.lent,
+                why,
+            }),
+            Err(e) => Err((io_error_kind(&e).to_string(), Some(conn.lent))),
+        }
     }
 
     /// Ends the loops and returns what they accounted. Call it after every client has

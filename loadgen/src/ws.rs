@@ -26,7 +26,7 @@ use crate::client_io::ClientIo;
 use crate::counting::CountingStream;
 use crate::event::parse_event;
 use crate::http::io_error_kind;
-use crate::receive_loop::{Conn, Lent, ReceiveLoops, Return, Why};
+use crate::receive_loop::{Lent, ReceiveLoops, Why};
 
 /// How long the upgrade may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -181,35 +181,13 @@ async fn receive_lent(
     stream: CountingStream<TcpStream>,
     part: Vec<u8>,
 ) -> (End, Option<Ws>) {
-    let (tcp, counters) = stream.into_parts();
-    let std = match tcp.into_std() {
-        Ok(s) => s,
-        Err(e) => return (End::Lost(io_error_kind(&e).into()), None),
+    let back = match receivers.lend_socket(st, stream, part, Lent::Ws).await {
+        Ok(back) => back,
+        Err((kind, _)) => return (End::Lost(kind), None),
     };
-    let conn = Conn {
-        stream: std,
-        part,
-        seqs: st.lend_seqs(),
-        lent: Lent::Ws,
-    };
-    let (conn, why) = match receivers.lend(st.index, conn, counters.clone()) {
-        Ok(back) => match back.await {
-            Ok(Return { conn, why }) => (conn, why),
-            // The loop ended without giving the socket back: it panicked, and the socket
-            // and the client's sequence state went with it.
-            Err(_) => return (End::Lost("receive_loop_lost".into()), None),
-        },
-        // The loop has ended: tungstenite reads.
-        Err(conn) => (conn, Why::Resume),
-    };
-    st.restore_seqs(conn.seqs);
-    let tcp = match TcpStream::from_std(conn.stream) {
-        Ok(t) => t,
-        Err(e) => return (End::Lost(io_error_kind(&e).into()), None),
-    };
-    let io = ClientIo::Plain(CountingStream::from_parts(tcp, counters));
-    let mut ws = resume(io, conn.part, st.ctx().params.payload_bytes).await;
-    let end = match why {
+    let io = ClientIo::Plain(back.stream);
+    let mut ws = resume(io, back.part, st.ctx().params.payload_bytes).await;
+    let end = match back.why {
         Why::Stopped => End::Stopped,
         Why::Lost(kind) => End::Lost(kind),
         // What tungstenite says of a stream that ends outside the close handshake, with at
@@ -217,8 +195,8 @@ async fn receive_lent(
         Why::Ended => End::Lost(ws_error_kind(&WsError::Protocol(
             ProtocolError::ResetWithoutClosingHandshake,
         ))),
-        // The loop stopped at a frame or the end of the stream: what a client reading its
-        // own socket would have met before any stop that came since.
+        // The loop stopped at a frame, or has ended: what a client reading its own socket
+        // would have met before any stop that came since.
         Why::Resume => read_events(st, &mut ws, true).await,
     };
     (end, Some(ws))
