@@ -1,7 +1,8 @@
 //! One scenario: phases, measurement, and the numbers that come out.
 //!
 //! Phases: *connect* (clients start spread over the ramp), *warm-up* (nothing recorded),
-//! *measure* (the [`Window`] is fixed; server and load-generator figures are taken at its
+//! *measure* (the [`Window`] is fixed just before it opens, so no client meets an event of
+//! the window while it is still unset; server and load-generator figures are taken at its
 //! start and end and sampled in between), *drain* (the window's events are read from the
 //! server's feed, then a bounded wait until every client has received the last of them),
 //! *disconnect* (clients close politely so both sides count the same bytes). One `/stats` snapshot taken just before the connect
@@ -60,6 +61,10 @@ const LOADGEN_BOUND_UTIL: f64 = 0.85;
 pub const ALIGNED_CONNECT_SLOT: Duration = Duration::from_secs(2);
 /// How long before an aligned window opens the server readings are taken.
 const ALIGNED_LEAD: Duration = Duration::from_millis(300);
+/// Without a start time, how far ahead of its start the window is fixed ([`fix_window`]),
+/// after the server readings: a scenario task preempted for longer between reading the
+/// clock and fixing the window is flagged.
+const WINDOW_FIXED_AHEAD: Duration = Duration::from_millis(20);
 /// How far in the past a start time may lie before the scenario is refused.
 const START_AT_LATE: Duration = Duration::from_secs(1);
 /// How far in the future a start time may lie.
@@ -300,6 +305,8 @@ struct Readings {
     counts_start: Option<ProcessCounts>,
     counts_end: Option<ProcessCounts>,
     drain_missing: Option<(usize, u64)>,
+    /// How long after its start the window was fixed, if it was fixed late.
+    window_fixed_late_ns: Option<u64>,
     /// The feed's head seq read just before the window opened.
     feed_head_at_start: Option<u64>,
     /// The window's events as the feed has them, read after the window.
@@ -709,9 +716,11 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
         .aligned_window_start()
         .map(|ns| ns.saturating_add_signed(-ctx.to_server_ns));
     match aligned_open {
-        // Every shard opens its window at the same instant: wait until just before it.
+        // Every shard opens its window at the same instant: wait until just before it, and
+        // fix it then, ahead of its start.
         Some(open_ns) => {
-            sleep_until_unix(open_ns.saturating_sub(ALIGNED_LEAD.as_nanos() as u64)).await
+            sleep_until_unix(open_ns.saturating_sub(ALIGNED_LEAD.as_nanos() as u64)).await;
+            readings.window_fixed_late_ns = fix_window(&ctx.window, open_ns, spec.duration);
         }
         None => tokio::time::sleep(spec.warmup).await,
     }
@@ -724,16 +733,20 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
         Ok(Err(e)) => readings.feed_error = Some(e.to_string()),
         Err(_) => readings.feed_error = Some(format!("no answer within {FEED_HEAD_TIMEOUT:?}")),
     }
-    if let Some(open_ns) = aligned_open {
-        sleep_until_unix(open_ns).await;
-    }
+    let start_ns = match aligned_open {
+        Some(open_ns) => open_ns,
+        None => {
+            let open_ns = unix_nanos() + WINDOW_FIXED_AHEAD.as_nanos() as u64;
+            readings.window_fixed_late_ns = fix_window(&ctx.window, open_ns, spec.duration);
+            open_ns
+        }
+    };
+    sleep_until_unix(start_ns).await;
     readings.ready_at_start = ctx.live.ready.load(Ordering::Relaxed);
     readings.cpu_start = sysinfo::process_cpu_s();
     readings.counts_start = Some(sysinfo::own_counts());
-    let start_ns = aligned_open.unwrap_or_else(unix_nanos);
     let start = Instant::now();
     let end_ns = start_ns + spec.duration.as_nanos() as u64;
-    ctx.window.set(start_ns, end_ns);
     readings.net_start = ctx.link.as_ref().map(|l| l.open_window());
     readings.window_start = Some((start_ns, start));
     tokio::time::sleep_until(start + spec.duration).await;
@@ -772,6 +785,17 @@ async fn run_phases(ctx: &ClientCtx, spec: &ScenarioSpec, p: &mut Phases<'_>, pr
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Fixes `window` to open at `open_ns` (this host's clock) for `duration`, before it opens:
+/// an event stamped in the window may reach a client (a receive loop's thread, or a task on
+/// the other worker) at once, and a client that meets it while the window is still unset
+/// does not count it, so the event would read as missed. Returns how late the window was
+/// fixed if it had already opened.
+fn fix_window(window: &Window, open_ns: u64, duration: Duration) -> Option<u64> {
+    window.set(open_ns, open_ns + duration.as_nanos() as u64);
+    let now = unix_nanos();
+    (now >= open_ns).then(|| now - open_ns)
 }
 
 /// Sleeps until the wall clock reads `unix_ns` (at once if it already does).
@@ -1167,6 +1191,13 @@ fn warnings(
     if ready < n_local {
         w.push(format!("only {ready} of {n_local} clients ever connected"));
     }
+    if let Some(late) = readings.window_fixed_late_ns {
+        w.push(format!(
+            "the measure window was fixed {:.1} ms after it opened: events of its first \
+             moments that clients received before then count as missed",
+            late as f64 / 1e6
+        ));
+    }
     if let Some((missing, seq)) = readings.drain_missing {
         w.push(format!(
             "drain timed out after {:?}: {missing} clients had not received seq {seq}",
@@ -1348,6 +1379,22 @@ fn add_server_figures(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_is_fixed_before_it_opens_or_flagged() {
+        let window = Window::new();
+        let open = unix_nanos() + 5_000_000_000;
+        assert_eq!(fix_window(&window, open, Duration::from_secs(2)), None);
+        // An event stamped at the start, met at once, is the window's.
+        assert!(window.contains(open));
+        assert!(!window.contains(open - 1));
+        assert!(window.contains(open + 1_999_999_999));
+        assert!(!window.contains(open + 2_000_000_000));
+        // Fixed after its start: how late, for the warning.
+        let open = unix_nanos() - 3_000_000;
+        let late = fix_window(&window, open, Duration::from_secs(1)).unwrap();
+        assert!((3_000_000..1_000_000_000).contains(&late), "{late}");
+    }
 
     fn spec(transport: Transport) -> ScenarioSpec {
         ScenarioSpec {
