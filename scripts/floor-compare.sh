@@ -42,7 +42,7 @@
 # load generator and the floor are this tree's, so a before/after comparison differs only
 # in the server: run the script alternately with and without it, one round each.
 #
-# FEEDBENCH_TASK_READS=1 keeps the load generator's WebSocket and long-poll clients each on
+# FEEDBENCH_TASK_READS=1 keeps the load generator's WebSocket, SSE and long-poll clients each on
 # its own reader (tungstenite, the HTTP client) instead of its receive loops, for the same
 # kind of comparison on the receiving side.
 #

@@ -201,21 +201,36 @@ impl ChunkedDecoder {
     /// Decodes as much of `input` as possible, consuming it and appending data to `out`.
     /// Returns whether the body is complete; bytes after the body stay in `input`.
     pub fn decode(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, HttpError> {
+        let (used, done) = self.decode_slice(input, out)?;
+        input.advance(used);
+        Ok(done)
+    }
+
+    /// [`Self::decode`] over a slice: returns how many bytes of `input` it took and whether
+    /// the body is complete. What it did not take (a partial size or trailer line, or bytes
+    /// after the body) starts at the returned count.
+    pub fn decode_slice(
+        &mut self,
+        input: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(usize, bool), HttpError> {
+        let mut pos = 0;
         loop {
+            let rest = &input[pos..];
             match self.state {
-                ChunkState::Done => return Ok(true),
+                ChunkState::Done => return Ok((pos, true)),
                 ChunkState::Size => {
-                    let size = match httparse::parse_chunk_size(input) {
+                    let size = match httparse::parse_chunk_size(rest) {
                         Ok(httparse::Status::Complete((used, size))) => {
-                            input.advance(used);
+                            pos += used;
                             size
                         }
-                        Ok(httparse::Status::Partial) if input.len() > MAX_LINE => {
+                        Ok(httparse::Status::Partial) if rest.len() > MAX_LINE => {
                             return Err(HttpError::BadResponse("chunk line too long".into()))
                         }
-                        Ok(httparse::Status::Partial) => return Ok(false),
+                        Ok(httparse::Status::Partial) => return Ok((pos, false)),
                         Err(_) => {
-                            let line = &input[..input.len().min(32)];
+                            let line = &rest[..rest.len().min(32)];
                             return Err(HttpError::BadResponse(format!(
                                 "bad chunk size line {:?}",
                                 String::from_utf8_lossy(line)
@@ -229,12 +244,12 @@ impl ChunkedDecoder {
                     };
                 }
                 ChunkState::Data(left) => {
-                    if input.is_empty() {
-                        return Ok(false);
+                    if rest.is_empty() {
+                        return Ok((pos, false));
                     }
-                    let n = (left as usize).min(input.len());
-                    out.extend_from_slice(&input[..n]);
-                    input.advance(n);
+                    let n = (left as usize).min(rest.len());
+                    out.extend_from_slice(&rest[..n]);
+                    pos += n;
                     let left = left - n as u64;
                     self.state = if left == 0 {
                         ChunkState::DataEnd
@@ -243,22 +258,23 @@ impl ChunkedDecoder {
                     };
                 }
                 ChunkState::DataEnd => {
-                    if input.len() < 2 {
-                        return Ok(false);
+                    if rest.len() < 2 {
+                        return Ok((pos, false));
                     }
-                    if &input[..2] != b"\r\n" {
+                    if &rest[..2] != b"\r\n" {
                         return Err(HttpError::BadResponse(
                             "chunk data not followed by CRLF".into(),
                         ));
                     }
-                    input.advance(2);
+                    pos += 2;
                     self.state = ChunkState::Size;
                 }
                 ChunkState::Trailer => {
-                    let Some(line) = take_line(input)? else {
-                        return Ok(false);
+                    let Some(line) = line_len(rest)? else {
+                        return Ok((pos, false));
                     };
-                    if line.is_empty() {
+                    pos += line + 2;
+                    if line == 0 {
                         self.state = ChunkState::Done;
                     }
                 }
@@ -270,14 +286,10 @@ impl ChunkedDecoder {
 /// Longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
-/// Takes one CRLF-terminated line (without the CRLF) off the front of `input`.
-fn take_line(input: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
+/// The length of the CRLF-terminated line `input` starts with (without the CRLF), if whole.
+fn line_len(input: &[u8]) -> Result<Option<usize>, HttpError> {
     match input.windows(2).position(|w| w == b"\r\n") {
-        Some(i) => {
-            let line = input.split_to(i);
-            input.advance(2);
-            Ok(Some(line))
-        }
+        Some(i) => Ok(Some(i)),
         None if input.len() > MAX_LINE => Err(HttpError::BadResponse("chunk line too long".into())),
         None => Ok(None),
     }
@@ -327,6 +339,15 @@ pub struct HttpConn<S> {
     buf: BytesMut,
     host: String,
     request: Vec<u8>,
+}
+
+impl Detached {
+    /// Takes the bytes read and not parsed yet, leaving an empty buffer that holds no memory
+    /// (the next read reserves what it needs).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let taken = std::mem::take(&mut self.buf);
+        taken.to_vec()
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Counted> HttpConn<S> {

@@ -203,7 +203,7 @@ async fn lend<'g>(
     };
     let (cursor, pending) = match back.lent {
         Lent::LongPoll(state) => (state.cursor, state.pending),
-        Lent::Ws => (after, None),
+        Lent::Ws | Lent::Sse(_) => (after, None),
     };
     let why = back.why;
     let mut http = HttpConn::attach(ClientIo::Plain(back.stream), rest);

@@ -1,4 +1,4 @@
-//! The receive loops of plain WebSocket and long-poll clients: threads that read lent
+//! The receive loops of plain WebSocket, SSE and long-poll clients: threads that read lent
 //! sockets with an epoll of their own, so receiving an event costs little more than reading
 //! its bytes.
 //!
@@ -13,8 +13,8 @@
 //!
 //! How a socket moves. A plain (not TLS) HTTP/1.1 client lends its socket with
 //! [`ReceiveLoops::lend`] once its setup is done: a `ws://` client after the upgrade (with
-//! the bytes read past the upgrade's head), a long-poll client after its first answer (with
-//! its cursor). The socket leaves tokio's reactor and joins the epoll of loop `index % n`
+//! the bytes read past the upgrade's head), an SSE client after the response head (with the
+//! body bytes read with it), a long-poll client after its first answer (with its cursor). The socket leaves tokio's reactor and joins the epoll of loop `index % n`
 //! (one loop per tokio worker), with the client's sequence state. The client's task sleeps
 //! until the socket comes back as a [`Return`], which happens:
 //! - at stop ([`Why::Stopped`]), so the client says goodbye (the close handshake, or the
@@ -27,8 +27,11 @@
 //!     that is not UTF-8;
 //!   - long-poll: an answer that is not a kept-alive `200` with a `content-length` that fits
 //!     the buffer, handed over with its request in flight ([`Pending`]);
-//! - at the end of the stream ([`Why::Ended`]), a read or write error, an answer overdue
-//!   or a body that is no poll answer ([`Why::Lost`], its kind).
+//!   - SSE: nothing; the loop decodes the body with the client's own [`ChunkedDecoder`] and
+//!     [`SseParser`], whose state goes with the socket both ways;
+//! - at the end of the stream ([`Why::Ended`]), a read or write error, an answer overdue,
+//!   a body that is no poll answer, or an SSE body that ends or breaks a rule
+//!   ([`Why::Lost`], its kind).
 //!
 //! A lent long-poll is driven here end to end: when an answer is whole and accounted, the
 //! loop writes the next request itself, with the bytes the client would write
@@ -52,6 +55,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use rustix::buffer::spare_capacity;
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use tokio::sync::oneshot;
@@ -61,7 +65,8 @@ use crate::client::{receive, record_us, ClientState, GroupStats, LiveStats, Seqs
 use crate::clock::unix_nanos;
 use crate::counting::{ConnCounters, CountingStream, Window};
 use crate::event::{parse_event, read_answer};
-use crate::http::{io_error_kind, parse_head, BodyFraming};
+use crate::http::{io_error_kind, parse_head, BodyFraming, ChunkedDecoder};
+use crate::sse_parser::SseParser;
 
 /// The shared read buffer: one read takes at most this much, and a frame or answer larger
 /// than this goes to the client's own reader.
@@ -129,6 +134,20 @@ pub(crate) enum Lent {
     Ws,
     /// Long-poll answers, each followed by the next request, which the loop writes.
     LongPoll(LongPollState),
+    /// An SSE body (after the response head). Boxed: the parser's state is several times
+    /// the size of the other variants'.
+    Sse(Box<SseState>),
+}
+
+/// A lent SSE stream's state: where its body's decoding and its event parsing stand, kept
+/// across reads and handed back with the socket.
+#[derive(Debug)]
+pub(crate) struct SseState {
+    /// The chunked decoder, for a chunked body; `None` for a body the connection's end
+    /// delimits.
+    pub chunked: Option<ChunkedDecoder>,
+    /// The event-stream parser.
+    pub parser: SseParser,
 }
 
 /// A lent long-poll connection's state.
@@ -422,6 +441,8 @@ struct Loop {
     next_sweep: Instant,
     /// Where a request is put together before it is written.
     request: Vec<u8>,
+    /// Where an SSE body's chunks are decoded before they are parsed.
+    decoded: BytesMut,
 }
 
 impl Loop {
@@ -437,6 +458,7 @@ impl Loop {
             long_polls: 0,
             next_sweep: Instant::now() + SWEEP_EVERY,
             request: Vec::with_capacity(256),
+            decoded: BytesMut::new(),
         }
     }
 
@@ -593,6 +615,7 @@ impl Loop {
         match self.slots[slot].as_ref().map(|e| &e.conn.lent) {
             Some(Lent::Ws) => self.parse_ws(slot, len, recv_ns),
             Some(Lent::LongPoll(_)) => self.parse_long_poll(slot, len, recv_ns),
+            Some(Lent::Sse(_)) => self.parse_sse(slot, len, recv_ns),
             None => {}
         }
     }
@@ -642,15 +665,77 @@ impl Loop {
                         r.record(stats, &sink.live);
                     }
                 }
-                Err(_) => {
-                    sink.live.errors.fetch_add(1, Ordering::Relaxed);
-                    *stats.errors.entry("bad_event".into()).or_default() += 1;
-                }
+                Err(_) => bad_event(sink, stats),
             }
         };
         keep_rest(&mut e.conn.part, &buf[pos..len]);
         if foreign {
             self.hand_back(slot, Why::Resume);
+        }
+    }
+
+    /// Decodes an SSE body and accounts every event it completes, as the client's own
+    /// reader does (`sse::read_events`): the chunked framing and the event stream are
+    /// decoded by the same [`ChunkedDecoder`] and [`SseParser`], whose state stays with the
+    /// connection. Keeps what the decoder did not take (a partial chunk-size line); hands
+    /// the socket back when the body ends or breaks a rule, with the kind the client gives
+    /// it.
+    fn parse_sse(&mut self, slot: usize, len: usize, recv_ns: u64) {
+        let Self {
+            slots,
+            buf,
+            sink,
+            stats,
+            decoded,
+            ..
+        } = self;
+        let Some(e) = slots[slot].as_mut() else {
+            return;
+        };
+        let Lent::Sse(sse) = &mut e.conn.lent else {
+            return;
+        };
+        let input = &buf[..len];
+        let (used, done, body) = match sse.chunked.as_mut() {
+            Some(dec) => match dec.decode_slice(input, decoded) {
+                Ok((used, done)) => (used, done, &decoded[..]),
+                Err(_) => {
+                    decoded.clear();
+                    self.hand_back(slot, Why::Lost("bad_chunk".into()));
+                    return;
+                }
+            },
+            // The connection's end delimits the body: every byte is the stream's.
+            None => (len, false, input),
+        };
+        let (index, seqs) = (e.index, &mut e.conn.seqs);
+        let fed = sse.parser.feed(body, |ev| match parse_event(&ev.data) {
+            Ok(head) => {
+                let receipt = receive(
+                    &sink.window,
+                    &sink.live,
+                    sink.to_server_ns,
+                    index,
+                    seqs,
+                    head,
+                    ev.data.len(),
+                    recv_ns,
+                );
+                if let Some(r) = receipt {
+                    r.record(stats, &sink.live);
+                }
+            }
+            Err(_) => bad_event(sink, stats),
+        });
+        decoded.clear();
+        keep_rest(&mut e.conn.part, &input[used..]);
+        let lost = match (fed, done) {
+            (Err(_), _) => Some("sse_line_too_long"),
+            (Ok(()), true) => Some("stream_ended"),
+            (Ok(()), false) => None,
+        };
+        if let Some(kind) = lost {
+            self.hand_back(slot, Why::Lost(kind.into()));
         }
     }
 
@@ -817,6 +902,12 @@ impl Loop {
             }
         }
     }
+}
+
+/// Counts an event whose JSON is not one, as a client counts it.
+fn bad_event(sink: &Sink, stats: &mut GroupStats) {
+    sink.live.errors.fetch_add(1, Ordering::Relaxed);
+    *stats.errors.entry("bad_event".into()).or_default() += 1;
 }
 
 /// Keeps `rest` as a connection's unparsed bytes. A buffer that held a large partial frame

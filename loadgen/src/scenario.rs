@@ -621,14 +621,14 @@ fn start_delay(spec: &ScenarioSpec, to_server_ns: i64) -> Result<Option<Duration
     }
 }
 
-/// Set to anything but `0` or empty: plain WebSocket and long-poll clients read their own
-/// sockets (through tungstenite, or the HTTP client), as TLS and HTTP/2 clients always do,
+/// Set to anything but `0` or empty: plain WebSocket, SSE and long-poll clients read their
+/// own sockets (through tungstenite, or the HTTP client), as TLS and HTTP/2 clients always do,
 /// instead of lending them to the receive loops ([`ReceiveLoops`]). For measuring one
 /// against the other.
 pub const TASK_READS_ENV: &str = "FEEDBENCH_TASK_READS";
 
 /// Whether the scenario's clients lend their sockets to receive loops: plain (`tls` false)
-/// WebSocket or long-poll over HTTP/1.1, unless [`TASK_READS_ENV`] says otherwise.
+/// WebSocket, SSE or long-poll over HTTP/1.1, unless [`TASK_READS_ENV`] says otherwise.
 fn lends_to_receive_loops(spec: &ScenarioSpec, tls: bool) -> bool {
     let task_reads = std::env::var_os(TASK_READS_ENV).is_some_and(|v| !v.is_empty() && v != "0");
     lends_sockets(spec, tls, task_reads)
@@ -636,8 +636,10 @@ fn lends_to_receive_loops(spec: &ScenarioSpec, tls: bool) -> bool {
 
 /// [`lends_to_receive_loops`] with the switch read.
 fn lends_sockets(spec: &ScenarioSpec, tls: bool, task_reads: bool) -> bool {
-    matches!(spec.transport, Transport::Ws | Transport::LongPoll)
-        && !tls
+    matches!(
+        spec.transport,
+        Transport::Ws | Transport::LongPoll | Transport::Sse
+    ) && !tls
         && spec.stack.http == HttpVersion::Http1
         && !task_reads
 }
@@ -1417,7 +1419,7 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_websocket_and_long_poll_clients_over_http1_lend_their_sockets() {
+    fn only_plain_push_and_long_poll_clients_over_http1_lend_their_sockets() {
         let ws = spec(Transport::Ws);
         assert!(lends_sockets(&ws, false, false));
         // TLS, HTTP/2 and the switch keep tasks reading.
@@ -1427,9 +1429,9 @@ mod tests {
         h2.stack.http = HttpVersion::Http2;
         assert!(!lends_sockets(&h2, false, false));
         assert!(lends_sockets(&spec(Transport::LongPoll), false, false));
-        for t in [Transport::Sse, Transport::ShortPoll] {
-            assert!(!lends_sockets(&spec(t), false, false), "{t:?}");
-        }
+        assert!(lends_sockets(&spec(Transport::Sse), false, false));
+        assert!(!lends_sockets(&spec(Transport::Sse), true, false));
+        assert!(!lends_sockets(&spec(Transport::ShortPoll), false, false));
     }
 
     fn result_with_clock(p50_us: u64, uncertainty_ns: u64) -> ScenarioResult {

@@ -6,6 +6,10 @@
 //! time of the read that completed it. A stream that ends is re-opened with
 //! `?after=CURSOR`, so the server replays what the client missed.
 //!
+//! A plain HTTP/1.1 stream is lent to the scenario's receive loop once its head is read
+//! ([`crate::receive_loop`]): the loop decodes and accounts its events with the same decoder
+//! and parser, and gives the socket back, with their state, at stop or when the stream ends.
+//!
 //! Over HTTP/2 ([`crate::h2`]) the stream is one of the group connection's: DATA chunks go
 //! through the same parser, stamped with the connection's latest socket read, and their
 //! flow-control capacity is released as they are consumed. A stream that ends is re-opened
@@ -21,6 +25,7 @@ use crate::event::parse_event;
 use crate::h2::{self, H2Pool, Member};
 use crate::http::{BodyFraming, ChunkedDecoder, HttpConn};
 use crate::polling::{self, PollConn};
+use crate::receive_loop::{Lent, ReceiveLoops, SseState, Why};
 use crate::sse_parser::{SseEvent, SseParser};
 
 /// How long the response head may take.
@@ -65,18 +70,80 @@ pub async fn run(st: &mut ClientState<'_>) {
         };
         st.connected(started);
         failures = 0;
-        match read_events(st, &mut conn.http, framing).await {
+        let state = SseState {
+            chunked: (framing == BodyFraming::Chunked).then(ChunkedDecoder::new),
+            parser: SseParser::new(MAX_LINE),
+        };
+        let (end, conn) = match &ctx.receive_loops {
+            Some(loops) => receive_lent(st, loops, conn, state).await,
+            None => {
+                let end = read_events(st, &mut conn.http, state).await;
+                (end, Some(conn))
+            }
+        };
+        match end {
             End::Stopped => {
-                polling::close(st, conn).await;
+                if let Some(conn) = conn {
+                    polling::close(st, conn).await;
+                }
                 break;
             }
             End::Lost(kind) => {
                 st.error(&kind);
-                polling::discard(st, conn);
+                if let Some(conn) = conn {
+                    polling::discard(st, conn);
+                }
                 failures += 1;
             }
         }
     }
+}
+
+/// Lends the stream's socket to the scenario's receive loop, which decodes and accounts its
+/// events until it gives the socket back; reads on here if the loop gives it back to be read
+/// on. Returns how the stream ended and the connection (`None` if the socket was lost on
+/// the way; its bytes are accounted then).
+async fn receive_lent<'g>(
+    st: &mut ClientState<'g>,
+    loops: &ReceiveLoops,
+    conn: PollConn<'g>,
+    state: SseState,
+) -> (End, Option<PollConn<'g>>) {
+    let (http, open) = conn.into_parts();
+    let (io, mut rest) = http.detach();
+    let ClientIo::Plain(stream) = io else {
+        // A TLS connection keeps its own reader.
+        let mut c = PollConn::new(HttpConn::attach(io, rest), open);
+        let end = read_events(st, &mut c.http, state).await;
+        return (end, Some(c));
+    };
+    let counters = stream.counters();
+    // The body bytes that came with the head go with the socket.
+    let part = rest.take_buffered();
+    let back = match loops
+        .lend_socket(st, stream, part, Lent::Sse(Box::new(state)))
+        .await
+    {
+        Ok(back) => back,
+        Err((kind, _)) => {
+            st.add_bytes(&counters.counts());
+            return (End::Lost(kind), None);
+        }
+    };
+    let mut http = HttpConn::attach(ClientIo::Plain(back.stream), rest);
+    http.buffered().extend_from_slice(&back.part);
+    let mut c = PollConn::new(http, open);
+    let end = match (back.why, back.lent) {
+        (Why::Stopped, _) => End::Stopped,
+        // What this client's own reader says of a stream that ends.
+        (Why::Ended, _) => End::Lost("closed".into()),
+        (Why::Lost(kind), _) => End::Lost(kind),
+        // The loop has ended (or could not take the socket): read on from where it stood.
+        (Why::Resume, Lent::Sse(state)) => read_events(st, &mut c.http, *state).await,
+        // A loop gives back what it was lent.
+        (Why::Resume, Lent::Ws | Lent::LongPoll(_)) => End::Lost("receive_loop_lost".into()),
+    };
+    (end, Some(c))
 }
 
 /// Sends the request and reads the head; `Ok(None)` if stopped meanwhile.
@@ -115,14 +182,18 @@ async fn start_stream(
     Ok(Some(head.framing))
 }
 
+/// Decodes and accounts the stream's events on this task, from where `state` stands, until
+/// it ends or the client stops.
 async fn read_events(
     st: &mut ClientState<'_>,
     http: &mut HttpConn<ClientIo>,
-    framing: BodyFraming,
+    state: SseState,
 ) -> End {
     let ctx = st.ctx();
-    let mut parser = SseParser::new(MAX_LINE);
-    let mut chunked = (framing == BodyFraming::Chunked).then(ChunkedDecoder::new);
+    let SseState {
+        mut chunked,
+        mut parser,
+    } = state;
     let mut decoded = BytesMut::new();
     let stop = ctx.stop.cancelled();
     tokio::pin!(stop);

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::clock::unix_nanos;
+use crate::http::ChunkedDecoder;
+use crate::sse_parser::SseParser;
 
 /// An unmasked server frame: `b0` (FIN, opcode) and `payload`, with the shortest length.
 fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
@@ -410,7 +412,7 @@ impl Rig {
 fn long_poll_state(conn: &Conn) -> &LongPollState {
     match &conn.lent {
         Lent::LongPoll(lp) => lp,
-        Lent::Ws => panic!("a long-poll came back as ws"),
+        other => panic!("a long-poll came back as {other:?}"),
     }
 }
 
@@ -517,4 +519,152 @@ async fn a_body_that_is_no_poll_answer_fails_the_exchange() {
     let stats = rig.receivers.finish().await;
     assert_eq!(stats.request_latency.len(), 1);
     assert_eq!(stats.window_events, 0);
+}
+
+/// An event as the server frames it on an SSE stream.
+fn sse_event(seq: u64) -> Vec<u8> {
+    let mut f = format!("id: {seq}\ndata: ").into_bytes();
+    f.extend_from_slice(&event(seq));
+    f.extend_from_slice(b"\n\n");
+    f
+}
+
+/// `data` as one chunk of a chunked body.
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut c = format!("{:x}\r\n", data.len()).into_bytes();
+    c.extend_from_slice(data);
+    c.extend_from_slice(b"\r\n");
+    c
+}
+
+impl Rig {
+    fn lend_sse(
+        &self,
+        stream: TcpStream,
+        part: Vec<u8>,
+        chunked: bool,
+        max_line: usize,
+        counters: &Arc<ConnCounters>,
+    ) -> oneshot::Receiver<Return> {
+        let conn = Conn {
+            stream,
+            part,
+            seqs: Seqs::default(),
+            lent: Lent::Sse(Box::new(SseState {
+                chunked: chunked.then(ChunkedDecoder::new),
+                parser: SseParser::new(max_line),
+            })),
+        };
+        self.receivers
+            .lend(0, conn, counters.clone())
+            .expect("the loop runs")
+    }
+}
+
+#[tokio::test]
+async fn a_lent_sse_stream_accounts_every_event_from_chunks_cut_anywhere() {
+    let rig = Rig::new(1);
+    let (client, counters, mut server) = rig.connect();
+    let events: Vec<Vec<u8>> = (1..=40).map(event).collect();
+    // Each event a chunk of its own, as the server writes them, a comment among them.
+    let mut body = Vec::new();
+    for seq in 1..=40u64 {
+        body.extend_from_slice(&chunk(&sse_event(seq)));
+        if seq == 20 {
+            body.extend_from_slice(&chunk(b": keep-alive\n\n"));
+        }
+    }
+    // What came with the response head: event 1 and the first 3 bytes of event 2's chunk.
+    let first = chunk(&sse_event(1)).len();
+    let part = body[..first + 3].to_vec();
+    counters.count_read(part.len() as u64);
+    let rx = rig.lend_sse(client, part.clone(), true, 1 << 20, &counters);
+    // The rest cut every 5 bytes, so chunk-size lines, data and CRLFs are split anywhere.
+    let mut written = part.len();
+    for (i, piece) in body[first + 3..].chunks(5).enumerate() {
+        server.write_all(piece).unwrap();
+        written += piece.len();
+        if i % 16 == 0 {
+            let sent = written as u64;
+            until("the bytes so far to be read", || {
+                counters.counts().down[1] == sent
+            })
+            .await;
+        }
+    }
+    // Half of a 41st event's chunk-size line, then a stop: it comes back unparsed.
+    server.write_all(b"7").unwrap();
+    until("every byte to be read", || {
+        counters.counts().down[1] == written as u64 + 1
+    })
+    .await;
+    until("every event", || {
+        rig.live.clients[0].highest.load(Ordering::Relaxed) == 40
+    })
+    .await;
+    rig.stop.cancel();
+    let Return { conn, why } = back(rx).await;
+    assert_eq!(why, Why::Stopped);
+    assert_eq!(conn.part, b"7");
+    assert_eq!(conn.seqs.highest(), 40);
+    let stats = rig.receivers.finish().await;
+    assert_eq!(stats.window_events, 40);
+    assert_eq!(
+        stats.payload_bytes,
+        events.iter().map(|e| e.len() as u64).sum::<u64>()
+    );
+    assert_eq!(stats.latency.len(), 40);
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    assert_eq!(stats.duplicates + stats.out_of_order, 0);
+    assert_eq!(counters.counts().down[1], written as u64 + 1);
+}
+
+#[tokio::test]
+async fn an_sse_stream_that_ends_breaks_a_rule_or_closes_comes_back_lost() {
+    // The last chunk: the stream ended, after its events are taken.
+    let rig = Rig::new(1);
+    let (client, counters, mut server) = rig.connect();
+    let rx = rig.lend_sse(client, Vec::new(), true, 1 << 20, &counters);
+    let mut wire = chunk(&sse_event(1));
+    wire.extend_from_slice(b"0\r\n\r\n");
+    server.write_all(&wire).unwrap();
+    let Return { conn, why } = back(rx).await;
+    assert_eq!(why, Why::Lost("stream_ended".into()));
+    assert_eq!(conn.seqs.highest(), 1);
+
+    // A chunk-size line that is none.
+    let (client, counters, mut server) = rig.connect();
+    let rx = rig.lend_sse(client, Vec::new(), true, 1 << 20, &counters);
+    server.write_all(b"zz\r\ndata: x\n\n\r\n").unwrap();
+    let Return { why, .. } = back(rx).await;
+    assert_eq!(why, Why::Lost("bad_chunk".into()));
+
+    // A line longer than the parser takes.
+    let (client, counters, mut server) = rig.connect();
+    let rx = rig.lend_sse(client, Vec::new(), true, 16, &counters);
+    server.write_all(&chunk(&[b'a'; 40])).unwrap();
+    let Return { why, .. } = back(rx).await;
+    assert_eq!(why, Why::Lost("sse_line_too_long".into()));
+
+    // A body the connection's end delimits: its events, then the end, with the event cut
+    // short left in the parser (nothing undecoded).
+    let (client, counters, mut server) = rig.connect();
+    let rx = rig.lend_sse(client, Vec::new(), false, 1 << 20, &counters);
+    let mut wire = sse_event(1);
+    wire.extend_from_slice(b": comment\r\n\r\n");
+    wire.extend_from_slice(&sse_event(2));
+    let cut = sse_event(3);
+    wire.extend_from_slice(&cut[..10]);
+    server.write_all(&wire).unwrap();
+    drop(server);
+    let Return { conn, why } = back(rx).await;
+    assert_eq!(why, Why::Ended);
+    assert!(conn.part.is_empty());
+    assert_eq!(conn.seqs.highest(), 2);
+    assert_eq!(counters.counts().down[1], wire.len() as u64);
+    rig.stop.cancel();
+    let stats = rig.receivers.finish().await;
+    // Events 1 (first stream) and 1, 2 (last): each stream's own client state.
+    assert_eq!(stats.window_events, 3);
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
 }
