@@ -141,7 +141,25 @@ fn client_parse(c: &mut Criterion) {
     g.bench_function("event", |b| {
         b.iter(|| black_box(feedbench_loadgen::event::parse_event(black_box(&json))))
     });
+    // An SSE stream's events, one per feed as one read brings them, through one parser.
+    let sse: Vec<Vec<u8>> = (0..100u64)
+        .map(|i| {
+            let ev = Event::new(123_456 + i, TS, 64);
+            encode_sse(ev.seq, ev.json_str()).to_vec()
+        })
+        .collect();
+    let mut parser = feedbench_loadgen::sse_parser::SseParser::new(1 << 20);
     g.throughput(Throughput::Elements(100));
+    g.bench_function("sse_events_100", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for frame in &sse {
+                let fed = parser.feed(black_box(frame), |e| bytes += e.data.len());
+                assert!(fed.is_ok());
+            }
+            black_box(bytes)
+        })
+    });
     g.bench_function("poll_body_100", |b| {
         b.iter(|| {
             black_box(feedbench_loadgen::event::parse_poll_body(black_box(&body)).map(|p| p.next))

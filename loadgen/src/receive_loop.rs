@@ -709,7 +709,7 @@ impl Loop {
             None => (len, false, input),
         };
         let (index, seqs) = (e.index, &mut e.conn.seqs);
-        let fed = sse.parser.feed(body, |ev| match parse_event(&ev.data) {
+        let fed = sse.parser.feed(body, |ev| match parse_event(ev.data) {
             Ok(head) => {
                 let receipt = receive(
                     &sink.window,

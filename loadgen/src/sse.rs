@@ -228,8 +228,8 @@ async fn read_events(
     }
 }
 
-fn on_sse_event(st: &mut ClientState<'_>, ev: SseEvent, recv_ns: u64) {
-    match parse_event(&ev.data) {
+fn on_sse_event(st: &mut ClientState<'_>, ev: SseEvent<'_>, recv_ns: u64) {
+    match parse_event(ev.data) {
         Ok(head) => st.on_event(head, ev.data.len(), recv_ns),
         Err(_) => st.error("bad_event"),
     }
