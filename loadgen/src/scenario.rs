@@ -1196,6 +1196,13 @@ fn warnings(
     if ready < n_local {
         w.push(format!("only {ready} of {n_local} clients ever connected"));
     }
+    if readings.window_start.is_some() {
+        w.extend(late_clients_warning(
+            ready,
+            readings.ready_at_start,
+            n_local,
+        ));
+    }
     if let Some(late) = readings.window_fixed_late_ns {
         w.push(format!(
             "the measure window was fixed {:.1} ms after it opened: events of its first \
@@ -1217,6 +1224,19 @@ fn warnings(
         w.push("no events were received during the measure window".into());
     }
     w
+}
+
+/// The warning for clients that first connected after the measure window opened (`ready`
+/// clients at the end, `ready_at_start` when it opened): each subscribed from the head it
+/// found, so the window's events before that count as missed for it.
+fn late_clients_warning(ready: u64, ready_at_start: u64, n_local: u64) -> Option<String> {
+    let late = ready.saturating_sub(ready_at_start);
+    (late > 0).then(|| {
+        format!(
+            "{late} of {n_local} clients connected only after the measure window opened: the \
+             window's events published before each subscribed count as missed for it"
+        )
+    })
 }
 
 /// The warning that the scenario's delivery latency is only known to within the clock
@@ -1384,6 +1404,15 @@ fn add_server_figures(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_that_first_connect_after_the_window_opened_are_flagged() {
+        assert_eq!(late_clients_warning(40, 40, 40), None);
+        // Never connected: the other warning's.
+        assert_eq!(late_clients_warning(38, 38, 40), None);
+        let w = late_clients_warning(40, 37, 40).unwrap();
+        assert!(w.starts_with("3 of 40 clients connected only after"), "{w}");
+    }
 
     #[test]
     fn the_window_is_fixed_before_it_opens_or_flagged() {
