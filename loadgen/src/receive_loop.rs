@@ -64,7 +64,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{receive, record_us, ClientState, GroupStats, LiveStats, Seqs};
 use crate::clock::unix_nanos;
 use crate::counting::{ConnCounters, CountingStream, Window};
-use crate::event::{parse_event, read_answer};
+use crate::event::{parse_event, read_answer, EventHead};
 use crate::http::{io_error_kind, parse_head, BodyFraming, ChunkedDecoder};
 use crate::sse_parser::SseParser;
 
@@ -248,6 +248,53 @@ struct Sink {
     window: Arc<Window>,
     live: Arc<LiveStats>,
     to_server_ns: i64,
+}
+
+impl Sink {
+    /// Accounts event `ev` (`json_len` bytes of JSON) of client `index`, read at `recv_ns`,
+    /// into `stats` and the client's `seqs`, as every client accounts one.
+    fn account(
+        &self,
+        stats: &mut GroupStats,
+        index: usize,
+        seqs: &mut Seqs,
+        ev: EventHead,
+        json_len: usize,
+        recv_ns: u64,
+    ) {
+        let receipt = receive(
+            &self.window,
+            &self.live,
+            self.to_server_ns,
+            index,
+            seqs,
+            ev,
+            json_len,
+            recv_ns,
+        );
+        if let Some(r) = receipt {
+            r.record(stats, &self.live);
+        }
+    }
+
+    /// [`Sink::account`] for an event's JSON; one that is no event counts as `bad_event`,
+    /// as a client counts it.
+    fn account_json(
+        &self,
+        stats: &mut GroupStats,
+        index: usize,
+        seqs: &mut Seqs,
+        json: &[u8],
+        recv_ns: u64,
+    ) {
+        match parse_event(json) {
+            Ok(ev) => self.account(stats, index, seqs, ev, json.len(), recv_ns),
+            Err(_) => {
+                self.live.errors.fetch_add(1, Ordering::Relaxed);
+                *stats.errors.entry("bad_event".into()).or_default() += 1;
+            }
+        }
+    }
 }
 
 impl ReceiveLoops {
@@ -649,24 +696,7 @@ impl Loop {
                 break true;
             }
             pos += total;
-            match parse_event(payload) {
-                Ok(ev) => {
-                    let receipt = receive(
-                        &sink.window,
-                        &sink.live,
-                        sink.to_server_ns,
-                        e.index,
-                        &mut e.conn.seqs,
-                        ev,
-                        payload.len(),
-                        recv_ns,
-                    );
-                    if let Some(r) = receipt {
-                        r.record(stats, &sink.live);
-                    }
-                }
-                Err(_) => bad_event(sink, stats),
-            }
+            sink.account_json(stats, e.index, &mut e.conn.seqs, payload, recv_ns);
         };
         keep_rest(&mut e.conn.part, &buf[pos..len]);
         if foreign {
@@ -709,23 +739,8 @@ impl Loop {
             None => (len, false, input),
         };
         let (index, seqs) = (e.index, &mut e.conn.seqs);
-        let fed = sse.parser.feed(body, |ev| match parse_event(ev.data) {
-            Ok(head) => {
-                let receipt = receive(
-                    &sink.window,
-                    &sink.live,
-                    sink.to_server_ns,
-                    index,
-                    seqs,
-                    head,
-                    ev.data.len(),
-                    recv_ns,
-                );
-                if let Some(r) = receipt {
-                    r.record(stats, &sink.live);
-                }
-            }
-            Err(_) => bad_event(sink, stats),
+        let fed = sse.parser.feed(body, |ev| {
+            sink.account_json(stats, index, seqs, ev.data, recv_ns)
         });
         decoded.clear();
         keep_rest(&mut e.conn.part, &input[used..]);
@@ -791,19 +806,7 @@ impl Loop {
                 );
             }
             let answer = read_answer(&b[head.head_len..end], |ev, json_len| {
-                let receipt = receive(
-                    &sink.window,
-                    &sink.live,
-                    sink.to_server_ns,
-                    e.index,
-                    &mut e.conn.seqs,
-                    ev,
-                    json_len,
-                    recv_ns,
-                );
-                if let Some(r) = receipt {
-                    r.record(stats, &sink.live);
-                }
+                sink.account(stats, e.index, &mut e.conn.seqs, ev, json_len, recv_ns)
             });
             pos += end;
             match answer {
@@ -902,12 +905,6 @@ impl Loop {
             }
         }
     }
-}
-
-/// Counts an event whose JSON is not one, as a client counts it.
-fn bad_event(sink: &Sink, stats: &mut GroupStats) {
-    sink.live.errors.fetch_add(1, Ordering::Relaxed);
-    *stats.errors.entry("bad_event".into()).or_default() += 1;
 }
 
 /// Keeps `rest` as a connection's unparsed bytes. A buffer that held a large partial frame

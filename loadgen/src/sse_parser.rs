@@ -179,13 +179,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn parses_feed_events_split_anywhere() {
-        let wire = b"id: 7\ndata: {\"seq\":7}\n\nid: 8\ndata: {\"seq\":8}\n\n";
-        let whole = parse_all(&[wire]);
-        assert_eq!(whole.len(), 2);
-        assert_eq!(whole[0].id.as_deref(), Some(&b"7"[..]));
-        assert_eq!(whole[1].data, b"{\"seq\":8}");
+    /// `wire` cut in two at every position, and fed byte by byte, parses as `whole`.
+    fn assert_split_anywhere_alike(wire: &[u8], whole: &[Owned]) {
         for split in 0..wire.len() {
             assert_eq!(
                 parse_all(&[&wire[..split], &wire[split..]]),
@@ -195,6 +190,16 @@ mod tests {
         }
         let bytewise: Vec<&[u8]> = wire.chunks(1).collect();
         assert_eq!(parse_all(&bytewise), whole);
+    }
+
+    #[test]
+    fn parses_feed_events_split_anywhere() {
+        let wire = b"id: 7\ndata: {\"seq\":7}\n\nid: 8\ndata: {\"seq\":8}\n\n";
+        let whole = parse_all(&[wire]);
+        assert_eq!(whole.len(), 2);
+        assert_eq!(whole[0].id.as_deref(), Some(&b"7"[..]));
+        assert_eq!(whole[1].data, b"{\"seq\":8}");
+        assert_split_anywhere_alike(wire, &whole);
     }
 
     #[test]
@@ -239,15 +244,7 @@ mod tests {
                 },
             ]
         );
-        for split in 0..wire.len() {
-            assert_eq!(
-                parse_all(&[&wire[..split], &wire[split..]]),
-                whole,
-                "split at {split}"
-            );
-        }
-        let bytewise: Vec<&[u8]> = wire.chunks(1).collect();
-        assert_eq!(parse_all(&bytewise), whole);
+        assert_split_anywhere_alike(wire, &whole);
         // Empty feeds change nothing, even right after a CR.
         let mut pieces: Vec<&[u8]> = Vec::new();
         for c in wire.chunks(3) {

@@ -154,6 +154,7 @@ impl Rig {
         (client, counters, server)
     }
 
+    /// Lends client `index`'s `stream` as a WebSocket.
     fn lend(
         &self,
         index: usize,
@@ -161,11 +162,23 @@ impl Rig {
         part: Vec<u8>,
         counters: &Arc<ConnCounters>,
     ) -> oneshot::Receiver<Return> {
+        self.lend_as(index, stream, part, Lent::Ws, counters)
+    }
+
+    /// Lends client `index`'s `stream`, carrying `lent`, with `part` unparsed.
+    fn lend_as(
+        &self,
+        index: usize,
+        stream: TcpStream,
+        part: Vec<u8>,
+        lent: Lent,
+        counters: &Arc<ConnCounters>,
+    ) -> oneshot::Receiver<Return> {
         let conn = Conn {
             stream,
             part,
             seqs: Seqs::default(),
-            lent: Lent::Ws,
+            lent,
         };
         self.receivers
             .lend(index, conn, counters.clone())
@@ -393,19 +406,12 @@ impl Rig {
         answer_wait: Duration,
         counters: &Arc<ConnCounters>,
     ) -> oneshot::Receiver<Return> {
-        let conn = Conn {
-            stream,
-            part: Vec::new(),
-            seqs: Seqs::default(),
-            lent: Lent::LongPoll(LongPollState {
-                template: template(answer_wait),
-                cursor,
-                pending: None,
-            }),
-        };
-        self.receivers
-            .lend(0, conn, counters.clone())
-            .expect("the loop runs")
+        let lent = Lent::LongPoll(LongPollState {
+            template: template(answer_wait),
+            cursor,
+            pending: None,
+        });
+        self.lend_as(0, stream, Vec::new(), lent, counters)
     }
 }
 
@@ -546,18 +552,11 @@ impl Rig {
         max_line: usize,
         counters: &Arc<ConnCounters>,
     ) -> oneshot::Receiver<Return> {
-        let conn = Conn {
-            stream,
-            part,
-            seqs: Seqs::default(),
-            lent: Lent::Sse(Box::new(SseState {
-                chunked: chunked.then(ChunkedDecoder::new),
-                parser: SseParser::new(max_line),
-            })),
-        };
-        self.receivers
-            .lend(0, conn, counters.clone())
-            .expect("the loop runs")
+        let lent = Lent::Sse(Box::new(SseState {
+            chunked: chunked.then(ChunkedDecoder::new),
+            parser: SseParser::new(max_line),
+        }));
+        self.lend_as(0, stream, part, lent, counters)
     }
 }
 
