@@ -48,3 +48,19 @@ fb_server_stop() {
     FB_SERVER_PID=""
   fi
 }
+
+# fb_capture_flush PCAP URL: requests URL (a path no client uses, named in it) and waits, at
+# most 10 s, until the capture file written with `tcpdump -U` holds that path, so that
+# everything sent before it is in the file too when the capture is stopped. A fixed sleep
+# once lost the last run's final packets on a busy machine (CI, verify-bytes-pcap.sh: the
+# SSE run's feed read and its last events missing from the capture, no drop reported).
+fb_capture_flush() {
+  local pcap="$1" url="$2" marker="${2##*/}"
+  curl -s -o /dev/null "$url" || true
+  for _ in $(seq 200); do
+    grep -qaF "$marker" "$pcap" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "capture: $marker never reached $pcap" >&2
+  return 1
+}

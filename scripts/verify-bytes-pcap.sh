@@ -54,7 +54,8 @@ for t in short-poll long-poll ws sse; do
     --out "$work/$t.json" >/dev/null
 done
 curl -sf "http://127.0.0.1:$port/stats" >"$work/stats.json"
-sleep 0.5
+# A last request the capture must hold before it stops (a 404 of no class, after /stats).
+fb_capture_flush "$work/cap.pcap" "http://127.0.0.1:$port/fb-capture-end"
 kill -INT "$dump_pid"; wait "$dump_pid" 2>/dev/null || true; dump_pid=""
 grep -E "packets (captured|dropped)" "$work/tcpdump.err" >&2 || true
 
