@@ -165,6 +165,33 @@ fn client_parse(c: &mut Criterion) {
             black_box(feedbench_loadgen::event::parse_poll_body(black_box(&body)).map(|p| p.next))
         })
     });
+    // One long-poll delivery as the load generator's receive loop takes it: the answer's
+    // head, then the one event of its body, each event checked and handed on.
+    hub.publish(&[TS], 64);
+    let one = feedbench_server::poll::encode_body(&hub.read_after(100, 1), 100);
+    // The head as the server writes it (`direct::json_head`).
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+         content-length: {}\r\ndate: Wed, 02 Dec 2026 04:50:00 GMT\r\n\r\n",
+        one.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&one);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("long_poll_answer_1", |b| {
+        b.iter(|| {
+            let bytes = black_box(&answer[..]);
+            let head = feedbench_loadgen::http::parse_head(bytes)
+                .ok()
+                .flatten()
+                .expect("a whole head");
+            let mut seqs = 0;
+            let a = feedbench_loadgen::event::read_answer(&bytes[head.head_len..], |ev, _| {
+                seqs += ev.seq
+            });
+            black_box((a.map(|a| a.next), seqs))
+        })
+    });
     g.finish();
 }
 

@@ -166,7 +166,6 @@ pub fn as_http1(resp: H2Response) -> Response {
             status: resp.status,
             framing: BodyFraming::Length(resp.body.len() as u64),
             keep_alive: true,
-            content_type: resp.content_type,
             head_len: 0,
         },
         body: resp.body,
