@@ -576,7 +576,8 @@ impl Registered {
         // Only `take` and `drop` remove the entry, and `drop` skips a taken one (its index
         // may already be another registration's).
         let back = self.hub.fanout().take(idx);
-        back.unwrap_or(Handback {
+        // `_else`: the error is made (two allocations) only when it is one.
+        back.unwrap_or_else(|| Handback {
             seq: 0,
             rest: Bytes::new(),
             error: Some(io::Error::other("fan-out entry missing")),
