@@ -12,8 +12,8 @@ const MAX_PARAMS: usize = 4;
 /// works.
 ///
 /// Borrowed from the query string, and without a map: the map and its owned strings made
-/// eight allocations of every poll request, on the path the server takes per long-poll
-/// delivery.
+/// seven allocations of the load generator's long-poll request, on the path the server
+/// takes per long-poll delivery.
 #[derive(Debug, Default)]
 pub struct Query<'a> {
     allowed: &'a [&'a str],
@@ -81,6 +81,7 @@ impl<'a> Query<'a> {
     }
 }
 
+/// Cuts what we echo back in an error to a readable length.
 fn shorten(s: &str) -> String {
     const MAX: usize = 64;
     if s.chars().count() <= MAX {
