@@ -213,7 +213,19 @@ impl Hub {
         let count = stamps_ns.len();
         self.fanout
             .write_with(|| self.read_after(first - 1, count).events);
+        if self.fanout.take_new_sweep() {
+            // The publisher's thread sweeps; it may be asleep (a paused feed, or this
+            // publish came from elsewhere). Under the feed lock, so it cannot miss this.
+            let _feed = self.lock_feed();
+            self.feed_changed.notify_all();
+        }
         last
+    }
+
+    /// Reads the next requests of the long-polls the fan-out answered, if a sweep is due
+    /// ([`Fanout::sweep`]); returns when the next is due. The publisher's thread calls it.
+    pub fn sweep_requests(&self) -> Option<std::time::Instant> {
+        self.fanout.sweep(|| self.head())
     }
 
     /// Retained events with seq > `after`, oldest first, at most `limit`.

@@ -158,6 +158,8 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
     let bind_err = |source| ServerError::Bind { addr, source };
     let socket = socket.map_err(bind_err)?;
     socket.set_reuseaddr(true).map_err(bind_err)?;
+    // Before any connection: every accepted socket stamps what it receives.
+    fanout::stamp_arrivals(std::os::fd::AsRawFd::as_raw_fd(&socket));
     socket.bind(addr).map_err(bind_err)?;
     // A deep backlog so a burst of thousands of connects is not dropped by the kernel.
     socket.listen(4096).map_err(bind_err)

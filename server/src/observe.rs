@@ -98,6 +98,7 @@ pub fn stats_json(app: &App) -> Value {
             "reads": load(&s.socket_reads),
             "writes": load(&s.socket_writes),
             "writes_by_publisher": load(&s.publisher_writes),
+            "reads_by_publisher": load(&s.publisher_reads),
         },
         "process": process::sample(),
     })

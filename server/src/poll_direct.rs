@@ -12,11 +12,14 @@
 //!
 //! A parked long-poll on a plain socket whose cursor is the head is answered by the
 //! publisher ([`crate::fanout`]): it writes the whole answer, the same bytes, when it
-//! publishes, and the task is not woken for it. The task wakes when the client sends its
-//! next request (or leaves), takes the socket back and reads that request; the header
-//! timeout for it counts from the publisher's answer. Anything else (the client sends
-//! while parked, the socket does not take the answer, shutdown, the long-poll times out)
-//! takes the socket back and goes on as above.
+//! publishes, reads the client's next request itself and parks it in place, and the task
+//! is woken for none of it. The task wakes when the client leaves, when a parked request's
+//! timeout is up, at shutdown, or when the publisher hands the socket back (a request it
+//! does not take, with the bytes it read; no request in time; the socket not taking the
+//! answer); it then takes the socket back and goes on as above, the header timeout for
+//! the next request counting from the publisher's last answer. Bytes a client pipelines
+//! while parked wait in the kernel for the publisher's read (the socket's low-water mark
+//! keeps them from waking the task), unless they are more than a request head may hold.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -29,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use crate::app::App;
 use crate::direct::{json_head, write_all, Io};
-use crate::fanout::{Kind, Registered};
+use crate::fanout::{self, Registered};
 use crate::poll::{self, PollParams};
 use crate::stats::{Class, ConnTag, Counted, Endpoint, GaugeGuard, Path};
 
@@ -74,7 +77,7 @@ pub fn answer<'a, S: Io + 'static>(
         if long && app.config.publisher_writes && !close && !params.timeout.is_zero() {
             match lend_long_poll(app, stream, &mut params).await {
                 Lent::Back => {}
-                Lent::Answered(at) => return After::Next(None, at),
+                Lent::Answered(at, read) => return After::Next(read, at),
                 Lent::Gone => return After::Close,
             }
         }
@@ -172,22 +175,28 @@ enum Lent {
     /// answers itself.
     Back,
     /// The publisher answered, at this instant (and what the socket did not take of the
-    /// answer has been written since).
-    Answered(Instant),
+    /// answer has been written since); the bytes are those of the next request it read and
+    /// left to the task, if any.
+    Answered(Instant, Option<Bytes>),
     /// The socket failed.
     Gone,
 }
 
 /// Parks a long-poll whose cursor is the head with the publisher (see the module doc),
-/// until its client sends or leaves, shutdown, the timeout, or a hand-back. When it comes
-/// back unanswered, `p` says where the task goes on: its cursor fixed (a request without
-/// one started from the head at the time) and its timeout what is left of it.
+/// until its client leaves, shutdown, the timeout, or a hand-back. Meanwhile the publisher
+/// answers it and reads and parks the client's next requests in place, so the task does
+/// not wake per request. When it comes back unanswered, `p` says where the task goes on:
+/// the cursor, limit and remaining timeout of the request parked last.
+///
+/// While lent, a request arriving wakes nobody (the publisher reads it); the client
+/// closing or resetting, or sending more than a head may hold, still wakes the task, which
+/// then takes the socket back ([`fanout::lend_socket`]).
 ///
 /// Its own future rather than part of [`long_poll`]'s, so that a parked long-poll holds
 /// one of the two states, not both (the answer's state stays in 640 bytes' allocation
 /// class, `scripts/conn-memory.sh`).
 async fn lend_long_poll<S: Io + 'static>(
-    app: &App,
+    app: &Arc<App>,
     stream: &mut Counted<S>,
     p: &mut PollParams,
 ) -> Lent {
@@ -195,53 +204,78 @@ async fn lend_long_poll<S: Io + 'static>(
     let Some(tcp) = stream.tcp() else {
         return Lent::Back;
     };
+    let fd = tcp.as_raw_fd();
     let after = *p.after.get_or_insert_with(|| app.hub.head());
     let limit = u32::try_from(p.limit).unwrap_or(u32::MAX);
-    let kind = Kind::LongPoll { limit };
-    let Some(reg) = Registered::new(app, tcp.as_raw_fd(), kind, after) else {
+    let due = Instant::now() + p.timeout;
+    let Some(reg) = Registered::long_poll(app, fd, limit, after, due) else {
         return Lent::Back;
     };
-    let due = tokio::time::Instant::now() + p.timeout;
-    // The task is not woken by the answer, so a client silent after it is noticed by a
-    // timer: at the header timeout past the answer, checked at least once per header
-    // timeout while unanswered.
+    fanout::lend_socket(fd, app.config.max_header_bytes);
     let header = app.config.header_timeout;
-    let mut wake = due.min(tokio::time::Instant::now() + header);
-    loop {
-        let timer = tokio::select! {
+    // The task is not woken by the publisher's answers or by the requests it parks, so
+    // it looks at the entry on a timer: at a parked request's deadline, a header timeout
+    // past an answer (a silent client), and at least once per header timeout.
+    while let Some(wake) = reg.rearm(header) {
+        tokio::select! {
             biased;
-            _ = app.shutdown.cancelled() => false,
-            _ = poll_fn(|cx| tcp.poll_read_ready(cx)) => false,
-            () = poll_fn(|cx| reg.poll_handed_back(cx)) => false,
-            () = tokio::time::sleep_until(wake) => true,
-        };
-        if !timer {
-            break;
-        }
-        let now = tokio::time::Instant::now();
-        wake = match reg.answered() {
-            Some(at) => tokio::time::Instant::from_std(at) + header,
-            None if now < due => due.min(now + header),
-            None => break,
-        };
-        if wake <= now {
-            break;
+            _ = app.shutdown.cancelled() => break,
+            () = client_left(tcp, fd) => break,
+            () = poll_fn(|cx| reg.poll_handed_back(cx)) => {}
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
         }
     }
     let back = reg.take();
+    fanout::return_socket(fd);
     if back.error.is_some() {
         return Lent::Gone;
     }
     let Some(at) = back.answered else {
-        p.timeout = due.saturating_duration_since(tokio::time::Instant::now());
+        // The request parked last (the publisher may have read it in place of ours).
+        p.after = Some(back.seq);
+        p.limit = back.limit as usize;
+        p.timeout = back.due.map_or(std::time::Duration::ZERO, |due| {
+            due.saturating_duration_since(Instant::now())
+        });
         return Lent::Back;
     };
     // What the socket did not take of the publisher's answer.
     if back.rest.is_empty() || matches!(write_all(app, stream, &back.rest).await, Ok(true)) {
-        Lent::Answered(at)
+        Lent::Answered(at, (!back.read.is_empty()).then_some(back.read))
     } else {
         Lent::Gone
     }
+}
+
+/// Resolves when a lent long-poll's client has left (FIN or RST) or sent more than a
+/// request head may hold: what turns the socket readable under the raised low-water mark.
+/// A readiness left over from before (the publisher reads the socket's requests itself)
+/// is checked with `poll(2)` and cleared.
+async fn client_left(tcp: &tokio::net::TcpStream, fd: std::os::fd::RawFd) {
+    poll_fn(|cx| loop {
+        if tcp.poll_read_ready(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let checked = tcp.try_io(tokio::io::Interest::READABLE, || {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, no wait.
+            let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+            if rc > 0 && pfd.revents != 0 {
+                Ok(())
+            } else {
+                // Nothing the task must act on: clear the readiness and wait again.
+                Err(std::io::ErrorKind::WouldBlock.into())
+            }
+        });
+        if !matches!(&checked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            return Poll::Ready(());
+        }
+    })
+    .await
 }
 
 /// Resolves when the peer closes or resets the connection, or sends more than `limit`

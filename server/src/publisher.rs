@@ -113,6 +113,16 @@ fn run(hub: &Hub) {
         if state.stopping {
             return;
         }
+        // Answered long-polls' next requests ([`crate::fanout`]), between passes.
+        let sweep = match hub.fanout().sweep_due() {
+            Some(at) if at <= Instant::now() => {
+                drop(state);
+                let next = hub.sweep_requests();
+                state = hub.lock_feed();
+                next
+            }
+            other => other,
+        };
         let cfg = state.config;
         if sched
             .as_ref()
@@ -128,13 +138,25 @@ fn run(hub: &Hub) {
             });
         }
         let Some(s) = sched.as_mut() else {
-            // Paused: sleep until the feed changes.
+            // Paused: sleep until the feed changes or a sweep is due.
             sched = None;
             let generation = state.generation;
-            state = hub
-                .feed_changed()
-                .wait_while(state, |st| st.generation == generation && !st.stopping)
-                .unwrap_or_else(|e| e.into_inner());
+            let unchanged = |st: &mut crate::hub::FeedState| {
+                st.generation == generation && !st.stopping && hub.fanout().sweep_due().is_none()
+            };
+            state = match sweep {
+                Some(at) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    hub.feed_changed()
+                        .wait_timeout(state, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => hub
+                    .feed_changed()
+                    .wait_while(state, unchanged)
+                    .unwrap_or_else(|e| e.into_inner()),
+            };
             continue;
         };
         let max_batch =
@@ -158,11 +180,14 @@ fn run(hub: &Hub) {
             continue;
         }
         // A wake-up too far away for `Instant` is re-checked hourly.
-        let wait =
-            s.t0.checked_add(s.offset(s.next))
-                .map_or(Duration::from_secs(3_600), |at| {
-                    at.saturating_duration_since(Instant::now())
-                });
+        let next_event = s.t0.checked_add(s.offset(s.next));
+        let wait = next_event
+            .map_or(Duration::from_secs(3_600), |at| {
+                at.saturating_duration_since(Instant::now())
+            })
+            .min(sweep.map_or(Duration::MAX, |at| {
+                at.saturating_duration_since(Instant::now())
+            }));
         if wait.is_zero() {
             continue;
         }

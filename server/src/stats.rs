@@ -263,6 +263,9 @@ pub struct Stats {
     /// Of `socket_writes`, those the publisher made itself to caught-up push streams
     /// ([`crate::fanout`]).
     pub publisher_writes: AtomicU64,
+    /// Of `socket_reads`, those the publisher made itself: answered long-polls' next
+    /// requests ([`crate::fanout`]).
+    pub publisher_reads: AtomicU64,
 }
 
 impl Stats {

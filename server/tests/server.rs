@@ -1493,3 +1493,82 @@ async fn the_publisher_answers_parked_long_polls_byte_for_byte() {
         (a.len() + b.len() + h.len() + c.len()) as u64
     );
 }
+
+/// After the publisher answers a long-poll, it reads the client's next request itself
+/// (`fanout::SWEEP_DELAYS`: a sweep some time after the pass, or the next pass) and parks
+/// it without waking the connection's task. The request's timeout counts from its
+/// arrival, not from that read: an empty answer comes at the timeout after the client
+/// sent it, not a sweep's delay later. A client leaving meanwhile is still noticed at once.
+#[tokio::test]
+async fn the_publisher_reads_the_next_long_poll_and_keeps_its_timeout() {
+    use feedbench_server::fanout::SWEEP_DELAYS;
+    use tokio::io::AsyncWriteExt;
+    let server = start(|_| {}).await;
+    let addr = server.local_addr();
+    let mut client = CountingStream::connect(addr).await;
+    let lp = "GET /longpoll?after=0&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    client.write_all(lp.as_bytes()).await.unwrap();
+    eventually("parked with the publisher", || async {
+        server.hub().fanout().live() == 1
+    })
+    .await;
+    server.hub().publish(&[1], 16);
+    let first = read_answer(&mut client).await;
+    // The next request, with a short timeout, sent at once: the publisher reads it in its
+    // first sweep, a while later.
+    let next = "GET /longpoll?after=1&timeout_ms=400 HTTP/1.1\r\nhost: t\r\n\r\n";
+    let sent = std::time::Instant::now();
+    client.write_all(next.as_bytes()).await.unwrap();
+    let empty = read_answer(&mut client).await;
+    let took = sent.elapsed();
+    assert!(
+        undated(&empty).ends_with("{\"events\":[],\"next\":1,\"missed\":0}"),
+        "{}",
+        undated(&empty)
+    );
+    assert!(took >= Duration::from_millis(400), "never early: {took:?}");
+    assert!(
+        took < Duration::from_millis(400) + SWEEP_DELAYS[0] - Duration::from_millis(5),
+        "counted from its arrival, not from the sweep's read: {took:?}"
+    );
+    assert_eq!(stat(&server, "/socket_calls/reads_by_publisher"), 1);
+    assert_eq!(stat(&server, "/requests/longpoll"), 2);
+    assert_eq!(stat(&server, "/requests_by_path/direct"), 2);
+    // Parked again by the task (the timeout went back to it); answered again by the
+    // publisher, whose sweep then parks the third request.
+    let third = "GET /longpoll?after=1&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    client.write_all(third.as_bytes()).await.unwrap();
+    eventually("parked with the publisher again", || async {
+        server.hub().fanout().live() == 1
+    })
+    .await;
+    server.hub().publish(&[2], 16);
+    let second = read_answer(&mut client).await;
+    let fourth = "GET /longpoll?after=2&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n";
+    client.write_all(fourth.as_bytes()).await.unwrap();
+    eventually("the fourth request read by the publisher", || async {
+        stat(&server, "/socket_calls/reads_by_publisher") == 2
+            && stat(&server, "/connections/open/long_poll_parked") == 1
+    })
+    .await;
+    // The client leaves while its request is parked by the publisher: noticed at once.
+    let (read, written) = (
+        client.counts.read.load(Relaxed),
+        client.counts.written.load(Relaxed),
+    );
+    drop(client);
+    eventually("closed and unparked", || async {
+        stat(&server, "/connections/open/total") == 0
+            && stat(&server, "/connections/open/long_poll_parked") == 0
+    })
+    .await;
+    assert_eq!(server.hub().fanout().live(), 0);
+    let sent_bytes = [lp, next, third, fourth]
+        .iter()
+        .map(|r| r.len())
+        .sum::<usize>();
+    assert_eq!(written, sent_bytes as u64);
+    assert_eq!(read, (first.len() + empty.len() + second.len()) as u64);
+    assert_eq!(stat(&server, "/bytes/long_poll/in"), written);
+    assert_eq!(stat(&server, "/bytes/long_poll/out"), read);
+}
