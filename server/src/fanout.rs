@@ -767,21 +767,39 @@ fn read_next(
 /// Readies a long-poll's socket `fd` for the registry: its receive low-water mark above
 /// any request head (`max_head` bytes), so that the kernel signals it readable only for
 /// the client's FIN or RST or more bytes than a head may hold, and a request arriving
-/// wakes nobody (the publisher reads it). A failure only costs wake-ups (the task then
-/// finds nothing to do), so it is not an error.
+/// wakes nobody (the publisher reads it); and receive timestamps (`SO_TIMESTAMPNS`), so
+/// that a request's timeout counts from its arrival however late the publisher reads it
+/// ([`SWEEP_DELAYS`]). A failure only costs wake-ups (the task then finds nothing to do)
+/// or a timeout counted from the read, so it is not an error.
+///
+/// Timestamps only on these sockets, so that no other socket's reads carry them. Set on
+/// the listener instead (every accepted socket), short-poll throughput measured 3% lower
+/// than without (wrk, 64 connections, 6 alternated pairs: medians 105.6k against 109.3k
+/// requests/s), and set here 4.5% higher (105.3k against 100.7k): both within the runs'
+/// ±10%.
 pub fn lend_socket(fd: RawFd, max_head: usize) {
     let lowat = i32::try_from(max_head.saturating_add(1)).unwrap_or(i32::MAX);
     set_int(fd, libc::SO_RCVLOWAT, lowat);
+    set_int(fd, libc::SO_TIMESTAMPNS, 1);
 }
 
-/// Turns receive timestamps (`SO_TIMESTAMPNS`) on for listening socket `fd`: the sockets
-/// it accepts from then on inherit them, so that a long-poll request's timeout counts from its arrival
-/// however late the publisher reads it ([`SWEEP_DELAYS`]). The kernel stamps packets
-/// only while some socket asks for it, and starts a little after the first asks; a
-/// listener asks for the server's whole life. Without them (a failure here) a timeout
-/// counts from the read.
-pub fn stamp_arrivals(fd: RawFd) {
+/// A socket that keeps the kernel stamping received packets for as long as it is held:
+/// the kernel stamps only while some socket asks, and turns stamping on a little after the
+/// first one does, so without it a long-poll lent first after a quiet spell could have its
+/// next request unstamped (its timeout then counts from the read). The server holds one
+/// for its life; `None` if the kernel will not give one.
+pub fn keep_stamping() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `socket` takes plain integers; a non-negative result is a new descriptor we
+    // own from here on.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
     set_int(fd, libc::SO_TIMESTAMPNS, 1);
+    Some(owned)
 }
 
 /// Undoes [`lend_socket`]'s low-water mark once the task has taken the socket back (the
@@ -1664,12 +1682,12 @@ mod tests {
         let hub = &app.hub;
         let fanout = hub.fanout();
         hub.publish(&[1], 40);
+        let _stamping = keep_stamping().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        // Before the connection: its socket inherits the listener's setting.
-        stamp_arrivals(listener.as_raw_fd());
         let mut cli = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         cli.set_nodelay(true).unwrap();
         let (srv, _) = listener.accept().unwrap();
+        lend_socket(srv.as_raw_fd(), app.config.max_header_bytes);
         // The kernel starts stamping a little after the first socket asks: wait for it.
         let mut probe = [0u8; 8];
         let stamped = (0..200).any(|_| {
@@ -1680,7 +1698,6 @@ mod tests {
             at.is_some()
         });
         assert!(stamped, "receive timestamps within 1 s");
-        lend_socket(srv.as_raw_fd(), app.config.max_header_bytes);
         let due = Instant::now() + Duration::from_secs(30);
         let idx = fanout
             .register(

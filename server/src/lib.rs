@@ -56,6 +56,8 @@ pub struct ServerHandle {
     addr: SocketAddr,
     app: Arc<app::App>,
     publisher: Option<std::thread::JoinHandle<()>>,
+    /// Keeps the kernel stamping received packets ([`fanout::keep_stamping`]).
+    _stamping: Option<std::os::fd::OwnedFd>,
 }
 
 impl ServerHandle {
@@ -135,6 +137,8 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         config.retain_bytes,
     ));
     let app = Arc::new(app::App::new(config, hub.clone()));
+    // Held for the server's life: lent long-polls' requests are stamped from the first.
+    let stamping = fanout::keep_stamping();
     let publisher = publisher::spawn(hub).map_err(|source| ServerError::Io {
         context: "cannot start the publisher thread",
         source,
@@ -146,6 +150,7 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         addr,
         app,
         publisher: Some(publisher),
+        _stamping: stamping,
     })
 }
 
@@ -158,8 +163,6 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
     let bind_err = |source| ServerError::Bind { addr, source };
     let socket = socket.map_err(bind_err)?;
     socket.set_reuseaddr(true).map_err(bind_err)?;
-    // Before any connection: every accepted socket stamps what it receives.
-    fanout::stamp_arrivals(std::os::fd::AsRawFd::as_raw_fd(&socket));
     socket.bind(addr).map_err(bind_err)?;
     // A deep backlog so a burst of thousands of connects is not dropped by the kernel.
     socket.listen(4096).map_err(bind_err)
