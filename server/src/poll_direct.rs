@@ -214,8 +214,10 @@ async fn lend_long_poll<S: Io + 'static>(
     fanout::lend_socket(fd, app.config.max_header_bytes);
     let header = app.config.header_timeout;
     // The task is not woken by the publisher's answers or by the requests it parks, so
-    // it looks at the entry on a timer: at a parked request's deadline, a header timeout
-    // past an answer (a silent client), and at least once per header timeout.
+    // it looks at the entry on a timer: at a parked request's deadline, a little after an
+    // answer whose next request no sweep read (`fanout::UNREAD_GRACE`: then it reads it,
+    // or times a silent client out a header timeout after the answer), and at least once
+    // per header timeout.
     while let Some(wake) = reg.rearm(header) {
         tokio::select! {
             biased;
