@@ -35,7 +35,8 @@
 //! - with the publisher answering and the task reading each next request, one wake-up:
 //!   1.43× at 10,000 clients, and the worker ran inside the publisher's pass on the same
 //!   CPU (a fifth of the 10,000-client p99);
-//! - with the publisher reading the requests too: 1.13× at 10,000 clients (README).
+//! - with the publisher reading the requests too: 1.09–1.22× at 10,000 clients, and the
+//!   worker asleep (README).
 //!
 //! Invariants:
 //! - While registered, a socket is written only by the publisher, and only under the
