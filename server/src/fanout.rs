@@ -1085,11 +1085,6 @@ impl Registered {
         self.hub.fanout().rearm(self.idx, header)
     }
 
-    /// When the publisher answered this long-poll, if it has.
-    pub fn answered(&self) -> Option<Instant> {
-        self.hub.fanout().answered(self.idx)
-    }
-
     /// `Ready` once the publisher has handed the socket back.
     pub fn poll_handed_back(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.hub.fanout().poll_handed_back(self.idx, cx)
