@@ -36,7 +36,9 @@
 //!   1.43× at 10,000 clients, and the worker ran inside the publisher's pass on the same
 //!   CPU (a fifth of the 10,000-client p99);
 //! - with the publisher reading the requests too: 1.09–1.22× at 10,000 clients, and the
-//!   worker asleep (README).
+//!   worker asleep (README);
+//! - with a pass reading them with a plain `recv` and no clock (`Arrival::Now`): 1.02×
+//!   at 10,000 clients and 1.15× at 100 × 10/s (medians of 3 and 7 rounds).
 //!
 //! Invariants:
 //! - While registered, a socket is written only by the publisher, and only under the
@@ -65,7 +67,9 @@
 //!   sooner ([`Fanout::rearm`]).
 //! - Every answered long-poll leaves the publisher's hands within the last sweep round: its
 //!   next request parked, or the entry handed back (the task then waits for the request as
-//!   before, and its header timeout counts from the answer).
+//!   before, and its header timeout counts from the answer). Until then it counts in
+//!   `Stats::answered_unread` (`/stats` `long_poll_answered`), exactly once: from the
+//!   answer until its next request is read or the entry handed back or taken.
 //! - Bounded: a pass holds the lock for at most [`CHUNK`] sends at a time, writes each
 //!   socket once, and writes at most [`MAX_PASS_BYTES`] (a larger batch is handed back
 //!   to the tasks, which write it in their own bounded chunks).
@@ -395,6 +399,7 @@ impl Fanout {
         }
         if entry.awaits_request() {
             slots.awaiting -= 1;
+            entry.stats.answered_unread.fetch_sub(1, Relaxed);
         }
         drop(slots);
         let limit = match entry.kind {
@@ -488,6 +493,7 @@ impl Fanout {
             for entry in entries.iter_mut().flatten() {
                 if entry.awaits_request() {
                     *awaiting -= 1;
+                    entry.stats.answered_unread.fetch_sub(1, Relaxed);
                     match read_next(
                         self,
                         entry,
@@ -547,6 +553,7 @@ impl Fanout {
                     Outcome::All if poll => {
                         // Answered whole: its next request is the publisher's to read.
                         *awaiting += 1;
+                        entry.stats.answered_unread.fetch_add(1, Relaxed);
                         answered_any = true;
                     }
                     Outcome::All => *live += 1,
@@ -603,16 +610,15 @@ impl Fanout {
                 if !entry.awaits_request() {
                     continue;
                 }
-                match read_next(self, entry, buf, head, now, Arrival::Stamped, &mut closing) {
-                    Step::Parked => {
-                        *awaiting -= 1;
-                        *live += 1;
-                    }
-                    Step::Back => *awaiting -= 1,
-                    Step::NotYet if last_round => {
-                        *awaiting -= 1;
-                        entry.hand_back(Left::default());
-                    }
+                let step = read_next(self, entry, buf, head, now, Arrival::Stamped, &mut closing);
+                if step != Step::NotYet || last_round {
+                    *awaiting -= 1;
+                    entry.stats.answered_unread.fetch_sub(1, Relaxed);
+                }
+                match step {
+                    Step::Parked => *live += 1,
+                    Step::Back => {}
+                    Step::NotYet if last_round => entry.hand_back(Left::default()),
                     Step::NotYet => not_yet += 1,
                 }
             }
@@ -1463,15 +1469,19 @@ mod tests {
         assert_eq!(stats.parked.load(Relaxed), 0);
         assert_eq!(stats.publisher_writes.load(Relaxed), 2);
         assert_eq!(fanout.live(), 0);
+        let unread = || stats.answered_unread.load(Relaxed);
+        assert_eq!(unread(), 2, "both answered, their next requests unread");
+        assert_eq!(fanout.take(one).unwrap().seq, 5, "limit 1: event 5 only");
+        assert_eq!(unread(), 1, "a take counts it off");
         fanout.write(&events(8, 1, 40));
         assert!(drain(&mut all_cli).is_empty());
+        assert_eq!(unread(), 0, "handed back: no request had come");
         // To the millisecond.
         let at = fanout.answered(all).unwrap();
         assert!(at + std::time::Duration::from_millis(2) >= before && at <= Instant::now());
         let back = fanout.take(all).unwrap();
         assert_eq!((back.seq, back.rest.len()), (7, 0));
         assert!(back.error.is_none() && back.answered.is_some());
-        assert_eq!(fanout.take(one).unwrap().seq, 5, "limit 1: event 5 only");
         assert_eq!(
             stats.parked.load(Relaxed),
             0,
@@ -1576,6 +1586,8 @@ mod tests {
         hub.publish(&[5], 40);
         let ev5 = hub.read_after(4, 1).events;
         assert_eq!(undated(&drain(&mut cli)), task_answer(&ev5, 4));
+        let unread = || stats.answered_unread.load(Relaxed);
+        assert_eq!((stats.parked.load(Relaxed), unread()), (0, 1));
         let due = fanout.sweep_due().unwrap();
         assert!(due >= passed + SWEEP_DELAYS[0] && due <= Instant::now() + SWEEP_DELAYS[0]);
         assert_eq!(
@@ -1589,7 +1601,7 @@ mod tests {
         cli.write_all(req.as_bytes()).unwrap();
         assert_eq!(sweep_all(&app), 1, "everything read in the first round");
         assert!(!flag.woken());
-        assert_eq!(stats.parked.load(Relaxed), 1);
+        assert_eq!((stats.parked.load(Relaxed), unread()), (1, 0));
         assert_eq!(fanout.live(), 1);
         assert_eq!((reqs(), direct()), (1, 1));
         assert_eq!(count(&stats.socket_reads), 1);
@@ -1612,11 +1624,12 @@ mod tests {
         assert_eq!(inb(), (lp_request(5, "").len() + req.len()) as u64);
         assert_eq!(count(&stats.publisher_writes), 3);
         assert!(!flag.woken(), "three answers and two requests, no wake");
-        assert_eq!(stats.parked.load(Relaxed), 0);
+        assert_eq!((stats.parked.load(Relaxed), unread()), (0, 1));
         // Nothing more arrives: the last round hands it back to its task, which waits for
         // the request itself.
         assert_eq!(sweep_all(&app), SWEEP_DELAYS.len());
         assert!(flag.woken());
+        assert_eq!(unread(), 0, "its task's now");
         assert!(fanout.poll_handed_back(idx, &mut noop_cx()).is_ready());
         assert!(fanout.rearm(idx, Duration::from_secs(10)).is_none());
         let back = fanout.take(idx).unwrap();
@@ -1661,8 +1674,14 @@ mod tests {
         // It reads its answer and closes (closing with the answer unread would reset).
         assert!(!drain(&mut gone_cli).is_empty());
         drop(gone_cli);
+        assert_eq!(
+            stats.answered_unread.load(Relaxed),
+            7,
+            "all answered, none read"
+        );
         sweep_all(&app);
         assert_eq!(stats.parked.load(Relaxed), 0, "none parked again");
+        assert_eq!(stats.answered_unread.load(Relaxed), 0, "all handed back");
         let mut sent = 0;
         for ((what, req), idx) in cases.iter().zip(&idxs) {
             assert!(

@@ -19,13 +19,14 @@ pub fn stats_json(app: &App) -> Value {
     let feed = app.hub.feed();
     let g = |a: &std::sync::atomic::AtomicI64| a.load(Relaxed).max(0);
     let total = g(&s.open_total);
-    let (ws, sse, parked, active) = (
+    let (ws, sse, parked, answered, active) = (
         g(&s.open_ws),
         g(&s.open_sse),
         g(&s.parked),
+        g(&s.answered_unread),
         g(&s.http_active),
     );
-    let idle = (total - ws - sse - parked - active).max(0);
+    let idle = (total - ws - sse - parked - answered - active).max(0);
     let mut bytes = serde_json::Map::new();
     for class in Class::ALL {
         let b = &s.bytes[class as usize];
@@ -68,7 +69,7 @@ pub fn stats_json(app: &App) -> Value {
         "events_published": app.hub.published(),
         "uptime_s": app.started.elapsed().as_secs_f64(),
         "connections": {
-            "open": {"ws": ws, "sse": sse, "long_poll_parked": parked, "http_idle": idle, "http_active": active, "total": total},
+            "open": {"ws": ws, "sse": sse, "long_poll_parked": parked, "long_poll_answered": answered, "http_idle": idle, "http_active": active, "total": total},
             "accepted": s.accepted.load(Relaxed),
             "refused": s.refused.load(Relaxed),
             "closed": s.closed.load(Relaxed),
@@ -164,10 +165,17 @@ pub fn metrics_text(st: &Value) -> String {
         &one(&st["events_published"]),
     );
     let c = &st["connections"];
-    let open: Vec<_> = ["ws", "sse", "long_poll_parked", "http_idle", "http_active"]
-        .iter()
-        .map(|k| (format!("{{state=\"{k}\"}}"), &c["open"][*k]))
-        .collect();
+    let open: Vec<_> = [
+        "ws",
+        "sse",
+        "long_poll_parked",
+        "long_poll_answered",
+        "http_idle",
+        "http_active",
+    ]
+    .iter()
+    .map(|k| (format!("{{state=\"{k}\"}}"), &c["open"][*k]))
+    .collect();
     metric(
         "connections_open",
         "gauge",
@@ -326,7 +334,7 @@ mod tests {
     fn metrics_text_has_help_type_and_samples() {
         let st = json!({
             "feed": {"rate_hz": 10.0, "payload_bytes": 64}, "head_seq": 5, "events_published": 5,
-            "connections": {"open": {"ws": 2, "sse": 0, "long_poll_parked": 0, "http_idle": 1, "http_active": 0},
+            "connections": {"open": {"ws": 2, "sse": 0, "long_poll_parked": 0, "long_poll_answered": 3, "http_idle": 1, "http_active": 0},
                 "accepted": 3, "refused": 0, "closed": 0, "accept_errors": 0, "slow_consumer_closed": {"ws": 1, "sse": 0}},
             "bytes": {"ws": {"in": 7, "out": 9}}, "requests": {"ws": 2},
             "process": {"cpu_user_s": 1.5, "cpu_sys_s": 0.5, "rss_bytes": 100, "rss_peak_bytes": 200, "open_fds": 9}
@@ -337,6 +345,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("feedbench_connections_open{state=\"ws\"} 2\n"));
+        assert!(text.contains("feedbench_connections_open{state=\"long_poll_answered\"} 3\n"));
         assert!(
             text.contains("feedbench_socket_bytes_total{transport=\"ws\",direction=\"out\"} 9\n")
         );

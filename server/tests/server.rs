@@ -1544,6 +1544,11 @@ async fn the_publisher_reads_the_next_long_poll_and_keeps_its_timeout() {
     .await;
     server.hub().publish(&[2], 16);
     let second = read_answer(&mut client).await;
+    // Answered, with no next request yet: the publisher holds it (for 600 ms after the
+    // answer), so it counts as answered, not idle.
+    let open = ["long_poll_answered", "long_poll_parked", "http_idle"]
+        .map(|state| stat(&server, &format!("/connections/open/{state}")));
+    assert_eq!(open, [1, 0, 0], "answered, parked, idle");
     let fourth = "GET /longpoll?after=2&timeout_ms=60000 HTTP/1.1\r\nhost: t\r\n\r\n";
     client.write_all(fourth.as_bytes()).await.unwrap();
     eventually("the fourth request read by the publisher", || async {
@@ -1551,6 +1556,7 @@ async fn the_publisher_reads_the_next_long_poll_and_keeps_its_timeout() {
             && stat(&server, "/connections/open/long_poll_parked") == 1
     })
     .await;
+    assert_eq!(stat(&server, "/connections/open/long_poll_answered"), 0);
     // The client leaves while its request is parked by the publisher: noticed at once.
     let (read, written) = (
         client.counts.read.load(Relaxed),
