@@ -68,8 +68,8 @@
 //! - Every answered long-poll leaves the publisher's hands within the last sweep round: its
 //!   next request parked, or the entry handed back (the task then waits for the request as
 //!   before, and its header timeout counts from the answer). Until then it counts in
-//!   `Stats::answered_unread` (`/stats` `long_poll_answered`), exactly once: from the
-//!   answer until its next request is read or the entry handed back or taken.
+//!   [`Fanout::awaiting`] (`/stats` `long_poll_answered`), exactly once: from the answer
+//!   until its next request is read or the entry handed back or taken.
 //! - Bounded: a pass holds the lock for at most [`CHUNK`] sends at a time, writes each
 //!   socket once, and writes at most [`MAX_PASS_BYTES`] (a larger batch is handed back
 //!   to the tasks, which write it in their own bounded chunks).
@@ -317,6 +317,12 @@ impl Fanout {
         self.lock().live
     }
 
+    /// How many answered long-polls have their next request read by the publisher, not
+    /// read yet (a request sent meanwhile waits in the socket's buffer).
+    pub fn awaiting(&self) -> usize {
+        self.lock().awaiting
+    }
+
     /// Registers `fd` as caught up at `seq`, if `head()` (read under the registry's lock)
     /// is still `seq`; returns the entry's index, or `None` when the head has moved (the
     /// task catches up itself and tries again).
@@ -399,7 +405,6 @@ impl Fanout {
         }
         if entry.awaits_request() {
             slots.awaiting -= 1;
-            entry.stats.answered_unread.fetch_sub(1, Relaxed);
         }
         drop(slots);
         let limit = match entry.kind {
@@ -447,6 +452,7 @@ impl Fanout {
     }
 
     /// When the publisher answered long-poll `idx`, if it has.
+    #[cfg(test)]
     pub fn answered(&self, idx: u32) -> Option<Instant> {
         let stamp = self.lock().entries.get(idx as usize)?.as_ref()?.answered?;
         Some(self.instant(stamp))
@@ -493,7 +499,6 @@ impl Fanout {
             for entry in entries.iter_mut().flatten() {
                 if entry.awaits_request() {
                     *awaiting -= 1;
-                    entry.stats.answered_unread.fetch_sub(1, Relaxed);
                     match read_next(
                         self,
                         entry,
@@ -553,7 +558,6 @@ impl Fanout {
                     Outcome::All if poll => {
                         // Answered whole: its next request is the publisher's to read.
                         *awaiting += 1;
-                        entry.stats.answered_unread.fetch_add(1, Relaxed);
                         answered_any = true;
                     }
                     Outcome::All => *live += 1,
@@ -610,15 +614,16 @@ impl Fanout {
                 if !entry.awaits_request() {
                     continue;
                 }
-                let step = read_next(self, entry, buf, head, now, Arrival::Stamped, &mut closing);
-                if step != Step::NotYet || last_round {
-                    *awaiting -= 1;
-                    entry.stats.answered_unread.fetch_sub(1, Relaxed);
-                }
-                match step {
-                    Step::Parked => *live += 1,
-                    Step::Back => {}
-                    Step::NotYet if last_round => entry.hand_back(Left::default()),
+                match read_next(self, entry, buf, head, now, Arrival::Stamped, &mut closing) {
+                    Step::Parked => {
+                        *awaiting -= 1;
+                        *live += 1;
+                    }
+                    Step::Back => *awaiting -= 1,
+                    Step::NotYet if last_round => {
+                        *awaiting -= 1;
+                        entry.hand_back(Left::default());
+                    }
                     Step::NotYet => not_yet += 1,
                 }
             }
@@ -1469,7 +1474,7 @@ mod tests {
         assert_eq!(stats.parked.load(Relaxed), 0);
         assert_eq!(stats.publisher_writes.load(Relaxed), 2);
         assert_eq!(fanout.live(), 0);
-        let unread = || stats.answered_unread.load(Relaxed);
+        let unread = || fanout.awaiting();
         assert_eq!(unread(), 2, "both answered, their next requests unread");
         assert_eq!(fanout.take(one).unwrap().seq, 5, "limit 1: event 5 only");
         assert_eq!(unread(), 1, "a take counts it off");
@@ -1586,7 +1591,7 @@ mod tests {
         hub.publish(&[5], 40);
         let ev5 = hub.read_after(4, 1).events;
         assert_eq!(undated(&drain(&mut cli)), task_answer(&ev5, 4));
-        let unread = || stats.answered_unread.load(Relaxed);
+        let unread = || fanout.awaiting();
         assert_eq!((stats.parked.load(Relaxed), unread()), (0, 1));
         let due = fanout.sweep_due().unwrap();
         assert!(due >= passed + SWEEP_DELAYS[0] && due <= Instant::now() + SWEEP_DELAYS[0]);
@@ -1674,14 +1679,10 @@ mod tests {
         // It reads its answer and closes (closing with the answer unread would reset).
         assert!(!drain(&mut gone_cli).is_empty());
         drop(gone_cli);
-        assert_eq!(
-            stats.answered_unread.load(Relaxed),
-            7,
-            "all answered, none read"
-        );
+        assert_eq!(fanout.awaiting(), 7, "all answered, none read");
         sweep_all(&app);
         assert_eq!(stats.parked.load(Relaxed), 0, "none parked again");
-        assert_eq!(stats.answered_unread.load(Relaxed), 0, "all handed back");
+        assert_eq!(fanout.awaiting(), 0, "all handed back");
         let mut sent = 0;
         for ((what, req), idx) in cases.iter().zip(&idxs) {
             assert!(

@@ -19,13 +19,14 @@ pub fn stats_json(app: &App) -> Value {
     let feed = app.hub.feed();
     let g = |a: &std::sync::atomic::AtomicI64| a.load(Relaxed).max(0);
     let total = g(&s.open_total);
-    let (ws, sse, parked, answered, active) = (
+    let (ws, sse, parked, active) = (
         g(&s.open_ws),
         g(&s.open_sse),
         g(&s.parked),
-        g(&s.answered_unread),
         g(&s.http_active),
     );
+    // Answered long-polls whose next request the publisher reads: its registry's count.
+    let answered = i64::try_from(app.hub.fanout().awaiting()).unwrap_or(i64::MAX);
     let idle = (total - ws - sse - parked - answered - active).max(0);
     let mut bytes = serde_json::Map::new();
     for class in Class::ALL {

@@ -231,9 +231,6 @@ pub struct Stats {
     pub open_sse: AtomicI64,
     /// Long-polls parked now.
     pub parked: AtomicI64,
-    /// Long-polls the publisher has answered and whose next request it has not read yet
-    /// (`crate::fanout`): a request sent meanwhile waits in the socket's buffer.
-    pub answered_unread: AtomicI64,
     /// HTTP requests being handled now (not parked, not streaming).
     pub http_active: AtomicI64,
     /// WebSockets closed with 1013 for falling too far behind.
